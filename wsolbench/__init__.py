@@ -1,0 +1,28 @@
+"""wsolbench: weakly supervised object localization under one exact, fast protocol."""
+from wsolbench.errors import WsolbenchError
+from wsolbench.registry import (
+    create_backbone,
+    create_method,
+    create_postprocessor,
+    list_backbones,
+    list_methods,
+    list_postprocessors,
+    register_backbone,
+    register_method,
+    register_postprocessor,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "WsolbenchError",
+    "create_backbone",
+    "create_method",
+    "create_postprocessor",
+    "list_backbones",
+    "list_methods",
+    "list_postprocessors",
+    "register_backbone",
+    "register_method",
+    "register_postprocessor",
+]

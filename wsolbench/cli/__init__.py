@@ -1,0 +1,62 @@
+"""The ``wsolbench`` command line: one module per command group, registered here in order.
+
+Each module in ``COMMANDS`` defines ``register(subparsers)``, which adds its parser and sets
+``func`` (called with the parsed arguments, returning an exit code or None).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rich.console import Console
+from rich_argparse import RichHelpFormatter
+
+from wsolbench.errors import WsolbenchError
+
+COMMANDS = ("bench", "train", "infer", "evaluate", "scg", "leaderboard", "data", "list")
+
+console = Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsolbench",
+        description="Weakly supervised object localization: train CAM, HaS, ACoL, SPG, ADL, "
+        "CutMix and SPA under one protocol, post-process with SCG, and score maps exactly as "
+        "wsolevaluation and the SPA code do.",
+        formatter_class=RichHelpFormatter,
+    )
+    from wsolbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"wsolbench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"wsolbench.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def add_command(subparsers, name: str, help: str, description: str | None = None):
+    """Add a sub-command parser with the project's help formatter."""
+    return subparsers.add_parser(
+        name, help=help, description=description or help, formatter_class=RichHelpFormatter
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except WsolbenchError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
