@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich_argparse import RichHelpFormatter
 
 from wsolbench.errors import WsolbenchError
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except WsolbenchError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -1,7 +1,55 @@
-"""`wsolbench bench` (placeholder until its issue lands)."""
+"""`wsolbench bench`: the main job (train, post-process, score, leaderboard)."""
+from __future__ import annotations
+
 from wsolbench.cli import add_command
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "bench", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers,
+        "bench",
+        help="train every method of a suite, apply each post-processor, score and write a leaderboard",
+        description="Run a benchmark suite: train each method (cached by configuration hash and "
+        "resumed after an interruption), produce maps plain and + SCG, score them under every "
+        "protocol (spa, wsolevaluation, peak) and write leaderboards/<suite>/. A second run with "
+        "the same suite only re-renders. Under `torchrun --nproc_per_node=N -m wsolbench bench` "
+        "training uses DistributedDataParallel and evaluation shards merge exactly.",
+    )
+    parser.add_argument(
+        "--suite", default="synthetic-default",
+        help="a built-in suite name (synthetic-default, cub-vgg16, cub-inceptionv3, ilsvrc-vgg16) "
+        "or the path of a suite TOML file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a suite value, e.g. --set train.epochs=2 --set dataset.image_root=/data/CUB "
+        "(repeatable; TOML values)",
+    )
+    parser.add_argument(
+        "--methods", default=None, metavar="LABEL,...",
+        help="run only these of the suite's methods (comma-separated labels)",
+    )
+    parser.add_argument("--runs-dir", default="runs", help="checkpoints and cached scores (default: %(default)s)")
+    parser.add_argument("--out", default="leaderboards", help="leaderboards root (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from wsolbench.bench import run_bench
+    from wsolbench.errors import WsolbenchError
+    from wsolbench.suite import load_suite
+
+    suite = load_suite(args.suite, args.overrides)
+    if args.methods:
+        wanted = [label.strip() for label in args.methods.split(",") if label.strip()]
+        known = {spec.label for spec in suite.methods}
+        unknown = [label for label in wanted if label not in known]
+        if unknown:
+            raise WsolbenchError(
+                f"--methods: {', '.join(unknown)} not in suite {suite.name} (has: {', '.join(sorted(known))})"
+            )
+        suite.methods = [spec for spec in suite.methods if spec.label in wanted]
+    run_bench(suite, runs_dir=args.runs_dir, out_dir=args.out, device=args.device, progress=not args.no_progress)
+    return 0

@@ -1,7 +1,179 @@
-"""`wsolbench data` (placeholder until its issue lands)."""
+"""`wsolbench data`: generate the synthetic benchmark, convert native datasets, validate splits."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from wsolbench.cli import add_command
+
+console = Console()
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "data", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers, "data", help="Generate the synthetic benchmark, convert datasets, validate metadata.",
+        description="Data in the wsolevaluation metadata format: generate the embedded synthetic "
+        "benchmark, convert CUB-200-2011 / ILSVRC / OpenImages from their native layouts, or "
+        "validate a split folder.",
+    )
+    commands = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    _register_synth(commands)
+    _register_convert(commands)
+    _register_validate(commands)
+
+
+def _register_synth(commands) -> None:
+    p = add_command(commands, "synth", help="Write the synthetic WSOL benchmark (images, masks, metadata).",
+                    description="Write the synthetic WSOL benchmark: OUT/images, OUT/masks and "
+                    "OUT/metadata/{train,val,test} (see docs/synthetic.md). Same seed, same bytes.")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--num-classes", type=int, default=10, help="number of classes, 2..64 (default: %(default)s)")
+    p.add_argument("--image-size", type=int, default=64,
+                   help="nominal image side; width and height vary in [7/8, 5/4] of it (default: %(default)s)")
+    p.add_argument("--train-per-class", type=int, default=80, help="training images per class (default: %(default)s)")
+    p.add_argument("--val-per-class", type=int, default=5,
+                   help="val (train-fullsup) images per class, for threshold selection (default: %(default)s)")
+    p.add_argument("--test-per-class", type=int, default=20, help="test images per class (default: %(default)s)")
+    p.add_argument("--multi-instance-prob", type=float, default=0.15,
+                   help="fraction of images with 2-3 instances of the class (default: %(default)s)")
+    p.add_argument("--body-class-corr", type=float, default=0.35,
+                   help="chance that an object's body texture is one of its class's own (default: %(default)s)")
+    p.add_argument("--fake-part-prob", type=float, default=0.1,
+                   help="chance of a fake part of another class in the background (default: %(default)s)")
+    p.set_defaults(func=_synth)
+
+
+def _register_convert(commands) -> None:
+    p = add_command(commands, "convert", help="Convert a dataset from its native layout to the metadata format.")
+    kinds = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    cub = add_command(kinds, "cub", help="CUB-200-2011 -> OUT/{train,val,test}.",
+                      description="Convert CUB_200_2011 (images.txt, image_class_labels.txt, "
+                      "train_test_split.txt, bounding_boxes.txt, images/) to OUT/{train,val,test}. "
+                      "Image ids are relative to ROOT/images; val is taken out of train.")
+    cub.add_argument("--root", type=Path, required=True, help="the CUB_200_2011 folder")
+    cub.add_argument("--out", type=Path, required=True, help="output metadata folder")
+    cub.add_argument("--val-per-class", type=int, default=5,
+                     help="training images per class moved to val (default: %(default)s)")
+    cub.add_argument("--seed", type=int, default=0, help="seed of the val draw (default: %(default)s)")
+    cub.set_defaults(func=_convert_cub)
+
+    ilsvrc = add_command(kinds, "ilsvrc", help="ILSVRC validation XMLs -> one split folder.",
+                         description="Convert a folder of ILSVRC validation XML annotations to one split folder.")
+    ilsvrc.add_argument("--annotations", type=Path, required=True, help="folder of <image>.xml files")
+    ilsvrc.add_argument("--out", type=Path, required=True, help="output split folder (e.g. metadata/ILSVRC/test)")
+    ilsvrc.add_argument("--synsets", type=Path, default=None,
+                        help="file whose lines start with a wnid, in label order (default: the sorted "
+                        "synsets of the annotations)")
+    ilsvrc.add_argument("--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)")
+    ilsvrc.add_argument("--extension", default=".JPEG", help="image file extension (default: %(default)s)")
+    ilsvrc.set_defaults(func=_convert_ilsvrc)
+
+    oi = add_command(kinds, "openimages", help="Validate and copy OpenImages30k metadata.",
+                     description="Validate wsolevaluation's OpenImages metadata (a folder with train/val/test "
+                     "or one split folder) and copy it to OUT.")
+    oi.add_argument("--metadata-root", type=Path, required=True, help="source metadata folder")
+    oi.add_argument("--out", type=Path, required=True, help="output folder")
+    oi.add_argument("--image-root", type=Path, default=None, help="check that images exist here (default: not checked)")
+    oi.add_argument("--mask-root", type=Path, default=None, help="check that masks exist here (default: not checked)")
+    oi.set_defaults(func=_convert_openimages)
+
+
+def _register_validate(commands) -> None:
+    p = add_command(commands, "validate", help="Check a split folder (and optionally its files).",
+                    description="Read and validate one metadata split folder; exits 0 with a summary "
+                    "when valid, 2 with the offending file and line otherwise.")
+    p.add_argument("--metadata-root", type=Path, required=True, help="the split folder (e.g. metadata/CUB/test)")
+    p.add_argument("--image-root", type=Path, default=None, help="check that every image exists here (default: not checked)")
+    p.add_argument("--mask-root", type=Path, default=None, help="check that every mask exists here (default: not checked)")
+    p.set_defaults(func=_validate)
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from wsolbench.data.synthetic import generate
+
+    with Progress(TextColumn("synthesizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("synth", total=None)
+        out = generate(
+            args.out, seed=args.seed, num_classes=args.num_classes, image_size=args.image_size,
+            train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+            test_per_class=args.test_per_class, multi_instance_prob=args.multi_instance_prob,
+            body_class_corr=args.body_class_corr, fake_part_prob=args.fake_part_prob,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    _summaries(out / "metadata", ("train", "val", "test"), title=f"synthetic benchmark in {out}")
+    return 0
+
+
+def _convert_cub(args: argparse.Namespace) -> int:
+    from wsolbench.data.converters import convert_cub
+
+    convert_cub(args.root, args.out, val_per_class=args.val_per_class, seed=args.seed)
+    _summaries(args.out, ("train", "val", "test"), title=f"CUB metadata in {args.out}")
+    return 0
+
+
+def _convert_ilsvrc(args: argparse.Namespace) -> int:
+    from wsolbench.data.converters import convert_ilsvrc
+
+    convert_ilsvrc(args.annotations, args.out, synsets=args.synsets, image_prefix=args.image_prefix,
+                   extension=args.extension)
+    _summaries(args.out.parent, (args.out.name,), title=f"ILSVRC metadata in {args.out}")
+    return 0
+
+
+def _convert_openimages(args: argparse.Namespace) -> int:
+    from wsolbench.data.converters import convert_openimages
+
+    splits = convert_openimages(args.metadata_root, args.out, args.image_root, args.mask_root)
+    names = [n for n in splits if (args.out / n).is_dir()]
+    if names:
+        _summaries(args.out, names, title=f"OpenImages metadata in {args.out}")
+    else:
+        _summaries(args.out.parent, (args.out.name,), title=f"OpenImages metadata in {args.out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from wsolbench.data.metadata import validate_files
+
+    split = _summaries(args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False)[0]
+    checked = []
+    if args.image_root is not None or args.mask_root is not None:
+        validate_files(split, args.image_root, args.mask_root)
+        checked = [name for name, root in (("images", args.image_root), ("masks", args.mask_root)) if root]
+    files = f"; {' and '.join(checked)} found" if checked else ""
+    _print_table([(args.metadata_root.name, split)], f"valid: {args.metadata_root}{files}")
+    return 0
+
+
+def _summaries(root: Path, names, title: str | None, show: bool = True):
+    from wsolbench.data.metadata import read_split
+
+    splits = [read_split(Path(root) / name) for name in names]
+    if show:
+        _print_table(list(zip(names, splits)), title)
+    return splits
+
+
+def _print_table(rows, title: str | None) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("split", "images", "classes", "boxes", "masks", "multi-box", "sizes (W x H)"):
+        table.add_column(column, justify="left" if column in ("split", "sizes (W x H)") else "right")
+    for name, split in rows:
+        multi = "-" if split.boxes is None else str(sum(len(b) > 1 for b in split.boxes))
+        sizes = "-"
+        if split.sizes is not None and len(split):
+            lo, hi = split.sizes.min(axis=0), split.sizes.max(axis=0)
+            sizes = f"{lo[0]}..{hi[0]} x {lo[1]}..{hi[1]}"
+        table.add_row(name, str(len(split)), str(len(set(split.labels.tolist()))), str(split.num_boxes),
+                      str(split.num_masks), multi, sizes)
+    console.print(table)

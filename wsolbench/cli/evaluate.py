@@ -1,7 +1,204 @@
-"""`wsolbench evaluate` (placeholder until its issue lands)."""
+"""`wsolbench evaluate`: score maps on disk (``<root>/<image_id>.npy``) against a split's boxes
+and/or masks, exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus Peak-IoU."""
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
 from wsolbench.cli import add_command
+from wsolbench.errors import ScoreMapError, WsolbenchError
+from wsolbench.io import write_json
+
+console = Console()
+BATCH = 256
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "evaluate", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers, "evaluate", help="Score saved score maps (MaxBoxAcc, MaxBoxAccV2, PxAP, Peak-IoU).",
+        description="Score maps saved as SCOREMAP_ROOT/<image_id>.npy against a metadata split, "
+        "with wsolevaluation's exact protocol: boxes give MaxBoxAcc and MaxBoxAccV2, masks "
+        "(OpenImages format, read from --mask-root) give PxAP and Peak-IoU / Peak-T.")
+    parser.add_argument("--metadata-root", type=Path, required=True,
+                        help="split folder (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
+    parser.add_argument("--scoremap-root", type=Path, required=True,
+                        help="folder of <image_id>.npy score maps, one per image of the split")
+    parser.add_argument("--mask-root", type=Path, default=None,
+                        help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)")
+    parser.add_argument("--cam-curve-interval", type=float, default=0.01,
+                        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)")
+    parser.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],
+                        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)")
+    parser.add_argument("--normalize", choices=("none", "minmax"), default="none",
+                        help="'minmax': wsolevaluation's CAM computer (bicubic resize to 224x224, NaN or "
+                        "constant -> zeros, min-max); 'none': maps must already be in [0, 1] (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write the results as JSON here, atomically (default: print only)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where quantization and histograms run; 'auto' = cuda when available (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="threads loading maps and masks in the background (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wsolbench.data.metadata import read_split
+    from wsolbench.evaluation.evaluator import Evaluator
+    from wsolbench.evaluation.box_metrics import BoxAccumulator
+    from wsolbench.evaluation.mask_metrics import PxAPAccumulator
+    from wsolbench.evaluation.peak import PeakAccumulator
+
+    split = read_split(args.metadata_root)
+    if split.boxes is None and split.masks is None:
+        raise WsolbenchError("the split has neither boxes nor masks to evaluate", args.metadata_root)
+    if split.masks is not None and split.boxes is None and args.mask_root is None:
+        raise WsolbenchError("this split has masks: give --mask-root", args.metadata_root)
+    use_masks = split.masks is not None and args.mask_root is not None
+    if split.boxes is not None and split.sizes is None:
+        raise WsolbenchError("boxes need image_sizes.txt to be rescaled", args.metadata_root)
+    _check_no_stray_maps(args.scoremap_root, split.image_ids)
+    device = _device(args.device)
+    evaluator = Evaluator(
+        box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds) if split.boxes is not None else None,
+        pxap=PxAPAccumulator(args.cam_curve_interval) if use_masks else None,
+        peak=PeakAccumulator() if use_masks else None, protocol="wsolevaluation")
+
+    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("maps", total=len(split))
+        for batch in _batches(split, args, use_masks, device):
+            evaluator.accumulate(batch)
+            progress.advance(task, len(batch["scoremaps"]))
+    results = evaluator.compute()
+    results["num_images"] = len(split)
+    _print_table(results)
+    if args.output is not None:
+        write_json(args.output, results)
+        console.print(f"results written to {args.output}")
+    return 0
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise WsolbenchError("--device cuda was asked for but no CUDA device is available")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def _check_no_stray_maps(root: Path, image_ids: list[str]) -> None:
+    if not root.is_dir():
+        raise ScoreMapError("score map folder not found", root)
+    known = set(image_ids)
+    for path in sorted(root.rglob("*.npy")):
+        image_id = path.relative_to(root).as_posix()[: -len(".npy")]
+        if image_id not in known:
+            raise ScoreMapError("score map of an image that is not in the split's metadata", path)
+
+
+def _load(split, index: int, args, use_masks: bool) -> dict:
+    from wsolbench.evaluation.boxes import rescale_boxes
+    from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+
+    path = scoremap_path(args.scoremap_root, split.image_ids[index])
+    scoremap = load_scoremap(path, args.normalize)
+    if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
+        raise ScoreMapError("score map is not finite in [0, 1] after normalization", path)
+    height, width = scoremap.shape
+    item = {"scoremap": scoremap}
+    if split.boxes is not None:
+        item["boxes"] = rescale_boxes(split.boxes[index], tuple(split.sizes[index]), (width, height))
+    if use_masks:
+        item.update(_load_masks(split, index, args.mask_root, (height, width)))
+    return item
+
+
+def _read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    if image is None:
+        raise WsolbenchError("mask image missing or unreadable", path)
+    return image
+
+
+def _load_masks(split, index: int, mask_root: Path, map_size: tuple[int, int]) -> dict:
+    """GT at map size (nearest resize; foreground = any instance > 0.5, ignore = ignore PNG and
+    not foreground) for PxAP, and the OR of instances > 128 at the original size for Peak."""
+    ref = split.masks[index]
+    expected = None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+    height, width = map_size
+    foreground = np.zeros(map_size, bool)
+    peak_mask = None
+    for name in ref.masks:
+        path = Path(mask_root) / name
+        mask = _read_png(path)
+        expected = expected or mask.shape
+        if mask.shape != expected:
+            raise WsolbenchError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                                 f"{expected[1]}x{expected[0]}", path)
+        resized = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+        foreground |= resized > 0.5
+        peak_mask = mask > 128 if peak_mask is None else peak_mask | (mask > 128)
+    ignore = np.zeros(map_size, bool)
+    if ref.ignore:
+        path = Path(mask_root) / ref.ignore
+        raw = _read_png(path)
+        if expected is not None and raw.shape != expected:
+            raise WsolbenchError(f"ignore mask is {raw.shape[1]}x{raw.shape[0]} but the image is "
+                                 f"{expected[1]}x{expected[0]}", path)
+        resized = cv2.resize(raw.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+        ignore = (resized > 0.5) & ~foreground
+    return {"mask": foreground, "ignore": ignore, "peak_mask": peak_mask}
+
+
+def _batches(split, args, use_masks: bool, device: torch.device) -> Iterator[dict]:
+    """Batches of maps; a thread pool loads the next batch while the current one is scored."""
+    starts = range(0, len(split), BATCH)
+    with ThreadPoolExecutor(max(1, args.workers)) as pool:
+        def submit(start: int) -> list:
+            return [pool.submit(_load, split, i, args, use_masks)
+                    for i in range(start, min(start + BATCH, len(split)))]
+
+        pending = submit(0) if len(split) else []
+        for k, start in enumerate(starts):
+            items = [future.result() for future in pending]
+            pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
+            yield _collate(items, split, use_masks, device, args.scoremap_root)
+
+
+def _collate(items: list, split, use_masks: bool, device: torch.device, root: Path) -> dict:
+    maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])).to(device) for item in items]
+    batch: dict = {"scoremaps": maps}
+    if split.boxes is not None:
+        batch["gt_boxes"] = [item["boxes"] for item in items]
+    if use_masks:
+        shapes = {tuple(m.shape) for m in maps}
+        if len(shapes) > 1:
+            raise WsolbenchError(f"mask evaluation needs score maps of one size, found {sorted(shapes)}", root)
+        batch.update(scoremaps=torch.stack(maps), peak_maps=maps,
+                     peak_masks=[item["peak_mask"] for item in items],
+                     gt_masks=np.stack([item["mask"] for item in items]),
+                     gt_ignore=np.stack([item["ignore"] for item in items]))
+    return batch
+
+
+def _print_table(results: dict) -> None:
+    table = Table(title="wsolevaluation protocol")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP", "PeakIoU", "PeakT"):
+        if key in results:
+            value = results[key]
+            table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    for delta, value in results.get("MaxBoxAccV2_per_iou", {}).items():
+        table.add_row(f"MaxBoxAccV2 @ IoU {delta}", f"{value:.2f}")
+    table.add_row("images", str(results["num_images"]))
+    console.print(table)

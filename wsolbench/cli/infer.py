@@ -1,7 +1,91 @@
-"""`wsolbench infer` (placeholder until its issue lands)."""
+"""`wsolbench infer`: write a trained model's GT-class score maps in wsolevaluation's layout."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
 from wsolbench.cli import add_command
+from wsolbench.cli.train import parse_bool
+from wsolbench.engine.config import parse_hparam_value
+from wsolbench.errors import WsolbenchError
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "infer", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers,
+        "infer",
+        help="Write GT-class score maps (<out>/<image_id>.npy) for `wsolbench evaluate`.",
+        description="Run a trained checkpoint on one split and write, for every image, the map "
+        "of its ground-truth class as <out>/<image_id>.npy: float32 in [0, 1], map-size x "
+        "map-size (wsolevaluation's layout). Files are written atomically.",
+    )
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
+    parser.add_argument("--metadata-root", required=True, metavar="SPLIT",
+                        help="the split's metadata folder, e.g. metadata/test (required)")
+    parser.add_argument("--image-root", required=True, metavar="DIR", help="root the image ids are relative to (required)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="score-map folder to write (required)")
+    parser.add_argument("--postprocessor", metavar="NAME", default="identity", help="identity (ReLU, min-max, resize) or scg (default: %(default)s)")
+    parser.add_argument("--pp-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: none)")
+    parser.add_argument("--map-size", metavar="PX", type=int, default=224, help="side of the written maps in pixels (default: %(default)s)")
+    parser.add_argument("--image-size", metavar="PX", type=int, default=None, help="network input size (default: the checkpoint's training image size)")
+    parser.add_argument("--batch-size", metavar="N", type=int, default=32, help="images per batch (default: %(default)s)")
+    parser.add_argument("--workers", metavar="N", type=int, default=2, help="data-loading processes (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument("--amp", type=parse_bool, default=False, metavar="BOOL", help="bf16 autocast, CUDA only (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    parser.set_defaults(func=run_infer)
+
+
+def parse_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise WsolbenchError(f"--pp-option expects key=value, got '{item}'")
+        options[key.strip()] = parse_hparam_value(value)
+    return options
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from wsolbench.data.datasets import EvalDataset
+    from wsolbench.data.metadata import read_split
+    from wsolbench.engine.checkpoint import load_checkpoint, load_model
+    from wsolbench.engine.infer import predict
+    from wsolbench.engine.train import resolve_device
+    from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
+    from wsolbench.registry import create_postprocessor
+
+    if args.map_size < 1:
+        raise WsolbenchError(f"--map-size must be positive, got {args.map_size}")
+    device = resolve_device(args.device)
+    config = load_checkpoint(args.checkpoint).get("config") or {}
+    model = load_model(args.checkpoint, device=device)
+    postprocessor = create_postprocessor(args.postprocessor, **parse_options(args.pp_option))
+    split = read_split(args.metadata_root)
+    dataset = EvalDataset(split, args.image_root, args.image_size or int(config.get("image_size", 224)))
+    out = Path(args.out)
+    size = (args.map_size, args.map_size)
+    written = 0
+    for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
+                         ten_crop=False, workers=args.workers, amp=args.amp,
+                         progress=not args.no_progress):
+        maps = postprocessor(batch["cams_gt"], batch["taps"], size)
+        for image_id, score_map in zip(batch["image_id"], maps):
+            write_scoremap(scoremap_path(out, image_id), score_map)
+            written += 1
+    print(f"wrote {written} score maps ({args.map_size}x{args.map_size}) to {out}")
+    return 0
+
+
+def write_scoremap(path: Path, score_map) -> None:
+    from wsolbench.io import atomic_path
+
+    array = score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
+    array = np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
+            np.save(handle, array)

@@ -1,7 +1,84 @@
-"""`wsolbench leaderboard` (placeholder until its issue lands)."""
+"""`wsolbench leaderboard`: re-render the leaderboard from one or more results files."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
 from wsolbench.cli import add_command
+from wsolbench.errors import WsolbenchError
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "leaderboard", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers, "leaderboard",
+        help="Render leaderboard tables, figures and an HTML report from results files.",
+        description="Render leaderboard.md, report.html, figures/*.png and the merged "
+        "results.csv / results.json from one or more results files (as written by "
+        "`wsolbench bench` or `wsolbench evaluate`). Curves for the figures are read from a "
+        "curves.json beside each results file when there is one.",
+    )
+    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                        help="results files (.csv or .json, the long format: one row per number)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (created if needed; files are replaced atomically)")
+    parser.add_argument("--with-reported", action="store_true",
+                        help="add the published numbers (SPA CVPR 2021, wsolevaluation CVPR "
+                        "2020) in separate sections marked '(reported, <source>)' "
+                        "(default: off)")
+    parser.add_argument("--reported-dir", type=Path, default=None, metavar="DIR",
+                        help="folder of published-number CSVs (default: leaderboards/reported "
+                        "of this checkout)")
+    parser.add_argument("--title", default="wsolbench leaderboard",
+                        help="title of leaderboard.md and report.html "
+                        "(default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="do not print the tables in the terminal (default: print them)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wsolbench.report import (
+        print_leaderboard,
+        read_curves,
+        read_reported,
+        read_results,
+        render_leaderboard,
+        write_results,
+    )
+
+    results = read_results(args.results)
+    curves, curve_files = [], []
+    for path in args.results:
+        candidate = (path.parent / "curves.json").resolve()
+        if candidate.is_file() and candidate not in curve_files:
+            curve_files.append(candidate)
+            curves += read_curves(candidate)
+    curves = _unique_curves(curves)
+    reported = read_reported(args.reported_dir) if args.with_reported else None
+    if args.out.exists() and not args.out.is_dir():
+        raise WsolbenchError("output path exists and is not a folder", path=args.out)
+    console = Console()
+    if not args.quiet:
+        print_leaderboard(results, console, reported=reported)
+    csv_path, json_path = write_results(results, args.out)
+    written = render_leaderboard(results, args.out, curves=curves or None, title=args.title,
+                                 reported=reported)
+    names = ", ".join(path.name for path in (written["markdown"], written["html"], csv_path,
+                                              json_path))
+    console.print(f"wrote {names} and {len(written) - 2} figure(s) to {args.out}",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
+def _unique_curves(curves: list[dict]) -> list[dict]:
+    """Drop exact duplicates (two results files in one folder share one curves.json)."""
+    seen, unique = set(), []
+    for curve in curves:
+        key = tuple(str(curve[k]) for k in ("dataset", "backbone", "method", "postprocessor",
+                                            "curve"))
+        if key not in seen:
+            seen.add(key)
+            unique.append(curve)
+    return unique

@@ -1,7 +1,95 @@
-"""`wsolbench scg` (placeholder until its issue lands)."""
+"""`wsolbench scg figures`: SCG's pictures for a trained checkpoint (the SPA paper's Fig. 1, 6)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
 from wsolbench.cli import add_command
+from wsolbench.errors import WsolbenchError
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "scg", help="(not yet available)")
-    parser.set_defaults(func=lambda args: print("not yet available") or 1)
+    parser = add_command(
+        subparsers,
+        "scg",
+        help="SCG, the self-correlation post-processor: pictures of what it does.",
+        description="SCG (the SPA paper's self-correlation map generation) post-processes any "
+        "method's class map with two feature taps. Use it in `wsolbench infer/evaluate` with "
+        "`--postprocessor scg`; this command draws it.",
+    )
+    commands = parser.add_subparsers(dest="scg_command", metavar="COMMAND", required=True)
+    figures = add_command(
+        commands,
+        "figures",
+        help="Draw self-correlation maps of chosen points and the SCG process, as PNG files.",
+        description="For the first images of a split, write <out>/<n>_<id>_self_correlation.png "
+        "(first- and second-order self-correlation maps of chosen points over the image, the "
+        "paper's Fig. 1) and <out>/<n>_<id>_scg_process.png (CAM, object map, background map, "
+        "final SCG map, Fig. 6), for the ground-truth class.",
+    )
+    figures.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
+    figures.add_argument("--data", required=True, metavar="DIR",
+                         help="dataset root with images/ and metadata/<split>/ (the synthetic layout) (required)")
+    figures.add_argument("--split", default="test", help="metadata split to draw from (default: %(default)s)")
+    figures.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (required)")
+    figures.add_argument("--num-images", type=int, default=4, help="how many images, from the split's start (default: %(default)s)")
+    figures.add_argument("--points", nargs="+", default=None, metavar="Y,X",
+                         help="points whose self-correlation is drawn, as fractions of the image "
+                         "height and width, e.g. 0.5,0.5 0.1,0.9 (default: the CAM's peak and its lowest point)")
+    figures.add_argument("--preset", choices=("ilsvrc", "cub"), default="ilsvrc",
+                         help="official SCG thresholds of this dataset (default: %(default)s)")
+    figures.add_argument("--variant", choices=("official", "paper"), default="official",
+                         help="the released code's formulas or the paper's (default: %(default)s)")
+    figures.add_argument("--image-size", type=int, default=None, help="network input size (default: the checkpoint's training image size)")
+    figures.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    figures.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    figures.set_defaults(func=run_figures)
+
+
+def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
+    if not items:
+        return None
+    points = []
+    for item in items:
+        try:
+            y, x = (float(v) for v in item.split(","))
+        except ValueError:
+            raise WsolbenchError(f"--points expects Y,X fractions such as 0.5,0.25, got '{item}'") from None
+        if not (0 <= y <= 1 and 0 <= x <= 1):
+            raise WsolbenchError(f"--points fractions must lie in [0, 1], got '{item}'")
+        points.append((y, x))
+    return points
+
+
+def run_figures(args: argparse.Namespace) -> int:
+    from wsolbench.data.datasets import EvalDataset
+    from wsolbench.data.metadata import read_split
+    from wsolbench.engine.checkpoint import load_checkpoint, load_model
+    from wsolbench.engine.train import resolve_device
+    from wsolbench.methods.scg import SCG
+    from wsolbench.report.scg_figures import render_scg_figures
+
+    if args.num_images < 1:
+        raise WsolbenchError(f"--num-images must be positive, got {args.num_images}")
+    points = parse_points(args.points)
+    data = Path(args.data)
+    metadata = data / "metadata" / args.split
+    if not metadata.is_dir():
+        raise WsolbenchError(f"no metadata folder for split '{args.split}'", metadata)
+    device = resolve_device(args.device)
+    config = load_checkpoint(args.checkpoint).get("config") or {}
+    model = load_model(args.checkpoint, device=device)
+    dataset = EvalDataset(read_split(metadata), data / "images", args.image_size or int(config.get("image_size", 224)))
+    scg = SCG.from_preset(args.preset, variant=args.variant)
+    written = render_scg_figures(model, dataset, Path(args.out), scg, args.num_images, points, device,
+                                 progress=not args.no_progress)
+    table = Table(title=f"SCG figures ({args.preset}, {args.variant})")
+    table.add_column("image")
+    table.add_column("file")
+    for path in written:
+        table.add_row(path.name.split("_")[0], str(path))
+    Console().print(table)
+    return 0

@@ -1,0 +1,91 @@
+"""Leaderboards from the results table: Markdown, HTML, figures, CSV/JSON and terminal tables.
+
+``render_leaderboard`` is what ``wsolbench bench`` and ``wsolbench leaderboard`` call.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+from rich.console import Console
+
+from wsolbench.io import write_text
+from wsolbench.report.figures import render_figures
+from wsolbench.report.html import leaderboard_html
+from wsolbench.report.markdown import leaderboard_markdown
+from wsolbench.report.reported import read_reported, reported_tables
+from wsolbench.report.results import (
+    COLUMNS,
+    make_rows,
+    read_curves,
+    read_results,
+    results_frame,
+    write_curves,
+    write_results,
+)
+from wsolbench.report.tables import Table, build_tables
+from wsolbench.report.terminal import print_tables
+
+DEFAULT_TITLE = "wsolbench leaderboard"
+
+
+def render_leaderboard(
+    results: pd.DataFrame,
+    out_dir: str | Path,
+    curves: Sequence[Mapping[str, Any]] | None = None,
+    overlays: Mapping[str, Any] | None = None,
+    title: str = DEFAULT_TITLE,
+    reported: pd.DataFrame | None = None,
+) -> dict[str, Path]:
+    """Write ``leaderboard.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
+
+    ``reported`` (published numbers, see ``read_reported``) is rendered in its own, clearly
+    marked section and never mixed with the measured rows.
+    """
+    out_dir = Path(out_dir)
+    tables = build_tables(results)
+    published = reported_tables(reported) if reported is not None else []
+    figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
+    relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
+    preamble = _preamble(results)
+    markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
+    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble))
+    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble))
+    written = {"markdown": markdown_path, "html": html_path}
+    written.update({f"figure:{path.stem}": path for _, path in figures})
+    return written
+
+
+def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
+                      reported: pd.DataFrame | None = None) -> list[Table]:
+    """Print the leaderboard tables (and, apart, the published ones) as rich tables."""
+    console = console or Console()
+    tables = build_tables(results)
+    if not tables:
+        console.print("[yellow]no results to show[/]")
+    print_tables(tables, console)
+    if reported is not None:
+        published = reported_tables(reported)
+        if published:
+            console.rule("[bold]Published numbers (reported, not measured here)")
+            print_tables(published, console)
+        tables = tables + published
+    return tables
+
+
+def _preamble(results: pd.DataFrame) -> str:
+    if results.empty:
+        return ""
+    seeds = results["seed"].nunique() if "seed" in results else 1
+    splits = ", ".join(sorted(results["split"].astype(str).unique()))
+    return (f"{len(results)} numbers from split(s) {splits}; "
+            f"{seeds} seed(s) (mean ± std shown when there are several). "
+            "Error columns are 100 - accuracy.")
+
+
+__all__ = [
+    "COLUMNS", "DEFAULT_TITLE", "Table", "build_tables", "make_rows", "print_leaderboard",
+    "read_curves", "read_reported", "read_results", "render_leaderboard", "reported_tables",
+    "results_frame", "write_curves", "write_results",
+]

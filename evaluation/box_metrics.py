@@ -1,0 +1,163 @@
+"""MaxBoxAcc and MaxBoxAccV2 (wsolevaluation protocol, PROTOCOLS.md sec. 2) as integer counts.
+
+``BoxAccumulator`` keeps, for every CAM threshold and IoU threshold, how many images are
+correct with the V1 box (largest contour) and with the V2 boxes (all contours), so the result is
+independent of batch size, order, sharding and device, and merged halves equal the whole.
+Quantization runs as torch ops on the maps' device; the contour step runs on CPU
+(``level_sets``), with OpenCV for the rare ties of the largest contour area.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.boxes import as_tensor, check_unit_range, quantize
+from wsolbench.evaluation.level_sets import batch_level_hits
+
+
+def cam_thresholds(interval: float) -> np.ndarray:
+    """The CAM thresholds ``arange(0, 1, interval)`` (exact numpy values, as upstream)."""
+    if not 0 < interval <= 1:
+        raise WsolbenchError(f"cam curve interval must be in (0, 1], got {interval}")
+    return np.arange(0, 1, interval)
+
+
+def largest_contour_box(mask: np.ndarray) -> np.ndarray:
+    """V1 box of one binary mask with OpenCV: the first contour of largest ``contourArea``."""
+    height, width = mask.shape
+    contours = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+    if len(contours) == 0:
+        return np.zeros(4, np.int64)
+    x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
+    return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], np.int64)
+
+
+class BoxAccumulator:
+    """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes."""
+
+    def __init__(self, cam_curve_interval: float = 0.001,
+                 iou_thresholds: Sequence[int] = (30, 50, 70), thresholds=None):
+        self.thresholds = cam_thresholds(cam_curve_interval) if thresholds is None \
+            else np.asarray(thresholds, np.float64)
+        self.iou_thresholds = [int(d) for d in iou_thresholds]
+        # V1's MaxBoxAcc is defined at IoU 50 whatever V2 uses.
+        self.deltas = np.array(sorted(set(self.iou_thresholds) | {50}), np.int64)
+        shape = (len(self.thresholds), len(self.deltas))
+        self.correct_v1 = np.zeros(shape, np.int64)
+        self.correct_v2 = np.zeros(shape, np.int64)
+        self.count = 0
+
+    def accumulate(self, scoremaps, gt_boxes: Sequence) -> None:
+        """``scoremaps``: (N, H, W) in [0, 1] (tensor on any device, array, or a list of maps of
+        any sizes); ``gt_boxes``: N arrays ``(k, 4)`` of inclusive boxes in map pixels."""
+        if isinstance(scoremaps, (list, tuple)):
+            if len(scoremaps) != len(gt_boxes):
+                raise WsolbenchError(f"{len(scoremaps)} score maps but {len(gt_boxes)} box lists")
+            shapes = {tuple(m.shape) for m in scoremaps}
+            if len(shapes) > 1:  # maps of different sizes: one call per size
+                for shape in shapes:
+                    idx = [i for i, m in enumerate(scoremaps) if tuple(m.shape) == shape]
+                    self.accumulate([scoremaps[i] for i in idx], [gt_boxes[i] for i in idx])
+                return
+            if not scoremaps:
+                return
+        maps = as_tensor(scoremaps)
+        if maps.dim() == 2:
+            maps = maps[None]
+        if maps.dim() != 3 or maps.shape[0] != len(gt_boxes):
+            raise WsolbenchError(f"score maps must be (N, H, W) with N = {len(gt_boxes)} box "
+                                 f"lists, got shape {tuple(maps.shape)}")
+        check_unit_range(maps)
+        levels = quantize(maps)
+        max_levels = levels.flatten(1).max(1).values.double().cpu().numpy()
+        levels = np.ascontiguousarray(levels.cpu().numpy())
+        gt = [np.asarray(b, np.int64).reshape(-1, 4) for b in gt_boxes]
+        if any(len(b) == 0 for b in gt):
+            raise WsolbenchError("every image needs at least one GT box")
+        offsets = np.concatenate([[0], np.cumsum([len(b) for b in gt])]).astype(np.int64)
+        v1, v2, ambiguous = batch_level_hits(levels, np.concatenate(gt), offsets, self.deltas)
+        # Threshold tau keeps ``u > int(tau * max(u))`` (float64 product, as upstream).
+        cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
+        self._resolve_ties(levels, gt, cut, v1, ambiguous)
+        rows = np.arange(len(levels))[:, None]
+        self.correct_v1 += v1[rows, cut].sum(0, dtype=np.int64)
+        self.correct_v2 += v2[rows, cut].sum(0, dtype=np.int64)
+        self.count += len(levels)
+
+    def _resolve_ties(self, levels, gt, cut, v1, ambiguous) -> None:
+        """Ask OpenCV for the (map, level) pairs where the largest contour area is tied."""
+        for i, level in zip(*np.nonzero(ambiguous)):
+            if not (cut[i] == level).any():
+                continue
+            box = largest_contour_box(levels[i] > level)
+            v1[i, level] = _hits_exact(box, gt[i], self.deltas)
+
+    def merge(self, other: "BoxAccumulator") -> "BoxAccumulator":
+        if not (np.array_equal(self.thresholds, other.thresholds)
+                and np.array_equal(self.deltas, other.deltas)):
+            raise WsolbenchError("cannot merge box accumulators with different thresholds")
+        self.correct_v1 += other.correct_v1
+        self.correct_v2 += other.correct_v2
+        self.count += other.count
+        return self
+
+    def compute(self) -> dict:
+        if self.count == 0:
+            raise WsolbenchError("no score map was accumulated for box metrics")
+        acc_v1 = 100.0 * self.correct_v1 / self.count
+        acc_v2 = 100.0 * self.correct_v2 / self.count
+        column = {int(d): j for j, d in enumerate(self.deltas)}
+        per_iou_v2 = {str(d): float(acc_v2[:, column[d]].max()) for d in self.iou_thresholds}
+        per_iou_v1 = {str(d): float(acc_v1[:, column[d]].max()) for d in self.deltas}
+        best_v1 = {str(d): float(self.thresholds[acc_v1[:, column[d]].argmax()]) for d in self.deltas}
+        best_v2 = {str(d): float(self.thresholds[acc_v2[:, column[d]].argmax()])
+                   for d in self.iou_thresholds}
+        return {
+            "MaxBoxAcc": per_iou_v1["50"],
+            "MaxBoxAccV2": float(np.mean(list(per_iou_v2.values()))),
+            "MaxBoxAccV2_per_iou": per_iou_v2,
+            "MaxBoxAcc_per_iou": per_iou_v1,
+            "box_best_threshold_v1": best_v1,
+            "box_best_threshold_v2": best_v2,
+            "box_cam_thresholds": self.thresholds.tolist(),
+            "box_acc_curve_v1": {str(d): acc_v1[:, column[d]].tolist() for d in self.deltas},
+            "box_acc_curve_v2": {str(d): acc_v2[:, column[d]].tolist() for d in self.iou_thresholds},
+            "box_correct_counts_v1": {str(d): self.correct_v1[:, column[d]].tolist() for d in self.deltas},
+            "box_correct_counts_v2": {str(d): self.correct_v2[:, column[d]].tolist()
+                                      for d in self.iou_thresholds},
+            "box_num_images": self.count,
+        }
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"thresholds": torch.from_numpy(self.thresholds.copy()),
+                "deltas": torch.from_numpy(self.deltas.copy()),
+                "iou_thresholds": torch.tensor(self.iou_thresholds, dtype=torch.int64),
+                "correct_v1": torch.from_numpy(self.correct_v1.copy()),
+                "correct_v2": torch.from_numpy(self.correct_v2.copy()),
+                "count": torch.tensor(self.count, dtype=torch.int64)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "BoxAccumulator":
+        acc = cls(thresholds=state["thresholds"].cpu().numpy(),
+                  iou_thresholds=state["iou_thresholds"].tolist())
+        acc.correct_v1 = state["correct_v1"].cpu().numpy().astype(np.int64).copy()
+        acc.correct_v2 = state["correct_v2"].cpu().numpy().astype(np.int64).copy()
+        acc.count = int(state["count"])
+        return acc
+
+
+def _hits_exact(box: np.ndarray, gt: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """Integer test ``inter * 100 >= delta * union`` against any GT box (as ``level_sets``)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    area = (x1 - x0 + 1) * (y1 - y0 + 1)
+    hits = np.zeros(len(deltas), np.uint8)
+    for g in gt:
+        inter = max(0, min(x1, g[2]) - max(x0, g[0]) + 1) * max(0, min(y1, g[3]) - max(y0, g[1]) + 1)
+        union = area + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
+        if union > 0:
+            hits |= (inter * 100 >= deltas * union).astype(np.uint8)
+    return hits

@@ -1,0 +1,150 @@
+"""Classic Top-1 / Top-5 / GT-known localization and the five-way error analysis (spa protocol,
+PROTOCOLS.md sec. 4 and 5), kept as integer counts per box threshold so that a threshold can be
+chosen on val."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.boxes import as_tensor, overlap_ratios
+
+ERROR_TYPES = ("cls", "m-ins", "part", "more", "ot")
+
+
+def union_boxes(maps, threshold: float) -> torch.Tensor:
+    """Tight inclusive box ``(x0, y0, x1, y1)`` around ALL pixels ``>= threshold`` of each map
+    ``(N, H, W)`` (no connected components); an empty map gives ``(0, 0, 0, 0)``. Runs on the
+    maps' device and returns int64 boxes there."""
+    maps = as_tensor(maps)
+    if maps.dim() == 2:
+        maps = maps[None]
+    inside = maps >= threshold
+    cols = inside.any(1)  # (N, W)
+    rows = inside.any(2)  # (N, H)
+    width, height = maps.shape[2], maps.shape[1]
+    x_index = torch.arange(width, device=maps.device)
+    y_index = torch.arange(height, device=maps.device)
+    big = max(width, height)
+    x0 = torch.where(cols, x_index, big).min(1).values
+    x1 = torch.where(cols, x_index, -1).max(1).values
+    y0 = torch.where(rows, y_index, big).min(1).values
+    y1 = torch.where(rows, y_index, -1).max(1).values
+    boxes = torch.stack([x0, y0, x1, y1], 1)
+    empty = ~cols.any(1)
+    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
+
+
+def localization_error_type(pred_label: int, pred_box, gt_label: int, gt_boxes) -> str:
+    """Classify the top-1 prediction: "correct", "cls", "m-ins", "part", "more" or "ot".
+
+    Checks in the spa supplementary's order (first match wins): wrong class; IoU > 0.5 with any
+    GT box; several GT boxes of which more than one is covered with IoG > 0.3; then, against the
+    GT box of highest IoU (the first on ties): IoP > 0.5 (part), IoG >= 0.7 (more), other.
+    """
+    if int(pred_label) != int(gt_label):
+        return "cls"
+    gt = np.asarray(gt_boxes, np.int64).reshape(-1, 4)
+    iou, iog, iop = overlap_ratios(pred_box, gt)
+    if iou.max() > 0.5:
+        return "correct"
+    if len(gt) > 1 and int((iog > 0.3).sum()) > 1:
+        return "m-ins"
+    best = int(iou.argmax())
+    if iop[best] > 0.5:
+        return "part"
+    if iog[best] >= 0.7:
+        return "more"
+    return "ot"
+
+
+def _correct(box, gt: np.ndarray) -> bool:
+    return bool(overlap_ratios(box, gt)[0].max() > 0.5)
+
+
+class ClassicLocAccumulator:
+    """Counts per box threshold: Top-1/Top-5/GT-known Loc and the error types of Top-1."""
+
+    def __init__(self, thresholds: Sequence[float] = (0.2,)):
+        self.thresholds = np.asarray(thresholds, np.float64).reshape(-1)
+        t = len(self.thresholds)
+        self.top1_loc = np.zeros(t, np.int64)
+        self.top5_loc = np.zeros(t, np.int64)
+        self.gt_known_loc = np.zeros(t, np.int64)
+        self.errors = np.zeros((t, len(ERROR_TYPES)), np.int64)
+        self.top1_cls = 0
+        self.top5_cls = 0
+        self.count = 0
+
+    def accumulate(self, labels, top5, loc_maps: Sequence, gt_loc_maps: Sequence,
+                   gt_boxes_original: Sequence) -> None:
+        """``labels`` (N,), ``top5`` (N, 5) predicted classes best first, ``loc_maps`` N maps
+        (5, H, W) of the top-5 classes at the original size, ``gt_loc_maps`` N maps (H, W) of the
+        GT class, ``gt_boxes_original`` N arrays (k, 4) in original pixels."""
+        labels = np.asarray(torch.as_tensor(labels).cpu()).reshape(-1)
+        top5 = np.asarray(torch.as_tensor(top5).cpu()).reshape(len(labels), -1)
+        if not (len(loc_maps) == len(gt_loc_maps) == len(gt_boxes_original) == len(labels)):
+            raise WsolbenchError("classic localization inputs must all have one entry per image")
+        for i, label in enumerate(labels):
+            gt = np.asarray(gt_boxes_original[i], np.int64).reshape(-1, 4)
+            hit5 = top5[i] == label
+            self.top1_cls += int(hit5[0])
+            self.top5_cls += int(hit5.any())
+            for t, threshold in enumerate(self.thresholds):
+                boxes = union_boxes(loc_maps[i], threshold).cpu().numpy()
+                known = union_boxes(gt_loc_maps[i], threshold).cpu().numpy()[0]
+                self.gt_known_loc[t] += _correct(known, gt)
+                kind = localization_error_type(top5[i, 0], boxes[0], label, gt)
+                if kind == "correct":
+                    self.top1_loc[t] += 1
+                else:
+                    self.errors[t, ERROR_TYPES.index(kind)] += 1
+                self.top5_loc[t] += any(hit5[j] and _correct(boxes[j], gt)
+                                        for j in range(min(len(boxes), len(hit5))))
+        self.count += len(labels)
+
+    def merge(self, other: "ClassicLocAccumulator") -> "ClassicLocAccumulator":
+        if not np.array_equal(self.thresholds, other.thresholds):
+            raise WsolbenchError("cannot merge classic accumulators with different thresholds")
+        for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.top1_cls += other.top1_cls
+        self.top5_cls += other.top5_cls
+        self.count += other.count
+        return self
+
+    def compute(self) -> dict:
+        if self.count == 0:
+            raise WsolbenchError("no image was accumulated for classic localization")
+        pct = 100.0 / self.count
+        per_threshold = {}
+        for t, threshold in enumerate(self.thresholds):
+            row = {"Top1Loc": self.top1_loc[t] * pct, "Top5Loc": self.top5_loc[t] * pct,
+                   "GTKnownLoc": self.gt_known_loc[t] * pct}
+            row.update({f"error_{kind}": self.errors[t, k] * pct
+                        for k, kind in enumerate(ERROR_TYPES)})
+            per_threshold[f"{threshold:g}"] = {k: float(v) for k, v in row.items()}
+        best = f"{self.thresholds[int(self.top1_loc.argmax())]:g}"
+        result = dict(per_threshold[best])
+        result.update({"Top1Cls": 100.0 * self.top1_cls / self.count,
+                       "Top5Cls": 100.0 * self.top5_cls / self.count,
+                       "classic_best_threshold": float(best), "classic_per_threshold": per_threshold})
+        return result
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"thresholds": torch.from_numpy(self.thresholds.copy()),
+                "top1_loc": torch.from_numpy(self.top1_loc.copy()),
+                "top5_loc": torch.from_numpy(self.top5_loc.copy()),
+                "gt_known_loc": torch.from_numpy(self.gt_known_loc.copy()),
+                "errors": torch.from_numpy(self.errors.copy()),
+                "cls": torch.tensor([self.top1_cls, self.top5_cls, self.count])}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "ClassicLocAccumulator":
+        acc = cls(state["thresholds"].cpu().numpy())
+        for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
+            setattr(acc, name, state[name].cpu().numpy().astype(np.int64).copy())
+        acc.top1_cls, acc.top5_cls, acc.count = (int(v) for v in state["cls"])
+        return acc

@@ -1,0 +1,95 @@
+"""PxAP, the pixel average precision of wsolevaluation (PROTOCOLS.md sec. 3).
+
+Two histograms of float scores (GT foreground / GT background pixels, ignore pixels dropped)
+over the bins whose right edges are ``arange(0, 1, interval)`` then ``[1, 2, 3]``, pooled over
+the split as integer counts; the histogram runs as torch ops on the maps' device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.box_metrics import cam_thresholds
+from wsolbench.evaluation.boxes import as_tensor, check_unit_range
+
+
+def pxap_bin_edges(interval: float) -> np.ndarray:
+    return np.append(cam_thresholds(interval), [1.0, 2.0, 3.0])
+
+
+def bin_index(scores: torch.Tensor, edges: torch.Tensor, interval: float) -> torch.Tensor:
+    """Bin of each score in [0, 1] for ``np.histogram(scores, edges)``: ``edges[i] <= s <
+    edges[i + 1]``, computed as ``floor(s / interval)`` and corrected by one step against the
+    exact edges (float64), so it equals a binary search without its cost."""
+    scores = scores.double()
+    top = len(edges) - 3  # index of the edge 1.0
+    guess = torch.floor(scores / interval).long().clamp_(0, top)
+    guess -= (edges[guess] > scores).long()
+    guess += (edges[guess + 1] <= scores).long()
+    return guess
+
+
+class PxAPAccumulator:
+    def __init__(self, cam_curve_interval: float = 0.001, edges=None):
+        self.edges = pxap_bin_edges(cam_curve_interval) if edges is None else np.asarray(edges)
+        self.interval = float(self.edges[1] - self.edges[0]) if len(self.edges) > 4 else 1.0
+        self.foreground = np.zeros(len(self.edges) - 1, np.int64)
+        self.background = np.zeros(len(self.edges) - 1, np.int64)
+
+    def accumulate(self, scoremaps, gt_masks, gt_ignore=None) -> None:
+        """``scoremaps`` (N, H, W) in [0, 1]; ``gt_masks`` (N, H, W) bool (foreground);
+        ``gt_ignore`` (N, H, W) bool or None. Ignored foreground pixels stay foreground."""
+        maps = as_tensor(scoremaps)
+        check_unit_range(maps)
+        masks = as_tensor(gt_masks, maps.device) > 0.5
+        if masks.shape != maps.shape:
+            raise WsolbenchError(f"GT masks of shape {tuple(masks.shape)} do not match score "
+                                 f"maps of shape {tuple(maps.shape)}")
+        # One bincount for both histograms: bins of background pixels are shifted by nbins;
+        # ignored background pixels go to a trailing bin that is dropped.
+        nbins = len(self.edges) - 1
+        code = torch.where(masks, 0, nbins)
+        if gt_ignore is not None:
+            ignore = (as_tensor(gt_ignore, maps.device) > 0.5) & ~masks
+            code = torch.where(ignore, 2 * nbins, code)
+        edges = torch.as_tensor(self.edges, dtype=torch.float64, device=maps.device)
+        index = bin_index(maps, edges, self.interval) + code
+        counts = torch.bincount(index.flatten(), minlength=3 * nbins).cpu().numpy()
+        self.foreground += counts[:nbins]
+        self.background += counts[nbins:2 * nbins]
+
+    def merge(self, other: "PxAPAccumulator") -> "PxAPAccumulator":
+        if not np.array_equal(self.edges, other.edges):
+            raise WsolbenchError("cannot merge PxAP accumulators with different bins")
+        self.foreground += other.foreground
+        self.background += other.background
+        return self
+
+    def compute(self) -> dict:
+        tp = self.foreground[::-1].cumsum().astype(np.float64)
+        fp = self.background[::-1].cumsum().astype(np.float64)
+        if tp[-1] <= 0:
+            raise WsolbenchError("PxAP: no positive ground-truth pixel in the evaluated maps")
+        if ((tp + fp) <= 0).all():
+            raise WsolbenchError("PxAP: no positive prediction in the evaluated maps")
+        nonzero = (tp + fp) != 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = tp / (tp + fp)
+        recall = tp / tp[-1]
+        pxap = 100.0 * float((precision[1:] * np.diff(recall))[nonzero[1:]].sum())
+        return {"PxAP": pxap,
+                "pxap_precision": np.nan_to_num(precision).tolist(),
+                "pxap_recall": recall.tolist()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"edges": torch.from_numpy(self.edges.copy()),
+                "foreground": torch.from_numpy(self.foreground.copy()),
+                "background": torch.from_numpy(self.background.copy())}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "PxAPAccumulator":
+        acc = cls(edges=state["edges"].cpu().numpy())
+        acc.foreground = state["foreground"].cpu().numpy().astype(np.int64).copy()
+        acc.background = state["background"].cpu().numpy().astype(np.int64).copy()
+        return acc

@@ -1,0 +1,75 @@
+"""ADL: attention-based dropout layer (Choe & Shim, CVPR 2019) on a CAM network.
+
+A parameter-free layer is inserted at every insertion point of the backbone (VGG16: after
+pool3, conv4_3 and conv5_3, as wsolevaluation; ResNet50: after layer3 and layer4; Inception:
+after Mixed_5d and Mixed_6e; TinyVGG: after pool2, feat4 and feat5). At training time it
+multiplies the features by either the drop mask (hide the most discriminative part) or the
+importance map (sigmoid of the channel-mean attention): the drop mask with probability
+``drop_rate``, ONE draw per batch as upstream. Identity at eval.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.methods.cam import CAM
+from wsolbench.registry import BACKBONES, register_method
+
+
+class AttentionDropout(nn.Module):
+    """The ADL layer: no parameters, identity at eval."""
+
+    def __init__(self, drop_rate: float = 0.75, gamma: float = 0.9):
+        super().__init__()
+        self.drop_rate = drop_rate
+        self.gamma = gamma
+
+    @staticmethod
+    def attention(features: torch.Tensor) -> torch.Tensor:
+        return features.mean(dim=1, keepdim=True)
+
+    def drop_mask(self, attention: torch.Tensor) -> torch.Tensor:
+        """1 where attention < gamma * (per-image max), else 0."""
+        peak = attention.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
+        return (attention < self.gamma * peak).to(attention.dtype)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return features
+        attention = self.attention(features)
+        # Upstream: floor(U[0, 1) + drop_rate) == 1, i.e. drop with probability drop_rate.
+        use_drop_mask = bool(torch.rand(()) < self.drop_rate)
+        selected = self.drop_mask(attention) if use_drop_mask else torch.sigmoid(attention)
+        return features * selected
+
+    def extra_repr(self) -> str:
+        return f"drop_rate={self.drop_rate}, gamma={self.gamma}"
+
+
+@register_method("adl")
+class ADL(CAM):
+    """ADL: CAM with attention-based dropout layers inside the backbone (training only)."""
+
+    def __init__(
+        self,
+        backbone: str = "tinyvgg",
+        num_classes: int = 10,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        large_feature_map: bool = False,
+        drop_rate: float = 0.75,
+        gamma: float = 0.9,
+    ):
+        if not (0 <= drop_rate <= 1 and 0 <= gamma <= 1):
+            raise WsolbenchError(
+                f"adl: drop_rate and gamma must be in [0, 1], got {drop_rate}, {gamma}"
+            )
+        points = BACKBONES.get(backbone).insertion_points
+        super().__init__(
+            backbone, num_classes, pretrained, weights, large_feature_map,
+            hparams={"drop_rate": drop_rate, "gamma": gamma},
+            inserts={point: AttentionDropout(drop_rate, gamma) for point in points},
+        )

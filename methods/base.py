@@ -1,0 +1,153 @@
+"""Shared mechanics of every method: backbone, forward, loss, epochs, parameter groups.
+
+A method is an ``nn.Module`` around a backbone. Subclasses override one or two hooks, in the
+manner of pytorch-grad-cam's base class:
+
+- ``head(features, taps, labels) -> dict``: the new layers; must return ``logits`` (N, C) and
+  ``cams`` (N, C, h, w), the raw localization map of every class at feature resolution;
+- ``prepare_batch`` (training-time input transform) and ``loss`` when the method needs them.
+
+``method.hparams`` holds everything needed to rebuild the architecture:
+``create_method(name, **method.hparams)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wsolbench.registry import create_backbone
+
+# Keyword arguments shared by every method; the rest of a factory's defaults are its
+# hyperparameters (what `wsolbench list methods` shows).
+COMMON_ARGUMENTS = ("backbone", "num_classes", "pretrained", "weights", "large_feature_map")
+
+# New layers learn at this multiple of the backbone's learning rate (wsolevaluation).
+HEAD_LR_MULTIPLIER = 10.0
+
+
+class WsolMethod(nn.Module):
+    """Base class: builds the backbone; subclasses add their head in ``__init__``."""
+
+    def __init__(
+        self,
+        backbone: str = "tinyvgg",
+        num_classes: int = 10,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        large_feature_map: bool = False,
+        *,
+        hparams: Mapping[str, Any] | None = None,
+        inserts: Mapping[str, nn.Module] | None = None,
+    ):
+        super().__init__()
+        self.backbone = create_backbone(
+            backbone,
+            pretrained=pretrained,
+            weights=weights,
+            large_feature_map=large_feature_map,
+            inserts=inserts,
+        )
+        self.num_classes = num_classes
+        self.epoch = 0
+        self.hparams: dict[str, Any] = {
+            "backbone": backbone,
+            "num_classes": num_classes,
+            "large_feature_map": large_feature_map,
+            **dict(hparams or {}),
+        }
+
+    # -- hooks -----------------------------------------------------------------------------
+    def head(
+        self, features: torch.Tensor, taps: dict[str, torch.Tensor], labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def prepare_batch(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, Any]:
+        """Training-time input transform; identity by default (targets = labels)."""
+        return images, labels
+
+    def loss(self, outputs: dict[str, Any], targets: Any) -> torch.Tensor:
+        return F.cross_entropy(outputs["logits"], targets)
+
+    # -- shared mechanics -------------------------------------------------------------------
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> dict[str, Any]:
+        features, taps = self.backbone(images)
+        outputs = self.head(features, taps, labels)
+        outputs["taps"] = taps
+        return outputs
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Backbone at ``lr``; every new layer (head, extra branches) at 10x."""
+        backbone_ids = {id(p) for p in self.backbone.parameters()}
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        new = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]
+        groups = [{"params": backbone, "lr": lr, "weight_decay": weight_decay, "name": "backbone"}]
+        if new:
+            groups.append({
+                "params": new, "lr": lr * HEAD_LR_MULTIPLIER,
+                "weight_decay": weight_decay, "name": "head",
+            })
+        return groups
+
+
+# -- building blocks shared by several methods --------------------------------------------------
+def conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True))
+
+
+def class_map_classifier(in_channels: int, width: int, num_classes: int) -> nn.Sequential:
+    """conv3x3 -> width, ReLU, conv3x3 width -> width, ReLU, conv1x1 -> C (ACoL, SPA, Inception)."""
+    return nn.Sequential(
+        conv3x3_relu(in_channels, width),
+        conv3x3_relu(width, width),
+        nn.Conv2d(width, num_classes, 1),
+    )
+
+
+def init_new_layers(module: nn.Module, mode: str = "he") -> None:
+    """wsolevaluation's init of new layers: He (VGG CAM) or Xavier (class-map heads: ACoL, SPG,
+    Inception, and SPA's code) for convolutions, N(0, 0.01) for linear layers, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            if mode == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def global_average_pool(maps: torch.Tensor) -> torch.Tensor:
+    return maps.mean(dim=(2, 3))
+
+
+def normalize_maps(maps: torch.Tensor, eps: float = 1e-15) -> torch.Tensor:
+    """Min-max normalize each (N, C) map over its spatial positions.
+
+    wsolevaluation divides by (max - min) without eps; the eps only turns its 0/0 = NaN on a
+    constant map into 0 (so nothing is erased there instead of comparing against NaN).
+    """
+    flat = maps.flatten(2)
+    low = flat.min(dim=2, keepdim=True).values
+    high = flat.max(dim=2, keepdim=True).values
+    return ((flat - low) / (high - low + eps)).view_as(maps)
+
+
+def select_class(maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) maps, (N,) labels -> (N, 1, h, w) map of each image's class."""
+    index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[2:])
+    return maps.gather(1, index)

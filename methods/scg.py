@@ -1,0 +1,347 @@
+"""SCG, the SPA paper's self-correlation map generation: a post-processor for any model.
+
+Given the feature maps of a few layers ("taps") and a class map, SCG measures how similar every
+feature position is to every other one (the self-correlation matrices), then spreads the class
+map's confident object and background points through those similarities (PROTOCOLS.md §8).
+
+Two variants:
+
+- ``official`` reproduces the released SPA code (``Panxjia/SPA_CVPR2021`` at 32bf2d5,
+  ``models/vgg/vgg_spa.py:hsc``, the fusion in ``exper/val_spa.py`` and the aggregation in
+  ``utils/localization.py:get_topk_boxes_hier_scg``): column normalizations with their +1e-5 and
+  +1e-10, the two thresholds, the max/sum fusions, and the CAM's bilinear round trip to the
+  original image size and back to the grid. That code resizes with ``cv2.resize`` (INTER_LINEAR,
+  float32); ``F.interpolate(mode="bilinear", align_corners=False)`` is the same sampling (equal
+  within 2e-5), and keeps everything on the taps' device.
+- ``paper`` the formulas as printed: ``SC^h = S^h / (HW)^(h-1)`` (the mean over intermediate
+  points) for any order, each point's map min-max normalized, and no resize round trip.
+
+Matrices are stored (N, P, P) with the map of point j in column j, P = h * w positions in
+row-major order. Taps of different sizes are resized bilinearly to the finest grid before the
+correlation (the official setting only ever uses equal sizes), so layers can be fused by sum.
+Work is batched with ``bmm`` and chunked over the batch to bound memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from wsolbench.errors import WsolbenchError
+
+Size = tuple[int, int]
+
+MODES = ("first", "second", "combined")
+VARIANTS = ("official", "paper")
+
+# Peak float32 work per image, in P * P matrices: one layer's correlation, its first-order and
+# step copies, the power iterate, the combined matrix and the running fused sum (about 7), with
+# headroom for temporaries. Measured: 28 x 28 taps, batch 64 (two chunks) peak at ~0.65 GiB.
+_MATRICES_PER_IMAGE = 10
+_CHUNK_BUDGET_BYTES = 768 * 2**20
+
+
+@dataclass
+class SelfCorrelation:
+    """The self-correlation matrices of one layer, (N, P, P), the map of point j in column j.
+
+    Internally, matrices a mode does not need are left as None."""
+
+    first: torch.Tensor | None
+    higher: torch.Tensor | None
+    combined: torch.Tensor | None
+
+
+def _minmax(values: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
+    low = values.amin(dim=dim, keepdim=True)
+    high = values.amax(dim=dim, keepdim=True)
+    return (values - low) / (high - low + 1e-10)
+
+
+def resize_bilinear(maps: torch.Tensor, size: Size) -> torch.Tensor:
+    """(N, h, w) -> (N, H, W) as cv2.resize INTER_LINEAR does it (half-pixel centres)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def normalize_cam(cam: torch.Tensor) -> torch.Tensor:
+    """SPA's map: ReLU, then min-max per image with eps 1e-10 (an all-zero map stays zero)."""
+    return _minmax(F.relu(cam.float()), dim=(1, 2))
+
+
+class SCG:
+    """Self-correlation map generation; ``scg(cam, taps, image_size)`` gives (N, H, W) maps in [0, 1].
+
+    Args:
+        fo_th: first-order threshold: cosine similarities below it are zeroed.
+        so_th: higher-order threshold, relative to 1/P (official) or absolute on the
+            min-max-normalized map (paper).
+        so_weight: weight of the higher-order matrix in the combined max.
+        fg_th: CAM points >= fg_th form the object set.
+        bg_th: CAM points <= bg_th form the background set.
+        order: order of the higher-order self-correlation (>= 2).
+        mode: which matrix is aggregated: ``first``, ``second`` (higher order) or ``combined``.
+        variant: ``official`` (the released code) or ``paper`` (the printed formulas).
+        chunk_size: images per chunk; None picks it from P so a chunk needs about 1 GiB at most.
+    """
+
+    presets = {
+        "ilsvrc": dict(fo_th=0.2, so_th=0.2, so_weight=1.0, fg_th=0.1, bg_th=0.05, order=2),
+        "cub": dict(fo_th=0.1, so_th=0.5, so_weight=2.0, fg_th=0.1, bg_th=0.05, order=2),
+    }
+
+    def __init__(
+        self,
+        fo_th: float = 0.2,
+        so_th: float = 0.2,
+        so_weight: float = 1.0,
+        fg_th: float = 0.1,
+        bg_th: float = 0.05,
+        order: int = 2,
+        mode: str = "combined",
+        variant: str = "official",
+        chunk_size: int | None = None,
+    ):
+        if mode not in MODES:
+            raise WsolbenchError(f"SCG mode must be one of {', '.join(MODES)}, not '{mode}'")
+        if variant not in VARIANTS:
+            raise WsolbenchError(f"SCG variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
+        if int(order) != order or order < 2:
+            raise WsolbenchError(f"SCG order must be an integer >= 2, not {order}")
+        if chunk_size is not None and chunk_size < 1:
+            raise WsolbenchError(f"SCG chunk_size must be >= 1, not {chunk_size}")
+        self.fo_th, self.so_th, self.so_weight = float(fo_th), float(so_th), float(so_weight)
+        self.fg_th, self.bg_th = float(fg_th), float(bg_th)
+        self.order, self.mode, self.variant = int(order), mode, variant
+        self.chunk_size = chunk_size
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "SCG":
+        """The official thresholds of a dataset (``ilsvrc`` or ``cub``), optionally overridden."""
+        if name.lower() not in cls.presets:
+            raise WsolbenchError(f"unknown SCG preset '{name}' (available: {', '.join(cls.presets)})")
+        return cls(**{**cls.presets[name.lower()], **overrides})
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"SCG({fields})"
+
+    # ---------------------------------------------------------------- self-correlation
+    def self_correlation(self, feat: torch.Tensor) -> SelfCorrelation:
+        """First-order, higher-order and combined matrices of one layer's (N, C, h, w) features."""
+        return self._matrices(feat, "all")
+
+    def _matrices(self, feat: torch.Tensor, wanted: str) -> SelfCorrelation:
+        """The matrices of one layer; with ``wanted`` = ``first`` or ``second`` the others are
+        skipped (None), which saves the P^3 product for first-order runs."""
+        if feat.dim() != 4:
+            raise WsolbenchError(f"SCG taps must be (N, C, h, w) tensors, got shape {tuple(feat.shape)}")
+        n, channels, h, w = feat.shape
+        positions = feat.float().permute(0, 2, 3, 1).reshape(n, h * w, channels)
+        positions = positions / (positions.norm(dim=2, keepdim=True) + 1e-10)
+        similarity = torch.bmm(positions, positions.transpose(1, 2))
+        if self.fo_th > 0:  # zeroing below a positive threshold also does the ReLU's work
+            similarity.masked_fill_(similarity < self.fo_th, 0.0)
+        else:
+            similarity.clamp_(min=0.0)
+        matrices = self._official_matrices if self.variant == "official" else self._paper_matrices
+        return matrices(similarity, wanted)
+
+    def _official_matrices(self, similarity: torch.Tensor, wanted: str) -> SelfCorrelation:
+        positions = similarity.shape[-1]
+        first = higher = combined = None
+        if wanted != "second":
+            first = similarity / (similarity.sum(dim=1, keepdim=True) + 1e-5)
+            if wanted == "first":
+                return SelfCorrelation(first, higher, combined)
+        # The higher order walks between distinct points: no self-loops in the step matrix.
+        step = similarity if wanted == "second" else similarity.clone()
+        step.diagonal(dim1=1, dim2=2).zero_()
+        step.div_(step.sum(dim=1, keepdim=True) + 1e-5)
+        higher = step
+        for _ in range(self.order - 1):
+            higher = torch.bmm(higher, step)
+            higher.div_(higher.sum(dim=1, keepdim=True) + 1e-10)
+        # Written as the released code computes it: (1 / P) * so_th.
+        higher.masked_fill_(higher < (1.0 / positions) * self.so_th, 0.0)
+        if wanted != "second":
+            combined = torch.maximum(first, higher if self.so_weight == 1 else self.so_weight * higher)
+            combined.div_(combined.sum(dim=1, keepdim=True) + 1e-10)
+        return SelfCorrelation(first, higher, combined)
+
+    def _paper_matrices(self, similarity: torch.Tensor, wanted: str) -> SelfCorrelation:
+        positions = similarity.shape[-1]
+        first = higher = combined = None
+        if wanted != "second":
+            first = _minmax(similarity, dim=1)
+            if wanted == "first":
+                return SelfCorrelation(first, higher, combined)
+        power = similarity
+        for _ in range(self.order - 1):
+            power = torch.bmm(power, similarity).div_(positions)
+        # S is symmetric, so row i of S^h is column i: normalizing over dim 1 normalizes the
+        # paper's rows while keeping "map of point j in column j".
+        higher = _minmax(power, dim=1)
+        higher.masked_fill_(higher < self.so_th, 0.0)
+        if wanted != "second":
+            combined = torch.maximum(first, self.so_weight * higher)
+        return SelfCorrelation(first, higher, combined)
+
+    def fused_correlation(self, taps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Size]:
+        """Sum over layers of the selected matrix (``mode``), on the finest tap grid."""
+        taps = _check_taps(taps)
+        grid = _finest_grid(taps)
+        wanted = {"first": "first", "second": "second"}.get(self.mode, "all")
+        fused = None
+        for tap in taps:
+            matrices = self._matrices(_resize_features(tap, grid), wanted)
+            chosen = {"first": matrices.first, "second": matrices.higher}.get(self.mode, matrices.combined)
+            del matrices
+            fused = chosen if fused is None else fused.add_(chosen)
+        return fused, grid
+
+    # ---------------------------------------------------------------- aggregation
+    def _grid_cam(self, cam: torch.Tensor, grid: Size, image_size: Size) -> torch.Tensor:
+        cam = normalize_cam(cam)
+        if self.variant == "official":
+            # The released code resizes the map to the original image and then to the grid.
+            cam = resize_bilinear(cam, image_size)
+        return resize_bilinear(cam, grid)
+
+    def _aggregate(self, fused: torch.Tensor, grid_cam: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Object map a, background map b and y = minmax(relu(a - b)) on the grid, (N, h, w).
+
+        ``fused`` is normalized in place (it is not needed afterwards)."""
+        n, h, w = grid_cam.shape
+        flat_cam = grid_cam.reshape(n, h * w)
+        # Min-max each column (the map of a point) in place, then sum the selected columns with
+        # one bmm against the two masks (object, background). Normalizing first, not after the
+        # sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
+        low = fused.amin(dim=1, keepdim=True)
+        fused = fused.sub_(low).div_(fused.amax(dim=1, keepdim=True) + 1e-10)
+        masks = torch.stack([flat_cam >= self.fg_th, flat_cam <= self.bg_th], dim=2).to(fused.dtype)
+        sums = torch.bmm(fused, masks)
+        sums = sums.transpose(1, 2).reshape(n, 2, h, w)
+        object_map, background_map = _minmax(sums, dim=(2, 3)).unbind(1)
+        final = _minmax(F.relu(object_map - background_map), dim=(1, 2))
+        return {"object": object_map, "background": background_map, "grid_final": final}
+
+    def _chunk_size(self, positions: int) -> int:
+        if self.chunk_size is not None:
+            return self.chunk_size
+        # Layers are processed one after another, so the peak does not grow with their number.
+        return max(1, _CHUNK_BUDGET_BYTES // (_MATRICES_PER_IMAGE * positions * positions * 4))
+
+    def explain(self, cam: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+        """Every intermediate map: ``cam`` (normalized, on the grid), ``object`` (a), ``background``
+        (b), ``grid_final`` (y on the grid) as (N, h, w), and ``final`` resized to the image size
+        (a tensor, or a list when ``image_size`` is a list of per-image sizes)."""
+        taps = _check_taps(taps)
+        cam = check_cam(cam, taps[0].shape[0])
+        sizes = per_image_sizes(image_size, cam.shape[0])
+        device = taps[0].device
+        cam = cam.to(device)
+        grid = _finest_grid(taps)
+        grid_cam = torch.empty((cam.shape[0], *grid), device=device)
+        for size, index in _group_by_size(sizes):
+            grid_cam[index] = self._grid_cam(cam[index], grid, size)
+        parts: dict[str, list[torch.Tensor]] = {"object": [], "background": [], "grid_final": []}
+        step = self._chunk_size(grid[0] * grid[1])
+        for start in range(0, cam.shape[0], step):
+            fused, _ = self.fused_correlation([t[start:start + step] for t in taps])
+            for key, value in self._aggregate(fused, grid_cam[start:start + step]).items():
+                parts[key].append(value)
+            del fused
+        result = {key: torch.cat(values) for key, values in parts.items()}
+        result["cam"] = grid_cam
+        result["final"] = resize_to_sizes(result["grid_final"], image_size, sizes)
+        return result
+
+    def __call__(self, cam: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+        """(N, h, w) raw class map + taps -> (N, H, W) maps in [0, 1] (a list for per-image sizes)."""
+        with torch.no_grad():
+            return self.explain(cam, taps, image_size)["final"]
+
+
+# -------------------------------------------------------------------- input checks and sizes
+def _check_taps(taps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(taps, torch.Tensor) or not isinstance(taps, (list, tuple)) or not taps:
+        raise WsolbenchError("SCG needs a non-empty list of (N, C, h, w) feature taps")
+    for tap in taps:
+        if not isinstance(tap, torch.Tensor) or tap.dim() != 4:
+            shape = tuple(tap.shape) if isinstance(tap, torch.Tensor) else type(tap).__name__
+            raise WsolbenchError(f"SCG taps must be (N, C, h, w) tensors, got {shape}")
+        if tap.shape[0] != taps[0].shape[0]:
+            raise WsolbenchError("SCG taps have different batch sizes")
+    return list(taps)
+
+
+def check_cam(cam: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """The class map must be one (N, h, w) tensor, N = ``batch`` when given."""
+    if not isinstance(cam, torch.Tensor) or cam.dim() != 3:
+        shape = tuple(cam.shape) if isinstance(cam, torch.Tensor) else type(cam).__name__
+        raise WsolbenchError(f"the class map must be an (N, h, w) tensor, got {shape}")
+    if batch is not None and cam.shape[0] != batch:
+        raise WsolbenchError(f"class map batch {cam.shape[0]} != taps batch {batch}")
+    return cam
+
+
+def _finest_grid(taps: list[torch.Tensor]) -> Size:
+    return max((tuple(t.shape[-2:]) for t in taps), key=lambda size: size[0] * size[1])
+
+
+def _resize_features(feat: torch.Tensor, grid: Size) -> torch.Tensor:
+    if tuple(feat.shape[-2:]) == tuple(grid):
+        return feat
+    return F.interpolate(feat.float(), size=tuple(grid), mode="bilinear", align_corners=False)
+
+
+def per_image_sizes(image_size, batch: int) -> list[Size]:
+    """One (H, W) per image, from a single size or a list of sizes."""
+    if _is_size(image_size):
+        return [(int(image_size[0]), int(image_size[1]))] * batch
+    if not isinstance(image_size, (list, tuple, torch.Tensor)):
+        raise WsolbenchError(f"image_size must be one (H, W) or {batch} (H, W) pairs, got {image_size!r}")
+    sizes = [(int(s[0]), int(s[1])) for s in image_size if _is_size(s)]
+    if len(sizes) != batch or len(sizes) != len(image_size):
+        raise WsolbenchError(f"image_size must be one (H, W) or {batch} (H, W) pairs")
+    return sizes
+
+
+def _is_size(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) or (hasattr(v, "__index__") and not isinstance(v, bool)) for v in value)
+    )
+
+
+def _group_by_size(sizes: list[Size]) -> list[tuple[Size, list[int]]]:
+    """Images that share a size, so each group is resized in one batched call."""
+    groups: dict[Size, list[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(size, []).append(index)
+    return list(groups.items())
+
+
+def resize_to_sizes(maps: torch.Tensor, image_size, sizes: list[Size]):
+    """Resize (N, h, w) maps to their image sizes: one tensor, or a list for per-image sizes."""
+    if _is_size(image_size):
+        return resize_bilinear(maps, sizes[0])
+    out: list[torch.Tensor | None] = [None] * len(sizes)
+    for size, index in _group_by_size(sizes):
+        for i, resized in zip(index, resize_bilinear(maps[index], size)):
+            out[i] = resized
+    return out
+
+
+# Re-exported here so ``from wsolbench.methods.scg import SCGExtractor`` works; it lives in its
+# own module (the hook mechanics), which imports SCG from this one.
+from wsolbench.methods.scg_extractor import SCGExtractor  # noqa: E402
+
+__all__ = ["SCG", "SCGExtractor", "SelfCorrelation", "normalize_cam", "resize_bilinear"]

@@ -1,0 +1,93 @@
+"""SPA (Pan et al., CVPR 2021): a class-map head trained with the restricted activation module.
+
+Head (RAM network): conv3x3 -> 1024, ReLU, conv3x3 1024 -> 1024, ReLU, conv1x1 -> C with no
+ReLU on the output (TinyVGG: its smaller head width); logits = GAP of the class maps. Loss
+``CE + alpha * L_ra`` from epoch ``ram_start`` on (``set_epoch``). Defaults are the CUB values
+(alpha 0.5, tau 0.1, gap 0.2, ram_start 20 of 100 epochs); ILSVRC uses tau 0.4, gap 0.1,
+ram_start 5. ``alpha=0`` trains "SPA without RAM". SCG is a separate post-processor.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.methods.base import (
+    WsolMethod,
+    class_map_classifier,
+    global_average_pool,
+    init_new_layers,
+    select_class,
+)
+from wsolbench.registry import register_method
+
+
+def restricted_activation_loss(
+    class_maps: torch.Tensor, labels: torch.Tensor, tau: float, gap: float
+) -> torch.Tensor:
+    """L_ra of SPA (without alpha) for (N, C, H, W) class maps and (N,) labels.
+
+    V = variance over classes of softmax(A) (torch.var, unbiased, as the SPA code), min-max
+    normalized per image (eps 1e-15); background = Vn < tau, foreground = Vn > tau + gap (no
+    gradient through the masks); S = sigmoid(A[y]); mean over N*H*W of S*bg + (1 - S)*fg.
+    """
+    with torch.no_grad():
+        variance = torch.var(F.softmax(class_maps, dim=1), dim=1)
+        flat = variance.flatten(1)
+        low = flat.min(dim=1, keepdim=True).values
+        high = flat.max(dim=1, keepdim=True).values
+        normalized = ((flat - low) / (high - low + 1e-15)).view_as(variance)
+        background = (normalized < tau).to(class_maps.dtype)
+        foreground = (normalized > tau + gap).to(class_maps.dtype)
+    score = torch.sigmoid(select_class(class_maps, labels).squeeze(1))
+    return torch.mean(score * background + (1.0 - score) * foreground)
+
+
+@register_method("spa")
+class SPA(WsolMethod):
+    """SPA: class-map head with the restricted activation loss (RAM) from epoch ram_start."""
+
+    def __init__(
+        self,
+        backbone: str = "tinyvgg",
+        num_classes: int = 10,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        large_feature_map: bool = False,
+        alpha: float = 0.5,
+        tau: float = 0.1,
+        gap: float = 0.2,
+        ram_start: int = 20,
+    ):
+        if alpha < 0 or not 0 <= tau <= 1 or gap < 0 or ram_start < 0:
+            raise WsolbenchError(
+                "spa: need alpha >= 0, 0 <= tau <= 1, gap >= 0, ram_start >= 0 "
+                f"(got {alpha}, {tau}, {gap}, {ram_start})"
+            )
+        super().__init__(
+            backbone, num_classes, pretrained, weights, large_feature_map,
+            hparams={"alpha": alpha, "tau": tau, "gap": gap, "ram_start": ram_start},
+        )
+        self.alpha, self.tau, self.gap = float(alpha), float(tau), float(gap)
+        self.ram_start = int(ram_start)
+        self.classifier = class_map_classifier(
+            self.backbone.out_channels, self.backbone.head_width, num_classes
+        )
+        init_new_layers(self.classifier, "xavier")
+
+    @property
+    def ram_active(self) -> bool:
+        return self.alpha > 0 and self.epoch >= self.ram_start
+
+    def head(self, features, taps, labels):
+        cams = self.classifier(features)
+        return {"logits": global_average_pool(cams), "cams": cams}
+
+    def loss(self, outputs, targets):
+        loss = F.cross_entropy(outputs["logits"], targets)
+        if self.ram_active:
+            ram = restricted_activation_loss(outputs["cams"], targets, self.tau, self.gap)
+            loss = loss + self.alpha * ram
+        return loss

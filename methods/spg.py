@@ -1,0 +1,129 @@
+"""SPG: self-produced guidance (Zhang et al., ECCV 2018), after wsolevaluation's version.
+
+Head A (conv3x3 -> width, ReLU, conv3x3, ReLU, conv1x1 -> C; logits = GAP) gives the class maps
+(the localization map is the class channel). Three side branches predict one-channel
+foreground logits: B1 from the first SCG tap (VGG: conv4), B2 from the backbone output (conv5),
+both through shared layers, and C from head A's last hidden layer. Upsampled to the input size
+(wsolevaluation: 224), each is trained with BCE against a self-produced mask (1 foreground,
+0 background, 255 ignored):
+
+- B2 against the min-max normalized GT-class map of A, thresholds (0.7, 0.01);
+- B1 against sigmoid(B2), thresholds (0.5, 0.05);
+- C against (sigmoid(B1) + sigmoid(B2)) / 2 (detached), thresholds (0.7, 0.1).
+
+Foreground is ``value > high``; an image with fewer than 30 foreground pixels uses 0.7 * its max
+instead (the count is in input pixels, as upstream, so it stays meaningful at 64 px); background
+``value < low`` wins over foreground. Masks never carry gradient.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wsolbench.methods.base import (
+    WsolMethod,
+    conv3x3_relu,
+    global_average_pool,
+    init_new_layers,
+    normalize_maps,
+    select_class,
+)
+from wsolbench.registry import register_method
+
+IGNORE = 255.0
+MIN_FOREGROUND_PIXELS = 30
+FALLBACK_RATIO = 0.7
+DEFAULT_THRESHOLDS = ((0.7, 0.01), (0.5, 0.05), (0.7, 0.1))
+
+
+def self_produced_mask(attention: torch.Tensor, high: float, low: float) -> torch.Tensor:
+    """(N, 1, H, W) attention -> mask: 1 above ``high``, 0 below ``low``, 255 elsewhere."""
+    attention = attention.detach()
+    flat = attention.flatten(1)
+    count = (flat > high).sum(dim=1)
+    fallback = FALLBACK_RATIO * flat.max(dim=1).values
+    per_image = torch.where(count < MIN_FOREGROUND_PIXELS, fallback, torch.full_like(fallback, high))
+    mask = torch.full_like(attention, IGNORE)
+    mask[attention > per_image.view(-1, 1, 1, 1)] = 1.0
+    mask[attention < low] = 0.0
+    return mask
+
+
+def masked_bce(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits averaged over the positions the mask does not ignore (0 if none)."""
+    valid = mask != IGNORE
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[valid], mask[valid])
+
+
+@register_method("spg")
+class SPG(WsolMethod):
+    """SPG: CAM-style classifier guided by self-produced foreground/background masks."""
+
+    def __init__(
+        self,
+        backbone: str = "tinyvgg",
+        num_classes: int = 10,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        large_feature_map: bool = False,
+        thresholds: tuple[tuple[float, float], ...] = DEFAULT_THRESHOLDS,
+    ):
+        thresholds = tuple((float(h), float(l)) for h, l in thresholds)
+        super().__init__(
+            backbone, num_classes, pretrained, weights, large_feature_map,
+            hparams={"thresholds": [list(t) for t in thresholds]},
+        )
+        self.thresholds = thresholds
+        net = self.backbone
+        width, side = net.head_width, net.head_width // 2
+        tap_channels = net.tap_channels[net.scg_taps[0]]
+        self.head_a = nn.Sequential(
+            conv3x3_relu(net.out_channels, width), conv3x3_relu(width, width)
+        )
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+        self.branch_b1 = conv3x3_relu(tap_channels, side)
+        self.branch_b2 = conv3x3_relu(net.out_channels, side)
+        self.branch_b_shared = nn.Sequential(conv3x3_relu(side, side), nn.Conv2d(side, 1, 1))
+        self.branch_c = nn.Sequential(conv3x3_relu(width, side), nn.Conv2d(side, 1, 1))
+        for module in (self.head_a, self.classifier, self.branch_b1, self.branch_b2,
+                       self.branch_b_shared, self.branch_c):
+            init_new_layers(module, "xavier")
+
+    def forward(self, images, labels=None):
+        outputs = super().forward(images, labels)
+        outputs["input_size"] = tuple(images.shape[2:])  # the masks live at input resolution
+        return outputs
+
+    def head(self, features, taps, labels):
+        hidden = self.head_a(features)
+        cams = self.classifier(hidden)
+        logits = global_average_pool(cams)
+        return {
+            "logits": logits,
+            "cams": cams,
+            "logits_b1": self.branch_b_shared(self.branch_b1(taps[self.backbone.scg_taps[0]])),
+            "logits_b2": self.branch_b_shared(self.branch_b2(features)),
+            "logits_c": self.branch_c(hidden),
+        }
+
+    def loss(self, outputs, targets):
+        (h1, l1), (h2, l2), (h3, l3) = self.thresholds
+
+        def upsample(x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=outputs["input_size"], mode="bilinear", align_corners=False)
+
+        b1, b2, c = (upsample(outputs[k]) for k in ("logits_b1", "logits_b2", "logits_c"))
+        # Upsampling is per channel, so selecting the class first equals upstream's order.
+        attention = normalize_maps(upsample(select_class(outputs["cams"].detach(), targets)))
+        fused = (torch.sigmoid(b1.detach()) + torch.sigmoid(b2.detach())) / 2
+        return (
+            F.cross_entropy(outputs["logits"], targets)
+            + masked_bce(b2, self_produced_mask(attention, h1, l1))
+            + masked_bce(b1, self_produced_mask(torch.sigmoid(b2), h2, l2))
+            + masked_bce(c, self_produced_mask(fused, h3, l3))
+        )

@@ -1,0 +1,174 @@
+"""MaxBoxAcc / MaxBoxAccV2: hand-made maps and a randomized equivalence with the OpenCV oracle."""
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from box_reference import reference_correct_counts  # noqa: E402
+
+from wsolbench.errors import ScoreMapError, WsolbenchError
+from wsolbench.evaluation import BoxAccumulator, box_iou, evaluate_scoremaps, rescale_boxes
+
+
+def counts(scoremap, gt, thresholds, deltas=(30, 50, 70)):
+    acc = BoxAccumulator(thresholds=thresholds, iou_thresholds=deltas)
+    acc.accumulate(np.asarray(scoremap, np.float64)[None], [np.asarray(gt).reshape(-1, 4)])
+    column = {int(d): j for j, d in enumerate(acc.deltas)}
+    return acc.correct_v1[:, [column[d] for d in deltas]], acc.correct_v2[:, [column[d] for d in deltas]]
+
+
+def v1_box_is(scoremap, threshold, box):
+    """IoU 100 at this threshold <=> the V1 box equals ``box``."""
+    v1, _ = counts(scoremap, [box], [threshold], deltas=(100,))
+    return bool(v1[0, 0])
+
+
+# Expected boxes from clovaai/wsolevaluation evaluation_test.py
+# (test_compute_bboxes_from_scoremaps_{degenerate,unimodal,multimodal}), thresholds arange(0, 1, 0.2).
+UPSTREAM_CASES = {
+    "degenerate": (np.zeros((3, 3)), [[0, 0, 0, 0]] * 5),
+    "unimodal": (np.array([[0.0, 0.0, 0.0, 0.0, 0.0],
+                           [0.0, 0.4, 0.4, 0.4, 0.6],
+                           [0.0, 0.4, 1.0, 0.8, 0.6],
+                           [0.0, 0.4, 0.4, 0.4, 0.6]]),
+                 [[1, 1, 4, 3], [1, 1, 4, 3], [2, 1, 4, 3], [2, 2, 4, 3], [2, 2, 3, 3]]),
+    "multimodal": (np.array([[0.4, 0.0, 0.2, 0.2, 0.2],
+                             [0.4, 0.4, 0.0, 0.4, 0.0],
+                             [0.0, 0.0, 0.0, 0.4, 0.0],
+                             [1.0, 0.6, 0.8, 0.2, 0.2]]),
+                   [[0, 0, 4, 3], [0, 0, 2, 2], [0, 3, 3, 3], [2, 3, 3, 3], [0, 3, 1, 3]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM_CASES))
+def test_upstream_box_cases(name):
+    scoremap, boxes = UPSTREAM_CASES[name]
+    for threshold, box in zip(np.arange(0, 1, 0.2), boxes):
+        assert v1_box_is(scoremap, threshold, box), (name, threshold, box)
+
+
+def test_upstream_iou_and_resize_cases():
+    # clovaai/wsolevaluation evaluation_test.py: realistic IoU 8/27, resize_bbox cases.
+    assert box_iou([[1, 2, 5, 6]], [[3, 1, 4, 5]])[0, 0] == pytest.approx(8 / 27)
+    assert np.all(box_iou(np.zeros((3, 4)), np.zeros((5, 4))) == 1.0)
+    assert rescale_boxes([[1, 2, 4, 3]], (10, 20), (35, 10)).tolist() == [[3, 1, 14, 1]]
+    assert rescale_boxes([[1, 2, 1, 2]], (3, 3), (3, 3)).tolist() == [[1, 2, 1, 2]]
+
+
+def test_all_one_map_gives_full_box_clipped():
+    # u = 255 everywhere; at tau = 0 the mask is u > 0: one component = whole image.
+    assert v1_box_is(np.ones((6, 8)), 0.0, [0, 0, 7, 5])
+    # At tau 0.999... threshold int(0.9 * 255) = 229 < 255 still everything.
+    assert v1_box_is(np.ones((6, 8)), 0.9, [0, 0, 7, 5])
+
+
+def test_ring_hole_counts_in_v2_only():
+    ring = np.zeros((12, 12))
+    ring[2:9, 2:9] = 1.0
+    ring[4:7, 4:7] = 0.0  # hole: pixels 4..6 -> hole contour box [3, 3, 7+1, 7+1] = [3, 3, 8, 8]
+    hole_box = [3, 3, 8, 8]
+    v1, v2 = counts(ring, [hole_box], [0.5], deltas=(100,))
+    assert v1[0, 0] == 0 and v2[0, 0] == 1
+    assert v1_box_is(ring, 0.5, [2, 2, 9, 9])  # outer component 2..8, +1 quirk
+
+
+def test_border_blob_plus_one_is_clipped():
+    scoremap = np.zeros((5, 6))
+    scoremap[2:5, 3:6] = 1.0  # touches the right and bottom border
+    assert v1_box_is(scoremap, 0.5, [3, 2, 5, 4])
+    scoremap = np.zeros((5, 6))
+    scoremap[0:2, 0:2] = 1.0  # top-left: x1, y1 grow by one
+    assert v1_box_is(scoremap, 0.5, [0, 0, 2, 2])
+
+
+def test_one_pixel_blobs_have_zero_area_in_v1():
+    # A 1x3 line (area 0) and a 2x2 square (area 1): V1 picks the square even though the line
+    # has more pixels.
+    scoremap = np.zeros((8, 8))
+    scoremap[1, 1:4] = 1.0
+    scoremap[5:7, 5:7] = 1.0
+    assert v1_box_is(scoremap, 0.5, [5, 5, 7, 7])
+
+
+def test_multiple_gt_boxes_take_the_best():
+    scoremap = np.zeros((10, 10))
+    scoremap[1:4, 1:4] = 1.0  # predicted box [1, 1, 4, 4]
+    v1, v2 = counts(scoremap, [[6, 6, 9, 9], [1, 1, 4, 4]], [0.5], deltas=(50,))
+    assert v1[0, 0] == 1 and v2[0, 0] == 1
+    v1, _ = counts(scoremap, [[6, 6, 9, 9]], [0.5], deltas=(50,))
+    assert v1[0, 0] == 0
+
+
+def _random_map(rng, kind, height, width):
+    if kind == "smooth":
+        s = cv2.GaussianBlur(rng.random((height, width)), (0, 0), rng.uniform(0.7, 3))
+    elif kind == "noise":
+        s = rng.random((height, width))
+    elif kind == "plateau":
+        s = rng.integers(0, 4, (height, width)) / 3.0
+    elif kind == "rings":
+        yy, xx = np.mgrid[:height, :width]
+        r = np.hypot(yy - rng.uniform(0, height), xx - rng.uniform(0, width))
+        s = (np.cos(r * rng.uniform(0.5, 2)) + 1) / 2
+    else:  # sparse one-pixel blobs
+        s = (rng.random((height, width)) > 0.85) * rng.random((height, width))
+    s = s - s.min()
+    return s / s.max() if s.max() > 0 else s
+
+
+def test_randomized_equivalence_with_opencv():
+    rng = np.random.default_rng(0)
+    kinds = ("smooth", "noise", "plateau", "rings", "sparse")
+    maps, gts = [], []
+    for i in range(150):
+        height, width = (int(v) for v in rng.integers(2, 18, 2))
+        maps.append(_random_map(rng, kinds[i % len(kinds)], height, width))
+        k = int(rng.integers(1, 3))
+        x0, y0 = rng.integers(0, width, k), rng.integers(0, height, k)
+        gts.append(np.stack([x0, y0, rng.integers(x0, width), rng.integers(y0, height)], 1))
+    thresholds = np.arange(0, 1, 0.01)
+    acc = BoxAccumulator(cam_curve_interval=0.01)
+    acc.accumulate(maps, gts)  # maps of many sizes in one call
+    deltas = list(acc.deltas)
+    ref_v1 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=False)
+    ref_v2 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=True)
+    assert np.array_equal(acc.correct_v1, ref_v1)
+    assert np.array_equal(acc.correct_v2, ref_v2)
+    assert acc.correct_v2.sum() > acc.correct_v1.sum() > 0
+
+
+def test_cpu_tensor_numpy_and_float32_agree():
+    rng = np.random.default_rng(1)
+    maps = np.stack([_random_map(rng, "smooth", 20, 20) for _ in range(6)]).astype(np.float32)
+    gts = [np.array([[3, 3, 12, 14]])] * 6
+    a = evaluate_scoremaps(maps, gts, cam_curve_interval=0.01)
+    b = evaluate_scoremaps(torch.from_numpy(maps), gts, cam_curve_interval=0.01)
+    assert a["box_correct_counts_v2"] == b["box_correct_counts_v2"]
+    assert a["MaxBoxAcc"] == b["MaxBoxAcc"]
+    if torch.cuda.is_available():
+        c = evaluate_scoremaps(torch.from_numpy(maps).cuda(), gts, cam_curve_interval=0.01)
+        assert a["box_correct_counts_v2"] == c["box_correct_counts_v2"]
+
+
+def test_result_keys_and_values():
+    scoremap = np.zeros((10, 10))
+    scoremap[2:6, 2:6] = 1.0
+    result = evaluate_scoremaps(scoremap[None], [np.array([[2, 2, 6, 6]])], cam_curve_interval=0.1)
+    assert result["MaxBoxAcc"] == 100.0
+    assert result["MaxBoxAccV2"] == 100.0
+    assert set(result["MaxBoxAccV2_per_iou"]) == {"30", "50", "70"}
+    assert len(result["box_acc_curve_v2"]["50"]) == 10
+    assert result["box_best_threshold_v1"]["50"] == 0.0
+
+
+def test_bad_maps_are_refused():
+    with pytest.raises(ScoreMapError):
+        evaluate_scoremaps(np.full((1, 3, 3), np.nan), [np.zeros((1, 4))])
+    with pytest.raises(ScoreMapError):
+        evaluate_scoremaps(np.full((1, 3, 3), 1.5), [np.zeros((1, 4))])
+    with pytest.raises(WsolbenchError):
+        evaluate_scoremaps(np.zeros((2, 3, 3)), [np.zeros((1, 4))])

@@ -1,0 +1,180 @@
+"""Training engine: config hash, learning, exact resume, checkpoints, CLI options."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from wsolbench.data.datasets import EvalDataset
+from wsolbench.data.metadata import read_split
+from wsolbench.engine.infer import predict
+from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
+from wsolbench.cli import main
+from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
+from wsolbench.engine.config import TrainConfig, parse_hparam_value, parse_hparams
+from wsolbench.engine.train import train
+from wsolbench.errors import WsolbenchError
+from wsolbench.registry import create_method, list_methods
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """A short run shared by the checkpoint tests (8 epochs, about a second on one core)."""
+    torch.set_num_threads(1)
+    config = tiny_config(tiny_data, tmp_path_factory.mktemp("run"), epochs=8)
+    return config, train(config)
+
+
+# -- config ------------------------------------------------------------------------------------
+def test_config_hash_ignores_run_only_fields_but_not_hyperparameters(tmp_path):
+    base = tiny_config(tmp_path, tmp_path / "a")
+    moved = tiny_config(tmp_path / "elsewhere", tmp_path / "b", workers=7, device="cuda")
+    assert base.config_hash() == moved.config_hash()
+    assert len(base.config_hash()) == 64
+    assert base.config_hash() != tiny_config(tmp_path, tmp_path / "a", lr=0.5).config_hash()
+    assert base.config_hash() != tiny_config(
+        tmp_path, tmp_path / "a", hparams={"grid_size": 8}).config_hash()
+
+
+def test_config_defaults_follow_the_wsolevaluation_recipe(tmp_path):
+    config = TrainConfig(data=str(tmp_path))
+    assert (config.lr, config.momentum, config.weight_decay) == (0.01, 0.9, 1e-4)
+    assert (config.nesterov, config.lr_decay, config.lr_step, config.batch_size) == (True, "step", 30, 64)
+    assert config.head_lr_multiplier == 10.0
+    with pytest.raises(WsolbenchError, match="lr_milestones"):
+        TrainConfig(data=str(tmp_path), lr_decay="multistep")
+    with pytest.raises(WsolbenchError, match="data root"):
+        TrainConfig()
+
+
+def test_hparam_values_and_unknown_keys():
+    assert [parse_hparam_value(v) for v in ("3", "0.5", "true", "False", "abc")] == [3, 0.5, True, False, "abc"]
+    assert parse_hparams(["grid_size=8"], {"grid_size": 4, "drop_rate": 0.5}, "has") == {"grid_size": 8}
+    with pytest.raises(WsolbenchError, match="valid: drop_rate, grid_size"):
+        parse_hparams(["gird_size=8"], {"grid_size": 4, "drop_rate": 0.5}, "has")
+    with pytest.raises(WsolbenchError, match="key=value"):
+        parse_hparams(["grid_size"], {"grid_size": 4}, "has")
+
+
+def test_cli_reports_an_unknown_hparam_in_one_line(tmp_path, capsys):
+    code = main(["train", "--method", "cam", "--data", str(tmp_path), "--hparam", "alpha=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no hyperparameter 'alpha'" in err and "valid:" in err and "Traceback" not in err
+
+
+def test_cli_help_lists_options_with_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--hparam", "--resume", "--lr-decay", "--epochs", "--image-root"):
+        assert option in text
+    assert "default: 0.01" in text
+
+
+# -- training ----------------------------------------------------------------------------------
+def test_short_training_learns(trained, tiny_data):
+    config, path = trained
+    history = load_checkpoint(path)["history"]
+    assert len(history) == config.epochs
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    # Classify the training images without augmentation: chance is 33%.
+    split = read_split(tiny_data / "metadata" / "train")
+    dataset = EvalDataset(split, tiny_data / "images", config.image_size)
+    correct = sum(
+        int((batch["topk"][:, 0] == batch["label"]).sum())
+        for batch in predict(load_model(path), dataset, batch_size=64, ten_crop=False)
+    )
+    assert 100.0 * correct / len(split) > 100.0 / NUM_CLASSES + 20
+
+
+@pytest.mark.parametrize("workers", [0, 2])  # loader workers are reseeded per epoch too
+def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_data, tmp_path, workers):
+    torch.set_num_threads(1)
+    straight = train(tiny_config(tiny_data, tmp_path / "straight", epochs=2, workers=workers))
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_epoch(epoch, stats):
+        raise Interrupt
+
+    interrupted = tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers)
+    with pytest.raises(Interrupt):
+        train(interrupted, on_epoch_end=stop_after_first_epoch)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    resumed = train(tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers, resume=True))
+
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert b["epoch"] == 2
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_resume_refuses_a_different_run(tiny_data, trained, tmp_path):
+    config, path = trained
+    other = tiny_config(tiny_data, path.parent, lr=0.5, resume=True, epochs=5)
+    with pytest.raises(WsolbenchError, match="lr"):
+        train(other)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def test_checkpoint_round_trip_gives_identical_outputs(trained):
+    config, path = trained
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["method"] == "cam" and checkpoint["num_classes"] == NUM_CLASSES
+    assert checkpoint["config_hash"] == config.config_hash()
+    model = load_model(path)
+    assert not model.training
+    again = load_model(path)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        first, second = model(images), again(images)
+    assert torch.equal(first["logits"], second["logits"])
+    assert torch.equal(first["cams"], second["cams"])
+    assert checkpoint_hash(path) == checkpoint_hash(path) and len(checkpoint_hash(path)) == 64
+
+
+def test_unsafe_checkpoint_is_refused_with_the_file_named(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"format": "wsolbench-checkpoint", "payload": _Arbitrary()}, handle, protocol=2)
+    with pytest.raises(WsolbenchError, match="unsafe or malformed") as error:
+        load_model(path)
+    assert str(path) in str(error.value)
+
+
+def test_tensor_only_file_without_format_is_refused(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(WsolbenchError, match="not a wsolbench checkpoint"):
+        load_model(path)
+
+
+class _Arbitrary:
+    """Any class: unpickling it would run arbitrary code paths, so weights_only refuses it."""
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_every_method_trains_and_reloads(method, tiny_data, tmp_path):
+    """Each registered method goes through the engine: its input transform, targets and loss
+    train one epoch, and its checkpoint rebuilds it with its hyperparameters."""
+    torch.set_num_threads(1)
+    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=1))
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][0]["loss"])
+    model = load_model(path)
+    reference = create_method(method, backbone="tinyvgg", num_classes=NUM_CLASSES, **checkpoint["hparams"])
+    reference.load_state_dict(checkpoint["model"])
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(images)["cams"], reference.eval()(images)["cams"])

@@ -1,0 +1,93 @@
+"""Inference: the batch generator (ten-crop protocol, top-k, maps, taps) and `wsolbench infer`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
+from wsolbench.cli import main
+from wsolbench.data.datasets import EvalDataset
+from wsolbench.data.metadata import read_split
+from wsolbench.engine.checkpoint import load_model
+from wsolbench.engine.infer import predict
+from wsolbench.engine.train import train
+from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.set_num_threads(1)
+    data = make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
+    path = train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1))
+    return data, path
+
+
+def test_predict_yields_maps_taps_and_dataset_fields(checkpoint):
+    data, path = checkpoint
+    model = load_model(path)
+    split = read_split(data / "metadata" / "test")
+    dataset = EvalDataset(split, data / "images", 32, ten_crop=True, resize_size=36)
+    batches = list(predict(model, dataset, batch_size=4, ten_crop=True, topk=2))
+    assert sum(len(b["image_id"]) for b in batches) == len(split)
+    batch = batches[0]
+    n = len(batch["image_id"])
+    assert batch["probs"].shape == (n, NUM_CLASSES)
+    assert torch.allclose(batch["probs"].sum(1), torch.ones(n), atol=1e-5)
+    assert batch["topk"].shape == (n, 2)
+    assert batch["cams_gt"].shape == (n, 8, 8)  # tinyvgg: stride 4 at 32 px
+    assert batch["cams_topk"].shape == (n, 2, 8, 8)
+    assert batch["tap_names"] == ("feat4", "feat5") and len(batch["taps"]) == 2
+    assert {"label", "size", "boxes", "image_id"} <= set(batch) and "crops" not in batch
+
+    # The spa protocol: softmax per crop, then the mean over the ten crops.
+    items = [dataset[i] for i in range(n)]
+    with torch.no_grad():
+        outputs = model(torch.stack([item["image"] for item in items]))
+        crop_probs = torch.stack([model(item["crops"])["logits"].softmax(1).mean(0) for item in items])
+    assert torch.allclose(batch["probs"], crop_probs, atol=1e-5)
+    labels = torch.tensor([item["label"] for item in items])
+    assert torch.allclose(batch["cams_gt"], outputs["cams"][torch.arange(n), labels], atol=1e-5)
+    top = batch["topk"]
+    assert torch.allclose(batch["cams_topk"][:, 1], outputs["cams"][torch.arange(n), top[:, 1]], atol=1e-5)
+
+
+def test_single_view_probabilities_are_the_softmax_of_the_logits(checkpoint):
+    data, path = checkpoint
+    dataset = EvalDataset(read_split(data / "metadata" / "val"), data / "images", 32)
+    batch = next(predict(load_model(path), dataset, batch_size=8, ten_crop=False))
+    assert torch.allclose(batch["probs"], batch["logits"].softmax(1))
+    with pytest.raises(Exception, match="ten_crop=True"):
+        next(predict(load_model(path), dataset, batch_size=8, ten_crop=True))
+
+
+@pytest.mark.parametrize("postprocessor", ["identity", "scg"])
+def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(checkpoint, tmp_path, postprocessor):
+    data, path = checkpoint
+    out = tmp_path / "maps"
+    code = main([
+        "infer", "--checkpoint", str(path), "--metadata-root", str(data / "metadata" / "test"),
+        "--image-root", str(data / "images"), "--out", str(out), "--map-size", "24",
+        "--postprocessor", postprocessor, "--workers", "0", "--device", "cpu", "--no-progress",
+    ])
+    assert code == 0
+    split = read_split(data / "metadata" / "test")
+    peaks = []
+    for image_id in split.image_ids:
+        assert (out / f"{image_id}.npy").is_file()  # wsolevaluation's layout
+        # What `wsolbench evaluate` reads: a finite 2-D float map in [0, 1], no normalization.
+        score_map = load_scoremap(scoremap_path(out, image_id), normalize="none")
+        assert score_map.shape == (24, 24) and score_map.dtype == np.float32
+        assert 0.0 <= score_map.min() and score_map.max() <= 1.0
+        peaks.append(score_map.max())
+    assert max(peaks) == pytest.approx(1.0)  # min-max normalized (a GT map may be all zeros)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cli_infer_names_a_bad_checkpoint(tmp_path, capsys):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    code = main(["infer", "--checkpoint", str(bogus), "--metadata-root", str(tmp_path),
+                 "--image-root", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert code == 2
+    assert "bogus.pt" in capsys.readouterr().err

@@ -1,0 +1,152 @@
+"""Every registered method on every backbone: shapes, gradients, train/eval, state_dict."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import wsolbench
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CI machine's cores are shared: one thread avoids oversubscription stalls."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+INPUT_SIZE = {"tinyvgg": 64, "vgg16": 64, "resnet50": 64, "inception_v3": 96}
+FEATURE_SIZE = {"tinyvgg": 16, "vgg16": 4, "resnet50": 4, "inception_v3": 6}
+NUM_CLASSES = 5
+METHODS = wsolbench.list_methods()
+
+
+def batch(backbone: str, n: int = 2, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    size = INPUT_SIZE[backbone]
+    images = torch.randn(n, 3, size, size, generator=generator)
+    labels = torch.arange(n) % NUM_CLASSES
+    return images, labels
+
+
+def build(name: str, backbone: str = "tinyvgg", **hparams):
+    torch.manual_seed(0)
+    return wsolbench.create_method(name, backbone=backbone, num_classes=NUM_CLASSES, **hparams)
+
+
+def test_all_methods_registered():
+    assert set(METHODS) >= {"cam", "has", "acol", "spg", "adl", "cutmix", "spa"}
+
+
+@pytest.mark.parametrize("backbone", sorted(INPUT_SIZE))
+@pytest.mark.parametrize("name", METHODS)
+def test_forward_backward_shapes(name, backbone):
+    method = build(name, backbone).train()
+    method.set_epoch(100)  # epoch-dependent losses (SPA's RAM) are on
+    images, labels = batch(backbone)
+    inputs, targets = method.prepare_batch(images, labels)
+    outputs = method(inputs, labels)
+    side = FEATURE_SIZE[backbone]
+    assert outputs["logits"].shape == (2, NUM_CLASSES)
+    assert outputs["cams"].shape == (2, NUM_CLASSES, side, side)
+    assert set(method.backbone.scg_taps) <= set(outputs["taps"])
+    loss = method.loss(outputs, targets)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    groups = method.param_groups(lr=0.01, weight_decay=1e-4)
+    for group in groups:  # every group (backbone and head) receives gradient
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in group["params"])
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_param_groups_cover_every_parameter_once(name):
+    method = build(name)
+    groups = method.param_groups(lr=0.01, weight_decay=1e-4)
+    ids = [id(p) for group in groups for p in group["params"]]
+    assert len(ids) == len(set(ids)) == len(list(method.parameters()))
+    by_name = {group["name"]: group for group in groups}
+    assert by_name["backbone"]["lr"] == pytest.approx(0.01)
+    assert by_name["head"]["lr"] == pytest.approx(0.1)
+    assert all(g["weight_decay"] == 1e-4 for g in groups)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_eval_is_deterministic_and_leaves_inputs_untouched(name):
+    method = build(name).eval()
+    images, labels = batch("tinyvgg", n=3)
+    inputs, targets = method.prepare_batch(images, labels)
+    assert inputs is images and targets is labels  # HaS / CutMix only transform in training
+    with torch.no_grad():
+        first = method(images)
+        second = method(images)
+    assert torch.equal(first["logits"], second["logits"])
+    assert torch.equal(first["cams"], second["cams"])
+
+
+@pytest.mark.parametrize("name", ["adl", "has", "cutmix"])
+def test_training_randomness_is_active(name):
+    """The stochastic parts act in training: two training steps differ, eval ones do not."""
+    method = build(name).train()
+    images, labels = batch("tinyvgg", n=4)
+    results = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        inputs, _ = method.prepare_batch(images, labels)
+        with torch.no_grad():
+            results.append(method(inputs, labels)["logits"])
+    assert not torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_state_dict_round_trip(name, tmp_path):
+    method = build(name).eval()
+    path = tmp_path / "model.pth"
+    torch.save({"state_dict": method.state_dict(), "hparams": method.hparams}, path)
+    saved = torch.load(path, weights_only=True)
+    torch.manual_seed(123)  # a different random init, fully overwritten by the load
+    rebuilt = wsolbench.create_method(name, **saved["hparams"])
+    rebuilt.load_state_dict(saved["state_dict"])
+    rebuilt.eval()
+    images, _ = batch("tinyvgg", n=2, seed=5)
+    with torch.no_grad():
+        a, b = method(images), rebuilt(images)
+    assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["cams"], b["cams"])
+
+
+def test_cam_is_fc_weighted_mean_of_features():
+    method = build("cam").eval()
+    images, _ = batch("tinyvgg")
+    with torch.no_grad():
+        features, _ = method.backbone(images)
+        hidden = method.cam_head.conv(features)
+        outputs = method(images)
+    weight = method.cam_head.fc.weight
+    expected = (weight[3].view(1, -1, 1, 1) * hidden).mean(1)
+    torch.testing.assert_close(outputs["cams"][:, 3], expected)
+    # GAP of the map + bias/K... the logits are the spatial mean of K * map plus the bias.
+    logits = outputs["cams"].mean((2, 3)) * hidden.shape[1] + method.cam_head.fc.bias
+    torch.testing.assert_close(outputs["logits"], logits, rtol=1e-4, atol=1e-5)
+
+
+def test_spa_ram_starts_at_ram_start_and_alpha_zero_disables_it():
+    images, labels = batch("tinyvgg", n=4)
+    method = build("spa", ram_start=3).train()
+    outputs = method(images, labels)
+    method.set_epoch(2)
+    before = method.loss(outputs, labels)
+    method.set_epoch(3)
+    after = method.loss(outputs, labels)
+    assert after > before  # L_ra >= 0 and almost surely > 0 on random maps
+    without = build("spa", alpha=0.0, ram_start=0).train()
+    out = without(images, labels)
+    without.set_epoch(50)
+    torch.testing.assert_close(
+        without.loss(out, labels), torch.nn.functional.cross_entropy(out["logits"], labels)
+    )
+
+
+def test_hyperparameter_validation():
+    with pytest.raises(wsolbench.WsolbenchError):
+        build("has", drop_rate=1.5)
+    with pytest.raises(wsolbench.WsolbenchError):
+        build("spa", alpha=-1)

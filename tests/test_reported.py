@@ -1,0 +1,102 @@
+"""Published reference numbers (leaderboards/reported) and `leaderboard --with-reported`."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from wsolbench.cli import main
+from wsolbench.errors import WsolbenchError
+from wsolbench.report import read_reported, read_results, reported_tables, write_results
+from wsolbench.report.reported import default_reported_dir
+from wsolbench.report.results import PROTOCOL_METRICS
+
+from test_report import make_results  # noqa: E402  (tests/ is on sys.path under pytest)
+
+
+@pytest.fixture(scope="module")
+def reported() -> pd.DataFrame:
+    return read_reported()
+
+
+def test_reported_files_are_valid_and_documented(reported):
+    assert (default_reported_dir() / "SOURCES.md").is_file()
+    sources = (default_reported_dir() / "SOURCES.md").read_text()
+    assert reported["reported"].all()
+    assert (reported["source"].str.len() > 0).all()
+    for source in reported["source"].unique():
+        assert f"`{source}`" in sources  # every source is explained in SOURCES.md
+    for path in default_reported_dir().glob("*.csv"):
+        assert f"`{path.name}`" in sources
+    for protocol, metric in zip(reported["protocol"], reported["metric"]):
+        assert metric in PROTOCOL_METRICS[protocol]
+    assert reported["value"].between(0, 100).all()
+    keys = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric"]
+    assert not reported.duplicated(keys).any()
+
+
+def _value(reported, dataset, backbone, method):
+    match = reported[(reported["dataset"] == dataset) & (reported["backbone"] == backbone)
+                     & (reported["method"] == method)]
+    assert len(match) == 1
+    return float(match["value"].iloc[0])
+
+
+def test_wsolevaluation_numbers_as_printed(reported):
+    # Spot checks against the printed table (README main_table.png of clovaai/wsolevaluation).
+    assert _value(reported, "CUB", "vgg16", "cam") == 63.7
+    assert _value(reported, "ILSVRC", "resnet50", "cam") == 63.7
+    assert _value(reported, "OpenImages", "inception_v3", "cam") == 63.2
+    assert _value(reported, "CUB", "inception_v3", "fsl-baseline") == 86.6
+    assert set(reported.loc[reported["dataset"] == "OpenImages", "metric"]) == {"PxAP"}
+
+
+def test_differences_to_cam_are_added_exactly(reported):
+    derived = reported[reported["note"].str.startswith("CAM ")]
+    assert len(derived) == 5 * 3 * 3
+    for row in derived.itertuples():
+        cam, difference = map(float, re.match(r"CAM (\S+) (\S+)", row.note).groups())
+        assert row.value == pytest.approx(round(cam + difference, 1))
+        assert _value(reported, row.dataset, row.backbone, "cam") == cam
+
+
+def test_reported_tables_are_marked_and_keep_printed_precision(reported):
+    tables = reported_tables(reported)
+    assert tables and all("(reported, " in table.title for table in tables)
+    cells = [cell for table in tables for row in table.rows for cell in row[4:]]
+    assert "63.7" in cells and "63.70" not in cells
+
+
+def _measured_section(markdown: str) -> str:
+    measured = markdown.split("## Measured results", 1)[1]
+    return measured.split("## Published numbers", 1)[0].split("## Figures", 1)[0]
+
+
+def test_cli_with_reported_adds_marked_rows_and_leaves_measured_alone(tmp_path):
+    results_path, _ = write_results(make_results(), tmp_path / "run")
+    plain, with_reported = tmp_path / "plain", tmp_path / "with"
+    assert main(["leaderboard", str(results_path), "--out", str(plain), "--quiet"]) == 0
+    assert main(["leaderboard", str(results_path), "--out", str(with_reported), "--quiet",
+                 "--with-reported"]) == 0
+    plain_md = (plain / "leaderboard.md").read_text()
+    reported_md = (with_reported / "leaderboard.md").read_text()
+    assert "## Published numbers" not in plain_md
+    assert "## Published numbers (reported, not measured here)" in reported_md
+    assert "(reported, Choe et al. CVPR 2020" in reported_md
+    assert _measured_section(reported_md) == _measured_section(plain_md)
+    # The measured results file holds only measured rows.
+    merged = read_results(with_reported / "results.csv")
+    assert "source" not in merged.columns and len(merged) == len(make_results())
+    html = (with_reported / "report.html").read_text()
+    assert 'class="reported"' in html and "(reported, Choe et al. CVPR 2020" in html
+
+
+def test_reported_dir_without_reported_flag_is_refused(tmp_path):
+    frame = make_results().head(3)
+    frame = frame.assign(source="Somebody 2020, Table 1")
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(WsolbenchError, match="'reported' column"):
+        read_reported(tmp_path)
+    with pytest.raises(WsolbenchError, match="no published-number CSV"):
+        read_reported(tmp_path / "empty")

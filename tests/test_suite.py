@@ -1,0 +1,93 @@
+"""Suite files: the built-in suites parse, and every mistake gives one clear message."""
+from pathlib import Path
+
+import pytest
+
+from wsolbench.cli import main
+from wsolbench.errors import WsolbenchError
+from wsolbench.suite import BUILTIN_SUITES, load_suite
+
+MINIMAL = """
+name = "mini"
+[dataset]
+kind = "synthetic"
+root = "data/mini"
+[methods.cam]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", BUILTIN_SUITES)
+def test_builtin_suites_parse(name):
+    suite = load_suite(name)
+    assert suite.name == name
+    assert suite.methods and "none" in suite.postprocessors
+
+
+def test_default_suite_runs_all_seven_methods_plain_and_scg():
+    suite = load_suite("synthetic-default")
+    methods = {spec.method for spec in suite.methods}
+    assert {"cam", "has", "acol", "spg", "adl", "cutmix", "spa"} <= methods
+    assert set(suite.postprocessors) == {"none", "scg"}
+    labels = {spec.label: spec for spec in suite.methods}
+    assert labels["spa-noram"].method == "spa" and labels["spa-noram"].hparams["alpha"] == 0.0
+
+
+def test_minimal_suite_takes_defaults(tmp_path):
+    suite = load_suite(write(tmp_path, MINIMAL))
+    assert suite.train["epochs"] == 10 and suite.postprocessors == {"none": {}}
+    assert suite.methods[0].label == "cam" and suite.methods[0].hparams == {}
+
+
+def test_overrides_apply_and_change_the_run_hash(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    base = load_suite(path)
+    changed = load_suite(path, ["train.epochs=3", "methods.cam.seed_unused=1"][:1])
+    assert changed.train["epochs"] == 3
+    assert base.run_hash(base.methods[0]) != changed.run_hash(changed.methods[0])
+    assert load_suite(path).run_hash(base.methods[0]) == base.run_hash(base.methods[0])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (MINIMAL + "[methods.foo]\n", "unknown method 'foo'"),
+        (MINIMAL.replace("[methods.cam]", "[methods.cam]\ndrop_rate = 0.5"), "unknown hyperparameter 'drop_rate'"),
+        (MINIMAL + "[train]\nepochs = 'ten'\n", "train.epochs = 'ten' is not a int"),
+        (MINIMAL + "[train]\nepochs = 0\n", "train.epochs must be >= 1"),
+        (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
+        (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
+        (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),
+        (MINIMAL + "[postprocessors.scg]\nfoo = 1\n", "postprocessors.scg: unknown option 'foo'"),
+        (MINIMAL.replace('kind = "synthetic"', 'kind = "metadata"'), "dataset.image_root is required"),
+        ("colour = 1\n" + MINIMAL, "unknown top-level key 'colour'"),
+        ("name = [\n", "invalid TOML"),
+    ],
+)
+def test_suite_errors_name_the_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(WsolbenchError) as error:
+        load_suite(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_unknown_suite_and_bad_override():
+    with pytest.raises(WsolbenchError, match="unknown suite 'nope'"):
+        load_suite("nope")
+    with pytest.raises(WsolbenchError, match="section.key=value"):
+        load_suite("synthetic-default", ["epochs=3"])
+
+
+def test_cli_reports_suite_errors_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, MINIMAL + "[methods.foo]\n")
+    assert main(["bench", "--suite", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'foo'" in err and "Traceback" not in err
+    assert main(["bench", "--suite", str(write(tmp_path, MINIMAL)), "--methods", "spa"]) == 2
+    assert "not in suite mini" in capsys.readouterr().err

@@ -1,0 +1,100 @@
+"""InceptionV3 with wsolevaluation's changes: Conv2d_1a padding 1, max-pools with padding 1 and
+ceil mode, Mixed_6a at stride 1, Mixed_7* removed: Mixed_6e is 14x14 at 224 (28x28 with
+``large_feature_map``, which also drops the pool before Mixed_6a).
+
+Module names are torchvision's, so torchvision's checkpoint loads as is (``Mixed_7*``,
+``AuxLogits`` and ``fc`` are ignored). Taps ``Mixed_5d`` and ``Mixed_6e``; the ``Mixed_5d`` tap
+is taken after the pool that precedes Mixed_6a so both taps share one grid (SCG fuses them).
+ADL insertion points as wsolevaluation: ``Mixed_5d`` (before that pool) and ``Mixed_6e``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wsolbench.backbones.base import Backbone, load_weights
+from wsolbench.registry import register_backbone
+
+STEM = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
+MIXED_5 = ("Mixed_5b", "Mixed_5c", "Mixed_5d")
+MIXED_6 = ("Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")
+
+
+class StrideOneReduction(nn.Module):
+    """torchvision's InceptionB (Mixed_6a) run at stride 1 with padding 1, as wsolevaluation.
+
+    Takes over the original's sub-modules under the same names, so weights still load.
+    """
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.branch3x3 = block.branch3x3
+        self.branch3x3dbl_1 = block.branch3x3dbl_1
+        self.branch3x3dbl_2 = block.branch3x3dbl_2
+        self.branch3x3dbl_3 = block.branch3x3dbl_3
+        for conv in (self.branch3x3.conv, self.branch3x3dbl_3.conv):
+            conv.stride, conv.padding = (1, 1), (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        double = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        return torch.cat([self.branch3x3(x), double, pooled], 1)
+
+
+@register_backbone("inception_v3")
+class InceptionV3(Backbone):
+    """InceptionV3 up to Mixed_6e, Mixed_6a at stride 1 (stride 16; 8 large), wsolevaluation."""
+
+    scg_taps = ("Mixed_5d", "Mixed_6e")
+    insertion_points = ("Mixed_5d", "Mixed_6e")
+    cam_head = "class_conv"
+    out_channels = 768
+    tap_channels = {"Mixed_5d": 288, "Mixed_6e": 768}
+
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        large_feature_map: bool = False,
+        inserts: Mapping[str, nn.Module] | None = None,
+    ):
+        super().__init__(inserts)
+        from torchvision.models import Inception_V3_Weights, inception_v3
+
+        # wsolevaluation initializes Inception with Xavier (and torchvision's own truncated
+        # normal init takes seconds): skip torchvision's init, do Xavier below.
+        net = inception_v3(weights=None, aux_logits=False, init_weights=False)
+        net.Conv2d_1a_3x3.conv.padding = (1, 1)
+        for name in STEM + MIXED_5 + MIXED_6[1:]:
+            setattr(self, name, getattr(net, name))
+        self.Mixed_6a = StrideOneReduction(net.Mixed_6a)
+        self.large_feature_map = large_feature_map
+        self.feature_stride = 8 if large_feature_map else 16
+        self._check_inserts()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+        load_weights(
+            self, name="inception_v3", pretrained=pretrained, weights=weights,
+            torchvision_weights=Inception_V3_Weights.IMAGENET1K_V1,
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True)
+        for name in MIXED_5:
+            x = getattr(self, name)(x)
+        x = self._insert("Mixed_5d", x)
+        if not self.large_feature_map:
+            x = F.max_pool2d(x, kernel_size=3, stride=2, ceil_mode=True)
+        mixed_5d = x
+        for name in MIXED_6:
+            x = getattr(self, name)(x)
+        x = self._insert("Mixed_6e", x)
+        return x, {"Mixed_5d": mixed_5d, "Mixed_6e": x}

@@ -1,0 +1,269 @@
+"""The main job: train every method of a suite, post-process, score under every protocol, report.
+
+For each `[methods.<label>]` of the suite: train (cached by the run's configuration hash, resumed
+from its last checkpoint after an interruption), then one inference pass over `val` (to choose
+the spa protocol's box threshold, never on `test`) and one over `test`, where every
+post-processor of the suite turns the class maps into score maps for every protocol. Scores are
+cached beside the checkpoint, so a second run with the same suite only re-renders the report.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from rich.console import Console
+
+from wsolbench.data.datasets import EvalDataset
+from wsolbench.data.metadata import read_split
+from wsolbench.engine import distributed
+from wsolbench.engine.checkpoint import checkpoint_hash, load_model
+from wsolbench.engine.config import TrainConfig
+from wsolbench.engine.infer import predict, shard
+from wsolbench.engine.train import resolve_device, train
+from wsolbench.errors import WsolbenchError
+from wsolbench.io import write_json
+from wsolbench.registry import create_postprocessor
+from wsolbench.report import results as report_results
+from wsolbench.scoring import Scorer
+from wsolbench.suite import MethodSpec, Suite, config_hash
+
+
+@dataclass
+class DataPaths:
+    name: str
+    image_root: Path
+    metadata_root: Path
+    mask_root: Path | None
+
+
+def prepare_data(suite: Suite, console: Console) -> DataPaths:
+    """Locate the suite's dataset; the synthetic one is generated on first use."""
+    ds = suite.dataset
+    if ds["kind"] == "synthetic":
+        root = Path(ds["root"])
+        options = dict(ds["synthetic"], seed=ds["seed"])
+        if not (root / "synthetic.json").is_file():
+            from wsolbench.data.synthetic import generate
+
+            if distributed.is_main():
+                console.print(f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})")
+                generate(root, **options)
+            distributed.barrier()
+        recorded = json.loads((root / "synthetic.json").read_text())
+        differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
+        if differing:
+            raise WsolbenchError(
+                f"{root} holds a synthetic benchmark generated with other {', '.join(differing)} "
+                "than the suite asks for: use another dataset.root or delete it",
+                root / "synthetic.json",
+            )
+        return DataPaths("synthetic", root / "images", root / "metadata", root / "masks")
+    mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
+    name = Path(ds["metadata_root"]).name or "dataset"
+    return DataPaths(name, Path(ds["image_root"]), Path(ds["metadata_root"]), mask_root)
+
+
+def run_bench(
+    suite: Suite,
+    runs_dir: str | Path = "runs",
+    out_dir: str | Path = "leaderboards",
+    device: str = "auto",
+    console: Console | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run (or resume) the suite and write its leaderboard; returns the results table."""
+    console = console or Console()
+    started = time.perf_counter()
+    paths = prepare_data(suite, console)
+    rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
+    for spec in suite.methods:
+        run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
+        scores = _load_scores(run_dir, suite)
+        if scores is None:
+            scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
+        rows.extend(scores["rows"])
+        curves.extend(scores["curves"])
+        overlays.add(spec.label, run_dir)
+    if not distributed.is_main():
+        return pd.DataFrame(rows)
+    results = report_results.results_frame(rows)
+    leaderboard_dir = Path(out_dir) / suite.name
+    report_results.write_results(results, leaderboard_dir)
+    report_results.write_curves(curves, leaderboard_dir)
+    from wsolbench.report import print_leaderboard, render_leaderboard
+
+    render_leaderboard(
+        results, leaderboard_dir, curves=curves, overlays=overlays.build(), title=suite.description or suite.name
+    )
+    print_leaderboard(results, console)
+    console.print(
+        f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    return results
+
+
+def _scores_file(run_dir: Path, suite: Suite) -> Path:
+    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation}
+    return run_dir / f"scores-{config_hash(scoring)}.json"
+
+
+def _load_scores(run_dir: Path, suite: Suite) -> dict | None:
+    path = _scores_file(run_dir, suite)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Path, device: str, progress: bool) -> TrainConfig:
+    t = suite.train
+    return TrainConfig(
+        method=spec.method,
+        backbone=t["backbone"],
+        hparams=dict(spec.hparams),
+        image_root=str(paths.image_root),
+        metadata_root=str(paths.metadata_root),
+        dataset=paths.name,
+        num_classes=suite.dataset["num_classes"] or None,
+        image_size=suite.dataset["image_size"],
+        resize_size=suite.dataset["resize_size"],
+        large_feature_map=t["large_feature_map"],
+        epochs=t["epochs"],
+        batch_size=t["batch_size"],
+        lr=float(t["lr"]),
+        weight_decay=float(t["weight_decay"]),
+        head_lr_multiplier=float(t["head_lr_multiplier"]),
+        lr_decay=t["lr_decay"],
+        lr_step=t["lr_step"],
+        lr_milestones=list(t["lr_milestones"]),
+        pretrained=t["pretrained"],
+        weights=t["weights"] or None,
+        seed=t["seed"],
+        out_dir=str(run_dir),
+        workers=t["workers"],
+        device=device,
+        resume=True,
+        progress=progress,
+    )
+
+
+def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> dict:
+    config = _train_config(suite, spec, paths, run_dir, device, progress)
+    if distributed.is_main():
+        console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
+    checkpoint = train(config)
+    torch_device = resolve_device(device) if not torch.cuda.is_available() or device != "auto" else torch.device(
+        "cuda", torch.cuda.current_device()
+    )
+    model = load_model(checkpoint, device=torch_device)
+    postprocessors = {
+        name: create_postprocessor("identity" if name == "none" else name, **options)
+        for name, options in suite.postprocessors.items()
+    }
+    evaluation = suite.evaluation
+    val = _score_split(model, paths, "val", postprocessors, suite, torch_device, progress)
+    thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
+    test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress)
+    ckpt_hash = checkpoint_hash(checkpoint)
+    rows, curves = [], []
+    for name, scorer in test.items():
+        common = dict(
+            dataset=paths.name, split="test", backbone=config.backbone, method=spec.label,
+            postprocessor=name, seed=config.seed, config_hash=suite.run_hash(spec),
+            checkpoint_hash=ckpt_hash,
+        )
+        rows.extend(scorer.rows(common, box_threshold=thresholds[name]))
+        curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
+    scores = {"rows": rows, "curves": curves}
+    if distributed.is_main():
+        _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
+        write_json(_scores_file(run_dir, suite), scores)
+    distributed.barrier()
+    return scores
+
+
+def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: bool) -> EvalDataset:
+    split = read_split(paths.metadata_root / split_name)
+    mask_root = paths.mask_root if split.masks is not None and paths.mask_root else None
+    return EvalDataset(
+        split, paths.image_root, image_size=suite.dataset["image_size"], mask_root=mask_root,
+        ten_crop=ten_crop, resize_size=suite.dataset["resize_size"],
+    )
+
+
+def _score_split(model, paths, split_name, postprocessors, suite, device, progress) -> dict[str, Scorer]:
+    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks)."""
+    evaluation = suite.evaluation
+    dataset = shard(_eval_dataset(paths, split_name, suite, evaluation["ten_crop"]))
+    scorers = {name: Scorer(evaluation) for name in postprocessors}
+    for batch in predict(
+        model, dataset, batch_size=evaluation["batch_size"], device=device,
+        ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(),
+    ):
+        for name, pp in postprocessors.items():
+            scorers[name].accumulate(batch, pp)
+    return {name: scorer.all_reduce() for name, scorer in scorers.items()}
+
+
+def _write_overlay_maps(model, paths, postprocessors, suite, device, run_dir) -> None:
+    """GT-class maps of the first test images, for the report's overlays (CAM vs SCG)."""
+    count = suite.evaluation["overlay_images"]
+    if count <= 0:
+        return
+    dataset = _eval_dataset(paths, "test", suite, ten_crop=False)
+    indices = _overlay_indices(len(dataset), count)
+    subset = torch.utils.data.Subset(dataset, indices)
+    maps: dict[str, list[np.ndarray]] = {name: [] for name in postprocessors}
+    for batch in predict(model, subset, batch_size=len(indices), device=device, ten_crop=False):
+        sizes = [(h, w) for (w, h) in batch["size"]]
+        for name, pp in postprocessors.items():
+            produced = pp(batch["cams_gt"], batch["taps"], sizes)
+            maps[name].extend(m.cpu().numpy().astype(np.float16) for m in produced)
+    arrays = {f"{name}_{i}": m for name, ms in maps.items() for i, m in enumerate(ms)}
+    from wsolbench.io import atomic_path
+
+    with atomic_path(run_dir / "overlays.npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, indices=np.array(indices), **arrays)
+
+
+def _overlay_indices(length: int, count: int) -> list[int]:
+    """Evenly spread over the split (so several classes appear), fixed for a split."""
+    count = min(count, length)
+    return sorted({int(i) for i in np.linspace(0, length - 1, count).round()})
+
+
+class _OverlayCollector:
+    """Gathers each run's overlay maps into the report's overlay grid."""
+
+    def __init__(self, suite: Suite, paths: DataPaths):
+        self.suite, self.paths = suite, paths
+        self.rows: dict[str, list[np.ndarray]] = {}
+        self.indices: list[int] | None = None
+
+    def add(self, label: str, run_dir: Path) -> None:
+        path = run_dir / "overlays.npz"
+        if not path.is_file():
+            return
+        with np.load(path, allow_pickle=False) as data:
+            self.indices = data["indices"].tolist()
+            for name in self.suite.postprocessors:
+                keys = sorted((k for k in data.files if k.startswith(f"{name}_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+                suffix = "" if name == "none" else f" + {name.upper()}"
+                self.rows[f"{label}{suffix}"] = [data[k].astype(np.float32) for k in keys]
+
+    def build(self) -> dict[str, Any] | None:
+        if not self.rows or self.indices is None:
+            return None
+        split = read_split(self.paths.metadata_root / "test")
+        images, boxes = [], []
+        for index in self.indices:
+            with Image.open(self.paths.image_root / split.image_ids[index]) as image:
+                images.append(np.asarray(image.convert("RGB")))
+            boxes.append(split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64))
+        return {"images": images, "rows": self.rows, "boxes": boxes}

@@ -1,0 +1,188 @@
+"""Converters from native dataset layouts to the metadata format (PROTOCOLS.md section 1).
+
+- CUB-200-2011: ``images.txt``, ``image_class_labels.txt``, ``train_test_split.txt``,
+  ``bounding_boxes.txt`` (float ``x y w h``) and ``images/``; a seeded ``val`` split of
+  ``val_per_class`` training images per class (train-fullsup, for threshold selection) is taken
+  out of ``train``.
+- ILSVRC validation: one Pascal-VOC XML per image.
+- OpenImages30k: already in the format; validated and copied.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from wsolbench.data.metadata import Split, read_split, validate_files, write_split
+from wsolbench.errors import MetadataError, WsolbenchError
+
+# ----------------------------------------------------------------------------- CUB-200-2011
+
+
+def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, seed: int = 0) -> dict[str, Split]:
+    """Convert a CUB_200_2011 folder; writes ``out_dir/{train,val,test}``. Image ids are relative
+    to ``root/images``. Boxes: ``x0=int(x), y0=int(y), x1=int(x+w-1), y1=int(y+h-1)`` (the spa
+    conversion), clipped to the image."""
+    root = Path(root)
+    paths = _cub_table(root / "images.txt", 1, str)
+    labels = _cub_table(root / "image_class_labels.txt", 1, int)
+    is_train = _cub_table(root / "train_test_split.txt", 1, int)
+    raw_boxes = _cub_table(root / "bounding_boxes.txt", 4, float)
+
+    image_ids, label_list, sizes, boxes = [], [], [], []
+    for key, (path,) in paths.items():
+        for table, name in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt"),
+                            (raw_boxes, "bounding_boxes.txt")):
+            if key not in table:
+                raise MetadataError(f"image {key} ({path}) is missing from {name}", root / "images.txt")
+        width, height = _image_size(root / "images" / path, root / "images.txt")
+        x, y, w, h = raw_boxes[key]
+        box = [int(x), int(y), int(x + w - 1), int(y + h - 1)]
+        box = [max(0, min(box[0], width - 1)), max(0, min(box[1], height - 1)),
+               max(0, min(box[2], width - 1)), max(0, min(box[3], height - 1))]
+        image_ids.append(path)
+        label_list.append(labels[key][0] - 1)  # CUB classes are 1-based
+        sizes.append((width, height))
+        boxes.append(np.array([box], dtype=np.int64))
+
+    everything = Split(image_ids, np.array(label_list, np.int64), np.array(sizes, np.int64).reshape(-1, 2), boxes)
+    train_flags = np.array([is_train[key][0] == 1 for key in paths], dtype=bool)
+    train_index = np.flatnonzero(train_flags)
+    val_index = _per_class_sample(everything.labels[train_index], val_per_class, seed)
+    val_index = train_index[val_index]
+    train_index = np.setdiff1d(train_index, val_index)  # sorted: keeps the native order
+    splits = {
+        "train": everything.subset(train_index),
+        "val": everything.subset(val_index),
+        "test": everything.subset(np.flatnonzero(~train_flags)),
+    }
+    for name, split in splits.items():
+        write_split(split, Path(out_dir) / name)
+    return splits
+
+
+def _cub_table(path: Path, num_values: int, kind) -> dict[int, tuple]:
+    """``<image key> <values...>`` per line, space-separated, as an ordered dict."""
+    if not path.is_file():
+        raise MetadataError("missing CUB file", path)
+    table: dict[int, tuple] = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != num_values + 1:
+            raise MetadataError(f"expected {num_values + 1} space-separated fields, found {len(fields)}", path, i)
+        try:
+            key = int(fields[0])
+            values = tuple(kind(v) for v in fields[1:])
+        except ValueError:
+            raise MetadataError(f"cannot parse '{line.strip()}'", path, i) from None
+        if key in table:
+            raise MetadataError(f"duplicate image key {key}", path, i)
+        table[key] = values
+    return table
+
+
+def _per_class_sample(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Indices of ``k`` items per class (all of a class that has fewer), sorted, seeded."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        chosen.append(rng.permutation(members)[: min(k, len(members))])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+def _image_size(path: Path, listed_in: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError) as error:
+        raise WsolbenchError(f"cannot read image {path}: {error}", listed_in) from None
+
+
+# ----------------------------------------------------------------------------- ILSVRC
+
+
+def convert_ilsvrc(
+    annotations: str | Path,
+    out_dir: str | Path,
+    synsets: str | Path | None = None,
+    image_prefix: str = "val/",
+    extension: str = ".JPEG",
+) -> Split:
+    """Convert a folder of ILSVRC validation XMLs into one split folder ``out_dir``.
+
+    Image id = ``image_prefix + <filename> + extension``. Labels: the 0-based line of the image's
+    first object's synset in ``synsets`` (a file whose lines start with a wnid, such as
+    LOC_synset_mapping.txt), or in the sorted synsets found in the XMLs when none is given.
+    Boxes are ``xmin ymin xmax ymax`` as written, clipped to the image.
+    """
+    files = sorted(Path(annotations).glob("*.xml"))
+    if not files:
+        raise WsolbenchError("no .xml annotation files found", annotations)
+    records = [_read_voc(path) for path in files]
+    if synsets is not None:
+        lines = [line.split()[0] for line in Path(synsets).read_text(encoding="utf-8").splitlines() if line.strip()]
+        order = {wnid: i for i, wnid in enumerate(lines)}
+    else:
+        order = {wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))}
+    image_ids, labels, sizes, boxes = [], [], [], []
+    for path, record in zip(files, records):
+        wnid = record["objects"][0][0]
+        if wnid not in order:
+            raise MetadataError(f"synset {wnid} is not in {synsets}", path)
+        width, height = record["size"]
+        box = np.array([o[1] for o in record["objects"]], dtype=np.int64)
+        box[:, [0, 2]] = box[:, [0, 2]].clip(0, width - 1)
+        box[:, [1, 3]] = box[:, [1, 3]].clip(0, height - 1)
+        image_ids.append(f"{image_prefix}{record['filename']}{extension}")
+        labels.append(order[wnid])
+        sizes.append((width, height))
+        boxes.append(box)
+    split = Split(image_ids, np.array(labels, np.int64), np.array(sizes, np.int64), boxes)
+    write_split(split, out_dir)
+    return split
+
+
+def _read_voc(path: Path) -> dict:
+    try:
+        root = ElementTree.parse(path).getroot()
+        filename = Path(root.findtext("filename", "").strip()).stem or path.stem
+        size = (int(root.findtext("size/width")), int(root.findtext("size/height")))
+        objects = []
+        for obj in root.iter("object"):
+            box = obj.find("bndbox")
+            coords = [int(float(box.findtext(tag))) for tag in ("xmin", "ymin", "xmax", "ymax")]
+            objects.append((obj.findtext("name").strip(), coords))
+    except (ElementTree.ParseError, TypeError, ValueError, AttributeError) as error:
+        raise MetadataError(f"malformed annotation ({error})", path) from None
+    if not objects:
+        raise MetadataError("annotation has no <object>", path)
+    return {"filename": filename, "size": size, "objects": objects}
+
+
+# ----------------------------------------------------------------------------- OpenImages
+
+
+def convert_openimages(
+    metadata_root: str | Path,
+    out_dir: str | Path,
+    image_root: str | Path | None = None,
+    mask_root: str | Path | None = None,
+) -> dict[str, Split]:
+    """Validate wsolevaluation's OpenImages metadata (``metadata_root/{train,val,test}``, or one
+    split folder) and copy it to ``out_dir`` (same layout). Files are checked when roots are given."""
+    source = Path(metadata_root)
+    names = [name for name in ("train", "val", "test") if (source / name).is_dir()]
+    folders = {name: source / name for name in names} or {source.name: source}
+    splits = {}
+    for name, folder in folders.items():
+        split = read_split(folder)
+        if image_root is not None or mask_root is not None:
+            validate_files(split, image_root, mask_root)
+        write_split(split, Path(out_dir) / name if names else Path(out_dir))
+        splits[name] = split
+    return splits

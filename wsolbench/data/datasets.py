@@ -1,0 +1,194 @@
+"""PyTorch datasets over a metadata split (the wsolevaluation transforms).
+
+``TrainDataset`` keeps only image ids and labels, so no box or mask can reach training code.
+``EvalDataset`` yields everything localization needs, at the original image size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from wsolbench.data.metadata import IMAGE_IDS, LOCALIZATION, Split
+from wsolbench.errors import WsolbenchError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_NORMALIZE = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+
+
+def denormalize(image: torch.Tensor) -> torch.Tensor:
+    """Undo the ImageNet normalization of a (3, H, W) or (N, 3, H, W) tensor, clamped to [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * std + mean).clamp(0, 1)
+
+
+def _ids_file(split: Split) -> Path:
+    return (split.metadata_dir or Path(".")) / IMAGE_IDS
+
+
+def load_image(image_root: Path, image_id: str, ids_file: Path, line: int) -> Image.Image:
+    """Open an RGB image, or fail naming the image and the metadata line that lists it."""
+    path = Path(image_root) / image_id
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        reason = "not found" if isinstance(error, FileNotFoundError) else f"unreadable ({error})"
+        raise WsolbenchError(f"image {path} {reason}", ids_file, line) from None
+
+
+class TrainDataset(Dataset):
+    """``(image, label)`` with Resize((resize, resize)), RandomCrop, horizontal flip, normalization."""
+
+    def __init__(self, split: Split, image_root: str | Path, image_size: int = 224, resize_size: int = 256):
+        # Copy only what training may see; the split (with its boxes) is not kept.
+        self.image_ids = list(split.image_ids)
+        self.labels = np.asarray(split.labels, dtype=np.int64).copy()
+        self.image_root = Path(image_root)
+        self.ids_file = _ids_file(split)
+        self.transform = transforms.Compose([
+            transforms.Resize((resize_size, resize_size)),
+            transforms.RandomCrop(image_size),
+            transforms.RandomHorizontalFlip(),
+            *_NORMALIZE,
+        ])
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = load_image(self.image_root, self.image_ids[index], self.ids_file, index + 1)
+        return self.transform(image), int(self.labels[index])
+
+
+class EvalDataset(Dataset):
+    """A dict per image: the resized ``image`` for localization and the original-size ground truth.
+
+    Keys: ``image`` (3, S, S), ``label``, ``index``, ``image_id``, ``size`` (W, H) of the original,
+    ``boxes`` (k, 4) int64 in original pixels (empty without boxes), ``crops`` (10, 3, S, S) when
+    ``ten_crop`` (TenCrop of Resize((resize, resize)), for classification), and with ``mask_root``
+    ``mask`` / ``ignore`` (H, W) bool at the mask PNG's size (the original size): foreground is
+    any instance PNG > 0.5 read as grayscale, ignore is the ignore PNG > 0.5 outside foreground.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        image_root: str | Path,
+        image_size: int = 224,
+        mask_root: str | Path | None = None,
+        ten_crop: bool = False,
+        resize_size: int = 256,
+    ):
+        if mask_root is not None and split.masks is None:
+            raise WsolbenchError("a mask root was given but the split has no masks", split.metadata_dir)
+        self.split = split
+        self.image_root = Path(image_root)
+        self.mask_root = None if mask_root is None else Path(mask_root)
+        self.ids_file = _ids_file(split)
+        self.transform = transforms.Compose([transforms.Resize((image_size, image_size)), *_NORMALIZE])
+        self.crop_transform = None
+        if ten_crop:
+            self.crop_transform = transforms.Compose([
+                transforms.Resize((resize_size, resize_size)),
+                transforms.TenCrop(image_size),
+                _StackNormalized(),
+            ])
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        split = self.split
+        image_id = split.image_ids[index]
+        image = load_image(self.image_root, image_id, self.ids_file, index + 1)
+        if split.sizes is not None and tuple(split.sizes[index]) != image.size:
+            width, height = (int(v) for v in split.sizes[index])
+            raise WsolbenchError(
+                f"image {self.image_root / image_id} is {image.size[0]}x{image.size[1]}, "
+                f"image_sizes.txt says {width}x{height}", self.ids_file, index + 1,
+            )
+        boxes = split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64)
+        item: dict[str, Any] = {
+            "image": self.transform(image),
+            "label": int(split.labels[index]),
+            "index": index,
+            "image_id": image_id,
+            "size": image.size,
+            "boxes": torch.from_numpy(np.asarray(boxes, dtype=np.int64).copy()),
+        }
+        if self.crop_transform is not None:
+            item["crops"] = self.crop_transform(image)
+        if self.mask_root is not None:
+            item["mask"], item["ignore"] = self._masks(index)
+        return item
+
+    def _masks(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ref = self.split.masks[index]
+        mask_file = self.split.mask_file or self.ids_file.with_name(LOCALIZATION)
+        lines = ref.lines or (None,) * len(ref.masks)
+        foreground = None
+        for path, line in zip(ref.masks, lines):
+            instance = _read_gray(self.mask_root / path, mask_file, line) > 0.5
+            if foreground is None:
+                foreground = instance
+            else:
+                foreground |= _fit(instance, foreground.shape)
+        if ref.ignore:
+            ignore = _fit(_read_gray(self.mask_root / ref.ignore, mask_file, lines[0]) > 0.5, foreground.shape)
+            ignore &= ~foreground
+        else:
+            ignore = np.zeros_like(foreground)
+        return torch.from_numpy(foreground), torch.from_numpy(ignore)
+
+
+class _StackNormalized:
+    """TenCrop's tuple of PIL crops -> one normalized (10, 3, S, S) tensor (picklable for workers)."""
+
+    def __init__(self):
+        self.to_tensor = transforms.Compose(_NORMALIZE)
+
+    def __call__(self, crops) -> torch.Tensor:
+        return torch.stack([self.to_tensor(crop) for crop in crops])
+
+
+def _read_gray(path: Path, mask_file: Path, line: int | None) -> np.ndarray:
+    """A mask PNG as grayscale, as wsolevaluation reads it (cv2, alpha ignored)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    if mask is None:
+        reason = "not found" if not path.is_file() else "unreadable"
+        raise WsolbenchError(f"mask {path} {reason}", mask_file, line)
+    return mask
+
+
+def _fit(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    resized = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(bool)
+
+
+_STACKED = ("image", "crops", "label", "index")
+
+
+def collate_eval(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack fixed-size fields; keep variable-size ones (ids, sizes, boxes, masks) as lists."""
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if key in ("label", "index"):
+            batch[key] = torch.tensor(values, dtype=torch.int64)
+        elif key in _STACKED:
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = values
+    return batch

@@ -1,0 +1,354 @@
+"""The wsolevaluation metadata format: read, validate and write one split folder.
+
+A split is a folder of comma-separated text files (PROTOCOLS.md section 1): ``image_ids.txt``,
+``class_labels.txt``, ``image_sizes.txt`` (empty for OpenImages), ``localization.txt`` (boxes,
+5 fields, or instance masks, 3 fields) and wsolbench's optional ``mask_localization.txt`` (masks
+in the OpenImages format beside boxes). Reading is plain string splitting plus integer parsing of
+whole columns, so the 50,000-image ILSVRC test split loads in a fraction of a second; every
+problem raises ``MetadataError`` naming the file and the 1-based line.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from wsolbench.errors import MetadataError
+from wsolbench.io import write_text
+
+IMAGE_IDS = "image_ids.txt"
+CLASS_LABELS = "class_labels.txt"
+IMAGE_SIZES = "image_sizes.txt"
+LOCALIZATION = "localization.txt"
+MASK_LOCALIZATION = "mask_localization.txt"
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+# Any absolute path, drive letter or '..' component in a newline-joined list of paths.
+_UNSAFE = re.compile(r"(^|\n)([/\\]|[A-Za-z]:)|(^|[\n/\\])\.\.($|[\n/\\])")
+
+
+@dataclass
+class MaskRef:
+    """The instance masks of one image and its optional ignore mask (paths under a mask root)."""
+
+    masks: list[str]
+    ignore: str | None = None
+    # 1-based lines of ``masks`` in their metadata file, for error messages only.
+    lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass
+class Split:
+    """One split in memory; index ``i`` of every field describes the image ``image_ids[i]``."""
+
+    image_ids: list[str]
+    labels: np.ndarray  # int64 (N,)
+    sizes: np.ndarray | None = None  # int64 (N, 2) as (width, height); None for OpenImages
+    boxes: list[np.ndarray] | None = None  # int64 (k, 4) inclusive x0, y0, x1, y1 per image
+    masks: list[MaskRef] | None = None
+    metadata_dir: Path | None = None
+    # The file the masks were read from (localization.txt or mask_localization.txt).
+    mask_file: Path | None = field(default=None, compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    @property
+    def num_boxes(self) -> int:
+        return 0 if self.boxes is None else sum(len(b) for b in self.boxes)
+
+    @property
+    def num_masks(self) -> int:
+        return 0 if self.masks is None else sum(len(m.masks) for m in self.masks)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "Split":
+        """The images at ``indices`` (in that order), every field kept consistent."""
+        idx = [int(i) for i in indices]
+        return replace(
+            self,
+            image_ids=[self.image_ids[i] for i in idx],
+            labels=self.labels[idx].copy(),
+            sizes=None if self.sizes is None else self.sizes[idx].copy(),
+            boxes=None if self.boxes is None else [self.boxes[i] for i in idx],
+            masks=None if self.masks is None else [self.masks[i] for i in idx],
+        )
+
+    def line_of(self, index: int) -> int:
+        """The 1-based line of image ``index`` in ``image_ids.txt``."""
+        return index + 1
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_split(metadata_dir: str | Path, require_localization: bool | None = None) -> Split:
+    """Read and validate one split folder.
+
+    ``localization.txt`` is optional for a folder named ``train`` (labels only) and required
+    elsewhere unless ``require_localization`` says otherwise.
+    """
+    root = Path(metadata_dir)
+    if not root.is_dir():
+        raise MetadataError("metadata folder not found", root)
+    if require_localization is None:
+        require_localization = root.name != "train"
+
+    ids_path = root / IMAGE_IDS
+    image_ids = _columns(ids_path, 1)[0]
+    _check_relative(image_ids, ids_path, "image id")
+    _check_unique(image_ids, ids_path)
+    index = {image_id: i for i, image_id in enumerate(image_ids)}
+
+    labels_path = root / CLASS_LABELS
+    labels = _per_image_ints(_columns(labels_path, 2), index, labels_path, ids_path, "label")[:, 0]
+
+    sizes = None
+    sizes_path = root / IMAGE_SIZES
+    size_columns = _columns(sizes_path, 3)
+    if size_columns[0]:
+        sizes = _per_image_ints(size_columns, index, sizes_path, ids_path, "size")
+        bad = np.flatnonzero((sizes <= 0).any(axis=1))
+        if len(bad):
+            line = size_columns[0].index(image_ids[bad[0]]) + 1
+            raise MetadataError("image width and height must be positive", sizes_path, line)
+
+    boxes = masks = None
+    mask_file = None
+    loc_path = root / LOCALIZATION
+    if loc_path.is_file() or require_localization:
+        loc_columns = _columns(loc_path, None)
+        if len(loc_columns) == 3:
+            masks, mask_file = _parse_masks(loc_columns, index, loc_path, ids_path), loc_path
+        else:
+            boxes = _parse_boxes(loc_columns, index, loc_path, ids_path, sizes)
+    extra_path = root / MASK_LOCALIZATION
+    if extra_path.is_file():
+        if masks is not None:
+            raise MetadataError(f"masks are already given in {LOCALIZATION}", extra_path)
+        masks, mask_file = _parse_masks(_columns(extra_path, 3), index, extra_path, ids_path), extra_path
+
+    return Split(image_ids, labels, sizes, boxes, masks, metadata_dir=root, mask_file=mask_file)
+
+
+def _columns(path: Path, num_fields: int | None) -> list[list[str]]:
+    """The comma-separated columns of a file; trailing blank lines are ignored, inner ones are
+    errors. ``num_fields=None`` accepts 5 (boxes) or 3 (masks), taken from the first line.
+
+    One ``split`` of the whole text (not one per line) keeps 80,000-line files fast.
+    """
+    if not path.is_file():
+        raise MetadataError("missing metadata file", path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise MetadataError(f"cannot read: {error}", path) from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if num_fields is None:
+        first = lines[0].count(",") + 1 if lines else 5
+        num_fields = first if first in (3, 5) else 5
+    commas = np.fromiter((line.count(",") for line in lines), dtype=np.int64, count=len(lines))
+    bad = commas != num_fields - 1
+    if not all(lines):  # an inner empty line is wrong even where one field is expected
+        bad |= np.fromiter((not line for line in lines), dtype=bool, count=len(lines))
+    bad = np.flatnonzero(bad)
+    if len(bad):
+        i = int(bad[0])
+        what = "an empty line" if not lines[i].strip() else f"{commas[i] + 1} fields"
+        raise MetadataError(f"expected {num_fields} comma-separated fields, found {what}", path, i + 1)
+    if num_fields == 1:
+        return [lines]
+    if not lines:
+        return [[] for _ in range(num_fields)]
+    fields = ",".join(lines).split(",")
+    return [fields[c::num_fields] for c in range(num_fields)]
+
+
+def _check_relative(paths: list[str], file: Path, what: str) -> None:
+    """Refuse empty, absolute or root-escaping paths (one regex pass over all, then locate)."""
+    text = "\n".join(paths)
+    if all(paths) and not _UNSAFE.search(text):
+        return
+    for i, path_text in enumerate(paths):
+        line = i + 1
+        if not path_text.strip():
+            raise MetadataError(f"empty {what}", file, line)
+        if path_text.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(path_text):
+            raise MetadataError(f"{what} '{path_text}' must be relative to its root", file, line)
+        if ".." in re.split(r"[/\\]", path_text):
+            raise MetadataError(f"{what} '{path_text}' climbs out of its root with '..'", file, line)
+
+
+def _check_unique(ids: list[str], path: Path) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    for i, image_id in enumerate(ids):
+        if image_id in seen:
+            raise MetadataError(f"duplicate image id '{image_id}'", path, i + 1)
+        seen.add(image_id)
+
+
+def _per_image_ints(columns, index, path, ids_path, what) -> np.ndarray:
+    """Integer columns of a one-line-per-image file, reordered to the order of image_ids."""
+    ids = columns[0]
+    values = np.stack([_int_column(col, path, what) for col in columns[1:]], axis=1)
+    if ids == list(index):  # the common case: same ids, same order
+        return values
+    _check_unique(ids, path)
+    for i, image_id in enumerate(ids):
+        if image_id not in index:
+            raise MetadataError(f"image id '{image_id}' is not in {IMAGE_IDS}", path, i + 1)
+    present = set(ids)
+    for image_id, i in index.items():
+        if image_id not in present:
+            raise MetadataError(f"image id '{image_id}' has no {what} in {path.name}", ids_path, i + 1)
+    out = np.empty_like(values)
+    out[[index[i] for i in ids]] = values
+    return out
+
+
+def _int_column(values: list[str], path: Path, what: str) -> np.ndarray:
+    """Parse a column of integers (line i + 1 holds values[i]); report the first bad one."""
+    try:
+        return np.array(values, dtype=np.int64).reshape(len(values))
+    except (ValueError, OverflowError):
+        for i, value in enumerate(values):
+            try:
+                int(value)
+            except ValueError:
+                raise MetadataError(f"{what} '{value}' is not an integer", path, i + 1) from None
+        raise MetadataError(f"{what} out of range", path) from None
+
+
+def _owners(ids, index, path, ids_path, what) -> np.ndarray:
+    """Image index of each localization line; every image needs at least one line."""
+    try:
+        owners = np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
+    except KeyError:
+        for line, image_id in enumerate(ids, start=1):
+            if image_id not in index:
+                raise MetadataError(f"image id '{image_id}' is not in {IMAGE_IDS}", path, line) from None
+        raise
+    counts = np.bincount(owners, minlength=len(index))
+    missing = np.flatnonzero(counts == 0)
+    if len(missing):
+        i = int(missing[0])
+        raise MetadataError(f"image id '{list(index)[i]}' has no {what} in {path.name}", ids_path, i + 1)
+    return owners
+
+
+def _parse_boxes(columns, index, path, ids_path, sizes) -> list[np.ndarray]:
+    owners = _owners(columns[0], index, path, ids_path, "box")
+    if not owners.size:
+        return [np.zeros((0, 4), np.int64) for _ in index]
+    coords = np.stack([_int_column(col, path, "coordinate") for col in columns[1:]], axis=1)
+    x0, y0, x1, y1 = coords.T
+    problems = [
+        (x1 < x0, "box has x1 < x0"),
+        (y1 < y0, "box has y1 < y0"),
+        ((x0 < 0) | (y0 < 0), "box has a negative coordinate"),
+    ]
+    if sizes is not None:
+        width, height = sizes[owners, 0], sizes[owners, 1]
+        problems.append(((x1 >= width) | (y1 >= height), "box lies outside the image size"))
+    for bad, message in problems:
+        where = np.flatnonzero(bad)
+        if len(where):
+            i = int(where[0])
+            detail = ""
+            if sizes is not None:
+                detail = f" (width {sizes[owners[i], 0]}, height {sizes[owners[i], 1]})"
+            raise MetadataError(f"{message}: {','.join(map(str, coords[i]))}{detail}", path, i + 1)
+    # Group lines by image, keeping file order within an image.
+    if np.any(owners[1:] < owners[:-1]):
+        order = np.argsort(owners, kind="stable")
+        coords = coords[order]
+    ends = np.cumsum(np.bincount(owners, minlength=len(index))).tolist()
+    starts = [0] + ends[:-1]
+    return [coords[a:b] for a, b in zip(starts, ends)]
+
+
+def _parse_masks(columns, index, path, ids_path) -> list[MaskRef]:
+    ids, mask_paths, ignores = columns
+    _owners(ids, index, path, ids_path, "mask")
+    _check_relative(mask_paths, path, "mask path")
+    _check_relative([p or "x" for p in ignores], path, "ignore path")
+    refs: dict[str, MaskRef] = {}
+    for i, (image_id, mask, ignore) in enumerate(zip(ids, mask_paths, ignores)):
+        line = i + 1
+        ref = refs.get(image_id)
+        if ref is None:
+            refs[image_id] = MaskRef([mask], ignore or None, (line,))
+            continue
+        if ignore and ignore != ref.ignore:
+            raise MetadataError(
+                f"a second ignore mask for '{image_id}' (leave the field empty on later lines)", path, line
+            )
+        ref.masks.append(mask)
+        ref.lines = ref.lines + (line,)
+    return [refs[image_id] for image_id in index]
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_split(split: Split, metadata_dir: str | Path) -> Path:
+    """Write ``split`` as a metadata folder, each file atomically; returns the folder.
+
+    Boxes go to ``localization.txt``; masks go there too when there are no boxes
+    (OpenImages), otherwise to ``mask_localization.txt``.
+    """
+    root = Path(metadata_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = split.image_ids
+    write_text(root / IMAGE_IDS, _lines(ids))
+    write_text(root / CLASS_LABELS, _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)))
+    sizes = "" if split.sizes is None else _lines(f"{i},{w},{h}" for i, (w, h) in zip(ids, split.sizes))
+    write_text(root / IMAGE_SIZES, sizes)
+    if split.boxes is not None:
+        write_text(root / LOCALIZATION, _lines(
+            f"{i},{x0},{y0},{x1},{y1}" for i, b in zip(ids, split.boxes) for x0, y0, x1, y1 in b
+        ))
+    if split.masks is not None:
+        name = MASK_LOCALIZATION if split.boxes is not None else LOCALIZATION
+        write_text(root / name, _lines(
+            f"{i},{m},{(ref.ignore or '') if k == 0 else ''}"
+            for i, ref in zip(ids, split.masks) for k, m in enumerate(ref.masks)
+        ))
+    return root
+
+
+def _lines(items) -> str:
+    text = "\n".join(items)
+    return text + "\n" if text else ""
+
+
+# ----------------------------------------------------------------------------- files on disk
+
+
+def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> None:
+    """Check that every image file (under ``image_root``) and every mask file (under
+    ``mask_root``) exists; a root that is None is not checked."""
+    ids_path = (split.metadata_dir or Path(".")) / IMAGE_IDS
+    for i, image_id in enumerate(split.image_ids if image_root is not None else ()):
+        if not (Path(image_root) / image_id).is_file():
+            raise MetadataError(f"image not found: {image_root / image_id}", ids_path, split.line_of(i))
+    if mask_root is None or split.masks is None:
+        return
+    mask_root = Path(mask_root)
+    mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
+    for ref in split.masks:
+        lines = ref.lines or (None,) * len(ref.masks)
+        for mask, line in zip(ref.masks, lines):
+            if not (mask_root / mask).is_file():
+                raise MetadataError(f"mask not found: {mask_root / mask}", mask_file, line)
+        if ref.ignore and not (mask_root / ref.ignore).is_file():
+            raise MetadataError(f"ignore mask not found: {mask_root / ref.ignore}", mask_file, lines[0])

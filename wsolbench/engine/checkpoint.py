@@ -1,0 +1,139 @@
+"""Checkpoints: tensors and plain Python types only, so they load with `weights_only=True`.
+
+A checkpoint is a dict: format tag, model / optimizer / scheduler state, completed epochs, RNG
+states, the training config, method name, hyperparameters and class count. Loading never
+unpickles arbitrary objects: a file that needs that is refused as unsafe.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsolbench.engine.config import BUILD_ARGUMENTS
+from wsolbench.errors import WsolbenchError
+from wsolbench.io import atomic_path
+
+FORMAT = "wsolbench-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model", "method", "backbone", "hparams", "num_classes")
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors / plain types."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: an interrupted save never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load safely (`weights_only=True`); an unsafe or malformed file is a WsolbenchError."""
+    path = Path(path)
+    if not path.is_file():
+        raise WsolbenchError("checkpoint not found", path=path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # pickle errors come in many types; all mean the same here
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WsolbenchError(
+            "unsafe or malformed checkpoint: it does not load with weights_only=True "
+            f"({type(error).__name__}: {first_line[:200]})",
+            path=path,
+        ) from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise WsolbenchError("not a wsolbench checkpoint (no format tag)", path=path)
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise WsolbenchError(f"malformed checkpoint: missing {', '.join(missing)}", path=path)
+    if checkpoint["version"] > VERSION:
+        raise WsolbenchError(
+            f"checkpoint format version {checkpoint['version']} is newer than this wsolbench "
+            f"reads ({VERSION}); upgrade wsolbench",
+            path=path,
+        )
+    return checkpoint
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """sha256 of the checkpoint file (recorded as provenance in every result row)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
+    """The method described by a loaded checkpoint, with its weights (train mode)."""
+    from wsolbench.registry import create_method
+
+    config = checkpoint.get("config") or {}
+    hparams = {k: v for k, v in checkpoint["hparams"].items() if k not in BUILD_ARGUMENTS}
+    method = create_method(
+        checkpoint["method"],
+        backbone=checkpoint["backbone"],
+        num_classes=int(checkpoint["num_classes"]),
+        pretrained=False,  # the checkpoint holds every weight
+        weights=None,
+        large_feature_map=bool(config.get("large_feature_map", False)),
+        **hparams,
+    )
+    method.load_state_dict(checkpoint["model"])
+    return method
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """Rebuild a trained method from a checkpoint, in eval mode on `device`."""
+    checkpoint = load_checkpoint(path)
+    try:
+        method = build_from_checkpoint(checkpoint)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise WsolbenchError(f"checkpoint does not match its method: {error}", path=path) from None
+    return method.to(device).eval()

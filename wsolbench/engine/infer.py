@@ -1,0 +1,126 @@
+"""Inference: a generator of batch dicts (predictions, class maps, feature taps, dataset fields).
+
+The caller post-processes (identity, SCG, ...) and feeds an evaluator or writes score maps;
+nothing is written here. Classification follows the spa protocol: with `ten_crop`, softmax per
+crop then the mean over the ten crops; localization uses the single resized view.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from wsolbench.engine import distributed
+from wsolbench.engine.progress import make_progress
+from wsolbench.errors import WsolbenchError
+
+
+def tap_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """The taps SCG fuses by default, as the model's backbone lists them."""
+    backbone = getattr(model, "backbone", model)
+    return tuple(getattr(backbone, "scg_taps", ()))
+
+
+def gather_classes(cams: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) maps and (N, k) classes -> (N, k, h, w) maps of those classes."""
+    index = classes.long()[:, :, None, None].expand(-1, -1, *cams.shape[2:])
+    return cams.gather(1, index)
+
+
+def shard(dataset: Dataset) -> Dataset:
+    """This rank's share of an evaluation split (every image exactly once over all ranks)."""
+    if distributed.world_size() == 1:
+        return dataset
+    return Subset(dataset, distributed.shard_indices(len(dataset)))
+
+
+def _collate():
+    from wsolbench.data.datasets import collate_eval
+
+    return collate_eval
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    ten_crop: bool = True,
+    topk: int = 5,
+    workers: int = 0,
+    amp: bool = False,
+    to_cpu: bool = True,
+    progress: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Yield one dict per batch of an `EvalDataset` (build it with `ten_crop=True` for ten-crop).
+
+    Keys: `logits` (N, C) of the single view; `probs` (N, C) (ten-crop mean when `ten_crop`);
+    `topk` (N, k) classes by `probs`; `cams_gt` (N, h, w) and `cams_topk` (N, k, h, w) raw class
+    maps at feature resolution; `taps` (list, in `tap_names` order) and `tap_names`; plus every
+    field of the dataset's batch (`image_id`, `label`, `size`, `boxes`, masks, ...) except the
+    image tensors. Tensors are float32 (on the CPU unless `to_cpu=False`).
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    names = tap_names(model)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate(),
+        pin_memory=device.type == "cuda",
+    )
+    use_amp = amp and device.type == "cuda"
+    bar = make_progress(enabled=progress and distributed.is_main())
+    with bar:
+        task = bar.add_task("infer", total=len(dataset))
+        for batch in loader:
+            yield _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu)
+            bar.advance(task, len(batch["label"]))
+
+
+def _autocast(enabled: bool):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu) -> dict:
+    images = batch["image"].to(device, non_blocking=True)
+    labels = torch.as_tensor(batch["label"]).to(device)
+    with _autocast(use_amp):
+        outputs = model(images)
+    logits = outputs["logits"].float()
+    cams = outputs["cams"].float()
+    if ten_crop:
+        crops = batch.get("crops")
+        if crops is None:
+            raise WsolbenchError("ten-crop inference needs an EvalDataset built with ten_crop=True")
+        crops = crops.to(device, non_blocking=True)
+        n, views = crops.shape[:2]
+        with _autocast(use_amp):
+            crop_logits = model(crops.flatten(0, 1))["logits"].float()
+        probs = crop_logits.softmax(dim=1).view(n, views, -1).mean(dim=1)
+    else:
+        probs = logits.softmax(dim=1)
+    k = min(topk, probs.shape[1])
+    top = probs.topk(k, dim=1).indices
+    result = {
+        key: value for key, value in batch.items() if key not in ("image", "crops")
+    }
+    result.update(
+        logits=logits,
+        probs=probs,
+        topk=top,
+        cams_gt=gather_classes(cams, labels[:, None])[:, 0],
+        cams_topk=gather_classes(cams, top),
+        taps=[outputs["taps"][name].float() for name in names],
+        tap_names=names,
+    )
+    if to_cpu:
+        for key in ("logits", "probs", "topk", "cams_gt", "cams_topk"):
+            result[key] = result[key].cpu()
+        result["taps"] = [tap.cpu() for tap in result["taps"]]
+    return result

@@ -1,0 +1,253 @@
+"""Training: one function, `train(config)`, alone or under `torchrun` (DDP).
+
+The loop only sees `TrainDataset` (images and labels): boxes never reach training. Each epoch
+reseeds every RNG from (seed, epoch, rank) and the sampler from (seed, epoch), and a checkpoint
+is written atomically at the end of every epoch, so `resume=True` continues an interrupted run
+to exactly the weights an uninterrupted run reaches (on CPU, with the same seed).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from wsolbench.engine import distributed
+from wsolbench.engine.checkpoint import (
+    build_from_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from wsolbench.engine.config import BUILD_ARGUMENTS, TrainConfig
+from wsolbench.engine.optim import build_optimizer, build_scheduler
+from wsolbench.engine.progress import TrainProgress
+from wsolbench.engine.seeding import derive_seed, seed_everything, seed_worker
+from wsolbench.errors import WsolbenchError
+from wsolbench.io import write_json
+
+CHECKPOINT_NAME = "last.pt"
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise WsolbenchError(f"device '{name}' asked for, but CUDA is not available")
+    return device
+
+
+def load_train_split(config: TrainConfig):
+    from wsolbench.data.datasets import TrainDataset
+    from wsolbench.data.metadata import read_split
+
+    split = read_split(config.resolved_metadata_root() / "train")
+    dataset = TrainDataset(
+        split, config.resolved_image_root(), config.image_size, config.resize_size
+    )
+    num_classes = config.num_classes or int(split.labels.max()) + 1
+    return dataset, num_classes
+
+
+def build_method(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    from wsolbench.registry import create_method
+
+    return create_method(
+        config.method,
+        backbone=config.backbone,
+        num_classes=num_classes,
+        pretrained=config.pretrained,
+        weights=config.weights,
+        large_feature_map=config.large_feature_map,
+        **config.hparams,
+    )
+
+
+def _checkpoint_payload(
+    method, optimizer, scheduler, epoch: int, config: TrainConfig, num_classes: int, history
+) -> dict[str, Any]:
+    return {
+        "model": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,  # epochs completed
+        "rng": rng_state(),
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "method": config.method,
+        "backbone": config.backbone,
+        "hparams": method_hparams(method, config),
+        "num_classes": num_classes,
+        "history": history,
+    }
+
+
+def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
+    """The method's own hyperparameters (build arguments are stored separately)."""
+    values = dict(getattr(method, "hparams", None) or config.hparams)
+    return {k: v for k, v in values.items() if k not in BUILD_ARGUMENTS}
+
+
+def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
+    """Resume only the same run: every hashed field but `epochs` must agree (so a finished
+    run can also be extended)."""
+    saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
+    wanted = config.hashed_fields()
+    differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
+    if differing:
+        raise WsolbenchError(
+            f"cannot resume: the checkpoint was trained with other settings ({', '.join(differing)})",
+            path=path,
+        )
+
+
+def train(
+    config: TrainConfig, on_epoch_end: EpochCallback | None = None
+) -> Path:
+    """Train `config.method` and return the path of the final checkpoint (`<out>/last.pt`).
+
+    `on_epoch_end(epoch, stats)` runs on every rank after each epoch's checkpoint is written
+    (e.g. a val evaluation: choose thresholds and hyperparameters on val, never on test).
+    """
+    # A CPU run under torchrun uses gloo even on a machine with GPUs.
+    cuda_device = distributed.init_from_env(backend="gloo" if config.device == "cpu" else None)
+    device = cuda_device or resolve_device(config.device)
+    rank, world = distributed.rank(), distributed.world_size()
+    out_dir = Path(config.out_dir)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+
+    dataset, num_classes = load_train_split(config)
+    seed_everything(config.seed)  # the same initial weights on every rank
+    start_epoch, history = 0, []
+    resumed = None
+    if config.resume and checkpoint_path.is_file():
+        resumed = load_checkpoint(checkpoint_path)
+        _check_resumable(resumed, config, checkpoint_path)
+        method = build_from_checkpoint(resumed)
+        start_epoch, history = int(resumed["epoch"]), list(resumed.get("history", []))
+    else:
+        method = build_method(config, num_classes)
+
+    on_cuda = device.type == "cuda"
+    method = method.to(device)
+    if on_cuda and config.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method, config)
+    scheduler = build_scheduler(optimizer, config)
+    if resumed is not None:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        set_rng_state(resumed["rng"])
+    model = method
+    if world > 1:
+        model = DistributedDataParallel(
+            method,
+            device_ids=[device.index] if on_cuda else None,
+            find_unused_parameters=True,  # some methods skip a branch in some steps
+        )
+
+    # The sampler shuffles from (seed, epoch); with one replica it is a plain seeded shuffle.
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
+    )
+    loader_generator = torch.Generator()
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=on_cuda,
+        worker_init_fn=seed_worker,
+        generator=loader_generator,
+        persistent_workers=False,  # workers are reseeded from the generator every epoch
+        drop_last=False,
+    )
+
+    def autocast():
+        if on_cuda and config.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "config.json", {**config.to_dict(), "config_hash": config.config_hash()})
+
+    show = config.progress and distributed.is_main()
+    with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
+        progress.skip_to(start_epoch)
+        for epoch in range(start_epoch, config.epochs):
+            seed_everything(derive_seed(config.seed, epoch, rank))
+            loader_generator.manual_seed(derive_seed(config.seed, epoch, rank, 1))
+            sampler.set_epoch(epoch)
+            getattr(method, "set_epoch", lambda e: None)(epoch)
+            stats = _train_one_epoch(
+                model, method, loader, optimizer, device, autocast, config, progress, epoch
+            )
+            stats["lr"] = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            history.append({"epoch": epoch + 1, **stats})
+            if distributed.is_main():
+                save_checkpoint(
+                    checkpoint_path,
+                    _checkpoint_payload(
+                        method, optimizer, scheduler, epoch + 1, config, num_classes, history
+                    ),
+                )
+                write_json(out_dir / "history.json", history)
+            distributed.barrier()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, stats)
+    return checkpoint_path
+
+
+def _train_one_epoch(
+    model, method, loader, optimizer, device, autocast, config, progress, epoch
+) -> dict[str, float]:
+    model.train()
+    # Running sums stay on the device: no host sync per step, one all-reduce per epoch.
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, seen
+    channels_last = device.type == "cuda" and config.channels_last
+    progress.start_epoch(epoch)
+    started = time.perf_counter()
+    for step, (images, labels) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        images, targets = method.prepare_batch(images, labels)
+        with autocast():
+            outputs = model(images, labels)
+            loss = method.loss(outputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            correct = (outputs["logits"].argmax(dim=1) == labels).sum()
+            totals += torch.stack(
+                [loss.detach().double() * labels.numel(), correct.double(),
+                 torch.tensor(float(labels.numel()), dtype=torch.float64, device=device)]
+            )
+        if progress.enabled and (step % 10 == 0 or step + 1 == len(loader)):
+            loss_sum, correct_sum, seen = totals.tolist()
+            progress.update(
+                step + 1, loss_sum / seen, 100.0 * correct_sum / seen,
+                seen * distributed.world_size() / (time.perf_counter() - started),
+            )
+    loss_sum, correct_sum, seen = distributed.all_reduce_sum(totals).tolist()
+    elapsed = time.perf_counter() - started
+    if not torch.isfinite(torch.tensor(loss_sum)):
+        raise WsolbenchError(f"training diverged in epoch {epoch + 1}: the loss is not finite")
+    return {
+        "loss": loss_sum / max(seen, 1),
+        "accuracy": 100.0 * correct_sum / max(seen, 1),
+        "images": int(seen),  # over all ranks
+        "images_per_second": seen / elapsed if elapsed > 0 else 0.0,
+        "seconds": elapsed,
+    }

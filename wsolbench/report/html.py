@@ -1,0 +1,84 @@
+"""A self-contained ``report.html``: inline CSS, figures embedded as base64 PNG, no requests.
+
+Every string that comes from results or file names goes through ``html.escape``.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Iterable
+
+from wsolbench.report.tables import Table
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { border-bottom: 2px solid #333; }
+h2 { margin-top: 2em; border-bottom: 1px solid #aaa; }
+table { border-collapse: collapse; margin: 0.6em 0 1.6em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+p.protocol { color: #555; font-style: italic; margin: 0.2em 0; }
+section.reported table th { background: #fff3d6; }
+section.reported h3::after { content: " [reported]"; color: #b36b00; font-size: 0.8em; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG"}
+
+
+def table_html(table: Table) -> str:
+    escape = html.escape
+    head = "".join(f"<th>{escape(column)}</th>" for column in table.columns)
+    body = []
+    for row in table.rows:
+        cells = "".join(
+            f"<td>{escape(cell)}</td>" if column in _LABEL_COLUMNS
+            else f'<td class="num">{escape(cell)}</td>'
+            for column, cell in zip(table.columns, row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return (f"<h3>{escape(table.title)}</h3>\n"
+            f'<p class="protocol">Protocol: {escape(table.note)}</p>\n'
+            f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
+            + "\n</tbody></table>\n")
+
+
+def figure_html(caption: str, path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    alt = html.escape(caption)
+    return (f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{alt}</figcaption></figure>\n")
+
+
+def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),
+                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "") -> str:
+    """The whole report as one HTML string."""
+    escape = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{escape(title)}</title>", f"<style>{_CSS}</style></head><body>",
+             f"<h1>{escape(title)}</h1>"]
+    if preamble:
+        parts.append(f"<p>{escape(preamble)}</p>")
+    parts.append("<section><h2>Measured results</h2>")
+    tables = list(tables)
+    parts += [table_html(table) for table in tables] or ["<p>No results to show.</p>"]
+    parts.append("</section>")
+    reported = list(reported)
+    if reported:
+        parts.append('<section class="reported"><h2>Published numbers (reported, not measured '
+                     "here)</h2><p>Copied from the papers listed in "
+                     "<code>leaderboards/reported/SOURCES.md</code>; never mixed with measured "
+                     "rows.</p>")
+        parts += [table_html(table) for table in reported]
+        parts.append("</section>")
+    figures = list(figures)
+    if figures:
+        parts.append("<section><h2>Figures</h2>")
+        parts += [figure_html(caption, path) for caption, path in figures]
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

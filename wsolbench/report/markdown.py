@@ -1,0 +1,57 @@
+"""Leaderboard tables as GitHub Markdown."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from wsolbench.report.tables import Table
+
+
+def escape_cell(text: str) -> str:
+    """Keep a cell on one line and stop its pipes, tags and backslashes from acting."""
+    text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("&", "&amp;").replace("<", "&lt;")  # no "<" left: no raw HTML
+
+
+def table_markdown(table: Table) -> str:
+    header = "| " + " | ".join(escape_cell(column) for column in table.columns) + " |"
+    align = "|" + "|".join("---" if index < _label_columns(table) else "---:"
+                           for index in range(len(table.columns))) + "|"
+    lines = [f"### {escape_cell(table.title)}", "", f"_Protocol: {escape_cell(table.note)}_", "",
+             header, align]
+    lines += ["| " + " | ".join(escape_cell(cell) for cell in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_markdown(title: str, tables: Iterable[Table],
+                         reported: Iterable[Table] = (), figures: Iterable[tuple[str, str]] = (),
+                         preamble: str = "") -> str:
+    """The whole ``leaderboard.md``: measured tables, then published ones, then figures."""
+    parts = [f"# {escape_cell(title)}", ""]
+    if preamble:
+        parts += [escape_cell(preamble), ""]
+    tables = list(tables)
+    parts += ["## Measured results", ""]
+    if not tables:
+        parts += ["_No results to show._", ""]
+    parts += [table_markdown(table) for table in tables]
+    reported = list(reported)
+    if reported:
+        parts += ["## Published numbers (reported, not measured here)", "",
+                  "These rows are copied from the papers listed in "
+                  "`leaderboards/reported/SOURCES.md`; they are never mixed with measured rows.",
+                  ""]
+        parts += [table_markdown(table) for table in reported]
+    figures = list(figures)
+    if figures:
+        parts += ["## Figures", ""]
+        parts += [f"![{escape_cell(caption)}]({path})\n" for caption, path in figures]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _label_columns(table: Table) -> int:
+    """How many leading columns are labels (left-aligned) rather than numbers."""
+    for index, column in enumerate(table.columns):
+        if column not in ("Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM",
+                          "SCG", "Source"):
+            return index
+    return len(table.columns)

@@ -1,0 +1,184 @@
+"""The results table: one row per number, read from and written to CSV / JSON.
+
+Every report is rendered from this long table (see DESIGN.md). Curves for the figures live in
+``curves.json`` beside ``results.csv``.
+"""
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.io import atomic_path, write_json
+
+KEY_COLUMNS = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric"]
+PROVENANCE_COLUMNS = ["seed", "config_hash", "checkpoint_hash", "versions"]
+COLUMNS = KEY_COLUMNS + ["value"] + PROVENANCE_COLUMNS
+
+# The metrics each protocol produces (values in %, except PeakT in 0..255).
+PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
+    "spa": (
+        "top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls",
+        "err_cls", "err_mins", "err_part", "err_more", "err_ot", "box_threshold",
+    ),
+    "wsolevaluation": (
+        "MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2@30", "MaxBoxAccV2@50", "MaxBoxAccV2@70", "PxAP",
+    ),
+    "peak": ("PeakIoU", "PeakT"),
+}
+CURVE_KEYS = ("dataset", "backbone", "method", "postprocessor", "curve", "x", "y")
+CURVE_NAMES = ("box_acc_v2@30", "box_acc_v2@50", "box_acc_v2@70", "peak_iou", "pxap_pr")
+
+_VERSIONED_PACKAGES = ("wsolbench", "torch", "torchvision", "numpy", "opencv-python-headless")
+
+
+def package_versions() -> str:
+    """A compact JSON string of the versions that produced a number (provenance)."""
+    versions = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return json.dumps(versions, separators=(",", ":"), sort_keys=True)
+
+
+def make_rows(
+    *,
+    dataset: str,
+    split: str,
+    backbone: str,
+    method: str,
+    postprocessor: str,
+    protocol: str,
+    metrics: Mapping[str, float],
+    seed: int = 0,
+    config_hash: str = "",
+    checkpoint_hash: str = "",
+    versions: str | Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per metric of one (dataset, split, backbone, method, post-processor, protocol)."""
+    if versions is None:
+        versions = package_versions()
+    elif not isinstance(versions, str):
+        versions = json.dumps(dict(versions), separators=(",", ":"), sort_keys=True)
+    rows = []
+    for metric, value in metrics.items():
+        rows.append({
+            "dataset": dataset, "split": split, "backbone": backbone, "method": method,
+            "postprocessor": postprocessor, "protocol": protocol, "metric": metric,
+            "value": float(value), "seed": int(seed), "config_hash": config_hash,
+            "checkpoint_hash": checkpoint_hash, "versions": versions,
+        })
+    return rows
+
+
+def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A results DataFrame with the standard columns first, from ``make_rows`` output."""
+    frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    return _normalize(frame, "<rows>")
+
+
+def read_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Read and concatenate results files (``.csv`` or ``.json``), validating their columns."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames = [_read_one(Path(path)) for path in paths]
+    if not frames:
+        raise WsolbenchError("no results file given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_results(results: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.json`` (a list of records) atomically."""
+    out_dir = Path(out_dir)
+    csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
+    with atomic_path(csv_path) as tmp:
+        results.to_csv(tmp, index=False)
+    records = json.loads(results.to_json(orient="records"))
+    write_json(json_path, records)
+    return csv_path, json_path
+
+
+def read_curves(path: str | Path) -> list[dict[str, Any]]:
+    """Read ``curves.json``: a list of {dataset, backbone, method, postprocessor, curve, x, y}."""
+    path = Path(path)
+    try:
+        curves = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WsolbenchError(f"cannot read curves: {error}", path=path) from None
+    if not isinstance(curves, list):
+        raise WsolbenchError("curves file must hold a JSON list", path=path)
+    for index, curve in enumerate(curves):
+        missing = [key for key in CURVE_KEYS if not isinstance(curve, dict) or key not in curve]
+        if missing:
+            raise WsolbenchError(f"curve #{index} lacks {', '.join(missing)}", path=path)
+        if len(curve["x"]) != len(curve["y"]):
+            raise WsolbenchError(f"curve #{index}: x and y differ in length", path=path)
+    return curves
+
+
+def write_curves(curves: list[Mapping[str, Any]], out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "curves.json"
+    write_json(path, [dict(curve) for curve in curves])
+    return path
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype={"config_hash": str, "checkpoint_hash": str,
+                                              "versions": str}, keep_default_na=False,
+                                na_values={"value": ["", "nan", "NaN"]})
+        elif suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and "results" in data:
+                data = data["results"]
+            if not isinstance(data, list):
+                raise WsolbenchError("results JSON must be a list of rows", path=path)
+            frame = pd.DataFrame(data)
+        else:
+            raise WsolbenchError("results file must end in .csv or .json", path=path)
+    except FileNotFoundError:
+        raise WsolbenchError("results file not found", path=path) from None
+    except WsolbenchError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        raise WsolbenchError(f"cannot parse results: {error}", path=path) from None
+    return _normalize(frame, path, csv=suffix == ".csv")
+
+
+def _normalize(frame: pd.DataFrame, path: str | Path, csv: bool = False) -> pd.DataFrame:
+    missing = [column for column in KEY_COLUMNS + ["value"] if column not in frame.columns]
+    if missing:
+        raise WsolbenchError(f"results lack column(s): {', '.join(missing)}", path=path)
+    frame = frame.copy()
+    for column in KEY_COLUMNS:
+        frame[column] = frame[column].astype(str)
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = values.isna() & frame["value"].notna() & (frame["value"].astype(str) != "")
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        # CSV: a header line, then 1-based data lines; JSON: the record's index.
+        where = {"line": row + 2} if csv else {}
+        message = f"value {frame['value'].iloc[row]!r} is not a number"
+        if not csv:
+            message += f" (row {row})"
+        raise WsolbenchError(message, path=path, **where)
+    frame["value"] = values.astype(float)
+    defaults = {"seed": 0, "config_hash": "", "checkpoint_hash": "", "versions": ""}
+    for column, default in defaults.items():
+        if column not in frame.columns:
+            frame[column] = default
+    frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").fillna(0).astype(int)
+    for column in ("config_hash", "checkpoint_hash", "versions"):
+        frame[column] = frame[column].fillna("").astype(str)
+    extra = [column for column in frame.columns if column not in COLUMNS]
+    return frame[COLUMNS + extra].reset_index(drop=True)

@@ -1,0 +1,162 @@
+"""Turn inference batches into evaluator inputs for every protocol, and results into rows.
+
+One `Scorer` per post-processor. For each batch it builds, from the raw class maps and taps:
+- spa protocol: the top-5 classes' and the GT class's maps at the ORIGINAL image size;
+- wsolevaluation protocol: the GT class's map at `map_size` (plain maps exactly as
+  wsolevaluation's CAM computer prepares them: bicubic resize of the raw CAM, then min-max;
+  post-processed maps are produced at `map_size` directly), GT boxes rescaled with truncation,
+  masks resized nearest;
+- peak protocol: the GT class's map at the original size against the mask.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from wsolbench.engine import distributed
+from wsolbench.evaluation import (
+    BoxAccumulator,
+    ClassicLocAccumulator,
+    Evaluator,
+    PeakAccumulator,
+    PxAPAccumulator,
+    rescale_boxes,
+)
+from wsolbench.evaluation.scoremaps import minmax_normalize
+from wsolbench.methods.postprocess import Identity
+
+ERROR_METRICS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more": "err_more", "ot": "err_ot"}
+
+
+class Scorer:
+    def __init__(self, evaluation: dict[str, Any]):
+        self.map_size = int(evaluation["map_size"])
+        self.iou_thresholds = [int(d) for d in evaluation["iou_thresholds"]]
+        interval = float(evaluation["cam_curve_interval"])
+        self.evaluator = Evaluator(
+            box=BoxAccumulator(interval, self.iou_thresholds),
+            pxap=PxAPAccumulator(interval),
+            peak=PeakAccumulator(),
+            classic=ClassicLocAccumulator(evaluation["box_thresholds"]),
+        )
+        self.has_boxes = self.has_masks = False
+
+    # -- accumulation ------------------------------------------------------------------------
+    def accumulate(self, batch: dict[str, Any], postprocessor: Callable) -> None:
+        sizes = [(int(h), int(w)) for (w, h) in batch["size"]]
+        taps, top5 = batch["taps"], batch["topk"]
+        topk_maps = [postprocessor(batch["cams_topk"][:, k], taps, sizes) for k in range(top5.shape[1])]
+        gt_maps = postprocessor(batch["cams_gt"], taps, sizes)
+        inputs: dict[str, Any] = {}
+        boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
+        if all(len(b) for b in boxes):
+            self.has_boxes = True
+            inputs.update(
+                labels=batch["label"],
+                top5=top5,
+                loc_maps=[torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
+                gt_loc_maps=list(gt_maps),
+                gt_boxes_original=boxes,
+                gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
+            )
+        inputs["scoremaps"] = self._map_size_scoremaps(batch, postprocessor)
+        if "mask" in batch:
+            self.has_masks = True
+            size = (self.map_size, self.map_size)
+            inputs.update(
+                gt_masks=torch.stack([_resize_nearest(m, size) for m in batch["mask"]]),
+                gt_ignore=torch.stack([_resize_nearest(m, size) for m in batch["ignore"]]),
+                peak_maps=list(gt_maps),
+                peak_masks=list(batch["mask"]),
+            )
+        self.evaluator.accumulate(inputs)
+
+    def _map_size_scoremaps(self, batch: dict[str, Any], postprocessor: Callable) -> torch.Tensor:
+        size = (self.map_size, self.map_size)
+        if isinstance(postprocessor, Identity):
+            raw = batch["cams_gt"].double().cpu().numpy()
+            return torch.from_numpy(np.stack([minmax_normalize(cam, size) for cam in raw]))
+        return postprocessor(batch["cams_gt"], batch["taps"], size).clamp(0, 1)
+
+    def all_reduce(self) -> "Scorer":
+        """Merge every rank's counts (exact: integer sums)."""
+        if distributed.world_size() > 1:
+            states = distributed.all_gather_objects(self.evaluator.state_dict())
+            merged = Evaluator.from_state_dict(states[0])
+            for state in states[1:]:
+                merged.merge(Evaluator.from_state_dict(state))
+            self.evaluator = merged
+            flags = distributed.all_gather_objects((self.has_boxes, self.has_masks))
+            self.has_boxes = any(f[0] for f in flags)
+            self.has_masks = any(f[1] for f in flags)
+        return self
+
+    # -- results -----------------------------------------------------------------------------
+    def _computed(self) -> dict[str, dict]:
+        accs = self.evaluator.accumulators
+        out = {}
+        if self.has_boxes:
+            out["classic"] = accs["classic"].compute()
+            out["box"] = accs["box"].compute()
+        if self.has_masks:
+            out["pxap"] = accs["pxap"].compute()
+            out["peak"] = accs["peak"].compute()
+        return out
+
+    def best_box_threshold(self) -> float:
+        """The spa protocol's box threshold with the best GT-known Loc (call on val)."""
+        if not self.has_boxes:
+            return float(self.evaluator.accumulators["classic"].thresholds[0])
+        per = self.evaluator.accumulators["classic"].compute()["classic_per_threshold"]
+        return float(max(per, key=lambda t: (per[t]["GTKnownLoc"], -float(t))))
+
+    def rows(self, common: dict[str, Any], box_threshold: float) -> list[dict[str, Any]]:
+        computed = self._computed()
+        rows = []
+
+        def add(protocol: str, metric: str, value: float) -> None:
+            rows.append({**common, "protocol": protocol, "metric": metric, "value": float(value)})
+
+        if "classic" in computed:
+            classic = computed["classic"]
+            at = classic["classic_per_threshold"][f"{box_threshold:g}"]
+            add("spa", "top1_loc", at["Top1Loc"])
+            add("spa", "top5_loc", at["Top5Loc"])
+            add("spa", "gt_known_loc", at["GTKnownLoc"])
+            add("spa", "top1_cls", classic["Top1Cls"])
+            add("spa", "top5_cls", classic["Top5Cls"])
+            for kind, metric in ERROR_METRICS.items():
+                add("spa", metric, at[f"error_{kind}"])
+            add("spa", "box_threshold", box_threshold)
+            box = computed["box"]
+            add("wsolevaluation", "MaxBoxAcc", box["MaxBoxAcc"])
+            add("wsolevaluation", "MaxBoxAccV2", box["MaxBoxAccV2"])
+            for delta, value in box["MaxBoxAccV2_per_iou"].items():
+                add("wsolevaluation", f"MaxBoxAccV2@{delta}", value)
+        if "pxap" in computed:
+            add("wsolevaluation", "PxAP", computed["pxap"]["PxAP"])
+            add("peak", "PeakIoU", computed["peak"]["PeakIoU"])
+            add("peak", "PeakT", computed["peak"]["PeakT"])
+        return rows
+
+    def curves(self, common: dict[str, Any]) -> list[dict[str, Any]]:
+        computed = self._computed()
+        curves = []
+        if "box" in computed:
+            box = computed["box"]
+            for delta, ys in box["box_acc_curve_v2"].items():
+                curves.append({**common, "curve": f"box_acc_v2@{delta}", "x": box["box_cam_thresholds"], "y": ys})
+        if "peak" in computed:
+            curves.append({**common, "curve": "peak_iou", "x": list(range(256)), "y": computed["peak"]["peak_iou_curve"]})
+            pxap = computed["pxap"]
+            curves.append({**common, "curve": "pxap_pr", "x": pxap["pxap_recall"], "y": pxap["pxap_precision"]})
+        return curves
+
+
+def _resize_nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    array = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).astype(np.uint8)
+    resized = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return torch.from_numpy(resized.astype(bool))
