@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import cv2
+import numba
 import numpy as np
 import torch
 
@@ -79,7 +80,8 @@ class BoxAccumulator:
         if any(len(b) == 0 for b in gt):
             raise WsolbenchError("every image needs at least one GT box")
         offsets = np.concatenate([[0], np.cumsum([len(b) for b in gt])]).astype(np.int64)
-        v1, v2, ambiguous = batch_level_hits(levels, np.concatenate(gt), offsets, self.deltas)
+        v1, v2, ambiguous = batch_level_hits(levels, np.concatenate(gt), offsets, self.deltas,
+                                             min(numba.get_num_threads(), len(levels)))
         # Threshold tau keeps ``u > int(tau * max(u))`` (float64 product, as upstream).
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
         self._resolve_ties(levels, gt, cut, v1, ambiguous)

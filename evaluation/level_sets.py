@@ -196,6 +196,8 @@ def _outer_pass(order, starts, height, width, gt, deltas, box, parent, size, hit
         else:
             for d in range(deltas.shape[0]):
                 v2[value, d] = 1 if alive[d] > 0 else 0
+        if value == 0:
+            break  # pixels with u = 0 are in no mask u > T
         for k in range(starts[value], starts[value + 1]):
             p = order[k]
             y = p // width
@@ -327,6 +329,8 @@ def _filled_pass(order, starts, height, width, gt, deltas, box, parent, size, ac
             r = best_root
             _box_hits(box[r, 0], box[r, 1], box[r, 2], box[r, 3], width, height, gt, deltas, tmp)
             v1[value, :] = tmp
+        if value == 0:
+            break  # pixels entering the exterior at T = 0 are in no filled set
         for k in range(starts[value], starts[value + 1]):
             p = order[k]
             y = p // width

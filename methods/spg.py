@@ -45,7 +45,8 @@ def self_produced_mask(attention: torch.Tensor, high: float, low: float) -> torc
     flat = attention.flatten(1)
     count = (flat > high).sum(dim=1)
     fallback = FALLBACK_RATIO * flat.max(dim=1).values
-    per_image = torch.where(count < MIN_FOREGROUND_PIXELS, fallback, torch.full_like(fallback, high))
+    usual = torch.full_like(fallback, high)
+    per_image = torch.where(count < MIN_FOREGROUND_PIXELS, fallback, usual)
     mask = torch.full_like(attention, IGNORE)
     mask[attention > per_image.view(-1, 1, 1, 1)] = 1.0
     mask[attention < low] = 0.0
@@ -115,7 +116,8 @@ class SPG(WsolMethod):
         (h1, l1), (h2, l2), (h3, l3) = self.thresholds
 
         def upsample(x: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(x, size=outputs["input_size"], mode="bilinear", align_corners=False)
+            size = outputs["input_size"]
+            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
         b1, b2, c = (upsample(outputs[k]) for k in ("logits_b1", "logits_b2", "logits_c"))
         # Upsampling is per channel, so selecting the class first equals upstream's order.

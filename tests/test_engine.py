@@ -70,6 +70,21 @@ def test_cli_reports_an_unknown_hparam_in_one_line(tmp_path, capsys):
     assert "no hyperparameter 'alpha'" in err and "valid:" in err and "Traceback" not in err
 
 
+def test_cli_trains_and_reports(tiny_data, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main([
+        "train", "--method", "has", "--hparam", "grid_size=8", "--data", str(tiny_data),
+        "--image-size", "32", "--resize-size", "36", "--epochs", "1", "--batch-size", "16",
+        "--workers", "0", "--device", "cpu", "--out", str(out), "--no-progress",
+    ])
+    assert code == 0
+    checkpoint = load_checkpoint(out / "last.pt")
+    assert checkpoint["hparams"]["grid_size"] == 8 and checkpoint["config"]["method"] == "has"
+    assert checkpoint["dataset"] == tiny_data.name
+    assert (out / "config.json").is_file() and (out / "history.json").is_file()
+    assert checkpoint_hash(out / "last.pt") in capsys.readouterr().out
+
+
 def test_cli_help_lists_options_with_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -157,7 +157,7 @@ def test_spg_bce_ignores_255():
     assert masked_bce(logits, torch.full_like(mask, IGNORE)) == 0
 
 
-# -- SPA's restricted activation loss ----------------------------------------------------------------
+# -- SPA's restricted activation loss -----------------------------------------------------------
 def test_ram_loss_matches_a_hand_computation():
     maps = torch.tensor([
         [[[2.0, 0.0], [0.1, -1.0]]],

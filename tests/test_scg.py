@@ -313,3 +313,23 @@ def test_cli_scg_figures_writes_pngs(tmp_path):
     assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
     assert main(["scg", "figures", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out),
                  "--points", "2,0.5"]) == 2  # a bad point is one clear error line
+
+
+class DictNet(TinyNet):
+    """Outputs like a wsolbench method: a dict with logits and every class's map."""
+
+    def forward(self, x):
+        features = self.features(x)
+        cams = torch.einsum("kc,nchw->nkhw", self.fc.weight, features) + 1.0
+        return {"logits": self.fc(self.pool(features).flatten(1)), "cams": cams}
+
+
+def test_extractor_takes_class_maps_from_a_method_output():
+    torch.manual_seed(2)
+    model = DictNet().eval()
+    images = torch.rand(2, 3, 16, 16)
+    with SCGExtractor(model, [model.features[2], model.features[4]]) as extractor:
+        result = extractor.explain(images, targets=torch.tensor([2, 0]))
+    outputs = model(images)
+    cam = outputs["cams"][torch.arange(2), torch.tensor([2, 0])]
+    torch.testing.assert_close(result["final"], SCG()(cam, result["taps"], (16, 16)))

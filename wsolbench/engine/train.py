@@ -81,6 +81,7 @@ def _checkpoint_payload(
         "rng": rng_state(),
         "config": config.to_dict(),
         "config_hash": config.config_hash(),
+        "dataset": config.dataset_name(),
         "method": config.method,
         "backbone": config.backbone,
         "hparams": method_hparams(method, config),
