@@ -20,28 +20,26 @@ what OpenCV's ``RETR_TREE`` contours would give (PROTOCOLS.md sec. 2):
   largest area between two components is flagged: the caller asks OpenCV for that (map, T).
 
 Every box is scored with the ``+1`` quirk and compared with the GT boxes by exact integer
-arithmetic (``inter * 100 >= delta * union``, identical to upstream's float test for boxes of at
-most 2**20 pixels), and each pass keeps, per IoU threshold, how many live boxes are hits, so a
-threshold's answer is read in O(1).
+arithmetic (``inter * 100 >= delta * union``; identical to upstream's float test, as the two
+rounded quotients cannot tie below 10**13 pixels), and each pass keeps, per IoU threshold, how
+many live boxes are hits, so a threshold's answer is read in O(1). Exactness is checked against
+the per-threshold OpenCV oracle by ``tests/test_box_metrics.py``.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-LEVELS = 256
-
-
-@njit(cache=True, inline="always")
-def _find(parent, x):
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:  # path compression
-        nxt = parent[x]
-        parent[x] = root
-        x = nxt
-    return root
+from wsolbench.evaluation.union_find import (  # noqa: F401 (LEVELS re-exported)
+    LEVELS,
+    _absorb,
+    _counting_order,
+    _extend,
+    _find,
+    _mark_members,
+    _neighbour_offsets,
+    _new_root,
+)
 
 
 @njit(cache=True)
@@ -65,30 +63,13 @@ def _box_hits(x0, y0, x1, y1, width, height, gt, deltas, out):
 
 
 @njit(cache=True)
-def _counting_order(values, order):
-    """Fill ``order`` with pixel indices sorted by value (0..255), stable; return the start of
-    each value's run."""
-    counts = np.zeros(LEVELS + 1, np.int64)
-    for i in range(values.shape[0]):
-        counts[values[i] + 1] += 1
-    for v in range(LEVELS):
-        counts[v + 1] += counts[v]
-    starts = counts.copy()
-    for i in range(values.shape[0]):
-        v = values[i]
-        order[starts[v]] = i
-        starts[v] += 1
-    return counts  # pixels of value v: order[counts[v]:counts[v + 1]]
-
-
-@njit(cache=True)
 def workspace(n, ndelta):
-    """Scratch arrays for maps of ``n`` pixels, reused across maps (fresh pages cost more than
-    the passes themselves)."""
+    """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps."""
     return (np.empty((n, 4), np.int32), np.empty(n, np.int32), np.empty(n, np.int32),
             np.zeros((n, ndelta), np.uint8), np.zeros(n, np.bool_), np.empty(n, np.int32),
             np.empty(n, np.int32), np.zeros(n, np.bool_), np.empty(n, np.int32),
-            np.empty(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int8))
+            np.empty(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int8),
+            np.empty(n, np.int32), np.empty(n, np.int32))
 
 
 @njit(cache=True)
@@ -101,7 +82,8 @@ def level_hits(u, gt, deltas):
     v1 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
     v2 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
     ambiguous = np.zeros(LEVELS, np.bool_)
-    _level_hits_into(u, gt, deltas, workspace(u.size, deltas.shape[0]), v1, v2, ambiguous)
+    ws = workspace((u.shape[0] + 2) * (u.shape[1] + 2), deltas.shape[0])
+    _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous)
     return v1, v2, ambiguous
 
 
@@ -110,68 +92,27 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
     height, width = u.shape
     n = height * width
     box, parent, size, hits, active, enter, order, exterior, next_member, last_member, area2, \
-        window = ws
+        window, xs, ys = ws
     v1[:, :] = 0
     v2[:, :] = 0
     ambiguous[:] = False
     empty_hits = np.zeros(deltas.shape[0], np.uint8)
     _box_hits(0, 0, -1, -1, width, height, gt, deltas, empty_hits)  # [0,0,0,0] after the +1
     alive = np.zeros(deltas.shape[0], np.int64)
-    active[:n] = False
-    starts = _counting_order(u.ravel(), order)
-    _outer_pass(order, starts, height, width, gt, deltas, box, parent, size, hits, alive,
+    active[:] = False
+    starts = _counting_order(u, order, xs, ys)
+    _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits, alive,
                 active, empty_hits, v2)
-    active[:n] = False
+    active[:] = False
     alive[:] = 0
-    _hole_pass(order, starts, height, width, gt, deltas, box, parent, size, hits, alive,
+    _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits, alive,
                active, enter, exterior, next_member, last_member, v2)
-    starts = _counting_order(enter[:n], order)
-    active[:n] = False
+    starts = _counting_order(enter.reshape(height + 2, width + 2)[1:height + 1, 1:width + 1],
+                             order, xs, ys)
+    active[:] = False
     window[:] = 0
-    _filled_pass(order, starts, height, width, gt, deltas, box, parent, size, active, area2,
+    _filled_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, active, area2,
                  window, empty_hits, v1, ambiguous)
-
-
-@njit(cache=True, inline="always")
-def _absorb(box, parent, size, root, other):
-    """Union by size; returns (survivor, absorbed)."""
-    if size[other] > size[root]:
-        root, other = other, root
-    parent[other] = root
-    size[root] += size[other]
-    for c in range(2):
-        box[root, c] = min(box[root, c], box[other, c])
-        box[root, c + 2] = max(box[root, c + 2], box[other, c + 2])
-    return root, other
-
-
-@njit(cache=True, inline="always")
-def _new_root(box, parent, size, p, x, y):
-    parent[p] = p
-    size[p] = 1
-    box[p, 0] = x
-    box[p, 1] = y
-    box[p, 2] = x
-    box[p, 3] = y
-
-
-@njit(cache=True, inline="always")
-def _extend(box, root, x, y):
-    """Grow a root's box by one pixel; True if it changed."""
-    changed = False
-    if x < box[root, 0]:
-        box[root, 0] = x
-        changed = True
-    if x > box[root, 2]:
-        box[root, 2] = x
-        changed = True
-    if y < box[root, 1]:
-        box[root, 1] = y
-        changed = True
-    if y > box[root, 3]:
-        box[root, 3] = y
-        changed = True
-    return changed
 
 
 @njit(cache=True, inline="always")
@@ -185,9 +126,10 @@ def _recount(root, grow, box, width, height, gt, deltas, hits, alive):
 
 
 @njit(cache=True)
-def _outer_pass(order, starts, height, width, gt, deltas, box, parent, size, hits, alive,
-                active, empty_hits, v2):
+def _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits,
+                alive, active, empty_hits, v2):
     """Foreground components, decreasing u, 8-connectivity: the outer contours."""
+    offsets = _neighbour_offsets(width, 8)
     added = 0
     for value in range(LEVELS - 1, -1, -1):
         # Snapshot before adding this value's pixels: the mask u > value.
@@ -199,32 +141,26 @@ def _outer_pass(order, starts, height, width, gt, deltas, box, parent, size, hit
         if value == 0:
             break  # pixels with u = 0 are in no mask u > T
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]
-            y = p // width
-            x = p - y * width
+            p = order[k]  # index in the grid padded by a never-active frame
+            x = xs[k]
+            y = ys[k]
             active[p] = True
             added += 1
             root = -1
             changed = False
-            for dy in range(-1, 2):
-                qy = y + dy
-                if qy < 0 or qy >= height:
+            for j in range(8):
+                q = p + offsets[j]  # the padding frame is never active: no bounds checks
+                if not active[q] or parent[q] == root:  # most point straight at root
                     continue
-                for dx in range(-1, 2):
-                    qx = x + dx
-                    q = qy * width + qx
-                    if qx < 0 or qx >= width or (dx == 0 and dy == 0) or not active[q] \
-                            or parent[q] == root:  # most neighbours point straight at root
-                        continue
-                    other = _find(parent, q)
-                    if root == -1:
-                        root = other
-                    elif other != root:
-                        root, other = _absorb(box, parent, size, root, other)
-                        for d in range(deltas.shape[0]):
-                            alive[d] -= hits[other, d]
-                            hits[other, d] = 0
-                        changed = True
+                other = _find(parent, q)
+                if root == -1:
+                    root = other
+                elif other != root:
+                    root, other = _absorb(box, parent, size, root, other)
+                    for d in range(deltas.shape[0]):
+                        alive[d] -= hits[other, d]
+                        hits[other, d] = 0
+                    changed = True
             if root == -1:
                 _new_root(box, parent, size, p, x, y)
                 hits[p, :] = 0
@@ -237,18 +173,19 @@ def _outer_pass(order, starts, height, width, gt, deltas, box, parent, size, hit
 
 
 @njit(cache=True)
-def _hole_pass(order, starts, height, width, gt, deltas, box, parent, size, hits, alive,
-               active, enter, exterior, next_member, last_member, v2):
+def _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits,
+               alive, active, enter, exterior, next_member, last_member, v2):
     """Background components, increasing u, 4-connectivity: the holes (hole contours).
 
     Non-exterior roots keep a member list so that, when they reach the border, ``enter`` (the
     first T at which a pixel is background connected to the border) is set for all members.
     """
+    offsets = _neighbour_offsets(width, 4)
     for value in range(LEVELS):
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]
-            y = p // width
-            x = p - y * width
+            p = order[k]  # index in the grid padded by a never-active frame
+            x = xs[k]
+            y = ys[k]
             active[p] = True
             next_member[p] = -1
             last_member[p] = p
@@ -256,11 +193,7 @@ def _hole_pass(order, starts, height, width, gt, deltas, box, parent, size, hits
             root = -1
             changed = False
             for j in range(4):
-                qy = y + (-1 if j == 0 else (1 if j == 1 else 0))
-                qx = x + (-1 if j == 2 else (1 if j == 3 else 0))
-                if qy < 0 or qy >= height or qx < 0 or qx >= width:
-                    continue
-                q = qy * width + qx
+                q = p + offsets[j]
                 if not active[q] or parent[q] == root:
                     continue
                 other = _find(parent, q)
@@ -297,9 +230,10 @@ def _hole_pass(order, starts, height, width, gt, deltas, box, parent, size, hits
                 exterior[root] = True
             if exterior[root]:
                 enter[p] = value
-                for d in range(deltas.shape[0]):
-                    alive[d] -= hits[root, d]
-                    hits[root, d] = 0
+                if changed or on_border:  # the root may have been a counted hole until now
+                    for d in range(deltas.shape[0]):
+                        alive[d] -= hits[root, d]
+                        hits[root, d] = 0
             else:
                 next_member[last_member[root]] = p
                 last_member[root] = p
@@ -312,10 +246,11 @@ def _hole_pass(order, starts, height, width, gt, deltas, box, parent, size, hits
 
 
 @njit(cache=True)
-def _filled_pass(order, starts, height, width, gt, deltas, box, parent, size, active, area2,
-                 window, empty_hits, v1, ambiguous):
+def _filled_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, active,
+                 area2, window, empty_hits, v1, ambiguous):
     """Filled top-level components {enter > T}, decreasing enter, 8-connectivity, with doubled
     outer-contour areas from 2x2 window counts; keeps the largest and whether it is tied."""
+    offsets = _neighbour_offsets(width, 8)
     tmp = np.zeros(deltas.shape[0], np.uint8)
     best = 0
     at_best = 0  # how many roots have area2 == best
@@ -332,36 +267,30 @@ def _filled_pass(order, starts, height, width, gt, deltas, box, parent, size, ac
         if value == 0:
             break  # pixels entering the exterior at T = 0 are in no filled set
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]
-            y = p // width
-            x = p - y * width
+            p = order[k]  # index in the grid padded by a never-active frame
+            x = xs[k]
+            y = ys[k]
             active[p] = True
             added += 1
             root = -1
-            for dy in range(-1, 2):
-                qy = y + dy
-                if qy < 0 or qy >= height:
+            for j in range(8):
+                q = p + offsets[j]  # the padding frame is never active: no bounds checks
+                if not active[q] or parent[q] == root:  # most point straight at root
                     continue
-                for dx in range(-1, 2):
-                    qx = x + dx
-                    q = qy * width + qx
-                    if qx < 0 or qx >= width or (dx == 0 and dy == 0) or not active[q] \
-                            or parent[q] == root:  # most neighbours point straight at root
-                        continue
-                    other = _find(parent, q)
-                    if root == -1:
-                        root = other
-                    elif other != root:
-                        at_best -= (area2[root] == best) + (area2[other] == best)
-                        root, other = _absorb(box, parent, size, root, other)
-                        area2[root] += area2[other]
-                        if area2[root] == best:
-                            at_best += 1
-                            best_root = root
-                        elif area2[root] > best:
-                            best = area2[root]
-                            at_best = 1
-                            best_root = root
+                other = _find(parent, q)
+                if root == -1:
+                    root = other
+                elif other != root:
+                    at_best -= (area2[root] == best) + (area2[other] == best)
+                    root, other = _absorb(box, parent, size, root, other)
+                    area2[root] += area2[other]
+                    if area2[root] == best:
+                        at_best += 1
+                        best_root = root
+                    elif area2[root] > best:
+                        best = area2[root]
+                        at_best = 1
+                        best_root = root
             if root == -1:
                 _new_root(box, parent, size, p, x, y)
                 area2[p] = 0
@@ -373,29 +302,23 @@ def _filled_pass(order, starts, height, width, gt, deltas, box, parent, size, ac
                 parent[p] = root
                 size[root] += 1
                 _extend(box, root, x, y)
+            grown = 0  # windows that now hold 3 or 4 pixels: +1/2 area each
             for wy in range(max(y - 1, 0), min(y + 1, height - 1)):
                 for wx in range(max(x - 1, 0), min(x + 1, width - 1)):
                     w = wy * (width - 1) + wx
                     window[w] += 1
-                    if window[w] >= 3:
-                        if area2[root] == best:
-                            at_best -= 1
-                        area2[root] += 1
-                        if area2[root] == best:
-                            at_best += 1
-                            best_root = root
-                        elif area2[root] > best:
-                            best = area2[root]
-                            at_best = 1
-                            best_root = root
-
-
-@njit(cache=True, inline="always")
-def _mark_members(head_next, root, enter, value):
-    p = root
-    while p != -1:
-        enter[p] = value
-        p = head_next[p]
+                    grown += window[w] >= 3
+            if grown:
+                if area2[root] == best:
+                    at_best -= 1
+                area2[root] += grown
+                if area2[root] == best:
+                    at_best += 1
+                    best_root = root
+                elif area2[root] > best:
+                    best = area2[root]
+                    at_best = 1
+                    best_root = root
 
 
 @njit(cache=True, parallel=True)
@@ -407,7 +330,7 @@ def batch_level_hits(u, gt, gt_offsets, deltas, chunks=2):
     v2 = np.zeros((count, LEVELS, deltas.shape[0]), np.uint8)
     ambiguous = np.zeros((count, LEVELS), np.bool_)
     for c in prange(chunks):
-        ws = workspace(u.shape[1] * u.shape[2], deltas.shape[0])
+        ws = workspace((u.shape[1] + 2) * (u.shape[2] + 2), deltas.shape[0])
         for i in range(c, count, chunks):
             _level_hits_into(u[i], gt[gt_offsets[i]:gt_offsets[i + 1]], deltas, ws, v1[i],
                              v2[i], ambiguous[i])

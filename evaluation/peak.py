@@ -48,7 +48,7 @@ class PeakAccumulator:
         if len(raw_maps) != len(gt_masks):
             raise WsolbenchError(f"{len(raw_maps)} peak maps but {len(gt_masks)} masks")
         masks = [np.asarray(m.cpu() if isinstance(m, torch.Tensor) else m).astype(bool) for m in gt_masks]
-        shapes = {tuple(np.shape(m)) for m in raw_maps} | {m.shape for m in masks}
+        shapes = {tuple(m.shape) for m in raw_maps} | {m.shape for m in masks}
         if len(shapes) == 1 and len(masks) > 1:  # no resize needed: one batched pass
             levels = peak_levels_batch(as_tensor(list(raw_maps))).cpu().numpy()
             self._add(levels, np.stack(masks))

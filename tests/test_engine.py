@@ -193,3 +193,21 @@ def test_every_method_trains_and_reloads(method, tiny_data, tmp_path):
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(images)["cams"], reference.eval()(images)["cams"])
+
+
+def test_optimizer_groups_and_schedules(tmp_path):
+    from wsolbench.engine.optim import build_optimizer, build_scheduler
+
+    method = create_method("cam", backbone="tinyvgg", num_classes=NUM_CLASSES)
+    config = tiny_config(tmp_path, tmp_path, lr=0.1, head_lr_multiplier=5.0,
+                         lr_decay="multistep", lr_milestones=[2, 3])
+    optimizer = build_optimizer(method, config)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.1, 0.5])
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
+    scheduler = build_scheduler(optimizer, config)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.1, 0.1, 0.01, 0.001])

@@ -128,3 +128,30 @@ def test_wrong_size_mask_is_named(tmp_path, capsys):
     err = _error(capsys, ["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
                           "--mask-root", str(masks), "--normalize", "minmax"])
     assert "1_m1.png" in err
+
+
+def test_minmax_normalization_is_wsolevaluations_cam_computer(tmp_path):
+    from wsolbench.evaluation.scoremaps import load_scoremap
+
+    np.save(tmp_path / "nan.npy", np.array([[np.nan, 1.0], [2.0, 3.0]]))
+    np.save(tmp_path / "constant.npy", np.full((5, 6), 7.0))
+    raw = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "ramp.npy", raw)
+    assert not load_scoremap(tmp_path / "nan.npy", "minmax").any()
+    assert load_scoremap(tmp_path / "constant.npy", "minmax").shape == (224, 224)
+    ramp = load_scoremap(tmp_path / "ramp.npy", "minmax", size=(6, 8))
+    expected = cv2.resize(raw, (8, 6), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    expected -= expected.min()
+    expected /= expected.max()
+    assert np.array_equal(ramp, expected) and ramp.min() == 0 and ramp.max() == 1
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, capsys):
+    import torch
+
+    meta, maps, _ = _box_split(tmp_path)
+    argv = ["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps), "--device", "cuda"]
+    if torch.cuda.is_available():
+        assert main(argv) == 0
+    else:
+        assert "CUDA" in _error(capsys, argv)

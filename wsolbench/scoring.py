@@ -62,7 +62,7 @@ class Scorer:
                 gt_boxes_original=boxes,
                 gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
             )
-        inputs["scoremaps"] = self._map_size_scoremaps(batch, postprocessor)
+        inputs["scoremaps"] = self._map_size_scoremaps(batch, postprocessor, gt_maps)
         if "mask" in batch:
             self.has_masks = True
             size = (self.map_size, self.map_size)
@@ -74,12 +74,16 @@ class Scorer:
             )
         self.evaluator.accumulate(inputs)
 
-    def _map_size_scoremaps(self, batch: dict[str, Any], postprocessor: Callable) -> torch.Tensor:
+    def _map_size_scoremaps(self, batch: dict[str, Any], postprocessor: Callable, gt_maps) -> torch.Tensor:
+        """wsolevaluation's map preparation: bicubic resize to map_size, then min-max. Plain maps
+        start from the raw CAM as upstream does; post-processed maps from their original-size
+        output (SCG's own resize round trip goes through the original size)."""
         size = (self.map_size, self.map_size)
         if isinstance(postprocessor, Identity):
-            raw = batch["cams_gt"].double().cpu().numpy()
-            return torch.from_numpy(np.stack([minmax_normalize(cam, size) for cam in raw]))
-        return postprocessor(batch["cams_gt"], batch["taps"], size).clamp(0, 1)
+            sources = batch["cams_gt"].double().cpu().numpy()
+        else:
+            sources = [m.double().cpu().numpy() for m in gt_maps]
+        return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
 
     def all_reduce(self) -> "Scorer":
         """Merge every rank's counts (exact: integer sums)."""

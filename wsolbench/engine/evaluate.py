@@ -18,21 +18,6 @@ from wsolbench.engine.infer import predict, shard
 BatchHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def add_scoremaps(postprocessor: Callable, map_size: int | None = None) -> BatchHook:
-    """A hook that puts post-processed GT-class maps in `batch["scoremaps"]`: at `map_size`
-    x `map_size` (wsolevaluation protocol), or at each image's original size when None (spa)."""
-
-    def hook(batch: dict[str, Any]) -> dict[str, Any]:
-        if map_size is None:
-            sizes = [(int(h), int(w)) for w, h in batch["size"]]  # dataset sizes are (W, H)
-        else:
-            sizes = (map_size, map_size)
-        batch["scoremaps"] = postprocessor(batch["cams_gt"], batch["taps"], sizes)
-        return batch
-
-    return hook
-
-
 def evaluate(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -48,7 +33,8 @@ def evaluate(
 ) -> Any:
     """Accumulate this rank's shard into `evaluator`, then merge all ranks; returns the merged
     evaluator (the same on every rank). `prepare(batch)` turns `predict`'s batch into what the
-    evaluator's `accumulate` reads (e.g. `add_scoremaps(postprocessor, 224)`)."""
+    evaluator's `accumulate` reads (post-processed maps at the protocol's size, rescaled boxes,
+    masks: see `wsolbench.scoring` for every protocol's inputs)."""
     for batch in predict(
         model, shard(dataset), batch_size=batch_size, device=device, ten_crop=ten_crop,
         topk=topk, workers=workers, amp=amp, progress=progress,
