@@ -18,23 +18,31 @@ def union_boxes(maps, threshold: float) -> torch.Tensor:
     """Tight inclusive box ``(x0, y0, x1, y1)`` around ALL pixels ``>= threshold`` of each map
     ``(N, H, W)`` (no connected components); an empty map gives ``(0, 0, 0, 0)``. Runs on the
     maps' device and returns int64 boxes there."""
+    return union_boxes_at(maps, [threshold])[0]
+
+
+def union_boxes_at(maps, thresholds: Sequence[float]) -> torch.Tensor:
+    """``union_boxes`` for several thresholds at once: ``(T, N, 4)``.
+
+    A column holds a pixel ``>= t`` exactly when its maximum is ``>= t``, so the row and column
+    maxima (computed once) give the boxes of every threshold without touching the map again."""
     maps = as_tensor(maps)
     if maps.dim() == 2:
         maps = maps[None]
-    inside = maps >= threshold
-    cols = inside.any(1)  # (N, W)
-    rows = inside.any(2)  # (N, H)
-    width, height = maps.shape[2], maps.shape[1]
+    height, width = maps.shape[1], maps.shape[2]
+    levels = torch.as_tensor(thresholds, dtype=maps.dtype, device=maps.device).reshape(-1, 1, 1)
+    cols = maps.amax(1)[None] >= levels  # (T, N, W)
+    rows = maps.amax(2)[None] >= levels  # (T, N, H)
     x_index = torch.arange(width, device=maps.device)
     y_index = torch.arange(height, device=maps.device)
     big = max(width, height)
-    x0 = torch.where(cols, x_index, big).min(1).values
-    x1 = torch.where(cols, x_index, -1).max(1).values
-    y0 = torch.where(rows, y_index, big).min(1).values
-    y1 = torch.where(rows, y_index, -1).max(1).values
-    boxes = torch.stack([x0, y0, x1, y1], 1)
-    empty = ~cols.any(1)
-    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
+    x0 = torch.where(cols, x_index, big).amin(2)
+    x1 = torch.where(cols, x_index, -1).amax(2)
+    y0 = torch.where(rows, y_index, big).amin(2)
+    y1 = torch.where(rows, y_index, -1).amax(2)
+    boxes = torch.stack([x0, y0, x1, y1], 2)
+    empty = ~cols.any(2)
+    return torch.where(empty[..., None], torch.zeros_like(boxes), boxes)
 
 
 def localization_error_type(pred_label: int, pred_box, gt_label: int, gt_boxes) -> str:
@@ -92,9 +100,10 @@ class ClassicLocAccumulator:
             hit5 = top5[i] == label
             self.top1_cls += int(hit5[0])
             self.top5_cls += int(hit5.any())
-            for t, threshold in enumerate(self.thresholds):
-                boxes = union_boxes(loc_maps[i], threshold).cpu().numpy()
-                known = union_boxes(gt_loc_maps[i], threshold).cpu().numpy()[0]
+            boxes_at = union_boxes_at(loc_maps[i], self.thresholds).cpu().numpy()
+            known_at = union_boxes_at(gt_loc_maps[i], self.thresholds).cpu().numpy()[:, 0]
+            for t in range(len(self.thresholds)):
+                boxes, known = boxes_at[t], known_at[t]
                 self.gt_known_loc[t] += _correct(known, gt)
                 kind = localization_error_type(top5[i, 0], boxes[0], label, gt)
                 if kind == "correct":

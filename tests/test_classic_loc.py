@@ -58,3 +58,15 @@ def test_accumulator_counts_add_up_to_top1_error():
     errors = sum(r[f"error_{k}"] for k in ("cls", "m-ins", "part", "more", "ot"))
     assert errors == pytest.approx(100 - r["Top1Loc"])
     assert r["error_cls"] == pytest.approx(100 / 3) and r["error_ot"] == pytest.approx(100 / 3)
+
+
+def test_union_boxes_at_many_thresholds_equals_one_at_a_time():
+    import torch
+
+    from wsolbench.evaluation.classic_loc import union_boxes_at
+
+    maps = torch.rand(4, 9, 13, generator=torch.Generator().manual_seed(0)) ** 3
+    thresholds = [0.0, 0.05, 0.2, 0.5, 0.9, 0.999]
+    together = union_boxes_at(maps, thresholds)
+    for t, threshold in enumerate(thresholds):
+        assert torch.equal(together[t], union_boxes(maps, threshold))

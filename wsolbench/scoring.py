@@ -46,7 +46,7 @@ class Scorer:
 
     # -- accumulation ------------------------------------------------------------------------
     def accumulate(self, batch: dict[str, Any], postprocessor: Callable) -> None:
-        sizes = [(int(h), int(w)) for (w, h) in batch["size"]]
+        sizes = original_sizes(batch)
         taps, top5 = batch["taps"], batch["topk"]
         topk_maps = [postprocessor(batch["cams_topk"][:, k], taps, sizes) for k in range(top5.shape[1])]
         gt_maps = postprocessor(batch["cams_gt"], taps, sizes)
@@ -62,7 +62,7 @@ class Scorer:
                 gt_boxes_original=boxes,
                 gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
             )
-        inputs["scoremaps"] = self._map_size_scoremaps(batch, postprocessor, gt_maps)
+        inputs["scoremaps"] = wsolevaluation_scoremaps(batch, postprocessor, self.map_size, gt_maps)
         if "mask" in batch:
             self.has_masks = True
             size = (self.map_size, self.map_size)
@@ -73,17 +73,6 @@ class Scorer:
                 peak_masks=list(batch["mask"]),
             )
         self.evaluator.accumulate(inputs)
-
-    def _map_size_scoremaps(self, batch: dict[str, Any], postprocessor: Callable, gt_maps) -> torch.Tensor:
-        """wsolevaluation's map preparation: bicubic resize to map_size, then min-max. Plain maps
-        start from the raw CAM as upstream does; post-processed maps from their original-size
-        output (SCG's own resize round trip goes through the original size)."""
-        size = (self.map_size, self.map_size)
-        if isinstance(postprocessor, Identity):
-            sources = batch["cams_gt"].double().cpu().numpy()
-        else:
-            sources = [m.double().cpu().numpy() for m in gt_maps]
-        return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
 
     def all_reduce(self) -> "Scorer":
         """Merge every rank's counts (exact: integer sums)."""
@@ -158,6 +147,26 @@ class Scorer:
             pxap = computed["pxap"]
             curves.append({**common, "curve": "pxap_pr", "x": pxap["pxap_recall"], "y": pxap["pxap_precision"]})
         return curves
+
+
+def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
+    """(H, W) per image (datasets give (W, H), as PIL does)."""
+    return [(int(h), int(w)) for (w, h) in batch["size"]]
+
+
+def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map_size: int, originals=None) -> torch.Tensor:
+    """GT-class maps prepared as wsolevaluation's CAM computer does: bicubic resize to
+    map_size x map_size, then min-max (NaN or constant -> zeros). Plain maps start from the raw
+    CAM as upstream does; post-processed maps from their original-size output (`originals`,
+    computed here when not given), so SCG's resize round trip goes through the original size."""
+    size = (map_size, map_size)
+    if isinstance(postprocessor, Identity):
+        sources = batch["cams_gt"].double().cpu().numpy()
+    else:
+        if originals is None:
+            originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
+        sources = [m.double().cpu().numpy() for m in originals]
+    return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
 
 
 def _resize_nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

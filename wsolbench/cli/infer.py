@@ -20,7 +20,9 @@ def register(subparsers) -> None:
         help="Write GT-class score maps (<out>/<image_id>.npy) for `wsolbench evaluate`.",
         description="Run a trained checkpoint on one split and write, for every image, the map "
         "of its ground-truth class as <out>/<image_id>.npy: float32 in [0, 1], map-size x "
-        "map-size (wsolevaluation's layout). Files are written atomically.",
+        "map-size (wsolevaluation's layout), prepared as wsolevaluation's CAM computer does: "
+        "bicubic resize, then min-max (with SCG, from its map at the original image size). "
+        "Files are written atomically.",
     )
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
     parser.add_argument("--metadata-root", required=True, metavar="SPLIT",
@@ -58,6 +60,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
     from wsolbench.registry import create_postprocessor
+    from wsolbench.scoring import wsolevaluation_scoremaps
 
     if args.map_size < 1:
         raise WsolbenchError(f"--map-size must be positive, got {args.map_size}")
@@ -68,12 +71,11 @@ def run_infer(args: argparse.Namespace) -> int:
     split = read_split(args.metadata_root)
     dataset = EvalDataset(split, args.image_root, args.image_size or int(config.get("image_size", 224)))
     out = Path(args.out)
-    size = (args.map_size, args.map_size)
     written = 0
     for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
                          ten_crop=False, workers=args.workers, amp=args.amp,
                          progress=not args.no_progress):
-        maps = postprocessor(batch["cams_gt"], batch["taps"], size)
+        maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(scoremap_path(out, image_id), score_map)
             written += 1

@@ -143,7 +143,7 @@ def plot_overlays(overlays: Mapping[str, Any], path: Path) -> None:
     rows = dict(overlays["rows"])
     boxes = overlays.get("boxes")
     figure, axes = plt.subplots(len(rows), len(images), squeeze=False,
-                                figsize=(1.9 * len(images) + 0.6, 1.9 * len(rows)))
+                                figsize=(1.4 * len(images) + 0.6, 1.4 * len(rows)))
     for row_index, (label, maps) in enumerate(rows.items()):
         for column, image in enumerate(images):
             axis = axes[row_index][column]
