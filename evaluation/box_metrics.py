@@ -121,7 +121,8 @@ class BoxAccumulator:
         return {
             "MaxBoxAcc": per_iou_v1["50"],
             "MaxBoxAccV2": float(np.mean(list(per_iou_v2.values()))),
-            "MaxBoxAccV2_per_iou": per_iou_v2,
+            "MaxBoxAccV2_per_iou": [per_iou_v2[str(d)] for d in self.iou_thresholds],
+            "iou_thresholds": list(self.iou_thresholds),
             "MaxBoxAcc_per_iou": per_iou_v1,
             "box_best_threshold_v1": best_v1,
             "box_best_threshold_v2": best_v2,

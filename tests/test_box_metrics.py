@@ -161,7 +161,8 @@ def test_result_keys_and_values():
     result = evaluate_scoremaps(scoremap[None], [np.array([[2, 2, 6, 6]])], cam_curve_interval=0.1)
     assert result["MaxBoxAcc"] == 100.0
     assert result["MaxBoxAccV2"] == 100.0
-    assert set(result["MaxBoxAccV2_per_iou"]) == {"30", "50", "70"}
+    assert result["MaxBoxAccV2_per_iou"] == [100.0, 100.0, 100.0]  # aligned with (30, 50, 70)
+    assert result["iou_thresholds"] == [30, 50, 70]
     assert len(result["box_acc_curve_v2"]["50"]) == 10
     assert result["box_best_threshold_v1"]["50"] == 0.0
 

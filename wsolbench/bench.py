@@ -81,6 +81,7 @@ def run_bench(
     """Run (or resume) the suite and write its leaderboard; returns the results table."""
     console = console or Console()
     started = time.perf_counter()
+    distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     paths = prepare_data(suite, console)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
     for spec in suite.methods:

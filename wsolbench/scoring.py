@@ -127,7 +127,7 @@ class Scorer:
             box = computed["box"]
             add("wsolevaluation", "MaxBoxAcc", box["MaxBoxAcc"])
             add("wsolevaluation", "MaxBoxAccV2", box["MaxBoxAccV2"])
-            for delta, value in box["MaxBoxAccV2_per_iou"].items():
+            for delta, value in zip(box["iou_thresholds"], box["MaxBoxAccV2_per_iou"]):
                 add("wsolevaluation", f"MaxBoxAccV2@{delta}", value)
         if "pxap" in computed:
             add("wsolevaluation", "PxAP", computed["pxap"]["PxAP"])

@@ -198,7 +198,7 @@ def _print_table(results: dict) -> None:
         if key in results:
             value = results[key]
             table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
-    for delta, value in results.get("MaxBoxAccV2_per_iou", {}).items():
+    for delta, value in zip(results.get("iou_thresholds", []), results.get("MaxBoxAccV2_per_iou", [])):
         table.add_row(f"MaxBoxAccV2 @ IoU {delta}", f"{value:.2f}")
     table.add_row("images", str(results["num_images"]))
     console.print(table)
