@@ -9,6 +9,7 @@ cached beside the checkpoint, so a second run with the same suite only re-render
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ def run_bench(
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     paths = prepare_data(suite, console)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
+    seconds, devices = 0.0, set()
     for spec in suite.methods:
         run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
         scores = _load_scores(run_dir, suite)
@@ -91,6 +93,8 @@ def run_bench(
             scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
+        seconds += scores.get("seconds", 0.0)
+        devices.add(scores.get("device", "unknown device"))
         overlays.add(spec.label, run_dir)
     if not distributed.is_main():
         return pd.DataFrame(rows)
@@ -101,7 +105,8 @@ def run_bench(
     from wsolbench.report import print_leaderboard, render_leaderboard
 
     render_leaderboard(
-        results, leaderboard_dir, curves=curves, overlays=overlays.build(), title=suite.description or suite.name
+        results, leaderboard_dir, curves=curves, overlays=overlays.build(),
+        title=suite.description or suite.name, notes=_reproduction_note(suite, seconds, devices),
     )
     print_leaderboard(results, console)
     console.print(
@@ -109,6 +114,24 @@ def run_bench(
         f"in {time.perf_counter() - started:.0f} s"
     )
     return results
+
+
+def _describe(device: torch.device) -> str:
+    world = distributed.world_size()
+    if device.type == "cuda":
+        name = f"{world} x {torch.cuda.get_device_name(device)}"
+    else:
+        name = f"{os.cpu_count()} CPU cores" + (f", {world} processes" if world > 1 else "")
+    return name
+
+
+def _reproduction_note(suite: Suite, seconds: float, devices: set[str]) -> str:
+    source = suite.name if suite.source.startswith("<built-in") else suite.source
+    command = " ".join(["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)])
+    return (
+        f"Reproduce with `{command}`. Training, inference and scoring took {seconds / 60:.1f} min in all on "
+        f"{', '.join(sorted(devices))} (the time of the runs, cached or not)."
+    )
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
@@ -157,6 +180,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     config = _train_config(suite, spec, paths, run_dir, device, progress)
     if distributed.is_main():
         console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
+    started = time.perf_counter()
     checkpoint = train(config)
     torch_device = resolve_device(device) if not torch.cuda.is_available() or device != "auto" else torch.device(
         "cuda", torch.cuda.current_device()
@@ -180,7 +204,10 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
         )
         rows.extend(scorer.rows(common, box_threshold=thresholds[name]))
         curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
-    scores = {"rows": rows, "curves": curves}
+    scores = {
+        "rows": rows, "curves": curves,
+        "seconds": time.perf_counter() - started, "device": _describe(torch_device),
+    }
     if distributed.is_main():
         _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
         write_json(_scores_file(run_dir, suite), scores)

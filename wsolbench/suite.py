@@ -82,6 +82,7 @@ class Suite:
     postprocessors: dict[str, dict[str, Any]]
     evaluation: dict[str, Any]
     source: str = "<built-in>"
+    overrides: tuple[str, ...] = ()
 
     def run_config(self, spec: MethodSpec) -> dict[str, Any]:
         """Everything that determines one trained model: its cache key."""
@@ -122,7 +123,9 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
         raise WsolbenchError(f"invalid TOML: {error}", source) from None
     for override in overrides:
         _apply_override(raw, override, source)
-    return parse_suite(raw, source)
+    suite = parse_suite(raw, source)
+    suite.overrides = tuple(overrides)
+    return suite
 
 
 def _apply_override(raw: dict[str, Any], override: str, source: str) -> None:

@@ -37,8 +37,11 @@ def render_leaderboard(
     overlays: Mapping[str, Any] | None = None,
     title: str = DEFAULT_TITLE,
     reported: pd.DataFrame | None = None,
+    notes: str = "",
 ) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
+
+    ``notes`` (e.g. how to reproduce the numbers and what it cost) follow the preamble.
 
     ``reported`` (published numbers, see ``read_reported``) is rendered in its own, clearly
     marked section and never mixed with the measured rows.
@@ -48,7 +51,7 @@ def render_leaderboard(
     published = reported_tables(reported) if reported is not None else []
     figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
-    preamble = _preamble(results)
+    preamble = " ".join(part for part in (_preamble(results), notes) if part)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
     write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble))
     write_text(html_path, leaderboard_html(title, tables, published, figures, preamble))
