@@ -98,3 +98,12 @@ def test_interrupted_bench_resumes_to_the_same_result(tmp_path, monkeypatch):
     ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_results_carry_provenance(tmp_path):
+    results = run(tiny_suite(tmp_path), tmp_path)
+    assert (results["versions"].str.contains('"torch"')).all()
+    assert results["checkpoint_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert results["seed"].eq(0).all() and results["protocol"].notna().all()
+    note = (tmp_path / "lb" / "tiny" / "leaderboard.md").read_text()
+    assert "Reproduce with `wsolbench bench --suite" in note

@@ -24,7 +24,7 @@ from rich.console import Console
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
-from wsolbench.engine.checkpoint import checkpoint_hash, load_model
+from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict, shard
 from wsolbench.engine.train import resolve_device, train
@@ -34,6 +34,9 @@ from wsolbench.registry import create_postprocessor
 from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
+
+
+SCORES_FORMAT = 2  # bump when the cached scores' content changes, so old caches are recomputed
 
 
 @dataclass
@@ -85,7 +88,7 @@ def run_bench(
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     paths = prepare_data(suite, console)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
-    seconds, devices = 0.0, set()
+    seconds, devices = {"train": 0.0, "score": 0.0}, set()
     for spec in suite.methods:
         run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
         scores = _load_scores(run_dir, suite)
@@ -93,7 +96,8 @@ def run_bench(
             scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
-        seconds += scores.get("seconds", 0.0)
+        seconds["train"] += scores.get("train_seconds", 0.0)
+        seconds["score"] += scores.get("score_seconds", 0.0)
         devices.add(scores.get("device", "unknown device"))
         overlays.add(spec.label, run_dir)
     if not distributed.is_main():
@@ -125,17 +129,17 @@ def _describe(device: torch.device) -> str:
     return name
 
 
-def _reproduction_note(suite: Suite, seconds: float, devices: set[str]) -> str:
+def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str]) -> str:
     source = suite.name if suite.source.startswith("<built-in") else suite.source
     command = " ".join(["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)])
     return (
-        f"Reproduce with `{command}`. Training, inference and scoring took {seconds / 60:.1f} min in all on "
-        f"{', '.join(sorted(devices))} (the time of the runs, cached or not)."
+        f"Reproduce with `{command}`. Training took {seconds['train'] / 60:.1f} min and inference with "
+        f"scoring {seconds['score'] / 60:.1f} min on {', '.join(sorted(devices))}."
     )
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation}
+    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT}
     return run_dir / f"scores-{config_hash(scoring)}.json"
 
 
@@ -180,8 +184,8 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     config = _train_config(suite, spec, paths, run_dir, device, progress)
     if distributed.is_main():
         console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
-    started = time.perf_counter()
     checkpoint = train(config)
+    started = time.perf_counter()
     torch_device = resolve_device(device) if not torch.cuda.is_available() or device != "auto" else torch.device(
         "cuda", torch.cuda.current_device()
     )
@@ -195,18 +199,20 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
     test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress)
     ckpt_hash = checkpoint_hash(checkpoint)
+    versions = report_results.package_versions()
     rows, curves = [], []
     for name, scorer in test.items():
         common = dict(
             dataset=paths.name, split="test", backbone=config.backbone, method=spec.label,
             postprocessor=name, seed=config.seed, config_hash=suite.run_hash(spec),
-            checkpoint_hash=ckpt_hash,
+            checkpoint_hash=ckpt_hash, versions=versions,
         )
         rows.extend(scorer.rows(common, box_threshold=thresholds[name]))
         curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
     scores = {
         "rows": rows, "curves": curves,
-        "seconds": time.perf_counter() - started, "device": _describe(torch_device),
+        "train_seconds": sum(epoch["seconds"] for epoch in load_checkpoint(checkpoint).get("history", [])),
+        "score_seconds": time.perf_counter() - started, "device": _describe(torch_device),
     }
     if distributed.is_main():
         _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
