@@ -94,7 +94,9 @@ def plot_box_accuracy_curves(curves: Sequence[Mapping], path: Path, where: str) 
         axis.set_ylabel("box accuracy (%)")
         axis.set_ylim(0, 100)
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    # One legend for all panels, outside them, so no curve is hidden under it.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.suptitle(f"MaxBoxAccV2 curves ({where}); dashed = + SCG", fontsize=10)
     _save(figure, path)
     return True
@@ -167,5 +169,5 @@ def plot_overlays(overlays: Mapping[str, Any], path: Path) -> None:
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=90)
+        figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")  # keeps outside legends
     plt.close(figure)
