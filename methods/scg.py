@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,10 +63,18 @@ def _minmax(values: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
 
 
 def resize_bilinear(maps: torch.Tensor, size: Size) -> torch.Tensor:
-    """(N, h, w) -> (N, H, W) as cv2.resize INTER_LINEAR does it (half-pixel centres)."""
+    """(N, h, w) -> (N, H, W) bilinearly with half-pixel centres, as the SPA code's cv2.resize.
+
+    On the CPU it IS cv2.resize (INTER_LINEAR, float32), so thresholded boxes match the released
+    code bit for bit; elsewhere F.interpolate computes the same formula (differences ~1e-6)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    height, width = (int(v) for v in size)
+    if maps.device.type == "cpu" and min(height, width) > 0:
+        arrays = maps.detach().float().numpy()
+        resized = [cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in arrays]
+        return torch.from_numpy(np.stack(resized).reshape(len(arrays), height, width))
+    return F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
 
 
 def normalize_cam(cam: torch.Tensor) -> torch.Tensor:

@@ -333,3 +333,18 @@ def test_extractor_takes_class_maps_from_a_method_output():
     outputs = model(images)
     cam = outputs["cams"][torch.arange(2), torch.tensor([2, 0])]
     torch.testing.assert_close(result["final"], SCG()(cam, result["taps"], (16, 16)))
+
+
+def test_resize_is_opencv_on_cpu_and_matches_interpolate_closely():
+    """The SPA code resizes maps with cv2.resize; on the CPU we call it, so boxes match exactly."""
+    import cv2
+    import torch.nn.functional as F
+
+    from wsolbench.methods.scg import resize_bilinear
+
+    maps = torch.rand(3, 7, 9, generator=torch.Generator().manual_seed(1))
+    resized = resize_bilinear(maps, (50, 31))
+    for m, r in zip(maps, resized):
+        assert np.array_equal(r.numpy(), cv2.resize(m.numpy(), (31, 50), interpolation=cv2.INTER_LINEAR))
+    other = F.interpolate(maps[:, None], size=(50, 31), mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(resized, other, atol=1e-5)
