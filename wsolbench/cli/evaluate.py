@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,6 +16,9 @@ from rich.table import Table
 from wsolbench.cli import add_command
 from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import write_json
+
+if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
+    import torch
 
 console = Console()
 BATCH = 256
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(choice: str) -> torch.device:
+    import torch
+
     if choice == "cuda" and not torch.cuda.is_available():
         raise WsolbenchError("--device cuda was asked for but no CUDA device is available")
     if choice == "auto":
@@ -175,6 +179,8 @@ def _batches(split, args, use_masks: bool, device: torch.device) -> Iterator[dic
 
 
 def _collate(items: list, split, use_masks: bool, device: torch.device, root: Path) -> dict:
+    import torch
+
     maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])).to(device) for item in items]
     batch: dict = {"scoremaps": maps}
     if split.boxes is not None:

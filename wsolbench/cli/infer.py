@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wsolbench.cli import add_command
 from wsolbench.cli.train import parse_bool
@@ -85,6 +84,8 @@ def run_infer(args: argparse.Namespace) -> int:
 
 def write_scoremap(path: Path, score_map) -> None:
     from wsolbench.io import atomic_path
+
+    import torch
 
     array = score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
     array = np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)

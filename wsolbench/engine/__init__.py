@@ -8,7 +8,21 @@ inference and sharded evaluation, one module each:
 
 (Functions are not re-exported here: `train` and `evaluate` would shadow their modules.)
 """
-from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
-from wsolbench.engine.config import TrainConfig
+import importlib
 
-__all__ = ["TrainConfig", "checkpoint_hash", "load_checkpoint", "load_model"]
+# Resolved on first use, so that `import wsolbench.engine.config` (the CLI's parsers) does not
+# pull in torch and `wsolbench --help` stays fast.
+_EXPORTS = {
+    "TrainConfig": "wsolbench.engine.config",
+    "checkpoint_hash": "wsolbench.engine.checkpoint",
+    "load_checkpoint": "wsolbench.engine.checkpoint",
+    "load_model": "wsolbench.engine.checkpoint",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'wsolbench.engine' has no attribute {name!r}")
