@@ -116,6 +116,14 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
 
 
 @njit(cache=True, inline="always")
+def _retire(root, hits, alive):
+    """A box stops counting (its component merged away, or its hole reached the border)."""
+    for d in range(hits.shape[1]):
+        alive[d] -= hits[root, d]
+        hits[root, d] = 0
+
+
+@njit(cache=True, inline="always")
 def _recount(root, grow, box, width, height, gt, deltas, hits, alive):
     for d in range(deltas.shape[0]):
         alive[d] -= hits[root, d]
@@ -157,9 +165,7 @@ def _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, s
                     root = other
                 elif other != root:
                     root, other = _absorb(box, parent, size, root, other)
-                    for d in range(deltas.shape[0]):
-                        alive[d] -= hits[other, d]
-                        hits[other, d] = 0
+                    _retire(other, hits, alive)
                     changed = True
             if root == -1:
                 _new_root(box, parent, size, p, x, y)
@@ -201,9 +207,7 @@ def _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, si
                     root = other
                 elif other != root:
                     root, other = _absorb(box, parent, size, root, other)
-                    for d in range(deltas.shape[0]):
-                        alive[d] -= hits[other, d]
-                        hits[other, d] = 0
+                    _retire(other, hits, alive)
                     if exterior[root] and not exterior[other]:
                         _mark_members(next_member, other, enter, value)
                     elif exterior[other] and not exterior[root]:
@@ -231,9 +235,7 @@ def _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, si
             if exterior[root]:
                 enter[p] = value
                 if changed or on_border:  # the root may have been a counted hole until now
-                    for d in range(deltas.shape[0]):
-                        alive[d] -= hits[root, d]
-                        hits[root, d] = 0
+                    _retire(root, hits, alive)
             else:
                 next_member[last_member[root]] = p
                 last_member[root] = p

@@ -24,7 +24,7 @@ from rich.console import Console
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
-from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
+from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict, shard
 from wsolbench.engine.train import resolve_device, train
@@ -184,21 +184,19 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     config = _train_config(suite, spec, paths, run_dir, device, progress)
     if distributed.is_main():
         console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
-    checkpoint = train(config)
+    checkpoint_path = train(config)
     started = time.perf_counter()
-    torch_device = resolve_device(device) if not torch.cuda.is_available() or device != "auto" else torch.device(
-        "cuda", torch.cuda.current_device()
-    )
-    model = load_model(checkpoint, device=torch_device)
+    torch_device = distributed.init_from_env() or resolve_device(device)  # as train() chose it
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = model_from_checkpoint(checkpoint, checkpoint_path, device=torch_device)
     postprocessors = {
         name: create_postprocessor("identity" if name == "none" else name, **options)
         for name, options in suite.postprocessors.items()
     }
-    evaluation = suite.evaluation
     val = _score_split(model, paths, "val", postprocessors, suite, torch_device, progress)
     thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
     test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress)
-    ckpt_hash = checkpoint_hash(checkpoint)
+    ckpt_hash = checkpoint_hash(checkpoint_path)
     versions = report_results.package_versions()
     rows, curves = [], []
     for name, scorer in test.items():
@@ -211,7 +209,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
         curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
     scores = {
         "rows": rows, "curves": curves,
-        "train_seconds": sum(epoch["seconds"] for epoch in load_checkpoint(checkpoint).get("history", [])),
+        "train_seconds": sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
         "score_seconds": time.perf_counter() - started, "device": _describe(torch_device),
     }
     if distributed.is_main():

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 
+from wsolbench.data.datasets import resize_mask
 from wsolbench.engine import distributed
 from wsolbench.evaluation import (
     BoxAccumulator,
@@ -67,8 +67,8 @@ class Scorer:
             self.has_masks = True
             size = (self.map_size, self.map_size)
             inputs.update(
-                gt_masks=torch.stack([_resize_nearest(m, size) for m in batch["mask"]]),
-                gt_ignore=torch.stack([_resize_nearest(m, size) for m in batch["ignore"]]),
+                gt_masks=np.stack([resize_mask(m, size) for m in batch["mask"]]),
+                gt_ignore=np.stack([resize_mask(m, size) for m in batch["ignore"]]),
                 peak_maps=list(gt_maps),
                 peak_masks=list(batch["mask"]),
             )
@@ -167,9 +167,3 @@ def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map
             originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
         sources = [m.double().cpu().numpy() for m in originals]
     return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
-
-
-def _resize_nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    array = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).astype(np.uint8)
-    resized = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return torch.from_numpy(resized.astype(bool))

@@ -54,7 +54,7 @@ def parse_options(items: list[str]) -> dict:
 def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, load_model
+    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
@@ -64,8 +64,9 @@ def run_infer(args: argparse.Namespace) -> int:
     if args.map_size < 1:
         raise WsolbenchError(f"--map-size must be positive, got {args.map_size}")
     device = resolve_device(args.device)
-    config = load_checkpoint(args.checkpoint).get("config") or {}
-    model = load_model(args.checkpoint, device=device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    config = checkpoint.get("config") or {}
+    model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     postprocessor = create_postprocessor(args.postprocessor, **parse_options(args.pp_option))
     split = read_split(args.metadata_root)
     dataset = EvalDataset(split, args.image_root, args.image_size or int(config.get("image_size", 224)))

@@ -142,9 +142,9 @@ class EvalDataset(Dataset):
             if foreground is None:
                 foreground = instance
             else:
-                foreground |= _fit(instance, foreground.shape)
+                foreground |= resize_mask(instance, foreground.shape)
         if ref.ignore:
-            ignore = _fit(_read_gray(self.mask_root / ref.ignore, mask_file, lines[0]) > 0.5, foreground.shape)
+            ignore = resize_mask(_read_gray(self.mask_root / ref.ignore, mask_file, lines[0]) > 0.5, foreground.shape)
             ignore &= ~foreground
         else:
             ignore = np.zeros_like(foreground)
@@ -170,8 +170,10 @@ def _read_gray(path: Path, mask_file: Path, line: int | None) -> np.ndarray:
     return mask
 
 
-def _fit(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if mask.shape == shape:
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resized to ``shape`` (H, W) with nearest neighbour, as wsolevaluation does."""
+    mask = np.asarray(mask)
+    if mask.shape == tuple(shape):
         return mask
     resized = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return resized.astype(bool)

@@ -131,7 +131,14 @@ def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> torch.nn.Module:
     """Rebuild a trained method from a checkpoint, in eval mode on `device`."""
-    checkpoint = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], path: str | Path, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """`load_model` for a checkpoint already loaded (so callers that also need its config or
+    history read the file once); `path` names the file in errors."""
     try:
         method = build_from_checkpoint(checkpoint)
     except (RuntimeError, KeyError, TypeError) as error:
