@@ -41,6 +41,14 @@ def tiny(tmp_path):
     return read_split(write_split(split, tmp_path / "meta" / "test")), images, masks
 
 
+def test_peak_mask_keeps_instances_above_128_only(tiny):
+    """The peak protocol's GT is mask > 128 (PROTOCOLS.md sec. 6); wsolevaluation's is > 0.5."""
+    split, images, masks = tiny
+    item = EvalDataset(split, images, image_size=8, mask_root=masks)[1]
+    assert int(item["mask"].sum()) == 4 + 8  # b_m1 (value 1) is foreground for PxAP ...
+    assert int(item["peak_mask"].sum()) == 4 and bool(item["peak_mask"][0:2, 0:2].all())  # ... not for Peak
+
+
 def test_train_dataset_yields_image_and_label_only(tiny):
     split, images, _ = tiny
     dataset = TrainDataset(split, images, image_size=8, resize_size=10)

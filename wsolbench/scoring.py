@@ -70,7 +70,7 @@ class Scorer:
                 gt_masks=np.stack([resize_mask(m, size) for m in batch["mask"]]),
                 gt_ignore=np.stack([resize_mask(m, size) for m in batch["ignore"]]),
                 peak_maps=list(gt_maps),
-                peak_masks=list(batch["mask"]),
+                peak_masks=list(batch["peak_mask"]),
             )
         self.evaluator.accumulate(inputs)
 

@@ -77,7 +77,8 @@ class EvalDataset(Dataset):
     ``boxes`` (k, 4) int64 in original pixels (empty without boxes), ``crops`` (10, 3, S, S) when
     ``ten_crop`` (TenCrop of Resize((resize, resize)), for classification), and with ``mask_root``
     ``mask`` / ``ignore`` (H, W) bool at the mask PNG's size (the original size): foreground is
-    any instance PNG > 0.5 read as grayscale, ignore is the ignore PNG > 0.5 outside foreground.
+    any instance PNG > 0.5 read as grayscale, ignore is the ignore PNG > 0.5 outside foreground;
+    ``peak_mask`` is the peak protocol's foreground, any instance > 128.
     """
 
     def __init__(
@@ -129,26 +130,29 @@ class EvalDataset(Dataset):
         if self.crop_transform is not None:
             item["crops"] = self.crop_transform(image)
         if self.mask_root is not None:
-            item["mask"], item["ignore"] = self._masks(index)
+            item["mask"], item["ignore"], item["peak_mask"] = self._masks(index)
         return item
 
-    def _masks(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _masks(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Foreground (instances > 0.5, wsolevaluation) and ignore, plus the peak protocol's
+        foreground (instances > 128, PROTOCOLS.md sec. 6), all at the first instance's size."""
         ref = self.split.masks[index]
         mask_file = self.split.mask_file or self.ids_file.with_name(LOCALIZATION)
         lines = ref.lines or (None,) * len(ref.masks)
-        foreground = None
+        foreground = peak = None
         for path, line in zip(ref.masks, lines):
-            instance = _read_gray(self.mask_root / path, mask_file, line) > 0.5
+            gray = _read_gray(self.mask_root / path, mask_file, line)
             if foreground is None:
-                foreground = instance
+                foreground, peak = gray > 0.5, gray > 128
             else:
-                foreground |= resize_mask(instance, foreground.shape)
+                foreground |= resize_mask(gray > 0.5, foreground.shape)
+                peak |= resize_mask(gray > 128, peak.shape)
         if ref.ignore:
             ignore = resize_mask(_read_gray(self.mask_root / ref.ignore, mask_file, lines[0]) > 0.5, foreground.shape)
             ignore &= ~foreground
         else:
             ignore = np.zeros_like(foreground)
-        return torch.from_numpy(foreground), torch.from_numpy(ignore)
+        return torch.from_numpy(foreground), torch.from_numpy(ignore), torch.from_numpy(peak)
 
 
 class _StackNormalized:
