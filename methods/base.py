@@ -84,6 +84,15 @@ class WsolMethod(nn.Module):
         outputs["taps"] = taps
         return outputs
 
+    def reference_names(self) -> dict[str, str]:
+        """State-dict key here -> the key of the same tensor in the reference code's model.
+
+        One mapping serves loading checkpoints trained with the reference code and the
+        reference recipes' parameter groups (which select tensors by the reference's names).
+        Identity by default; a method whose names differ from its reference overrides it.
+        """
+        return {name: name for name in self.state_dict()}
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
