@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from parity_weights import inputs, seeded_tensor
+
 from wsolbench.engine.checkpoint import import_reference_checkpoint
 from wsolbench.engine.infer import gather_classes
 from wsolbench.errors import WsolbenchError

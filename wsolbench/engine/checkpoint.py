@@ -160,7 +160,7 @@ def import_reference_checkpoint(method: torch.nn.Module, path: str | Path) -> to
         raise WsolbenchError("reference checkpoint not found", path=path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - unpickling fails in many types
         raise WsolbenchError(
             f"cannot read the reference checkpoint with weights_only=True ({type(error).__name__})",
             path=path,
