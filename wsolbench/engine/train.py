@@ -154,6 +154,13 @@ def train(
             find_unused_parameters=True,  # some methods skip a branch in some steps
         )
 
+    # config.batch_size is the total batch (as the references count it): each process takes its
+    # share, and DDP's gradient average makes the step that of the whole batch.
+    if config.batch_size % world:
+        raise WsolbenchError(
+            f"batch_size {config.batch_size} is the total batch and must divide evenly over the "
+            f"{world} processes"
+        )
     # The sampler shuffles from (seed, epoch); with one replica it is a plain seeded shuffle.
     sampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
@@ -161,7 +168,7 @@ def train(
     loader_generator = torch.Generator()
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=config.batch_size // world,
         sampler=sampler,
         num_workers=config.workers,
         pin_memory=on_cuda,
