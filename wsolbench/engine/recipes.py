@@ -27,8 +27,9 @@ the head (what wsolevaluation's VGG rule gives for a VGG-like network).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch stays unimported here: the CLI lists the recipes without it
     from torch import nn
@@ -59,8 +60,8 @@ class Group:
 class Recipe:
     name: str
     schedule: str  # the lr_decay form it uses: "step" (lr_step) or "multistep" (lr_milestones)
-    groups: Callable[["nn.Module", "TrainConfig"], list[Group]]
-    lr_factor: Callable[["TrainConfig", int], float]  # lr multiplier in 0-based epoch e
+    groups: Callable[[nn.Module, TrainConfig], list[Group]]
+    lr_factor: Callable[[TrainConfig, int], float]  # lr multiplier in 0-based epoch e
 
 
 RECIPES: dict[str, Recipe] = {}
