@@ -118,3 +118,14 @@ def test_spa_suites_use_the_spa_optimizer():
         assert suite.train["weight_decay"] == spa["weight_decay"] and suite.train["amp"] is False
         defaults = TrainConfig(data=".")
         assert (defaults.momentum, defaults.nesterov) == (spa["momentum"], spa["nesterov"])
+
+
+def test_batch_size_is_the_total_over_processes(tmp_path, monkeypatch):
+    from wsolbench.engine import distributed
+    from wsolbench.engine.train import train
+    from wsolbench.errors import WsolbenchError
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    config = TrainConfig(data=str(tmp_path), batch_size=16, device="cpu", out_dir=str(tmp_path / "run"))
+    with pytest.raises(WsolbenchError, match="batch_size 16 is the total batch .* 3 processes"):
+        train(config)

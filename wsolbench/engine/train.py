@@ -121,6 +121,13 @@ def train(
     cuda_device = distributed.init_from_env(backend="gloo" if config.device == "cpu" else None)
     device = cuda_device or resolve_device(config.device)
     rank, world = distributed.rank(), distributed.world_size()
+    # config.batch_size is the total batch (as the references count it): each process takes its
+    # share, and DDP's gradient average makes the step that of the whole batch.
+    if config.batch_size % world:
+        raise WsolbenchError(
+            f"batch_size {config.batch_size} is the total batch and must divide evenly over the "
+            f"{world} processes"
+        )
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
 
@@ -154,13 +161,6 @@ def train(
             find_unused_parameters=True,  # some methods skip a branch in some steps
         )
 
-    # config.batch_size is the total batch (as the references count it): each process takes its
-    # share, and DDP's gradient average makes the step that of the whole batch.
-    if config.batch_size % world:
-        raise WsolbenchError(
-            f"batch_size {config.batch_size} is the total batch and must divide evenly over the "
-            f"{world} processes"
-        )
     # The sampler shuffles from (seed, epoch); with one replica it is a plain seeded shuffle.
     sampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
