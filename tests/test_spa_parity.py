@@ -61,6 +61,9 @@ def test_spa_equals_reference(backbone, tmp_path):
     for tag, name in zip(("tap4", "tap5"), method.backbone.scg_taps):
         close(out["taps"][name].mean(dim=1), DATA[f"{backbone}_{tag}_channel_mean"])
         close(out["taps"][name].mean(dim=(2, 3)), DATA[f"{backbone}_{tag}_position_mean"])
+    # The training loss with RAM on (defaults: alpha 0.5, tau 0.1, gap 0.2, from epoch 20).
+    method.set_epoch(20)
+    close(method.loss(out, LABELS), DATA[f"{backbone}_loss_ram"])
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
