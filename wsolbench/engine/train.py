@@ -99,6 +99,11 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
     run can also be extended)."""
+    if "recipe" not in checkpoint["config"]:
+        raise WsolbenchError(
+            "cannot resume: the checkpoint predates named training recipes (its lr schedule "
+            "differs); start a new run in another --out folder", path=path,
+        )
     saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
     wanted = config.hashed_fields()
     differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
