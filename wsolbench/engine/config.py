@@ -78,6 +78,11 @@ class TrainConfig:
                 f"({'every lr_step epochs' if schedule == 'step' else 'at lr_milestones'}), "
                 f"not '{self.lr_decay}': leave lr_decay unset or choose the other recipe"
             )
+        if schedule == "step" and self.lr_milestones:
+            raise WsolbenchError(
+                f"recipe '{self.recipe}' decays every lr_step epochs: lr_milestones "
+                f"{self.lr_milestones} would be ignored (they belong to recipe 'spa')"
+            )
         for name in ("epochs", "batch_size", "image_size", "resize_size", "lr_step"):
             if int(getattr(self, name)) < 1:
                 raise WsolbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
