@@ -129,3 +129,15 @@ def test_batch_size_is_the_total_over_processes(tmp_path, monkeypatch):
     config = TrainConfig(data=str(tmp_path), batch_size=16, device="cpu", out_dir=str(tmp_path / "run"))
     with pytest.raises(WsolbenchError, match="batch_size 16 is the total batch .* 3 processes"):
         train(config)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.recipe=sap", "train.recipe must be one of"),
+    ("train.lr_decay=multistep", "contradicts train.recipe"),
+    ("train.lr_milestones=[3]", "lr_milestones is for recipe 'spa'"),
+])
+def test_suite_recipe_errors_name_the_key(override, message):
+    from wsolbench.errors import WsolbenchError
+
+    with pytest.raises(WsolbenchError, match=message):
+        load_suite("synthetic-default", [override])

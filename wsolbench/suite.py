@@ -211,6 +211,11 @@ def _check_recipe(train: dict[str, Any], source: str) -> None:
             f"(which decays as {schedule!r}): remove train.lr_decay",
             source,
         )
+    if schedule == "step" and train["lr_milestones"]:
+        raise WsolbenchError(
+            f"train.lr_milestones is for recipe 'spa'; recipe {train['recipe']!r} decays every train.lr_step epochs",
+            source,
+        )
 
 
 def _check_numbers(values: list, key: str, source: str, low: float, high: float) -> None:
