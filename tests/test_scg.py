@@ -163,9 +163,8 @@ def _class_maps(n=3, classes=6, grid=(6, 6), seed=3):
     return torch.randn(n, classes, *grid, generator=torch.Generator().manual_seed(seed))
 
 
-POSTPROCESSORS = [
-    ("identity", {}),
-    ("scg", {}),
+# Every registered post-processor with its defaults, and SCG's other settings.
+POSTPROCESSORS = [(name, {}) for name in list_postprocessors()] + [
     ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0}),
     ("scg", {"mode": "first"}),
     ("scg", {"mode": "second", "order": 3}),
@@ -283,6 +282,10 @@ def test_invalid_arguments_raise_wsolbench_errors():
     for size in ([(8, 8)], 8, [(8, 8), 8]):
         with pytest.raises(WsolbenchError):
             SCG()(cam, taps, size)
+    with pytest.raises(WsolbenchError, match=r"\(N, K, h, w\) or \(N, h, w\)"):
+        create_postprocessor("identity")(cam[0], None, (8, 8))
+    with pytest.raises(WsolbenchError, match=r"class map batch 3 != taps batch 2"):
+        SCG()(_class_maps(n=3), taps, (8, 8))
     with pytest.raises(WsolbenchError):
         SCG.from_preset("voc")
 
@@ -398,6 +401,10 @@ def test_extractor_takes_class_maps_from_a_method_output():
     outputs = model(images)
     cam = outputs["cams"][torch.arange(2), torch.tensor([2, 0])]
     torch.testing.assert_close(result["final"], SCG()(cam, result["taps"], (16, 16)))
+    with SCGExtractor(model, [model.features[2], model.features[4]]) as extractor:
+        maps = extractor(images, outputs["cams"][:, :2])  # two classes' maps per image
+    assert maps.shape == (2, 2, 16, 16)
+    assert torch.equal(maps[:, 1], SCG()(outputs["cams"][:, 1], result["taps"], (16, 16)))
 
 
 def test_resize_is_opencv_on_cpu_and_matches_interpolate_closely():
