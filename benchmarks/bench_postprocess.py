@@ -4,6 +4,9 @@ call per class map (the former path) against one call per batch for all K maps, 
     python benchmarks/bench_postprocess.py                          # random-init CAM, CPU
     python benchmarks/bench_postprocess.py --checkpoint runs/synthetic-default/cam-*/last.pt
     python benchmarks/bench_postprocess.py --device cuda            # taps stay on the GPU
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_postprocess.py   # one thread
+
+(The environment, not torch.set_num_threads: numba's OpenMP kernels reset torch's thread count.)
 
 It scores the suite's val and test splits as `wsolbench bench` does (`predict` with ten-crop, the
 suite's post-processors, `wsolbench.scoring.Scorer`). For every batch and post-processor the

@@ -30,9 +30,7 @@ class PostProcessor:
         single = isinstance(cams, torch.Tensor) and cams.dim() == 3
         with torch.no_grad():
             maps = self.process(cams[:, None] if single else cams, taps, image_size)
-        if not single:
-            return maps
-        return maps[:, 0] if isinstance(maps, torch.Tensor) else [m[0] for m in maps]
+        return only_class(maps) if single else maps
 
     def process(self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None, image_size):
         """(N, K, h, w) raw class maps -> (N, K, H, W) maps in [0, 1] (a list for per-image sizes)."""
@@ -48,3 +46,9 @@ class PostProcessor:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
+
+
+def only_class(maps):
+    """The maps of a call with one class per image: (N, 1, ...) -> (N, ...), or a list of
+    (1, ...) -> a list of (...)."""
+    return maps[:, 0] if isinstance(maps, torch.Tensor) else [m[0] for m in maps]

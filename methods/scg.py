@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.methods.postprocessor import PostProcessor
+from wsolbench.methods.postprocessor import PostProcessor, only_class
 
 Size = tuple[int, int]
 
@@ -259,10 +259,7 @@ class SCG(PostProcessor):
         (and (N, H, W) or (H_i, W_i) finals)."""
         single = isinstance(cams, torch.Tensor) and cams.dim() == 3
         result = self._explain(cams[:, None] if single else cams, taps, image_size)
-        if single:
-            result = {key: value[:, 0] if isinstance(value, torch.Tensor) else [m[0] for m in value]
-                      for key, value in result.items()}
-        return result
+        return {key: only_class(value) for key, value in result.items()} if single else result
 
     def _explain(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size) -> dict:
         taps = _check_taps(taps)
