@@ -94,21 +94,35 @@ class ACoL(WsolMethod):
             "maps_a": maps_a,
             "maps_b": maps_b,
             "head_features": features,
+            "erased_by": labels,
         }
 
     def class_maps(self, outputs, classes):
-        """Each column's map with B run on the features erased by that column's class."""
-        features, maps_a = outputs["head_features"], outputs["maps_a"].detach()
-        columns = []
-        for column in classes.long().to(maps_a.device).unbind(dim=1):
+        """Each (image, class) map with B run on that image's features erased by that class.
+
+        Pairs are computed once each (the GT class is usually among the top-k), and pairs whose
+        class is the one ``forward`` erased by are read from ``cams``.
+        """
+        cams, maps_a = outputs["cams"], outputs["maps_a"].detach()
+        n, k = classes.shape
+        classes = classes.long().to(cams.device)
+        rows = torch.arange(n, device=cams.device).repeat_interleave(k)
+        pairs = torch.stack([rows, classes.reshape(-1)], dim=1)
+        unique, inverse = pairs.unique(dim=0, return_inverse=True)
+        images, labels = unique.unbind(dim=1)
+        maps = cams[images, labels]
+        todo = labels != outputs["erased_by"][images]
+        if bool(todo.any()):
+            images, labels = images[todo], labels[todo]
+            features = outputs["head_features"][images]
             maps_b = self.classifier_b(
-                erase_discriminative(features, maps_a, column, self.erase_threshold)
+                erase_discriminative(features, maps_a[images], labels, self.erase_threshold)
             )
-            columns.append(torch.maximum(
-                normalize_maps(select_class(maps_a, column)),
-                normalize_maps(select_class(maps_b.detach(), column)),
-            ))
-        return torch.cat(columns, dim=1)
+            maps[todo] = torch.maximum(
+                normalize_maps(select_class(maps_a[images], labels)),
+                normalize_maps(select_class(maps_b.detach(), labels)),
+            )[:, 0].to(maps.dtype)
+        return maps[inverse].view(n, k, *maps.shape[1:])
 
     def loss(self, outputs, targets):
         return F.cross_entropy(outputs["logits"], targets) + F.cross_entropy(
