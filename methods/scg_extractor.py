@@ -117,6 +117,9 @@ class SCGExtractor:
         labels = _logits(output).argmax(dim=1) if targets is None else torch.as_tensor(targets)
         labels = labels.reshape(-1).long()
         if isinstance(output, dict) and "cams" in output:  # a wsolbench method
+            hook = getattr(self.model, "class_maps", None)
+            if hook is not None:  # ACoL's map of a class erases by that class
+                return hook(output, labels.view(-1, 1))[:, 0]
             cams = output["cams"]
             return cams[torch.arange(cams.shape[0], device=cams.device), labels.to(cams.device)]
         features = self._captured(self.cam_layer)

@@ -198,7 +198,10 @@ def test_every_method_learns_and_reloads(method, tiny_data, tmp_path):
     train a short run that learns (well above chance on the synthetic data), and its checkpoint
     rebuilds it with its hyperparameters."""
     torch.set_num_threads(1)
-    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=8))
+    # wsolevaluation's ACoL and SPG heads (several unnormalized conv layers at 10x the rate)
+    # blow up on these 48 images at lr 0.02: the test trains them at a lower rate.
+    lr = 0.005 if method in ("acol", "spg") else 0.02
+    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=8, lr=lr))
     checkpoint = load_checkpoint(path)
     assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][-1]["loss"])
     assert train_accuracy(path, tiny_data) > 100.0 / NUM_CLASSES + 15

@@ -5,7 +5,7 @@ the repository by the SPA code (Panxjia/SPA_CVPR2021 @ 32bf2d5, models/vgg/vgg_s
 SPA2Net (MsterDC/SPA2Net @ 445f981, models/google/inceptionv3_sst.py, mode 'spa'), each holding
 the seeded weights of tests/parity_weights.py, in float64 and eval mode. Here the same tensors
 reach wsolbench's model through a checkpoint in the reference's own format, loaded with
-``import_reference_checkpoint`` (so the state-dict mapping is what is tested).
+``load_reference_state`` (so the state-dict mapping is what is tested).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import torch
 from parity_weights import inputs, seeded_tensor
 
-from wsolbench.engine.checkpoint import import_reference_checkpoint
+from wsolbench.engine.checkpoint import import_reference_checkpoint, load_reference_state
 from wsolbench.engine.infer import gather_classes
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import create_method
@@ -49,7 +49,8 @@ def test_spa_equals_reference(backbone, tmp_path):
     method = create_method("spa", backbone=backbone, num_classes=5, **BACKBONES[backbone]).double()
     # vgg_spa.py builds a `conv5_add` block its forward never calls: ignored on import.
     unused = {"module.conv5_add.0.weight": torch.zeros(512, 512, 3, 3)} if backbone == "vgg16" else {}
-    import_reference_checkpoint(method, reference_checkpoint(method, tmp_path / "ref.pth", unused))
+    path = reference_checkpoint(method, tmp_path / "ref.pth", unused)
+    load_reference_state(method, torch.load(path, weights_only=True)["state_dict"], source=path)
     x = inputs(64)
     assert float(x.sum()) == pytest.approx(float(DATA[f"{backbone}_input_sum"]), rel=1e-12)
     with torch.no_grad():
@@ -83,8 +84,8 @@ def test_import_reference_checkpoint_errors(tmp_path):
     del state["state_dict"]["module.cls.4.bias"]
     state["state_dict"]["module.cls.0.weight"] = torch.zeros(3)
     torch.save(state, path)
-    with pytest.raises(WsolbenchError, match=r"1 missing key\(s\): cls.4.bias; 1 shape mismatch"):
-        import_reference_checkpoint(method, path)
+    with pytest.raises(WsolbenchError, match=r"1 missing key\(s\): cls.4.bias; 1 shape key\(s\)"):
+        import_reference_checkpoint(path, "spa", "vgg16", 5)
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WsolbenchError, match="weights_only"):
-        import_reference_checkpoint(method, tmp_path / "bad.pth")
+        import_reference_checkpoint(tmp_path / "bad.pth", "spa", "vgg16", 5)

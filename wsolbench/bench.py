@@ -36,7 +36,7 @@ from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
 
 
-SCORES_FORMAT = 4  # bump when the cached scores' content changes, so old caches are recomputed
+SCORES_FORMAT = 5  # bump when the cached scores' content changes, so old caches are recomputed
 
 
 @dataclass

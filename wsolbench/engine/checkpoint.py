@@ -146,51 +146,96 @@ def model_from_checkpoint(
     return method.to(device).eval()
 
 
-def import_reference_checkpoint(method: torch.nn.Module, path: str | Path) -> torch.nn.Module:
-    """Load weights trained with a reference codebase (wsolevaluation, the SPA code, SPA2Net)
-    into ``method`` through ``method.reference_names()`` (wsolbench key -> reference key).
+# -- checkpoints of the reference code ----------------------------------------------------------
+def load_reference_state(
+    method: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path = "state_dict"
+) -> torch.nn.Module:
+    """Load a state dict keyed by the reference code's names (wsolevaluation's, or the SPA
+    code's for SPA) into ``method`` through ``method.reference_names()``.
 
-    Accepts a bare state_dict or a dict holding it under ``state_dict`` / ``model`` (the
-    references' own checkpoints), with or without DataParallel's ``module.`` prefix; read with
-    ``weights_only=True``. Reference keys without a counterpart here (e.g. layers the reference
-    builds but never calls) are ignored; a missing key or a shape mismatch is an error.
+    Every tensor must be known, present and of the right shape (BatchNorm's
+    ``num_batches_tracked`` counters may be absent); anything else is one WsolbenchError
+    naming the keys. DataParallel's ``module.`` prefix is removed first.
     """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    here_by_reference = {ref: here for here, ref in method.reference_names().items()}
+    own = method.state_dict()
+    # Layers the reference builds but never calls (SPA's conv5_add) have no counterpart here.
+    unused = getattr(method, "reference_unused_prefixes", ())
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(unused)) or k in here_by_reference}
+    unknown = sorted(set(state) - set(here_by_reference))
+    missing = sorted(
+        ref for ref in here_by_reference
+        if ref not in state and not ref.endswith("num_batches_tracked")
+    )
+    mismatched = sorted(
+        f"{ref} {tuple(state[ref].shape)} != {tuple(own[here].shape)} expected"
+        for ref, here in here_by_reference.items()
+        if ref in state and state[ref].shape != own[here].shape
+    )
+    problems = []
+    for label, keys in (("unknown", unknown), ("missing", missing), ("shape", mismatched)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" ... (+{len(keys) - 5})" if len(keys) > 5 else "")
+            problems.append(f"{len(keys)} {label} key(s): {shown}")
+    if problems:
+        raise WsolbenchError(
+            f"weights do not fit {type(method).__name__} on {method.hparams.get('backbone')} "
+            f"(check method, backbone, num_classes, large_feature_map): " + "; ".join(problems),
+            path=source,
+        )
+    method.load_state_dict({here_by_reference[k]: v for k, v in state.items()}, strict=False)
+    return method
+
+
+def import_reference_checkpoint(
+    path: str | Path,
+    method: str,
+    backbone: str,
+    num_classes: int,
+    large_feature_map: bool = False,
+    out: str | Path | None = None,
+    **hparams: Any,
+) -> torch.nn.Module:
+    """A model trained with the reference code (wsolevaluation's ``main.py`` checkpoints, the
+    SPA code's, or a bare state dict), as a wsolbench method in eval mode; with ``out``, also
+    written as a wsolbench checkpoint (``load_model`` / ``--checkpoint`` read it).
+
+    The file is read with ``torch.load(weights_only=True)``: its tensors are mapped by the
+    method's ``reference_names()`` (see ``load_reference_state``).
+    """
+    from wsolbench.registry import create_method
+
     path = Path(path)
     if not path.is_file():
         raise WsolbenchError("reference checkpoint not found", path=path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling fails in many types
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (unpickling fails in many types; all mean "refused")
         raise WsolbenchError(
             f"cannot read the reference checkpoint with weights_only=True ({type(error).__name__})",
             path=path,
         ) from None
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
+    state = payload
+    for wrapper in ("state_dict", "model"):  # the references' own checkpoint dicts
+        if isinstance(payload, dict) and isinstance(payload.get(wrapper), dict):
+            state = payload[wrapper]
             break
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise WsolbenchError("not a state_dict (a dict of tensors)", path=path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = method.state_dict()
-    loaded, missing, mismatched = {}, [], []
-    for key, reference in method.reference_names().items():
-        if reference not in state:
-            if not key.endswith("num_batches_tracked"):  # older torch saved no counter
-                missing.append(reference)
-        elif state[reference].shape != own[key].shape:
-            mismatched.append(f"{reference} {tuple(state[reference].shape)} != {tuple(own[key].shape)}")
-        else:
-            loaded[key] = state[reference]
-    problems = [
-        f"{len(keys)} {label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-        for label, keys in (("missing key(s)", missing), ("shape mismatch(es)", mismatched))
-        if keys
-    ]
-    if problems:
-        raise WsolbenchError(
-            f"reference checkpoint does not fit {type(method).__name__}: " + "; ".join(problems),
-            path=path,
-        )
-    method.load_state_dict({**own, **loaded})
-    return method
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise WsolbenchError("no state dict (a dict of tensors, or one under 'state_dict')", path=path)
+    model = create_method(
+        method, backbone=backbone, num_classes=int(num_classes), pretrained=False, weights=None,
+        large_feature_map=bool(large_feature_map), **hparams,
+    )
+    load_reference_state(model, state, source=path)
+    if out is not None:
+        save_checkpoint(out, {
+            "model": model.state_dict(),
+            "method": method,
+            "backbone": backbone,
+            "hparams": {k: v for k, v in model.hparams.items() if k not in BUILD_ARGUMENTS},
+            "num_classes": int(num_classes),
+            "config": {"large_feature_map": bool(large_feature_map)},
+            "imported_from": str(path),
+        })
+    return model.eval()
