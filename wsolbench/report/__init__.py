@@ -38,6 +38,7 @@ def render_leaderboard(
     title: str = DEFAULT_TITLE,
     reported: pd.DataFrame | None = None,
     notes: str = "",
+    per_image: tuple[list, list] | None = None,
 ) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
