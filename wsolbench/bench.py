@@ -112,13 +112,15 @@ def run_bench(
     report_results.write_curves(curves, leaderboard_dir)
     per_image = (records, [_image_set(paths, records)])
     report_per_image.save(leaderboard_dir / report_per_image.FILE_NAME, *per_image)
-    from wsolbench.report import print_leaderboard, render_leaderboard
+    from wsolbench.report import Bootstrap, print_leaderboard, render_leaderboard
 
+    bootstrap = Bootstrap(records) if records else None
     render_leaderboard(
         results, leaderboard_dir, curves=curves, overlays=overlays.build(), per_image=per_image,
-        title=suite.description or suite.name, notes=_reproduction_note(suite, seconds, devices),
+        bootstrap=bootstrap, title=suite.description or suite.name,
+        notes=_reproduction_note(suite, seconds, devices),
     )
-    print_leaderboard(results, console)
+    print_leaderboard(results, console, bootstrap=bootstrap)
     console.print(
         f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
         f"in {time.perf_counter() - started:.0f} s"
