@@ -85,8 +85,8 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
 def test_tables_carry_intervals_and_marks(board):
     markdown = (board[1] / "leaderboard.md").read_text()
     assert "95 % bootstrap over test images" in markdown
-    assert re.search(r"\d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\)", markdown)  # value (low–high)
-    assert re.search(r"[+-]\d+\.\d\d(\\\*)? \([+-]\d+\.\d\d–[+-]\d+\.\d\d\)", markdown)  # paired Δ
+    assert re.search(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", markdown)  # value [low, high]
+    assert re.search(r"[+-]\d+\.\d\d(\\\*)? \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", markdown)  # paired Δ
     assert "figures/error_shift_synthetic_tinyvgg.png" in markdown
 
 

@@ -37,11 +37,24 @@ SPA_ERRORS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more":
 
 @dataclass(frozen=True)
 class Statistic:
-    rows: np.ndarray  # (N, K) per-image sufficient statistics
-    reduce: Reduce
+    """``reduce(weights @ rows)``; or, with ``parts``, the mean of other statistics' values
+    (MaxBoxAccV2 = mean over IoU thresholds of each one's maximum over CAM thresholds)."""
+    rows: np.ndarray | None  # (N, K) per-image sufficient statistics
+    reduce: Reduce | None = None
+    parts: tuple[Statistic, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) if self.rows is not None else self.parts[0].count
+
+    def evaluate(self, pooled_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Values for pooled counts given by ``pooled_of(rows)`` (cached per rows array)."""
+        if self.parts:
+            return np.mean([part.evaluate(pooled_of) for part in self.parts], axis=0)
+        return self.reduce(pooled_of(self.rows), self.count)
 
     def point(self) -> float:
-        return float(self.reduce(self.rows.sum(0, dtype=np.float64)[None], len(self.rows))[0])
+        return float(self.evaluate(lambda rows: rows.sum(0, dtype=np.float64)[None])[0])
 
 
 def _percent(pooled: np.ndarray, count: int) -> np.ndarray:
@@ -50,15 +63,6 @@ def _percent(pooled: np.ndarray, count: int) -> np.ndarray:
 
 def _max_percent(pooled: np.ndarray, count: int) -> np.ndarray:
     return 100.0 * pooled.max(1) / count
-
-
-def _mean_of_maxima(widths: list[int]) -> Reduce:
-    bounds = np.cumsum([0] + widths)
-
-    def reduce(pooled: np.ndarray, count: int) -> np.ndarray:
-        maxima = [pooled[:, a:b].max(1) for a, b in zip(bounds[:-1], bounds[1:])]
-        return 100.0 * np.mean(maxima, axis=0) / count
-    return reduce
 
 
 def pxap(foreground: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -88,10 +92,14 @@ def _split_pair(reduce2: Callable[[np.ndarray, np.ndarray], np.ndarray], width: 
 
 
 def _distinct_columns(bits: np.ndarray, thresholds: int) -> np.ndarray:
-    """Unpack (N, ceil(T / 8)) packed correct-bits and keep each distinct column once (the max
-    over thresholds is unchanged; most of 1000 thresholds repeat a quantization level)."""
-    correct = np.unpackbits(bits, axis=-1, count=thresholds).astype(np.float64)
-    return np.unique(correct, axis=1) if correct.shape[0] else correct
+    """Unpack (N, ceil(T / 8)) packed correct-bits and drop each column equal to the previous
+    one (the max over thresholds is unchanged; neighbouring thresholds that keep the same
+    quantization level give equal columns: of 1000, at most 256 differ). float32 holds these
+    0/1 counts exactly up to 2^24 images."""
+    correct = np.unpackbits(bits, axis=-1, count=thresholds)
+    keep = np.ones(correct.shape[1], bool)
+    keep[1:] = (correct[:, 1:] != correct[:, :-1]).any(0)
+    return correct[:, keep].astype(np.float32)
 
 
 def statistics(record: Record) -> dict[str, Statistic]:
@@ -105,7 +113,7 @@ def statistics(record: Record) -> dict[str, Statistic]:
                    "gt_known_loc": arrays["classic.gt_known_loc"][:, t],
                    "top1_cls": arrays["classic.top1_cls"], "top5_cls": arrays["classic.top5_cls"]}
         columns.update({metric: outcome == OUTCOMES.index(kind) for kind, metric in SPA_ERRORS.items()})
-        out.update({metric: Statistic(np.asarray(column, np.float64)[:, None], _percent)
+        out.update({metric: Statistic(np.asarray(column, np.float32)[:, None], _percent)
                     for metric, column in columns.items()})
     if "box.correct_v1" in arrays:
         deltas, count = list(meta["deltas"]), len(meta["cam_thresholds"])
@@ -115,8 +123,8 @@ def statistics(record: Record) -> dict[str, Statistic]:
                    for d in meta["iou_thresholds"]]
         for delta, columns in zip(meta["iou_thresholds"], per_iou):
             out[f"MaxBoxAccV2@{delta}"] = Statistic(columns, _max_percent)
-        out["MaxBoxAccV2"] = Statistic(np.concatenate(per_iou, axis=1),
-                                       _mean_of_maxima([c.shape[1] for c in per_iou]))
+        out["MaxBoxAccV2"] = Statistic(None, parts=tuple(out[f"MaxBoxAccV2@{d}"]
+                                                         for d in meta["iou_thresholds"]))
     if "pxap.foreground" in arrays:
         fg, bg = arrays["pxap.foreground"], arrays["pxap.background"]
         out["PxAP"] = Statistic(np.concatenate([fg, bg], 1).astype(np.float64),
@@ -148,14 +156,23 @@ def seed_weights(seeds: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
 
 
 def replicates(stats: list[Statistic], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """Bootstrap replicates (len(stats), resamples) of statistics over the same images."""
-    count = len(stats[0].rows)
+    """Bootstrap replicates (len(stats), resamples) of statistics over the same images; each
+    distinct rows array is multiplied once per chunk of resamples."""
+    count = stats[0].count
     out = np.empty((len(stats), resamples))
     start = 0
     for weights in image_weights(count, resamples, seed):
         stop = start + len(weights)
+        pooled: dict[int, np.ndarray] = {}
+        by_type = {np.dtype(np.float32): weights.astype(np.float32), np.dtype(np.float64): weights}
+
+        def pooled_of(rows: np.ndarray) -> np.ndarray:
+            if id(rows) not in pooled:
+                pooled[id(rows)] = (by_type.get(rows.dtype, weights) @ rows).astype(np.float64)
+            return pooled[id(rows)]
+
         for index, stat in enumerate(stats):
-            out[index, start:stop] = stat.reduce(weights @ stat.rows, count)
+            out[index, start:stop] = stat.evaluate(pooled_of)
         start = stop
     return out
 
@@ -213,15 +230,15 @@ class Bootstrap:
             per_seed = [statistics(r) for r in group]
             for metric in sorted(set.intersection(*(set(s) for s in per_seed))):
                 stats = [s[metric] for s in per_seed]
-                if len({len(s.rows) for s in stats}) != 1:
+                if len({s.count for s in stats}) != 1:
                     continue
                 seeds_of[(key, metric)] = tuple(int(r.key.get("seed", 0)) for r in group)
                 pending += [((key, metric), index, stat) for index, stat in enumerate(stats)]
         # One pass over the resamples per image count: every statistic sees the same draws.
         points: dict[tuple[SettingKey, str], dict[int, float]] = {}
         reps: dict[tuple[SettingKey, str], dict[int, np.ndarray]] = {}
-        for count in sorted({len(stat.rows) for _, _, stat in pending}):
-            same = [item for item in pending if len(item[2].rows) == count]
+        for count in sorted({stat.count for _, _, stat in pending}):
+            same = [item for item in pending if item[2].count == count]
             values = replicates([stat for _, _, stat in same], resamples, seed)
             for (entry, index, stat), row in zip(same, values):
                 points.setdefault(entry, {})[index] = stat.point()

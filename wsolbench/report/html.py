@@ -74,7 +74,7 @@ def table_html(table: Table) -> str:
                 continue
             classes = "num best" if (r, c) in table.best else "num"
             interval = table.intervals.get((r, c))
-            extra = f' <span class="ci">({escape(interval)})</span>' if interval else ""
+            extra = f' <span class="ci">[{escape(interval)}]</span>' if interval else ""
             cells.append(f'<td class="{classes}" data-value="{escape(cell)}">{escape(cell)}{extra}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     caption = (f'<p class="caption">{escape(table.caption)}; best value per column in bold.</p>\n'

@@ -29,7 +29,7 @@ class Table:
     labels: int = 0  # how many leading columns are labels (never split apart in a terminal)
     groups: list[int] = field(default_factory=list)  # widths of the value-column groups
     best: set[tuple[int, int]] = field(default_factory=set)  # (row, column) best per column
-    intervals: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> CI
+    intervals: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> "low, high"
 
 
 @dataclass(frozen=True)
@@ -250,10 +250,10 @@ def _value_header(present, postprocessors) -> tuple[list[str], list[int]]:
 
 
 def display_cell(table: Table, row: int, column: int, interval: bool = True) -> str:
-    """A cell's text with its interval "(low–high)" when there is one."""
+    """A cell's text with its interval "[low, high]" when there is one."""
     text = table.rows[row][column]
     extra = table.intervals.get((row, column)) if interval else None
-    return f"{text} ({extra})" if extra else text
+    return f"{text} [{extra}]" if extra else text
 
 
 def _directions(present, postprocessors) -> list[int]:
@@ -275,7 +275,7 @@ def _value_cell(lookup, setting, pp, column: _Column, fields, bootstrap) -> _Cel
         interval = bootstrap.interval(dict(fields, postprocessor=pp), column.metric)
         if interval is not None:
             interval = interval.transformed(column.transform)
-            cell.interval = f"{interval.low:.{column.decimals}f}–{interval.high:.{column.decimals}f}"
+            cell.interval = f"{interval.low:.{column.decimals}f}, {interval.high:.{column.decimals}f}"
     return cell
 
 
@@ -305,7 +305,7 @@ def _difference(a, b, fields_a, fields_b, column: _Column, bootstrap) -> _Cell:
         if interval is not None:
             sign = -1.0 if column.transform is _error else 1.0
             low, high = sorted((sign * interval.low, sign * interval.high))
-            cell.interval = f"{low:+.{column.decimals}f}–{high:+.{column.decimals}f}"
+            cell.interval = f"{low:+.{column.decimals}f}, {high:+.{column.decimals}f}"
             if interval.significant:
                 cell.text += SIGNIFICANT
     return cell
