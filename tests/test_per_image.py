@@ -132,12 +132,13 @@ def test_save_and_load_round_trip(tmp_path):
         {"box_threshold": 0.2, "box_thresholds": [0.1, 0.2]})
     images = per_image.ImageSet("d", ["a.png", "b.png", "c.png", "d.png"], np.arange(4),
                                 [np.array([[0, 0, 3, 3]])] * 4, np.full((4, 2), 10),
-                                {1: np.zeros((5, 6, 3), np.uint8), 3: np.ones((7, 4, 3), np.uint8)})
+                                {1: np.zeros((5, 6, 3), np.uint8), 3: np.full((7, 4, 3), 200, np.uint8)})
     path = per_image.save(tmp_path / "p.npz", [record], [images])
     records, image_sets = per_image.load(path)
     assert records[0].key == record.key and records[0].meta == record.meta
     np.testing.assert_array_equal(records[0].arrays["classic.outcome"], record.arrays["classic.outcome"])
     assert image_sets[0].pictures[3].shape == (7, 4, 3) and image_sets[0].image_ids[2] == "c.png"
+    assert np.abs(image_sets[0].pictures[3].astype(int) - 200).max() <= 2  # JPEG, display only
     assert records[0].box_threshold_index() == 1
 
 

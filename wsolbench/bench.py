@@ -147,7 +147,8 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT}
+    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT,
+               "per_image": report_per_image.FORMAT}
     return run_dir / f"scores-{config_hash(scoring)}.json"
 
 

@@ -97,7 +97,7 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
             "classes": [int(v) for v in record.arrays["classic.top1_class"][rows]],
             "boxes": record.arrays["classic.top1_box"][rows, t].astype(int).tolist(),
             "threshold": float(record.meta["box_threshold"]),
-            "maps": _jpeg(_sprite(list(_jet(np.asarray(maps))), cell)) if maps else "",
+            "maps": _jpeg(_sprite(list(_jet(np.asarray(maps))), cell), 75) if maps else "",
             "mapCell": int(cell),
         })
     if not settings:
@@ -138,7 +138,12 @@ _SCRIPT = """
   var style = document.createElement("style");  // the thumbnails share the one sprite
   style.textContent = '#browser .thumb { background-image: url("' + sprite.src + '"); }';
   document.head.appendChild(style);
-  var maps = data.settings.map(function (s) { var im = new Image(); im.src = s.maps; return im; });
+  var maps = data.settings.map(function (s) {
+    var im = new Image();
+    im.onload = function () { if (current !== null) { draw(current, shownSetting); } };  // decoded late
+    im.src = s.maps;
+    return im;
+  });
   function settingFor(pp) {
     for (var i = 0; i < data.settings.length; i++) {
       var s = data.settings[i], ok = s.postprocessor === pp;

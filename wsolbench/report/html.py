@@ -27,6 +27,8 @@ figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 td.best { font-weight: bold; background: #eef7ee; }
+td.label { white-space: nowrap; }
+div.scroll { overflow-x: auto; }
 span.ci { color: #777; font-size: 0.8em; white-space: nowrap; }
 p.caption { margin: 0.2em 0; }
 table.sortable th { cursor: pointer; user-select: none; }
@@ -70,7 +72,7 @@ def table_html(table: Table) -> str:
         cells = []
         for c, cell in enumerate(row):
             if c < labels:
-                cells.append(f"<td>{escape(cell)}</td>")
+                cells.append(f'<td class="label">{escape(cell)}</td>')
                 continue
             classes = "num best" if (r, c) in table.best else "num"
             interval = table.intervals.get((r, c))
@@ -81,8 +83,8 @@ def table_html(table: Table) -> str:
                if table.caption else "")
     return (f"<h3>{escape(table.title)}</h3>\n"
             f'<p class="protocol">Protocol: {escape(table.note)}</p>\n{caption}'
-            f'<table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
-            + "\n</tbody></table>\n")
+            f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(body) + "\n</tbody></table></div>\n")
 
 
 def figure_html(caption: str, path: Path) -> str:

@@ -14,12 +14,17 @@ browser. What is kept per image and setting:
   256 x 256 maps: 1.6 KB at interval 0.01, 5 KB at 0.001);
 - for at most ``BROWSER_IMAGES`` images: a 32 x 32 picture of the top-1 map.
 
+Pictures (test images, map thumbnails) are for display only and are stored as JPEG; every
+statistic is stored exactly.
+
 ILSVRC's 50,000 test images thus take about 60 MB per setting at interval 0.001 (boxes only),
 1.5 MB at 0.01; the synthetic set's 200 images a few hundred KB in all.
 """
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,7 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.io import atomic_path
 
 FILE_NAME = "per_image.npz"
-FORMAT = 1
+FORMAT = 2
 BROWSER_IMAGES = 600  # at most this many test images get pictures in the failure browser
 IMAGE_CELL = 64  # image pictures fit in IMAGE_CELL x IMAGE_CELL (aspect kept)
 PROVENANCE = ("config_hash", "checkpoint_hash", "versions")
@@ -99,23 +104,42 @@ def image_picture(image: np.ndarray, cell: int = IMAGE_CELL) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
 
 
+def _jpeg(picture: np.ndarray, quality: int = 90) -> np.ndarray:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="JPEG", quality=quality)
+    return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
+def _unjpeg(data: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data.tobytes())) as image:
+        return np.asarray(image)
+
+
 def save(path: str | Path, records: list[Record], images: list[ImageSet]) -> Path:
     """Write records and image sets into one compressed ``.npz`` (no pickles), atomically."""
     arrays: dict[str, np.ndarray] = {}
     header: dict[str, Any] = {"format": FORMAT, "records": [], "images": []}
     for number, record in enumerate(records):
         header["records"].append({"key": record.key, "meta": record.meta})
-        arrays.update({f"r{number}/{name}": value for name, value in record.arrays.items()})
+        arrays.update({f"r{number}/{name}": value for name, value in record.arrays.items()
+                       if name != "thumbs"})
+        thumbs = record.arrays.get("thumbs")
+        if thumbs is not None and len(thumbs):
+            arrays[f"r{number}/thumbs.jpeg"] = _jpeg(thumbs.reshape(-1, thumbs.shape[-1]))
     for number, image_set in enumerate(images):
         indices = sorted(image_set.pictures)
+        encoded = [_jpeg(image_set.pictures[i]) for i in indices]
         header["images"].append({"dataset": image_set.dataset, "image_ids": image_set.image_ids,
                                  "boxes": [b.reshape(-1, 4).tolist() for b in image_set.boxes],
                                  "picture_index": indices,
-                                 "picture_shapes": [list(image_set.pictures[i].shape[:2]) for i in indices]})
+                                 "picture_bytes": [len(e) for e in encoded]})
         arrays[f"i{number}/labels"] = np.asarray(image_set.labels, np.int64)
         arrays[f"i{number}/sizes"] = np.asarray(image_set.sizes, np.int64).reshape(-1, 2)
-        arrays[f"i{number}/pictures"] = np.concatenate(
-            [image_set.pictures[i].reshape(-1) for i in indices]) if indices else np.zeros(0, np.uint8)
+        arrays[f"i{number}/pictures"] = np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -136,19 +160,21 @@ def load(path: str | Path) -> tuple[list[Record], list[ImageSet]]:
             for number, entry in enumerate(header["records"]):
                 prefix = f"r{number}/"
                 arrays = {name[len(prefix):]: data[name] for name in data.files if name.startswith(prefix)}
+                if "thumbs.jpeg" in arrays:
+                    stacked = _unjpeg(arrays.pop("thumbs.jpeg"))
+                    arrays["thumbs"] = stacked.reshape(-1, stacked.shape[1], stacked.shape[1])
                 records.append(Record(entry["key"], arrays, entry["meta"]))
             images = []
             for number, entry in enumerate(header["images"]):
                 flat, pictures, offset = data[f"i{number}/pictures"], {}, 0
-                for index, (height, width) in zip(entry["picture_index"], entry["picture_shapes"]):
-                    size = height * width * 3
-                    pictures[int(index)] = flat[offset:offset + size].reshape(height, width, 3)
+                for index, size in zip(entry["picture_index"], entry["picture_bytes"]):
+                    pictures[int(index)] = _unjpeg(flat[offset:offset + size])
                     offset += size
                 images.append(ImageSet(entry["dataset"], entry["image_ids"], data[f"i{number}/labels"],
                                        [np.asarray(b, np.int64).reshape(-1, 4) for b in entry["boxes"]],
                                        data[f"i{number}/sizes"], pictures))
     except WsolbenchError:
         raise
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as error:
         raise WsolbenchError(f"cannot read per-image statistics: {error}", path=path) from None
     return records, images

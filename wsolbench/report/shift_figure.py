@@ -94,7 +94,7 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
         axis.tick_params(axis="y", labelsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
     figure.legend(handles, LABELS, loc="lower center", ncol=len(LABELS), fontsize=8,
-                  bbox_to_anchor=(0.5, -0.02))
+                  bbox_to_anchor=(0.5, -0.08))
     figure.suptitle(title, fontsize=10)
     _save(figure, path)
     return True
