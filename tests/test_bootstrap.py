@@ -60,8 +60,8 @@ def test_paired_intervals_are_narrower_than_unpaired_on_correlated_data():
     scg = np.where(flip, rng.random(count) < 0.8, plain)
     records = [_record("cam", np.where(plain, 0, 3)), _record("cam", np.where(scg, 0, 3), "scg")]
     boot = Bootstrap(records, resamples=500)
-    a, b = dict(method="cam", dataset="d"), dict(method="cam", dataset="d")
-    paired = boot.difference(dict(a, postprocessor="scg"), dict(b, postprocessor="none"), "top1_loc")
+    paired = boot.difference({"method": "cam", "dataset": "d", "postprocessor": "scg"},
+                             {"method": "cam", "dataset": "d", "postprocessor": "none"}, "top1_loc")
     # Unpaired: resample the two sides independently.
     s_plain = replicates([Statistic(plain[:, None].astype(float), _percent)], 500, seed=11)[0]
     s_scg = replicates([Statistic(scg[:, None].astype(float), _percent)], 500, seed=12)[0]

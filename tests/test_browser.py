@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
-
 from test_bench import TINY
+
 from wsolbench import bench
 from wsolbench.cli import main
 from wsolbench.data.metadata import read_split
@@ -108,7 +108,7 @@ def test_report_html_has_a_self_contained_failure_browser(board):
     assert all(len(s["types"]) == len(split.image_ids) for s in data["settings"])
     # No network: every source is inline, nothing names another host.
     assert all(url.startswith("data:") for url in parser.urls)
-    assert not re.search(r"(https?:)?//[a-z0-9]", re.sub(r"data:[^\"']+", "", page), re.I)
+    assert not re.search(r"(https?:)?//[a-z0-9]", re.sub(r"data:[^\"']+", "", page), re.IGNORECASE)
     assert "<link" not in page and "@import" not in page
     assert page.count('class="sortable"') == 4  # every measured table (no ablation here)
 

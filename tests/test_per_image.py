@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from wsolbench.evaluation import (
     BoxAccumulator,
     ClassicLocAccumulator,
@@ -13,6 +12,7 @@ from wsolbench.evaluation import (
     PxAPAccumulator,
 )
 from wsolbench.evaluation.classic_loc import ERROR_TYPES, OUTCOMES
+
 from wsolbench.report import per_image
 from wsolbench.report.bootstrap import statistics
 

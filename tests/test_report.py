@@ -291,3 +291,18 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["leaderboard", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "results.csv" in err and "Traceback" not in err
+
+
+def test_an_explainer_axis_becomes_a_column_or_the_caption():
+    rows = []
+    for explainer, shift in (("gradcam", 0.0), ("scorecam", 3.0)):
+        for postprocessor, bonus in (("none", 0.0), ("scg", 1.0)):
+            for row in _setting_rows("synth", "cam", postprocessor, shift + bonus):
+                rows.append(dict(row, explainer=explainer))
+    both = build_tables(results_frame(rows))
+    peak = next(t for t in both if t.key == "peak")
+    assert peak.columns[:2] == ["Method", "Explainer"]
+    assert [row[:2] for row in peak.rows] == [["cam", "gradcam"], ["cam", "scorecam"]]
+    assert peak.rows[1][peak.columns.index("Peak-IoU") + 2] == "+1.00"  # SCG vs plain, same explainer
+    one = build_tables(results_frame([r for r in rows if r["explainer"] == "gradcam"]))
+    assert "Explainer: gradcam" in one[0].caption and "Explainer" not in one[0].columns

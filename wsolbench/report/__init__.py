@@ -18,7 +18,6 @@ from wsolbench.report.html import leaderboard_html
 from wsolbench.report.markdown import leaderboard_markdown
 from wsolbench.report.per_image import load as load_per_image
 from wsolbench.report.reported import read_reported, reported_tables
-from wsolbench.report.shift_figure import plot_error_shift
 from wsolbench.report.results import (
     COLUMNS,
     make_rows,
@@ -28,6 +27,7 @@ from wsolbench.report.results import (
     write_curves,
     write_results,
 )
+from wsolbench.report.shift_figure import plot_error_shift
 from wsolbench.report.tables import Table, build_tables
 from wsolbench.report.terminal import print_tables
 

@@ -155,6 +155,21 @@ def seed_weights(seeds: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     return rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=resamples) / seeds
 
 
+class _Pooled:
+    """``weights @ rows`` for one chunk of resamples, computed once per rows array (in float32
+    for float32 rows: exact for 0/1 rows)."""
+
+    def __init__(self, weights: np.ndarray):
+        self.weights = {np.dtype(np.float64): weights, np.dtype(np.float32): weights.astype(np.float32)}
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if id(rows) not in self.cache:
+            weights = self.weights.get(rows.dtype, self.weights[np.dtype(np.float64)])
+            self.cache[id(rows)] = (weights @ rows).astype(np.float64)
+        return self.cache[id(rows)]
+
+
 def replicates(stats: list[Statistic], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Bootstrap replicates (len(stats), resamples) of statistics over the same images; each
     distinct rows array is multiplied once per chunk of resamples."""
@@ -163,16 +178,9 @@ def replicates(stats: list[Statistic], resamples: int = RESAMPLES, seed: int = S
     start = 0
     for weights in image_weights(count, resamples, seed):
         stop = start + len(weights)
-        pooled: dict[int, np.ndarray] = {}
-        by_type = {np.dtype(np.float32): weights.astype(np.float32), np.dtype(np.float64): weights}
-
-        def pooled_of(rows: np.ndarray) -> np.ndarray:
-            if id(rows) not in pooled:
-                pooled[id(rows)] = (by_type.get(rows.dtype, weights) @ rows).astype(np.float64)
-            return pooled[id(rows)]
-
+        pooled = _Pooled(weights)
         for index, stat in enumerate(stats):
-            out[index, start:stop] = stat.evaluate(pooled_of)
+            out[index, start:stop] = stat.evaluate(pooled)
         start = stop
     return out
 

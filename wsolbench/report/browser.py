@@ -19,7 +19,13 @@ import numpy as np
 
 from wsolbench.evaluation.classic_loc import OUTCOMES
 from wsolbench.report.per_image import IMAGE_CELL, ImageSet, Record
-from wsolbench.report.tables import METHOD_ORDER, PLAIN, POSTPROCESSOR_ORDER, _rank, pp_label
+from wsolbench.report.tables import (
+    METHOD_ORDER,
+    PLAIN,
+    POSTPROCESSOR_ORDER,
+    _rank,
+    pp_label,
+)
 
 OUTCOME_LABELS = {"correct": "correct", "cls": "Cls", "m-ins": "M-Ins", "part": "Part",
                   "more": "More", "ot": "OT"}

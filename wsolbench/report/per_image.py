@@ -142,9 +142,8 @@ def save(path: str | Path, records: list[Record], images: list[ImageSet]) -> Pat
         arrays[f"i{number}/pictures"] = np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
     return path
 
 

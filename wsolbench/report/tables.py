@@ -134,7 +134,7 @@ def _aggregate(results: pd.DataFrame) -> pd.DataFrame:
     axes = [axis for axis in ROW_AXES if axis in results.columns]
     keys = axes + ["postprocessor", "protocol", "metric"]
     frame = results.dropna(subset=["value"]).copy()
-    frame[axes] = frame[axes].astype(str)
+    frame[axes] = frame[axes].fillna("").astype(str)  # rows without an optional axis: ""
     grouped = frame.groupby(keys, sort=False)["value"]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0),
                          "count": grouped.count()}).reset_index()
@@ -316,7 +316,7 @@ def _assemble(key, title, note, axes, label_headers, value_headers, groups, body
     """Lift constant label columns into the caption, mark the best value per column."""
     lift = [i for i, axis in enumerate(axes) if axis in LIFTABLE
             and len({labels[i] for labels, _ in body}) == 1]
-    caption = ", ".join(f"{label_headers[i]}: {body[0][0][i]}" for i in lift)
+    caption = ", ".join(f"{label_headers[i]}: {body[0][0][i]}" for i in lift if body[0][0][i])
     keep = [i for i in range(len(axes)) if i not in lift]
     rows = [[labels[i] for i in keep] + [cell.text for cell in cells] for labels, cells in body]
     offset = len(keep)
