@@ -105,7 +105,8 @@ def test_markdown_has_every_table_with_protocol_lines(rendered):
     for heading in ("Peak-IoU, Peak-T", "Localization error analysis", "Localization and "
                     "classification error", "SCG x RAM ablation", "MaxBoxAcc, MaxBoxAccV2"):
         assert "### " + heading in markdown
-    assert markdown.count("_Protocol: ") == 5
+    assert markdown.count("_Protocol: ") == 6
+    assert markdown.index("### Headline") < markdown.index("### Peak-IoU, Peak-T")
 
 
 def _cell(header, row, metric, postprocessor="none"):
@@ -186,7 +187,8 @@ def test_terminal_tables_fit_80_columns_and_keep_every_method_name():
             shown = names if table.key != "ablation" else {"✗", "✓", "Δ RAM"}
             for name in shown:  # never truncated to "…"
                 assert name in body, (table.title, name)
-    assert len(rich_tables(tables[2], 80)) > 1  # the wide table was split, not squeezed
+    wide = next(t for t in tables if t.key == "loc_error")
+    assert len(rich_tables(wide, 80)) > 1  # the wide table was split, not squeezed
 
 
 def test_missing_masks_skip_pxap_cleanly():
@@ -200,7 +202,7 @@ def test_missing_masks_skip_pxap_cleanly():
     only_peak = results_frame(make_rows(dataset="d", split="test", backbone="b", method="cam",
                                         postprocessor="none", protocol="peak",
                                         metrics={"PeakIoU": 1.0, "PeakT": 2}, versions=""))
-    assert [t.key for t in build_tables(only_peak)] == ["peak"]
+    assert [t.key for t in build_tables(only_peak)] == ["headline", "peak"]
 
 
 def test_several_seeds_show_mean_and_std():
@@ -209,7 +211,7 @@ def test_several_seeds_show_mean_and_std():
         rows += make_rows(dataset="d", split="test", backbone="b", method="cam",
                           postprocessor="none", protocol="peak", seed=seed, versions="",
                           metrics={"PeakIoU": value, "PeakT": 10})
-    table = build_tables(results_frame(rows))[0]
+    table = next(t for t in build_tables(results_frame(rows)) if t.key == "peak")
     assert table.rows[0][table.columns.index("Peak-IoU")] == "42.00 ± 2.00"
 
 
@@ -267,7 +269,7 @@ def test_print_leaderboard_shows_rich_tables():
     console = Console(record=True, width=220)
     tables = print_leaderboard(make_results(), console)
     text = console.export_text()
-    assert len(tables) == 5
+    assert len(tables) == 6
     assert "SCG x RAM ablation" in text and "Peak-IoU" in text and EVIL in text
 
 
@@ -301,8 +303,10 @@ def test_an_explainer_axis_becomes_a_column_or_the_caption():
                 rows.append(dict(row, explainer=explainer))
     both = build_tables(results_frame(rows))
     peak = next(t for t in both if t.key == "peak")
+    headline = next(t for t in both if t.key == "headline")
+    assert headline.columns[2:5] == ["Top-1 Cls", "GT-known Loc", "+ SCG"]  # Cls: plain only
     assert peak.columns[:2] == ["Method", "Explainer"]
     assert [row[:2] for row in peak.rows] == [["cam", "gradcam"], ["cam", "scorecam"]]
     assert peak.rows[1][peak.columns.index("Peak-IoU") + 2] == "+1.00"  # SCG vs plain, same explainer
     one = build_tables(results_frame([r for r in rows if r["explainer"] == "gradcam"]))
-    assert "Explainer: gradcam" in one[0].caption and "Explainer" not in one[0].columns
+    assert "Explainer: gradcam" in one[1].caption and "Explainer" not in one[1].columns

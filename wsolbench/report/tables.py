@@ -40,6 +40,7 @@ class _Column:
     transform: Callable[[float], float] = lambda value: value
     decimals: int = 2
     better: int = 1  # +1 higher is better, -1 lower is better, 0 neither (thresholds)
+    compare: bool = True  # False: the post-processor cannot change it (classification)
 
 
 def _error(value: float) -> float:
@@ -53,6 +54,14 @@ LOC_ERROR_COLUMNS = (
     _Column("Top-1 Cls err", "spa", "top1_cls", _error, better=-1),
     _Column("Top-5 Cls err", "spa", "top5_cls", _error, better=-1),
     _Column("Box threshold", "spa", "box_threshold", decimals=3, better=0),
+)
+HEADLINE_COLUMNS = (
+    _Column("Top-1 Cls", "spa", "top1_cls", decimals=1, compare=False),
+    _Column("GT-known Loc", "spa", "gt_known_loc", decimals=1),
+    _Column("Top-1 Loc", "spa", "top1_loc", decimals=1),
+    _Column("Peak-IoU", "peak", "PeakIoU", decimals=1),
+    _Column("MaxBoxAccV2", "wsolevaluation", "MaxBoxAccV2", decimals=1),
+    _Column("PxAP", "wsolevaluation", "PxAP", decimals=1),
 )
 PEAK_COLUMNS = (
     _Column("Peak-IoU", "peak", "PeakIoU"),
@@ -102,6 +111,10 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
     significance = (" Intervals: 95 % bootstrap over test images (paired for differences); "
                     f"{SIGNIFICANT} = the difference's interval excludes 0.") if bootstrap else ""
     builders = (
+        ("headline", "Headline: accuracies in %, plain and + SCG", HEADLINE_COLUMNS,
+         "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
+         "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
+         "post-processor."),
         ("peak", "Peak-IoU, Peak-T and GT-known Loc, plain and + SCG (SPA Table 3 style)",
          PEAK_COLUMNS, "Peak-IoU / Peak-T: peak protocol (pooled IoU over 256 levels); "
          "GT-known Loc: spa protocol (IoU > 0.5)."),
@@ -171,11 +184,11 @@ def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns, bootst
         fields = dict(zip(axes, setting))
         cells = []
         for column in present:
-            values = [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in postprocessors]
-            cells += values
-            if len(postprocessors) > 1:
+            shown = postprocessors if column.compare else postprocessors[:1]
+            cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in shown]
+            if len(shown) > 1:
                 cells += [_difference_cell(lookup, setting, pp, postprocessors[0], column, fields, bootstrap)
-                          for pp in postprocessors[1:]]
+                          for pp in shown[1:]]
         if any(cell.text != MISSING for cell in cells):
             body.append((list(setting), cells))
     if not body:
@@ -236,7 +249,7 @@ def pp_label(name: str) -> str:
 def _value_header(present, postprocessors) -> tuple[list[str], list[int]]:
     header, groups = [], []
     for column in present:
-        if len(postprocessors) == 1:
+        if len(postprocessors) == 1 or not column.compare:
             header.append(column.header if postprocessors[0] in PLAIN
                           else f"{column.header} ({pp_label(postprocessors[0])})")
             groups.append(1)
@@ -260,6 +273,9 @@ def _directions(present, postprocessors) -> list[int]:
     """Direction of 'best' per value column; differences are not ranked."""
     out = []
     for column in present:
+        if not column.compare:
+            out.append(column.better)
+            continue
         out += [column.better] * len(postprocessors)
         if len(postprocessors) > 1:
             out += [0] * (len(postprocessors) - 1)
