@@ -9,7 +9,7 @@ import html
 from pathlib import Path
 from typing import Iterable
 
-from wsolbench.report.tables import Table
+from wsolbench.report.tables import SIGNIFICANT, Table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -28,6 +28,7 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 td.best { font-weight: bold; background: #eef7ee; }
 td.label { white-space: nowrap; }
+td.significant { color: #1a4e9e; font-weight: bold; }  /* significant, either sign */
 div.scroll { overflow-x: auto; }
 span.ci { color: #777; font-size: 0.8em; white-space: nowrap; }
 p.caption { margin: 0.2em 0; }
@@ -75,6 +76,8 @@ def table_html(table: Table) -> str:
                 cells.append(f'<td class="label">{escape(cell)}</td>')
                 continue
             classes = "num best" if (r, c) in table.best else "num"
+            if cell.endswith(SIGNIFICANT):  # a difference whose interval excludes zero
+                classes += " significant"
             interval = table.intervals.get((r, c))
             extra = f' <span class="ci">[{escape(interval)}]</span>' if interval else ""
             cells.append(f'<td class="{classes}" data-value="{escape(cell)}">{escape(cell)}{extra}</td>')
