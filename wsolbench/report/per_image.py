@@ -17,8 +17,9 @@ browser. What is kept per image and setting:
 Pictures (test images, map thumbnails) are for display only and are stored as JPEG; every
 statistic is stored exactly.
 
-ILSVRC's 50,000 test images thus take about 60 MB per setting at interval 0.001 (boxes only),
-1.5 MB at 0.01; the synthetic set's 200 images a few hundred KB in all.
+ILSVRC's 50,000 test images thus take about 50 MB per setting in memory at interval 0.001 (boxes
+only; 6 MB compressed in the file, benchmarks/bench_bootstrap.py); the synthetic default's 16
+settings of 200 images about 3 MB with pictures.
 """
 from __future__ import annotations
 
