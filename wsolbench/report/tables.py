@@ -41,6 +41,7 @@ class _Column:
     decimals: int = 2
     better: int = 1  # +1 higher is better, -1 lower is better, 0 neither (thresholds)
     compare: bool = True  # False: the post-processor cannot change it (classification)
+    measured: bool = True  # False: a setting, not a statistic of the test images (no interval)
 
 
 def _error(value: float) -> float:
@@ -53,7 +54,7 @@ LOC_ERROR_COLUMNS = (
     _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
     _Column("Top-1 Cls err", "spa", "top1_cls", _error, better=-1),
     _Column("Top-5 Cls err", "spa", "top5_cls", _error, better=-1),
-    _Column("Box threshold", "spa", "box_threshold", decimals=3, better=0),
+    _Column("Box threshold", "spa", "box_threshold", decimals=3, better=0, measured=False),
 )
 HEADLINE_COLUMNS = (
     _Column("Top-1 Cls", "spa", "top1_cls", decimals=1, compare=False),
@@ -287,7 +288,7 @@ def _value_cell(lookup, setting, pp, column: _Column, fields, bootstrap) -> _Cel
     if stat is None:
         return _Cell()
     cell = _Cell(_format(stat, column), column.transform(stat.mean))
-    if bootstrap is not None and column.better:
+    if bootstrap is not None and column.measured:
         interval = bootstrap.interval(dict(fields, postprocessor=pp), column.metric)
         if interval is not None:
             interval = interval.transformed(column.transform)
