@@ -181,6 +181,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
     t = suite.train
     return TrainConfig(
         method=spec.method,
+        recipe=t["recipe"],
         backbone=t["backbone"],
         hparams=dict(spec.hparams),
         image_root=str(paths.image_root),
@@ -195,7 +196,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
         lr=float(t["lr"]),
         weight_decay=float(t["weight_decay"]),
         head_lr_multiplier=float(t["head_lr_multiplier"]),
-        lr_decay=t["lr_decay"],
+        lr_decay=t["lr_decay"] or None,
         lr_step=t["lr_step"],
         lr_milestones=list(t["lr_milestones"]),
         pretrained=t["pretrained"],
@@ -204,6 +205,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
         out_dir=str(run_dir),
         workers=t["workers"],
         device=device,
+        amp=t["amp"],
         resume=True,
         progress=progress,
     )
