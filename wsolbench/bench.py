@@ -31,6 +31,7 @@ from wsolbench.engine.train import resolve_device, train
 from wsolbench.errors import WsolbenchError
 from wsolbench.io import write_json
 from wsolbench.registry import create_postprocessor
+from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
@@ -88,11 +89,12 @@ def run_bench(
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     paths = prepare_data(suite, console)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
+    records: list[report_per_image.Record] = []
     seconds, devices = {"train": 0.0, "score": 0.0}, set()
     for spec in suite.methods:
         run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
         scores = _load_scores(run_dir, suite)
-        if scores is None:
+        if scores is None or not _per_image_file(run_dir, suite).is_file():
             scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
@@ -100,19 +102,25 @@ def run_bench(
         seconds["score"] += scores.get("score_seconds", 0.0)
         devices.add(scores.get("device", "unknown device"))
         overlays.add(spec.label, run_dir)
+        if distributed.is_main():
+            records += report_per_image.load(_per_image_file(run_dir, suite))[0]
     if not distributed.is_main():
         return pd.DataFrame(rows)
     results = report_results.results_frame(rows)
     leaderboard_dir = Path(out_dir) / suite.name
     report_results.write_results(results, leaderboard_dir)
     report_results.write_curves(curves, leaderboard_dir)
-    from wsolbench.report import print_leaderboard, render_leaderboard
+    per_image = (records, [_image_set(paths, records)])
+    report_per_image.save(leaderboard_dir / report_per_image.FILE_NAME, *per_image)
+    from wsolbench.report import Bootstrap, print_leaderboard, render_leaderboard
 
+    bootstrap = Bootstrap(records) if records else None
     render_leaderboard(
-        results, leaderboard_dir, curves=curves, overlays=overlays.build(),
-        title=suite.description or suite.name, notes=_reproduction_note(suite, seconds, devices),
+        results, leaderboard_dir, curves=curves, overlays=overlays.build(), per_image=per_image,
+        bootstrap=bootstrap, title=suite.description or suite.name,
+        notes=_reproduction_note(suite, seconds, devices),
     )
-    print_leaderboard(results, console)
+    print_leaderboard(results, console, bootstrap=bootstrap)
     console.print(
         f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
         f"in {time.perf_counter() - started:.0f} s"
@@ -139,8 +147,29 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT}
+    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT,
+               "per_image": report_per_image.FORMAT}
     return run_dir / f"scores-{config_hash(scoring)}.json"
+
+
+def _per_image_file(run_dir: Path, suite: Suite) -> Path:
+    """The test split's per-image statistics, beside (and named like) the cached scores."""
+    scores = _scores_file(run_dir, suite)
+    return scores.with_name(scores.stem.replace("scores-", "per_image-") + ".npz")
+
+
+def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
+    """The test split's labels, boxes and small pictures, for the report's failure browser."""
+    split = read_split(paths.metadata_root / "test")
+    count = len(split.image_ids)
+    pictures = {}
+    for index in sorted(report_per_image.browser_indices(count)):
+        with Image.open(paths.image_root / split.image_ids[index]) as image:
+            pictures[index] = report_per_image.image_picture(np.asarray(image.convert("RGB")))
+    sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
+    boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
+    dataset = records[0].key["dataset"] if records else paths.name
+    return report_per_image.ImageSet(dataset, list(split.image_ids), split.labels, boxes, sizes, pictures)
 
 
 def _load_scores(run_dir: Path, suite: Suite) -> dict | None:
@@ -197,10 +226,10 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     }
     val = _score_split(model, paths, "val", postprocessors, suite, torch_device, progress)
     thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
-    test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress)
+    test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress, per_image=True)
     ckpt_hash = checkpoint_hash(checkpoint_path)
     versions = report_results.package_versions()
-    rows, curves = [], []
+    rows, curves, records = [], [], []
     for name, scorer in test.items():
         common = dict(
             dataset=paths.name, split="test", backbone=config.backbone, method=spec.label,
@@ -208,6 +237,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
             checkpoint_hash=ckpt_hash, versions=versions,
         )
         rows.extend(scorer.rows(common, box_threshold=thresholds[name]))
+        records.append(report_per_image.record_from_scorer(scorer, common, thresholds[name]))
         curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
     scores = {
         "rows": rows, "curves": curves,
@@ -216,6 +246,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     }
     if distributed.is_main():
         _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
+        report_per_image.save(_per_image_file(run_dir, suite), records, [])
         write_json(_scores_file(run_dir, suite), scores)
     distributed.barrier()
     return scores
@@ -230,11 +261,16 @@ def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: boo
     )
 
 
-def _score_split(model, paths, split_name, postprocessors, suite, device, progress) -> dict[str, Scorer]:
-    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks)."""
+def _score_split(model, paths, split_name, postprocessors, suite, device, progress, per_image=False) -> dict[str, Scorer]:
+    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks),
+    which keeps per-image outcomes when ``per_image``."""
     evaluation = suite.evaluation
-    dataset = shard(_eval_dataset(paths, split_name, suite, evaluation["ten_crop"]))
+    full = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
+    dataset = shard(full)
     scorers = {name: Scorer(evaluation) for name in postprocessors}
+    if per_image:
+        shown = report_per_image.browser_indices(len(full))
+        scorers = {name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()}
     for batch in predict(
         model, dataset, batch_size=evaluation["batch_size"], device=device,
         ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(),

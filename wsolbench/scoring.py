@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import torch
 
@@ -42,6 +43,16 @@ class Scorer:
             classic=ClassicLocAccumulator(evaluation["box_thresholds"]),
         )
         self.has_boxes = self.has_masks = False
+        self.per_image: dict[str, list] | None = None
+
+    def keep_per_image(self, thumbnails: Callable[[int], bool] = lambda index: False) -> "Scorer":
+        """Also keep every image's outcome under every protocol (``per_image_arrays``) and, for
+        the images ``thumbnails(dataset index)`` selects, a small picture of its top-1 map."""
+        for accumulator in self.evaluator.accumulators.values():
+            accumulator.keep_per_image()
+        self.per_image = {"index": [], "thumb_index": [], "thumbs": []}
+        self._thumbnails = thumbnails
+        return self
 
     # -- accumulation ------------------------------------------------------------------------
     def accumulate(self, batch: dict[str, Any], postprocessor: Callable) -> None:
@@ -75,10 +86,43 @@ class Scorer:
                 peak_masks=list(batch["peak_mask"]),
             )
         self.evaluator.accumulate(inputs)
+        if self.per_image is not None:
+            self._keep_thumbnails(batch["index"], [m[1] for m in maps])  # the top-1 class
+
+    def _keep_thumbnails(self, indices, top1_maps) -> None:
+        indices = [int(i) for i in indices]
+        self.per_image["index"].extend(indices)
+        for index, top1 in zip(indices, top1_maps):
+            if self._thumbnails(index):
+                self.per_image["thumb_index"].append(index)
+                self.per_image["thumbs"].append(map_thumbnail(top1.float().cpu().numpy()))
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        """Per-image records in dataset order: ``index``; ``<accumulator>.<field>`` (see each
+        accumulator's ``keep_per_image``); ``thumb_index`` with ``thumbs`` (M, 32, 32) uint8."""
+        if self.per_image is None:
+            return {}
+        if "gathered" in self.per_image:
+            return self.per_image["gathered"]
+        arrays = {"index": np.asarray(self.per_image["index"], np.int64),
+                  "thumb_index": np.asarray(self.per_image["thumb_index"], np.int64),
+                  "thumbs": np.asarray(self.per_image["thumbs"], np.uint8).reshape(-1, THUMB, THUMB)}
+        for name, accumulator in self.evaluator.accumulators.items():
+            for key, value in accumulator.per_image_arrays().items():
+                arrays[f"{name}.{key}"] = value
+        order, thumb_order = np.argsort(arrays["index"], kind="stable"), np.argsort(arrays["thumb_index"], kind="stable")
+        return {key: value[thumb_order if key.startswith("thumb") else order] for key, value in arrays.items()}
 
     def all_reduce(self) -> "Scorer":
         """Merge every rank's counts (exact: integer sums)."""
         if distributed.world_size() > 1:
+            if self.per_image is not None:  # the counts' merge below drops per-image records
+                parts = distributed.all_gather_objects(self.per_image_arrays())
+                gathered = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+                order = np.argsort(gathered["index"], kind="stable")
+                thumb_order = np.argsort(gathered["thumb_index"], kind="stable")
+                self.per_image["gathered"] = {key: value[thumb_order if key.startswith("thumb") else order]
+                                              for key, value in gathered.items()}
             states = distributed.all_gather_objects(self.evaluator.state_dict())
             merged = Evaluator.from_state_dict(states[0])
             for state in states[1:]:
@@ -149,6 +193,16 @@ class Scorer:
             pxap = computed["pxap"]
             curves.append({**common, "curve": "pxap_pr", "x": pxap["pxap_recall"], "y": pxap["pxap_precision"]})
         return curves
+
+
+THUMB = 32  # side of the map thumbnails kept for the report's failure browser
+
+
+def map_thumbnail(score_map: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] as a THUMB x THUMB uint8 picture (area average; the browser stretches it
+    over the image, whose aspect it had)."""
+    small = cv2.resize(np.asarray(score_map, np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
 
 
 def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
