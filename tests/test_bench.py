@@ -24,6 +24,7 @@ pretrained = false
 epochs = 2
 batch_size = 8
 lr = 0.01
+workers = 0
 [methods.cam]
 [postprocessors.none]
 [postprocessors.scg]

@@ -38,12 +38,17 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from wsolbench.bench import run_bench
+    from wsolbench.engine.config import DEVICE
     from wsolbench.errors import WsolbenchError
     from wsolbench.suite import load_suite
 
+    if not DEVICE.fullmatch(args.device):
+        raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
     suite = load_suite(args.suite, args.overrides)
-    if args.methods:
+    if args.methods is not None:
         wanted = [label.strip() for label in args.methods.split(",") if label.strip()]
+        if not wanted:
+            raise WsolbenchError(f"--methods {args.methods!r} selects no method (give comma-separated labels)")
         known = {spec.label for spec in suite.methods}
         unknown = [label for label in wanted if label not in known]
         if unknown:

@@ -107,7 +107,12 @@ def read_split(metadata_dir: str | Path, require_localization: bool | None = Non
     index = {image_id: i for i, image_id in enumerate(image_ids)}
 
     labels_path = root / CLASS_LABELS
-    labels = _per_image_ints(_columns(labels_path, 2), index, labels_path, ids_path, "label")[:, 0]
+    label_columns = _columns(labels_path, 2)
+    labels = _per_image_ints(label_columns, index, labels_path, ids_path, "label")[:, 0]
+    negative = np.flatnonzero(labels < 0)
+    if len(negative):
+        line = label_columns[0].index(image_ids[negative[0]]) + 1
+        raise MetadataError(f"label {labels[negative[0]]} is negative (labels are 0..C-1)", labels_path, line)
 
     sizes = None
     sizes_path = root / IMAGE_SIZES
@@ -295,6 +300,29 @@ def _parse_masks(columns, index, path, ids_path) -> list[MaskRef]:
         ref.masks.append(mask)
         ref.lines = ref.lines + (line,)
     return [refs[image_id] for image_id in index]
+
+
+def check_labels(split: Split, num_classes: int | None, require_every_class: bool = False,
+                 what: str = "num_classes") -> int:
+    """The number of classes C, with every label in 0..C-1 (an error names the line of the
+    first label out of range). Without ``num_classes``, C = 1 + the largest label, and with
+    ``require_every_class`` every class must occur (a label of 10**12 is a typo, not 10**12
+    classes); an empty split is an error."""
+    labels_path = (split.metadata_dir or Path(".")) / CLASS_LABELS
+    if not len(split):
+        raise MetadataError("the split has no images", (split.metadata_dir or Path(".")) / IMAGE_IDS)
+    if num_classes is not None:
+        bad = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
+        if len(bad):
+            raise MetadataError(f"label {split.labels[bad[0]]} of '{split.image_ids[bad[0]]}' is outside "
+                                f"0..{num_classes - 1} ({what} = {num_classes})", labels_path)
+        return int(num_classes)
+    counts = np.bincount(split.labels, minlength=1) if split.labels.max() < 10 * len(split) + 1000 else None
+    if require_every_class and (counts is None or (counts == 0).any()):
+        missing = "most" if counts is None else f"class {int(np.flatnonzero(counts == 0)[0])}"
+        raise MetadataError(f"labels run to {int(split.labels.max())} but {missing} of 0..{int(split.labels.max())} "
+                            f"has no image: give {what} if that is meant", labels_path)
+    return int(split.labels.max()) + 1
 
 
 # ----------------------------------------------------------------------------- writing

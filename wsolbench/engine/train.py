@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ from wsolbench.engine.optim import build_optimizer, build_scheduler
 from wsolbench.engine.progress import TrainProgress
 from wsolbench.engine.seeding import derive_seed, seed_everything, seed_worker
 from wsolbench.errors import WsolbenchError
-from wsolbench.io import write_json
+from wsolbench.io import check_writable_dir, write_json
 
 CHECKPOINT_NAME = "last.pt"
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -44,15 +45,28 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class TrainResult:
+    """What a caller of `train` needs: the checkpoint, the device it trained on, the run's
+    configuration hash. It is also the checkpoint's path (`os.PathLike`) for older callers."""
+
+    checkpoint: Path
+    device: torch.device
+    config_hash: str
+
+    def __fspath__(self) -> str:
+        return str(self.checkpoint)
+
+
 def load_train_split(config: TrainConfig):
     from wsolbench.data.datasets import TrainDataset
-    from wsolbench.data.metadata import read_split
+    from wsolbench.data.metadata import check_labels, read_split
 
     split = read_split(config.resolved_metadata_root() / "train")
+    num_classes = check_labels(split, config.num_classes, require_every_class=True)
     dataset = TrainDataset(
         split, config.resolved_image_root(), config.image_size, config.resize_size
     )
-    num_classes = config.num_classes or int(split.labels.max()) + 1
     return dataset, num_classes
 
 
@@ -81,6 +95,7 @@ def _checkpoint_payload(
         "rng": rng_state(),
         "config": config.to_dict(),
         "config_hash": config.config_hash(),
+        "execution": config.execution(),
         "dataset": config.dataset_name(),
         "method": config.method,
         "backbone": config.backbone,
@@ -98,10 +113,22 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 
 def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
-    run can also be extended)."""
-    saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
+    run can also be extended), and so must the execution (device, dtype, processes), which
+    changes the numbers, as does the worker count (augmentation draws from the RNG of the
+    process that loads the image)."""
+    try:
+        saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
+    except (WsolbenchError, TypeError) as error:
+        raise WsolbenchError(f"cannot resume: the checkpoint's config is malformed ({error})", path=path) from None
+    saved["execution"] = checkpoint.get("execution", saved["execution"])
     wanted = config.hashed_fields()
     differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
+    if differing == ["execution"]:
+        changes = ", ".join(f"{k} {saved['execution'].get(k)} -> {v}"
+                            for k, v in wanted["execution"].items() if saved["execution"].get(k) != v)
+        changes = changes or "a different execution"
+        raise WsolbenchError(f"cannot resume: it would change the results ({changes}); resume on "
+                             "the same kind of device and dtype, or start a new run", path=path)
     if differing:
         raise WsolbenchError(
             f"cannot resume: the checkpoint was trained with other settings ({', '.join(differing)})",
@@ -109,10 +136,22 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
         )
 
 
+def _check_output(config: TrainConfig, checkpoint_path: Path) -> None:
+    """Before any data is read: the output folder is writable and holds no run that this
+    one would replace without being asked to (`resume` continues it, `overwrite` replaces it)."""
+    check_writable_dir(config.out_dir, "output folder")
+    if checkpoint_path.exists() and not (config.resume or config.overwrite):
+        raise WsolbenchError(
+            "holds a previous run: pass --resume to continue it or --overwrite to replace it",
+            path=checkpoint_path,
+        )
+
+
 def train(
     config: TrainConfig, on_epoch_end: EpochCallback | None = None
-) -> Path:
-    """Train `config.method` and return the path of the final checkpoint (`<out>/last.pt`).
+) -> TrainResult:
+    """Train `config.method`; returns the final checkpoint (`<out>/last.pt`), the device and
+    the configuration hash.
 
     `on_epoch_end(epoch, stats)` runs on every rank after each epoch's checkpoint is written
     (e.g. a val evaluation: choose thresholds and hyperparameters on val, never on test).
@@ -123,6 +162,9 @@ def train(
     rank, world = distributed.rank(), distributed.world_size()
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
+    if distributed.is_main():
+        _check_output(config, checkpoint_path)
+    # With `overwrite` the previous checkpoint stays until the first epoch replaces it atomically.
 
     dataset, num_classes = load_train_split(config)
     seed_everything(config.seed)  # the same initial weights on every rank
@@ -205,7 +247,7 @@ def train(
             distributed.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, stats)
-    return checkpoint_path
+    return TrainResult(checkpoint_path, device, config.config_hash())
 
 
 def _train_one_epoch(
