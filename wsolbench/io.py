@@ -96,3 +96,14 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy / torch scalars and arrays
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def inside(root: str | Path, path: str | Path, what: str = "file") -> Path:
+    """`path` if its folder, symlinks resolved, lies inside `root`: wsolbench writes nothing
+    outside the folders it was given, not even through a symlinked subfolder (docs/bad-input.md)."""
+    root, path = Path(root), Path(path)
+    resolved_root = root.resolve()
+    parent = path.parent.resolve()
+    if parent != resolved_root and resolved_root not in parent.parents:
+        raise WsolbenchError(f"{what} would be written outside {root} (through a symlink or '..')", path)
+    return path

@@ -3,6 +3,7 @@ and/or masks, exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus
 from __future__ import annotations
 
 import argparse
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -15,7 +16,8 @@ from rich.table import Table
 
 from wsolbench.cli import add_command
 from wsolbench.errors import ScoreMapError, WsolbenchError
-from wsolbench.io import write_json
+from wsolbench.io import check_writable_file, write_json
+from wsolbench.options import Option, flag_type
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
     import torch
@@ -33,12 +35,18 @@ def register(subparsers) -> None:
     parser.add_argument("--metadata-root", type=Path, required=True,
                         help="split folder (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
     parser.add_argument("--scoremap-root", type=Path, required=True,
-                        help="folder of <image_id>.npy score maps, one per image of the split")
+                        help="folder of <image_id>.npy score maps, one per image of the split; other "
+                        ".npy files (another split's maps) are left alone, as wsolevaluation does")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse .npy files beside the split's maps that belong to no image of the "
+                        "split (default: ignore and count them)")
     parser.add_argument("--mask-root", type=Path, default=None,
                         help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)")
-    parser.add_argument("--cam-curve-interval", type=float, default=0.01,
+    parser.add_argument("--cam-curve-interval", type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
+                        default=0.01, metavar="STEP",
                         help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)")
-    parser.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],
+    parser.add_argument("--iou-thresholds", type=flag_type(Option(int, low=1, high=100)), nargs="+",
+                        default=[30, 50, 70], metavar="PERCENT",
                         help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)")
     parser.add_argument("--normalize", choices=("none", "minmax"), default="none",
                         help="'minmax': wsolevaluation's CAM computer (bicubic resize to 224x224, NaN or "
@@ -47,7 +55,7 @@ def register(subparsers) -> None:
                         help="write the results as JSON here, atomically (default: print only)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where quantization and histograms run; 'auto' = cuda when available (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=4,
+    parser.add_argument("--workers", type=flag_type(Option(int, low=1, high=64)), default=4, metavar="N",
                         help="threads loading maps and masks in the background (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -59,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from wsolbench.evaluation.mask_metrics import PxAPAccumulator
     from wsolbench.evaluation.peak import PeakAccumulator
 
+    if args.output is not None:
+        check_writable_file(args.output, "results file (--output)")
     split = read_split(args.metadata_root)
+    if not len(split):
+        raise WsolbenchError("the split has no images", args.metadata_root)
     if split.boxes is None and split.masks is None:
         raise WsolbenchError("the split has neither boxes nor masks to evaluate", args.metadata_root)
     if split.masks is not None and split.boxes is None and args.mask_root is None:
@@ -67,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     use_masks = split.masks is not None and args.mask_root is not None
     if split.boxes is not None and split.sizes is None:
         raise WsolbenchError("boxes need image_sizes.txt to be rescaled", args.metadata_root)
-    _check_no_stray_maps(args.scoremap_root, split.image_ids)
+    ignored = _other_maps(args.scoremap_root, split.image_ids, args.strict)
     device = _device(args.device)
     evaluator = Evaluator(
         box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds) if split.boxes is not None else None,
@@ -83,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.compute()
     results["num_images"] = len(split)
     _print_table(results)
+    if ignored:
+        console.print(f"ignored {ignored} other .npy file(s) beside the split's maps in {args.scoremap_root} "
+                      "(another split's maps; --strict refuses them)", soft_wrap=True)
     if args.output is not None:
         write_json(args.output, results)
         console.print(f"results written to {args.output}")
@@ -99,14 +114,35 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _check_no_stray_maps(root: Path, image_ids: list[str]) -> None:
+def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
+    """How many .npy files in the folders of the split's maps belong to no image of the split.
+
+    wsolevaluation's inference writes every split's maps into one root, so a root holding val
+    and test maps is normal: they are left alone (only the split's own maps are read), and
+    counted so the user sees it. Only those folders are listed, not the whole tree, and no
+    file is opened here; `strict` walks the whole tree and refuses any other .npy file.
+    """
     if not root.is_dir():
         raise ScoreMapError("score map folder not found", root)
-    known = set(image_ids)
-    for path in sorted(root.rglob("*.npy")):
-        image_id = path.relative_to(root).as_posix()[: -len(".npy")]
-        if image_id not in known:
-            raise ScoreMapError("score map of an image that is not in the split's metadata", path)
+    if strict:
+        known = set(image_ids)
+        for path in sorted(root.rglob("*.npy")):
+            if path.relative_to(root).as_posix()[: -len(".npy")] not in known:
+                raise ScoreMapError("score map of an image that is not in the split's metadata (--strict)", path)
+        return 0
+    wanted: dict[str, set[str]] = {}
+    for image_id in image_ids:
+        folder, _, name = f"{image_id}.npy".rpartition("/")
+        wanted.setdefault(folder, set()).add(name)
+    others = 0
+    for folder, names in wanted.items():
+        directory = root / folder if folder else root
+        if not directory.is_dir():
+            continue  # the split's maps there are missing: named when they are read
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                others += entry.name.endswith(".npy") and entry.name not in names
+    return others
 
 
 def _load(split, index: int, args, use_masks: bool) -> dict:

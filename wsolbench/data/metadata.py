@@ -363,8 +363,10 @@ def _lines(items) -> str:
 
 
 def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> None:
-    """Check that every image file (under ``image_root``) and every mask file (under
-    ``mask_root``) exists; a root that is None is not checked."""
+    """Check that every image file (under ``image_root``) exists and that every mask file
+    (under ``mask_root``) opens as an image of its image's size; a root that is None is not
+    checked. Masks are read as wsolevaluation reads them: OpenCV grayscale, so an RGB mask
+    counts by its luminance 0.299 R + 0.587 G + 0.114 B (docs/bad-input.md)."""
     ids_path = (split.metadata_dir or Path(".")) / IMAGE_IDS
     for i, image_id in enumerate(split.image_ids if image_root is not None else ()):
         if not (Path(image_root) / image_id).is_file():
@@ -373,10 +375,26 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
         return
     mask_root = Path(mask_root)
     mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
-    for ref in split.masks:
+    for index, ref in enumerate(split.masks):
         lines = ref.lines or (None,) * len(ref.masks)
-        for mask, line in zip(ref.masks, lines):
-            if not (mask_root / mask).is_file():
-                raise MetadataError(f"mask not found: {mask_root / mask}", mask_file, line)
-        if ref.ignore and not (mask_root / ref.ignore).is_file():
-            raise MetadataError(f"ignore mask not found: {mask_root / ref.ignore}", mask_file, lines[0])
+        expected = None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+        named = [(mask, line, "mask") for mask, line in zip(ref.masks, lines)]
+        if ref.ignore:
+            named.append((ref.ignore, lines[0], "ignore mask"))
+        for mask, line, what in named:
+            shape = _mask_shape(mask_root / mask, mask_file, line, what)
+            expected = expected or shape
+            if shape != expected:
+                raise MetadataError(f"{what} {mask_root / mask} is {shape[1]}x{shape[0]}, but its image is "
+                                    f"{expected[1]}x{expected[0]}", mask_file, line)
+
+
+def _mask_shape(path: Path, mask_file: Path, line: int | None, what: str) -> tuple[int, int]:
+    import cv2
+
+    if not path.is_file():
+        raise MetadataError(f"{what} not found: {path}", mask_file, line)
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise MetadataError(f"{what} {path} is not a readable image", mask_file, line)
+    return mask.shape

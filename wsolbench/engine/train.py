@@ -37,11 +37,17 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def resolve_device(name: str) -> torch.device:
+    from wsolbench.engine.config import DEVICE
+
+    if not DEVICE.fullmatch(str(name)):
+        raise WsolbenchError(f"device '{name}' is not allowed: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise WsolbenchError(f"device '{name}' asked for, but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise WsolbenchError(f"device '{name}' asked for, but there are {torch.cuda.device_count()} CUDA devices")
     return device
 
 
