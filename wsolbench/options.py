@@ -53,7 +53,7 @@ class Option:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:g}"
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def check(value: Any, option: Option, name: str, source: str | Path | None = None) -> Any:

@@ -93,19 +93,20 @@ class Suite:
     source: str = "<built-in>"
     overrides: tuple[str, ...] = ()
 
-    def train_config(self, spec: MethodSpec, **run: Any) -> TrainConfig:
+    def train_config(self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any) -> TrainConfig:
         """The TrainConfig of one method: the suite's [train] table, the dataset's sizes and
-        options, the method's hyperparameters, and `run` (data roots, out_dir, device, ...)."""
+        options, the method's hyperparameters, and `run` (data roots, out_dir, device, ...);
+        errors name `names[field]` (the suite's keys)."""
         ds = self.dataset
         paths = {"image_root": ".", "metadata_root": "."}  # not hashed: placeholders until known
-        return TrainConfig(**{
+        return TrainConfig.checked({
             **self.train, **paths,
             "method": spec.method, "hparams": dict(spec.hparams),
             "image_size": ds["image_size"], "resize_size": ds["resize_size"],
             "num_classes": ds["num_classes"] or None,
             "dataset_options": dataset_identity(ds),
             **run,
-        })
+        }, names, self.source)
 
     def run_hash(self, spec: MethodSpec, **run: Any) -> str:
         """The method's configuration hash (TrainConfig.config_hash): cache key and provenance."""
@@ -225,8 +226,7 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str,
     train_names = {key: name_of(f"train.{key}") for key in suite.train} | {
         "image_size": name_of("dataset.image_size"), "resize_size": name_of("dataset.resize_size")}
     for spec in suite.methods:
-        config = suite.train_config(spec)
-        config.check(train_names, source)
+        config = suite.train_config(spec, train_names)
         spec.hparams = check_method(spec.method, config.backbone, spec.hparams, name_of(f"methods.{spec.label}"),
                                     source, config.large_feature_map,
                                     keys=(name_of(f"methods.{spec.label}.method"), name_of("train.backbone")))

@@ -19,6 +19,8 @@ from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import check_writable_file, write_json
 from wsolbench.options import Option, flag_type
 
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
+
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
     import torch
 
@@ -79,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     use_masks = split.masks is not None and args.mask_root is not None
     if split.boxes is not None and split.sizes is None:
         raise WsolbenchError("boxes need image_sizes.txt to be rescaled", args.metadata_root)
-    ignored = _other_maps(args.scoremap_root, split.image_ids, args.strict)
+    if not args.scoremap_root.is_dir():
+        raise ScoreMapError("score map folder not found", args.scoremap_root)
+    if args.strict:  # refused before any work; otherwise counted after it, for the message
+        _other_maps(args.scoremap_root, split.image_ids, strict=True)
     device = _device(args.device)
     evaluator = Evaluator(
         box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds) if split.boxes is not None else None,
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.compute()
     results["num_images"] = len(split)
     _print_table(results)
+    ignored = 0 if args.strict else _other_maps(args.scoremap_root, split.image_ids, strict=False)
     if ignored:
         console.print(f"ignored {ignored} other .npy file(s) beside the split's maps in {args.scoremap_root} "
                       "(another split's maps; --strict refuses them)", soft_wrap=True)
@@ -115,33 +121,20 @@ def _device(choice: str) -> torch.device:
 
 
 def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
-    """How many .npy files in the folders of the split's maps belong to no image of the split.
-
-    wsolevaluation's inference writes every split's maps into one root, so a root holding val
-    and test maps is normal: they are left alone (only the split's own maps are read), and
-    counted so the user sees it. Only those folders are listed, not the whole tree, and no
-    file is opened here; `strict` walks the whole tree and refuses any other .npy file.
-    """
-    if not root.is_dir():
-        raise ScoreMapError("score map folder not found", root)
-    if strict:
-        known = set(image_ids)
-        for path in sorted(root.rglob("*.npy")):
-            if path.relative_to(root).as_posix()[: -len(".npy")] not in known:
-                raise ScoreMapError("score map of an image that is not in the split's metadata (--strict)", path)
-        return 0
-    wanted: dict[str, set[str]] = {}
-    for image_id in image_ids:
-        folder, _, name = f"{image_id}.npy".rpartition("/")
-        wanted.setdefault(folder, set()).add(name)
+    """How many .npy files under `root` are not maps of the split (file names only: none is
+    opened). wsolevaluation's inference writes every split's maps into one root, so a root
+    holding val and test maps is normal: they are counted, not read; `strict` refuses them."""
+    known = {f"{image_id}.npy" for image_id in image_ids}
     others = 0
-    for folder, names in wanted.items():
-        directory = root / folder if folder else root
-        if not directory.is_dir():
-            continue  # the split's maps there are missing: named when they are read
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                others += entry.name.endswith(".npy") and entry.name not in names
+    for folder, _, names in os.walk(root):
+        relative = Path(folder).relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        for name in names:
+            if name.endswith(".npy") and prefix + name not in known:
+                if strict:
+                    raise ScoreMapError("score map of an image that is not in the split's metadata "
+                                        "(--strict)", Path(folder) / name)
+                others += 1
     return others
 
 

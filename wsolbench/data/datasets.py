@@ -18,6 +18,8 @@ from torchvision import transforms
 from wsolbench.data.metadata import IMAGE_IDS, LOCALIZATION, Split
 from wsolbench.errors import WsolbenchError
 
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -392,6 +392,7 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
 def _mask_shape(path: Path, mask_file: Path, line: int | None, what: str) -> tuple[int, int]:
     import cv2
 
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it
     if not path.is_file():
         raise MetadataError(f"{what} not found: {path}", mask_file, line)
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

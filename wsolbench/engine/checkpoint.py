@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle errors come in many types; all mean the same here
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # torch's message has ANSI bold
+        first_line = text.splitlines()[0] if text else ""
         raise WsolbenchError(
             "unsafe or malformed checkpoint: it does not load with weights_only=True "
             f"({type(error).__name__}: {first_line[:200]})",

@@ -99,6 +99,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.check()
 
+    @classmethod
+    def checked(cls, values: dict[str, Any], names: dict[str, str] | None = None,
+                source: str | Path | None = None) -> "TrainConfig":
+        """A TrainConfig from `values` (defaults for the rest), whose errors name `names[field]`
+        (suite keys, flags) and `source` (a file)."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise WsolbenchError(f"unknown training option(s): {', '.join(unknown)}", source)
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(config, f.name, values[f.name] if f.name in values else _default(f))
+        config.check(names, source)
+        return config
+
     def check(self, names: dict[str, str] | None = None, source: str | Path | None = None) -> None:
         """Check every field; errors name `names[field]` (a suite key, a flag) or the field."""
         names = names or {}
@@ -231,12 +245,7 @@ def config_from_args(args, hparams: dict[str, Any], **run: Any) -> TrainConfig:
     """A TrainConfig from parsed `train` flags (every flag field) plus run-only values."""
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
     flags = {name: "--" + name.replace("_", "-") for name in values}
-    config = TrainConfig.__new__(TrainConfig)
-    for f in fields(TrainConfig):
-        setattr(config, f.name, values.get(f.name, run.get(f.name, _default(f))))
-    config.hparams = hparams
-    config.check(flags)
-    return config
+    return TrainConfig.checked({**run, **values, "hparams": hparams}, flags)
 
 
 def parse_hparam_value(text: str) -> Any:

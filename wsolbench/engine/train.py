@@ -224,9 +224,8 @@ def train(
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    if distributed.is_main():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", {**config.to_dict(), "config_hash": config.config_hash()})
+    # Nothing is written before the first epoch ends: a run that fails on its data leaves no trace.
+    saved_config = {**config.to_dict(), "config_hash": config.config_hash(), "execution": config.execution()}
 
     show = config.progress and distributed.is_main()
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
@@ -250,6 +249,7 @@ def train(
                     ),
                 )
                 write_json(out_dir / "history.json", history)
+                write_json(out_dir / "config.json", saved_config)
             distributed.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, stats)

@@ -94,7 +94,7 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     rule); numbers are left alone (a negative number is a number, not a formula)."""
     frame = frame.copy()
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
     return frame
@@ -111,7 +111,7 @@ def _csv_unsafe(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo ``csv_safe`` when reading a results.csv back (so a re-rendered report shows the
     label as it was)."""
     for column in KEY_COLUMNS:
-        if column in frame.columns and frame[column].dtype == object:
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].map(
                 lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:].startswith(FORMULA_STARTS) else v)
     return frame
