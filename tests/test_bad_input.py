@@ -307,6 +307,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("train-workers-negative", lambda ws: train(ws, "t20", "--workers", "-1"), "--workers"),
     ("train-bad-image-in-worker", lambda ws: train(ws, "t21", "--workers", "1", images=first_image(ws, "t21", PNG_GARBAGE)), "image_ids.txt:1"),
     ("train-resume-other-workers", lambda ws: train(ws, "t22", "--resume", "--workers", "1", out=ws.run), "workers"),
+    ("train-resume-other-device", lambda ws: train(ws, "t25", "--resume", out=_run_with(ws, "t25", execution={"device": "cuda", "dtype": "bfloat16", "channels_last": True, "world_size": 1})), "device cuda -> cpu"),
     ("train-nesterov-word", lambda ws: train(ws, "t23", "--nesterov", "maybe"), "--nesterov"),
     ("train-recipe-unknown", lambda ws: train(ws, "t24", "--recipe", "fast"), "--recipe"),
     # infer
@@ -373,6 +374,16 @@ def _pickled(ws: Workspace) -> Path:
     path = ws.case("i8") / "pickled.pt"
     torch.save({"format": "wsolbench-checkpoint", "model": Path("x")}, path)
     return path
+
+
+def _run_with(ws: Workspace, name: str, **fields) -> Path:
+    """A copy of the finished run whose checkpoint has `fields` replaced."""
+    run = ws.case(name) / "run"
+    run.mkdir()
+    payload = torch.load(ws.checkpoint, weights_only=True)
+    payload.update(fields)
+    torch.save(payload, run / "last.pt")
+    return run
 
 
 def _symlinked_out(ws: Workspace, name: str) -> Path:
@@ -472,6 +483,16 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
         io.write_text(path, "new")
     assert str(path) in str(error.value)
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_decompression_bomb_is_refused_naming_the_image(ws, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the 32 px images are "bombs" now
+    assert main(infer(ws, "bomb", out=tmp_path / "maps")) == 2
+    message = capsys.readouterr().err.strip()
+    assert "image_ids.txt:1" in message and "decompression bomb" in message.lower() and len(message.splitlines()) == 1
+    assert not (tmp_path / "maps").exists()
 
 
 def test_corrupt_caches_are_recomputed_or_named(ws, tmp_path):

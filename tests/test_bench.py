@@ -106,5 +106,9 @@ def test_results_carry_provenance(tmp_path):
     assert (results["versions"].str.contains('"torch"')).all()
     assert results["checkpoint_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert results["seed"].eq(0).all() and results["protocol"].notna().all()
+    # One configuration hash: the run folder's name, the checkpoint's and every row's.
+    checkpoint_path = next((tmp_path / "runs" / "tiny").glob("cam-*/last.pt"))
+    recorded = torch.load(checkpoint_path, weights_only=True)["config_hash"]
+    assert results["config_hash"].eq(recorded).all() and checkpoint_path.parent.name == f"cam-{recorded[:12]}"
     note = (tmp_path / "lb" / "tiny" / "leaderboard.md").read_text()
     assert "Reproduce with `wsolbench bench --suite" in note

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from rich.console import Console
 
-from wsolbench.data.datasets import EvalDataset
+from wsolbench.data.datasets import EvalDataset, load_image
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
@@ -60,7 +59,12 @@ def prepare_data(suite: Suite, console: Console) -> DataPaths:
                 console.print(f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})")
                 generate(root, **options)
             distributed.barrier()
-        recorded = json.loads((root / "synthetic.json").read_text())
+        try:
+            recorded = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
+            assert isinstance(recorded, dict)
+        except (OSError, UnicodeDecodeError, ValueError, AssertionError):
+            raise WsolbenchError("not a synthetic benchmark description: delete the folder to regenerate it",
+                                 root / "synthetic.json") from None
         differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
         if differing:
             raise WsolbenchError(
@@ -81,11 +85,15 @@ def run_bench(
     device: str = "auto",
     console: Console | None = None,
     progress: bool = True,
+    only: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Run (or resume) the suite and write its leaderboard; returns the results table."""
+    """Run (or resume) the suite and write its leaderboard; returns the results table.
+
+    `only` runs just these labels; the suite's other methods keep their place in the
+    leaderboard from their cached scores (a partial run never replaces it with less)."""
     console = console or Console()
     started = time.perf_counter()
-    if not suite.methods:
+    if not suite.methods or only is not None and not only:
         raise WsolbenchError(f"no method selected: suite {suite.name} would give an empty leaderboard")
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     # Outputs first: a folder we cannot write fails now, not after hours of training.
@@ -99,6 +107,8 @@ def run_bench(
         config = _train_config(suite, spec, paths, runs_dir, device, progress)
         run_dir = Path(config.out_dir)
         scores = _load_scores(run_dir, suite, console)
+        if scores is None and only is not None and spec.label not in only:
+            continue  # not selected and never scored: absent, as before this run
         if scores is None:
             scores = _train_and_score(suite, spec, config, paths, console, progress)
         rows.extend(scores["rows"])
@@ -325,7 +335,8 @@ class _OverlayCollector:
         split = read_split(self.paths.metadata_root / "test")
         images, boxes = [], []
         for index in self.indices:
-            with Image.open(self.paths.image_root / split.image_ids[index]) as image:
-                images.append(np.asarray(image.convert("RGB")))
+            image = load_image(self.paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
+                               index + 1)
+            images.append(np.asarray(image))
             boxes.append(split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64))
         return {"images": images, "rows": self.rows, "boxes": boxes}
