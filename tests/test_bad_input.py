@@ -321,6 +321,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("infer-checkpoint-pickled", lambda ws: infer(ws, "i8", checkpoint=_pickled(ws)), "pickled.pt"),
     ("infer-checkpoint-field-type", lambda ws: infer(ws, "i9", checkpoint=checkpoint_with(ws, "i9", num_classes="ten")), "bad.pt"),
     ("infer-checkpoint-bad-hparams", lambda ws: infer(ws, "i10", checkpoint=checkpoint_with(ws, "i10", hparams={"grid_size": 3})), "bad.pt"),
+    ("infer-checkpoint-config-field", lambda ws: infer(ws, "i17", checkpoint=checkpoint_with(ws, "i17", config={"image_size": "big"})), "bad.pt"),
     ("infer-checkpoint-missing", lambda ws: infer(ws, "i11", checkpoint=ws.case("i11") / "none.pt"), "none.pt"),
     ("infer-out-is-a-file", lambda ws: infer(ws, "i12", out=a_file(ws, "i12")), "--out"),
     ("infer-label-beyond-model", lambda ws: infer(ws, "i13", meta=metadata_copy(ws, "i13", "test", set_label(7))), "class_labels.txt"),
@@ -519,7 +520,12 @@ def test_corrupt_caches_are_recomputed_or_named(ws, tmp_path):
 
 
 def test_formula_cells_are_neutralized_in_csv_and_read_back(tmp_path):
-    from wsolbench.report.results import make_rows, read_results, results_frame, write_results
+    from wsolbench.report.results import (
+        make_rows,
+        read_results,
+        results_frame,
+        write_results,
+    )
 
     label = "=cmd|' /C calc'!A0"
     rows = make_rows(dataset="d", split="test", backbone="b", method=label, postprocessor="@sum",
@@ -548,34 +554,48 @@ def test_evaluate_is_a_drop_in_for_a_root_holding_every_split(ws, tmp_path, caps
 
 
 def test_sigkill_then_resume_is_bit_identical_with_loader_workers(ws, tmp_path):
-    """`train` killed with SIGKILL after an epoch, then resumed, reaches the weights of an
-    uninterrupted run (loader workers reseeded per epoch); resuming with another worker count
-    is refused (the table's train-resume-other-workers)."""
-    import os
-    import signal
+    """`train` killed with SIGKILL in the middle of its second epoch (by its own loader worker,
+    so the moment is exact), then resumed, reaches the weights of an uninterrupted run;
+    resuming with another worker count is refused (the table's train-resume-other-workers)."""
     import subprocess
     import sys
-    import time
 
-    args = ["--data", str(ws.data), "--image-size", "32", "--resize-size", "36", "--epochs", "6",
+    args = ["--data", str(ws.data), "--image-size", "32", "--resize-size", "36", "--epochs", "3",
             "--batch-size", "2", "--workers", "1", "--device", "cpu", "--no-progress"]
-    killed = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", "import torch, sys; torch.set_num_threads(1); "
-                                "from wsolbench.cli import main; sys.exit(main(sys.argv[1:]))",
-                                "train", *args, "--out", str(killed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"))
-    deadline = time.monotonic() + 600
-    while not (killed / "last.pt").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert (killed / "last.pt").exists(), (tmp_path / "stderr.txt").read_text()[-2000:]
-    done = torch.load(killed / "last.pt", weights_only=True)["epoch"]
-    assert 1 <= done < 6, "the run was not interrupted"
+    killed, flag = tmp_path / "killed", tmp_path / "first-epoch-done"
+    process = subprocess.run([sys.executable, "-c", _KILLED_IN_EPOCH_TWO, str(flag), "train", *args,
+                              "--out", str(killed)], capture_output=True, text=True, timeout=600)
+    assert process.returncode == -9, process.stderr[-2000:]
+    assert torch.load(killed / "last.pt", weights_only=True)["epoch"] == 1
     assert main(["train", *args, "--out", str(killed), "--resume"]) == 0
     assert main(["train", *args, "--out", str(tmp_path / "straight")]) == 0
     a = torch.load(killed / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
-    assert a["epoch"] == b["epoch"] == 6
+    assert a["epoch"] == b["epoch"] == 3
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+
+
+# Runs `wsolbench train`; after the first epoch's checkpoint, the loader worker SIGKILLs the
+# trainer (its parent) as soon as it loads an image of the second epoch.
+_KILLED_IN_EPOCH_TWO = """
+import os, signal, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from wsolbench.cli import main
+from wsolbench.data import datasets
+from wsolbench.engine import train as engine
+
+flag = Path(sys.argv[1])
+load = datasets.TrainDataset.__getitem__
+
+def getitem(self, index):
+    if flag.exists():
+        os.kill(os.getppid(), signal.SIGKILL)
+    return load(self, index)
+
+datasets.TrainDataset.__getitem__ = getitem
+train = engine.train
+engine.train = lambda config, on_epoch_end=None: train(config, on_epoch_end=lambda epoch, stats: flag.touch())
+sys.exit(main(sys.argv[2:]))
+"""

@@ -152,9 +152,7 @@ def _convert_openimages(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from wsolbench.data.metadata import validate_files
-
-    from wsolbench.data.metadata import check_labels
+    from wsolbench.data.metadata import check_labels, validate_files
 
     split = _summaries(args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False)[0]
     check_labels(split, args.num_classes, what="--num-classes")

@@ -53,7 +53,7 @@ def parse_options(items: list[str], postprocessor: str = "identity") -> dict:
 def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import check_labels, read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
     from wsolbench.engine.config import DEVICE
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
@@ -76,7 +76,7 @@ def run_infer(args: argparse.Namespace) -> int:
     check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
     model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     postprocessor = create_postprocessor(args.postprocessor, **options)
-    image_size = args.image_size or int(checkpoint["config"].get("image_size", 224))
+    image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
     dataset = EvalDataset(split, args.image_root, image_size)
     written = 0
     for batch in predict(model, dataset, batch_size=args.batch_size, device=device,

@@ -68,7 +68,7 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
 def run_figures(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
     from wsolbench.engine.train import resolve_device
     from wsolbench.methods.scg import SCG
     from wsolbench.report.scg_figures import render_scg_figures
@@ -85,9 +85,9 @@ def run_figures(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "figures folder (--out)")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
-    config = checkpoint.get("config") or {}
     model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
-    dataset = EvalDataset(read_split(metadata), data / "images", args.image_size or int(config.get("image_size", 224)))
+    image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+    dataset = EvalDataset(read_split(metadata), data / "images", image_size)
     scg = SCG.from_preset(args.preset, variant=args.variant)
     written = render_scg_figures(model, dataset, Path(args.out), scg, args.num_images, points, device,
                                  progress=not args.no_progress)

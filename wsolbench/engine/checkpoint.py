@@ -127,6 +127,14 @@ def _check_fields(checkpoint: dict[str, Any], path: Path) -> None:
     checkpoint.setdefault("config", {})
 
 
+def trained_image_size(checkpoint: dict[str, Any], path: str | Path) -> int:
+    """The training image size recorded in a checkpoint's config (224 when absent)."""
+    size = checkpoint.get("config", {}).get("image_size", 224)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096:
+        raise WsolbenchError(f"malformed checkpoint: config.image_size = {size!r}", path=path)
+    return size
+
+
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 of the checkpoint file (recorded as provenance in every result row)."""
     digest = hashlib.sha256()

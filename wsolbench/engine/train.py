@@ -168,8 +168,7 @@ def train(
     rank, world = distributed.rank(), distributed.world_size()
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    if distributed.is_main():
-        _check_output(config, checkpoint_path)
+    _check_output(config, checkpoint_path)  # on every rank, so that all stop together
     # With `overwrite` the previous checkpoint stays until the first epoch replaces it atomically.
 
     dataset, num_classes = load_train_split(config)
