@@ -560,6 +560,7 @@ def test_sigkill_then_resume_is_bit_identical_with_loader_workers(ws, tmp_path):
     import subprocess
     import sys
 
+    torch.set_num_threads(1)  # as in the killed process: CPU float sums depend on the thread count
     args = ["--data", str(ws.data), "--image-size", "32", "--resize-size", "36", "--epochs", "3",
             "--batch-size", "2", "--workers", "1", "--device", "cpu", "--no-progress"]
     killed, flag = tmp_path / "killed", tmp_path / "first-epoch-done"
