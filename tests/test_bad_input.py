@@ -360,6 +360,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("data-ilsvrc-synsets-missing", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d11")), "--out", str(ws.case("d11") / "out"), "--synsets", str(ws.case("d11") / "none.txt")], "none.txt"),
     ("data-ilsvrc-prefix-climbs", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d12")), "--out", str(ws.case("d12") / "out"), "--image-prefix", "../"], "prefix"),
     ("data-ilsvrc-box-outside", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d13", box=(5, 5, 90, 10))), "--out", str(ws.case("d13") / "out")], "1.xml"),
+    ("data-cub-out-is-a-file", lambda ws: [*cub(ws, "d15")[:-3], str(a_file(ws, "d15")), "--val-per-class", "1"], "--out"),
     ("data-openimages-second-split-bad", lambda ws: ["data", "convert", "openimages", "--metadata-root", str(metadata_copy(ws, "d14", "test", set_label(-1), layout=True)), "--out", str(ws.case("d14") / "out")], "class_labels.txt:1"),
     # leaderboard, scg
     ("leaderboard-value-not-a-number", lambda ws: ["leaderboard", results_csv(ws, "l1", "=cmd|' /C calc'!A0"), "--out", str(ws.case("l1") / "lb"), "--quiet"], "results.csv:2"),

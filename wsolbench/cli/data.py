@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wsolbench.cli import add_command
+from wsolbench.io import check_writable_dir
 from wsolbench.options import Option, flag_type
 
 _COUNT = flag_type(Option(int, low=1, high=1_000_000))
@@ -106,6 +107,7 @@ def _register_validate(commands) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "benchmark folder (--out)")
     from wsolbench.data.synthetic import generate
 
     with Progress(TextColumn("synthesizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -123,6 +125,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert_cub(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "metadata folder (--out)")
     from wsolbench.data.converters import convert_cub
 
     convert_cub(args.root, args.out, val_per_class=args.val_per_class, seed=args.seed)
@@ -131,6 +134,7 @@ def _convert_cub(args: argparse.Namespace) -> int:
 
 
 def _convert_ilsvrc(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "split folder (--out)")
     from wsolbench.data.converters import convert_ilsvrc
 
     convert_ilsvrc(args.annotations, args.out, synsets=args.synsets, image_prefix=args.image_prefix,
@@ -140,6 +144,7 @@ def _convert_ilsvrc(args: argparse.Namespace) -> int:
 
 
 def _convert_openimages(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "metadata folder (--out)")
     from wsolbench.data.converters import convert_openimages
 
     splits = convert_openimages(args.metadata_root, args.out, args.image_root, args.mask_root)

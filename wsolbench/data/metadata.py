@@ -335,7 +335,6 @@ def write_split(split: Split, metadata_dir: str | Path) -> Path:
     (OpenImages), otherwise to ``mask_localization.txt``.
     """
     root = Path(metadata_dir)
-    root.mkdir(parents=True, exist_ok=True)
     ids = split.image_ids
     write_text(root / IMAGE_IDS, _lines(ids))
     write_text(root / CLASS_LABELS, _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)))
