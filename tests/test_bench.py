@@ -52,7 +52,9 @@ def run(suite, tmp_path):
 
 def test_bench_writes_every_metric_family_and_caches(tmp_path, monkeypatch):
     suite = tiny_suite(tmp_path)
+    threads = torch.get_num_threads()
     results = run(suite, tmp_path)
+    assert torch.get_num_threads() == threads  # the next method trains as it would alone
     metrics = set(results["metric"])
     for metric in ("top1_loc", "top5_loc", "gt_known_loc", "err_cls", "MaxBoxAcc", "MaxBoxAccV2", "PxAP", "PeakIoU", "PeakT"):
         assert metric in metrics
