@@ -281,7 +281,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("bench-unknown-train-key", lambda ws: bench(ws, "s34", old="epochs = 1", new="epoch = 1"), "train.epoch"),
     ("bench-invalid-toml", lambda ws: bench(ws, "s35", raw=b"name = [\n"), "invalid TOML"),
     ("bench-backbone-unknown", lambda ws: bench(ws, "s36", "--set", "train.backbone=resnet9000"), "train.backbone"),
-    ("bench-multistep-no-milestones", lambda ws: bench(ws, "s37", "--set", "train.lr_decay=multistep"), "train.lr_milestones"),
+    ("bench-decay-contradicts-recipe", lambda ws: bench(ws, "s37", "--set", "train.lr_decay=multistep"), "train.lr_decay"),
     ("bench-resize-smaller", lambda ws: bench(ws, "s38", "--set", "dataset.resize_size=16"), "dataset.resize_size"),
     ("bench-suite-missing", lambda ws: ["bench", "--suite", str(ws.case("s39") / "nope.toml")], "nope.toml"),
     # train
@@ -293,7 +293,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("train-hparam-no-equals", lambda ws: train(ws, "t6", "--hparam", "grid_size"), "--hparam"),
     ("train-device-bogus", lambda ws: train(ws, "t7", "--device", "quantum"), "--device"),
     ("train-milestones-words", lambda ws: train(ws, "t8", "--lr-milestones", "a,b"), "--lr-milestones"),
-    ("train-multistep-no-milestones", lambda ws: train(ws, "t9", "--lr-decay", "multistep"), "--lr-milestones"),
+    ("train-decay-contradicts-recipe", lambda ws: train(ws, "t9", "--lr-decay", "multistep"), "--lr-decay"),
     ("train-resize-smaller", lambda ws: train(ws, "t10", "--resize-size", "16"), "--resize-size"),
     ("train-num-classes-zero", lambda ws: train(ws, "t11", "--num-classes", "0"), "--num-classes"),
     ("train-no-data", lambda ws: train(ws, "t12", where=False), "--data"),

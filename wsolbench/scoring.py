@@ -26,7 +26,6 @@ from wsolbench.evaluation import (
     rescale_boxes,
 )
 from wsolbench.evaluation.scoremaps import minmax_normalize
-from wsolbench.methods.postprocess import Identity
 
 ERROR_METRICS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more": "err_more", "ot": "err_ot"}
 
@@ -47,9 +46,12 @@ class Scorer:
     # -- accumulation ------------------------------------------------------------------------
     def accumulate(self, batch: dict[str, Any], postprocessor: Callable) -> None:
         sizes = original_sizes(batch)
-        taps, top5 = batch["taps"], batch["topk"]
-        topk_maps = [postprocessor(batch["cams_topk"][:, k], taps, sizes) for k in range(top5.shape[1])]
-        gt_maps = postprocessor(batch["cams_gt"], taps, sizes)
+        top5 = batch["topk"]
+        # One call per batch for the GT class and the top-k classes (SCG's self-correlation is
+        # computed once for all of them); the metric kernels read the maps on the CPU.
+        classes = torch.cat([batch["cams_gt"][:, None], batch["cams_topk"]], dim=1)
+        maps = [m.cpu() for m in postprocessor(classes, batch["taps"], sizes)]
+        gt_maps = [m[0] for m in maps]
         inputs: dict[str, Any] = {}
         boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
         if all(len(b) for b in boxes):
@@ -57,8 +59,8 @@ class Scorer:
             inputs.update(
                 labels=batch["label"],
                 top5=top5,
-                loc_maps=[torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
-                gt_loc_maps=list(gt_maps),
+                loc_maps=[m[1:] for m in maps],
+                gt_loc_maps=gt_maps,
                 gt_boxes_original=boxes,
                 gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
             )
@@ -69,7 +71,7 @@ class Scorer:
             inputs.update(
                 gt_masks=np.stack([resize_mask(m, size) for m in batch["mask"]]),
                 gt_ignore=np.stack([resize_mask(m, size) for m in batch["ignore"]]),
-                peak_maps=list(gt_maps),
+                peak_maps=gt_maps,
                 peak_masks=list(batch["peak_mask"]),
             )
         self.evaluator.accumulate(inputs)
@@ -158,12 +160,10 @@ def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map
     """GT-class maps prepared as wsolevaluation's CAM computer does: bicubic resize to
     map_size x map_size, then min-max (NaN or constant -> zeros). Plain maps start from the raw
     CAM as upstream does; post-processed maps from their original-size output (`originals`,
-    computed here when not given), so SCG's resize round trip goes through the original size."""
+    computed here when not given), so SCG's resize round trip goes through the original size;
+    the post-processor says which (`scoremap_source`)."""
     size = (map_size, map_size)
-    if isinstance(postprocessor, Identity):
-        sources = batch["cams_gt"].double().cpu().numpy()
-    else:
-        if originals is None:
-            originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        sources = [m.double().cpu().numpy() for m in originals]
-    return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
+    if originals is None:
+        originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
+    sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
+    return torch.from_numpy(np.stack([minmax_normalize(m.double().cpu().numpy(), size) for m in sources]))

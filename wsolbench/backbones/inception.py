@@ -6,6 +6,12 @@ Module names are torchvision's, so torchvision's checkpoint loads as is (``Mixed
 ``AuxLogits`` and ``fc`` are ignored). Taps ``Mixed_5d`` and ``Mixed_6e``; the ``Mixed_5d`` tap
 is taken after the pool that precedes Mixed_6a so both taps share one grid (SCG fuses them).
 ADL insertion points as wsolevaluation: ``Mixed_5d`` (before that pool) and ``Mixed_6e``.
+
+SCG's taps on InceptionV3 follow SPA2Net (MsterDC/SPA2Net @ 445f981,
+models/google/inceptionv3_sst.py), the public SPA code for this backbone: it has no pool between
+Mixed_5d and Mixed_6a and ``cal_sc`` takes blocks 4 and 5 = Mixed_5d and Mixed_6e, both 28 x 28 at
+224 px. That network is this backbone with ``large_feature_map=True`` (the ``cub-inceptionv3``
+suite sets it; tests/test_spa_parity.py checks it against SPA2Net's outputs).
 """
 from __future__ import annotations
 

@@ -183,3 +183,53 @@ def model_from_checkpoint(
         detail = " ".join(str(error).split())[:300]  # load_state_dict's report spans lines
         raise WsolbenchError(f"checkpoint does not match its method: {detail}", path=path) from None
     return method.to(device).eval()
+
+
+def import_reference_checkpoint(method: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load weights trained with a reference codebase (wsolevaluation, the SPA code, SPA2Net)
+    into ``method`` through ``method.reference_names()`` (wsolbench key -> reference key).
+
+    Accepts a bare state_dict or a dict holding it under ``state_dict`` / ``model`` (the
+    references' own checkpoints), with or without DataParallel's ``module.`` prefix; read with
+    ``weights_only=True``. Reference keys without a counterpart here (e.g. layers the reference
+    builds but never calls) are ignored; a missing key or a shape mismatch is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WsolbenchError("reference checkpoint not found", path=path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - unpickling fails in many types
+        raise WsolbenchError(
+            f"cannot read the reference checkpoint with weights_only=True ({type(error).__name__})",
+            path=path,
+        ) from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+            break
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise WsolbenchError("not a state_dict (a dict of tensors)", path=path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = method.state_dict()
+    loaded, missing, mismatched = {}, [], []
+    for key, reference in method.reference_names().items():
+        if reference not in state:
+            if not key.endswith("num_batches_tracked"):  # older torch saved no counter
+                missing.append(reference)
+        elif state[reference].shape != own[key].shape:
+            mismatched.append(f"{reference} {tuple(state[reference].shape)} != {tuple(own[key].shape)}")
+        else:
+            loaded[key] = state[reference]
+    problems = [
+        f"{len(keys)} {label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+        for label, keys in (("missing key(s)", missing), ("shape mismatch(es)", mismatched))
+        if keys
+    ]
+    if problems:
+        raise WsolbenchError(
+            f"reference checkpoint does not fit {type(method).__name__}: " + "; ".join(problems),
+            path=path,
+        )
+    method.load_state_dict({**own, **loaded})
+    return method

@@ -1,8 +1,14 @@
 """The training configuration: one dataclass, its defaults (wsolevaluation's recipe) and hash.
 
-Defaults follow PROTOCOLS.md sec. 7: SGD with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01
-decayed x0.1 every 30 epochs, batch 64, new layers at 10x the backbone lr, Resize 256 then
-RandomCrop 224.
+Defaults follow PROTOCOLS.md sec. 7: the ``wsolevaluation`` recipe (``engine/recipes.py``), SGD
+with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01 decayed x0.1 every 30 epochs (as its
+``adjust_learning_rate(epoch + 1)``), a total batch of 64, 10x for the recipe's head group,
+fp32, Resize 256 then RandomCrop 224. ``batch_size`` is the TOTAL batch: under torchrun each of
+the N processes takes batch_size / N.
+
+Each field also says its type and range, its help text, and whether it is a suite [train] key,
+a `train` flag and part of the configuration hash: the suite schema, the CLI and the checks
+all derive from this one dataclass.
 """
 from __future__ import annotations
 
@@ -13,11 +19,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from wsolbench.engine.recipes import RECIPES
 from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, check, check_keywords, flag_type
 
 LR_DECAYS = ("step", "multistep")
-RECIPES = ("wsolevaluation", "spa")
 MAX_CLASSES = 100_000  # more is a typo (ILSVRC has 1,000), and would not fit in memory
 
 
@@ -45,7 +51,10 @@ class TrainConfig:
     method: str = _field("cam", "registered method (`wsolbench list`)", Option(str), suite=False, metavar="NAME")
     backbone: str = _field("tinyvgg", "registered backbone", Option(str), metavar="NAME")
     hparams: dict[str, Any] = _field({}, "method hyperparameters", Option(dict), suite=False, flag=False)
-    recipe: str = _field("wsolevaluation", "training recipe", Option(str, choices=RECIPES))
+    recipe: str = _field("wsolevaluation", "parameter groups and lr schedule of a reference: wsolevaluation "
+                         "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
+                         "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
+                         "--lr-milestones)", Option(str, choices=tuple(RECIPES)))
     # Data: either `data` (a root with images/ and metadata/{train,val,test}) or both roots.
     data: str | None = _field(None, "dataset root with images/ and metadata/{train,val,test} (the synthetic layout)",
                               Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
@@ -64,15 +73,17 @@ class TrainConfig:
     large_feature_map: bool = _field(False, "wsolevaluation's large-feature-map backbone variant", Option(bool))
     # Optimization (wsolevaluation recipe).
     epochs: int = _field(40, "epochs", _POSITIVE, metavar="N")
-    batch_size: int = _field(64, "images per step per process", _POSITIVE, metavar="N")
+    batch_size: int = _field(64, "TOTAL images per step; under torchrun each of the N processes takes N-th of it",
+                             _POSITIVE, metavar="N")
     lr: float = _field(0.01, "backbone learning rate", Option(float, low=0, low_open=True), metavar="LR")
     momentum: float = _field(0.9, "SGD momentum", Option(float, low=0, high=1, high_open=True), metavar="M")
     nesterov: bool = _field(True, "Nesterov momentum", Option(bool))
     weight_decay: float = _field(1e-4, "weight decay", Option(float, low=0), metavar="WD")
     head_lr_multiplier: float = _field(10.0, "new layers' lr as a multiple of --lr",
                                        Option(float, low=0, low_open=True), metavar="X")
-    lr_decay: str = _field("step", "step: x lr-gamma every --lr-step epochs; multistep: at --lr-milestones",
-                           Option(str, choices=LR_DECAYS))
+    lr_decay: str | None = _field(None, "must match the recipe if given: step (wsolevaluation) every --lr-step "
+                                  "epochs; multistep (spa) at --lr-milestones (default: the recipe's)",
+                                  Option(str, choices=LR_DECAYS, nullable=True))
     lr_step: int = _field(30, "epochs between decays for 'step'", _POSITIVE, metavar="N")
     lr_milestones: list[int] = _field([], "decay epochs for 'multistep', comma-separated",
                                       Option(list, item=int, low=1), metavar="E1,E2")
@@ -88,7 +99,7 @@ class TrainConfig:
     workers: int = _field(4, "data-loading processes (part of the run's identity: it changes augmentation)",
                           Option(int, low=0, high=256), metavar="N")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N", Option(str), suite=False, hashed=False)
-    amp: bool = _field(True, "bf16 autocast, CUDA only", Option(bool), hashed=False)
+    amp: bool = _field(False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False)
     channels_last: bool = _field(True, "channels-last memory format, CUDA only", Option(bool), hashed=False)
     out_dir: str = _field("runs/train", "output folder", Option(str), suite=False, hashed=False, flag=False)
     resume: bool = _field(False, "continue from <out>/last.pt", Option(bool), suite=False, hashed=False, flag=False)
@@ -120,9 +131,18 @@ class TrainConfig:
             option = f.metadata.get("option")
             if option is not None:
                 setattr(self, f.name, check(getattr(self, f.name), option, names.get(f.name, f.name), source))
-        if self.lr_decay == "multistep" and not self.lr_milestones:
-            raise WsolbenchError(f"lr decay 'multistep' needs {names.get('lr_milestones', 'lr_milestones')} "
-                                 "(epochs)", source)
+        name = lambda field: names.get(field, field)  # noqa: E731 (the key, flag or field)
+        schedule = RECIPES[self.recipe].schedule
+        if self.lr_decay not in (None, schedule):
+            raise WsolbenchError(
+                f"{name('recipe')} '{self.recipe}' decays the lr as '{schedule}' "
+                f"({'every ' + name('lr_step') if schedule == 'step' else 'at ' + name('lr_milestones')}), "
+                f"not {name('lr_decay')} '{self.lr_decay}': leave it unset or choose the other recipe", source)
+        if schedule == "step" and self.lr_milestones:
+            raise WsolbenchError(
+                f"{name('recipe')} '{self.recipe}' decays every {name('lr_step')} epochs: "
+                f"{name('lr_milestones')} {self.lr_milestones} would be ignored (they belong to recipe 'spa')",
+                source)
         if self.resize_size < self.image_size:
             raise WsolbenchError(
                 f"{names.get('resize_size', 'resize_size')} ({self.resize_size}) must be >= "

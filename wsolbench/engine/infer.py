@@ -61,7 +61,9 @@ def predict(
     `topk` (N, k) classes by `probs`; `cams_gt` (N, h, w) and `cams_topk` (N, k, h, w) raw class
     maps at feature resolution; `taps` (list, in `tap_names` order) and `tap_names`; plus every
     field of the dataset's batch (`image_id`, `label`, `size`, `boxes`, masks, ...) except the
-    image tensors. Tensors are float32 (on the CPU unless `to_cpu=False`).
+    image tensors. Tensors are float32. `cams_gt`, `cams_topk` and `taps` stay on the model's
+    device (the post-processor's inputs: SCG runs where the model ran); `logits`, `probs` and
+    `topk` are moved to the CPU unless `to_cpu=False`.
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -120,7 +122,6 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu)
         tap_names=names,
     )
     if to_cpu:
-        for key in ("logits", "probs", "topk", "cams_gt", "cams_topk"):
+        for key in ("logits", "probs", "topk"):
             result[key] = result[key].cpu()
-        result["taps"] = [tap.cpu() for tap in result["taps"]]
     return result

@@ -122,6 +122,11 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     run can also be extended), and so must the execution (device, dtype, processes), which
     changes the numbers, as does the worker count (augmentation draws from the RNG of the
     process that loads the image)."""
+    if "recipe" not in checkpoint["config"]:
+        raise WsolbenchError(
+            "cannot resume: the checkpoint predates named training recipes (its lr schedule "
+            "differs); start a new run in another --out folder", path=path,
+        )
     try:
         saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
     except (WsolbenchError, TypeError) as error:
@@ -166,6 +171,13 @@ def train(
     cuda_device = distributed.init_from_env(backend="gloo" if config.device == "cpu" else None)
     device = cuda_device or resolve_device(config.device)
     rank, world = distributed.rank(), distributed.world_size()
+    # config.batch_size is the total batch (as the references count it): each process takes its
+    # share, and DDP's gradient average makes the step that of the whole batch.
+    if config.batch_size % world:
+        raise WsolbenchError(
+            f"batch_size {config.batch_size} is the total batch and must divide evenly over the "
+            f"{world} processes"
+        )
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     _check_output(config, checkpoint_path)  # on every rank, so that all stop together
@@ -208,7 +220,7 @@ def train(
     loader_generator = torch.Generator()
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=config.batch_size // world,
         sampler=sampler,
         num_workers=config.workers,
         pin_memory=on_cuda,

@@ -68,6 +68,9 @@ ABLATION_COLUMNS = (
     _Column("Peak-IoU", "peak", "PeakIoU"),
 )
 ABLATION_ROWS = (("spa-noram", "none"), ("spa", "none"), ("spa-noram", "scg"), ("spa", "scg"))
+# Two different "CAM"s: the SPA paper's "CAM" rows are SPA's own network trained without RAM.
+WHICH_CAM = (" Labels: cam = wsolevaluation's CAM (its GAP + fc head); spa-noram = SPA's network "
+             "(class-map head) trained without RAM, the row the SPA paper's tables call \"CAM\".")
 
 
 def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None = None
@@ -91,8 +94,7 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
          LOC_ERROR_COLUMNS, "spa protocol: ten-crop classification, box from the map at the "
          "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy.", None),
         ("ablation", "SCG x RAM ablation for SPA (SPA Tables 5/6 style)", ABLATION_COLUMNS,
-         "Loc errors: spa protocol; Peak-IoU: peak protocol. spa-noram = SPA trained with "
-         "alpha 0 (no RAM).", ABLATION_ROWS),
+         "Loc errors: spa protocol; Peak-IoU: peak protocol.", ABLATION_ROWS),
         ("wsolevaluation", "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
          WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
          "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks.", None),
@@ -101,6 +103,8 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
     for key, title, columns, note, fixed_rows in builders:
         if decimals is not None:
             columns = tuple(replace(column, decimals=decimals) for column in columns)
+        if {"cam", "spa-noram"} & set(stats["method"]):
+            note += WHICH_CAM
         table = _build(stats, key, title + suffix, note, columns, fixed_rows)
         if table is not None:
             tables.append(table)
