@@ -187,8 +187,9 @@ def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
     count = len(split.image_ids)
     pictures = {}
     for index in sorted(report_per_image.browser_indices(count)):
-        with Image.open(paths.image_root / split.image_ids[index]) as image:
-            pictures[index] = report_per_image.image_picture(np.asarray(image.convert("RGB")))
+        image = load_image(paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
+                           index + 1)
+        pictures[index] = report_per_image.image_picture(np.asarray(image))
     sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
     boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
     dataset = records[0].key["dataset"] if records else paths.name
