@@ -11,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 
 from wsolbench.io import write_text
+from wsolbench.report.comparison import comparison_tables
 from wsolbench.report.figures import render_figures
 from wsolbench.report.html import leaderboard_html
 from wsolbench.report.markdown import leaderboard_markdown
@@ -49,12 +50,15 @@ def render_leaderboard(
     out_dir = Path(out_dir)
     tables = build_tables(results)
     published = reported_tables(reported) if reported is not None else []
+    comparison = comparison_tables(results, reported)
     figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
     preamble = " ".join(part for part in (_preamble(results), notes) if part)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
-    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble))
-    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble))
+    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble,
+                                                   comparison=comparison))
+    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble,
+                                           comparison=comparison))
     written = {"markdown": markdown_path, "html": html_path}
     written.update({f"figure:{path.stem}": path for _, path in figures})
     return written
@@ -69,11 +73,15 @@ def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
         console.print("[yellow]no results to show[/]")
     print_tables(tables, console)
     if reported is not None:
+        comparison = comparison_tables(results, reported)
+        if comparison:
+            console.rule("[bold]Reproduced vs reported")
+            print_tables(comparison, console)
         published = reported_tables(reported)
         if published:
             console.rule("[bold]Published numbers (reported, not measured here)")
             print_tables(published, console)
-        tables = tables + published
+        tables = tables + comparison + published
     return tables
 
 
@@ -88,7 +96,8 @@ def _preamble(results: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "COLUMNS", "DEFAULT_TITLE", "Table", "build_tables", "make_rows", "print_leaderboard",
+    "COLUMNS", "DEFAULT_TITLE", "Table", "build_tables", "comparison_tables", "make_rows",
+    "print_leaderboard",
     "read_curves", "read_reported", "read_results", "render_leaderboard", "reported_tables",
     "results_frame", "write_curves", "write_results",
 ]

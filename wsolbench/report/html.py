@@ -27,7 +27,8 @@ figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 """
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG"}
+_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG",
+                  "Metric", "Source"}
 
 
 def table_html(table: Table) -> str:
@@ -54,8 +55,20 @@ def figure_html(caption: str, path: Path) -> str:
             f"<figcaption>{alt}</figcaption></figure>\n")
 
 
+def comparison_html(comparison: Iterable[Table]) -> list[str]:
+    """The "Reproduced vs reported" section (nothing when no measured number was published)."""
+    comparison = list(comparison)
+    if not comparison:
+        return []
+    return (['<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
+             "beside the published numbers they reproduce (same dataset, split, backbone, "
+             "method, post-processor, protocol and metric).</p>"]
+            + [table_html(table) for table in comparison] + ["</section>"])
+
+
 def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),
-                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "") -> str:
+                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "",
+                     comparison: Iterable[Table] = ()) -> str:
     """The whole report as one HTML string."""
     escape = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -67,6 +80,7 @@ def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Tab
     tables = list(tables)
     parts += [table_html(table) for table in tables] or ["<p>No results to show.</p>"]
     parts.append("</section>")
+    parts += comparison_html(comparison)
     reported = list(reported)
     if reported:
         parts.append('<section class="reported"><h2>Published numbers (reported, not measured '

@@ -9,7 +9,9 @@ from rich.table import Table as RichTable
 
 from wsolbench.report.tables import Table
 
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG"}
+_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG",
+                  "Metric", "Source"}
+_WRAPPED_COLUMNS = {"Source"}  # a long text wraps, so narrow terminals keep the numbers
 
 
 def rich_table(table: Table) -> RichTable:
@@ -30,7 +32,7 @@ def rich_table(table: Table) -> RichTable:
         column = table.columns[i]
         out.add_column(escape(column),
                        justify="left" if column in _LABEL_COLUMNS else "right",
-                       no_wrap=True)
+                       no_wrap=column not in _WRAPPED_COLUMNS)
     for row in table.rows:
         out.add_row(*(escape(row[i]) for i in keep))
     return out
