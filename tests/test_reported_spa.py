@@ -13,8 +13,15 @@ import pytest
 from rich.console import Console
 
 from wsolbench.cli import main
-from wsolbench.report import comparison_tables, make_rows, print_leaderboard, read_reported
-from wsolbench.report import reported_tables, results_frame, write_results
+from wsolbench.report import (
+    comparison_tables,
+    make_rows,
+    print_leaderboard,
+    read_reported,
+    reported_tables,
+    results_frame,
+    write_results,
+)
 
 PAPER = "Pan et al. CVPR 2021, "
 

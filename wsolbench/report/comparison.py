@@ -90,7 +90,7 @@ def comparison_tables(results: pd.DataFrame, reported: pd.DataFrame | None) -> l
 
 def _printed(value: float, most: int) -> str:
     """The published value with the fewest decimals (up to 2) that show it exactly."""
-    for decimals in range(0, max(most, 2) + 1):
+    for decimals in range(max(most, 2) + 1):
         if abs(round(value, decimals) - value) < 1e-9:
             return f"{value:.{decimals}f}"
     return f"{value:.2f}"

@@ -60,10 +60,10 @@ def comparison_html(comparison: Iterable[Table]) -> list[str]:
     comparison = list(comparison)
     if not comparison:
         return []
-    return (['<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
-             "beside the published numbers they reproduce (same dataset, split, backbone, "
-             "method, post-processor, protocol and metric).</p>"]
-            + [table_html(table) for table in comparison] + ["</section>"])
+    opening = ('<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
+               "beside the published numbers they reproduce (same dataset, split, backbone, "
+               "method, post-processor, protocol and metric).</p>")
+    return [opening] + [table_html(table) for table in comparison] + ["</section>"]
 
 
 def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),

@@ -55,9 +55,9 @@ def comparison_markdown(comparison: Iterable[Table]) -> list[str]:
     comparison = list(comparison)
     if not comparison:
         return []
-    return ["## Reproduced vs reported", "",
-            "Measured numbers beside the published numbers they reproduce (same dataset, split, "
-            "backbone, method, post-processor, protocol and metric).", ""] + [
+    intro = ("Measured numbers beside the published numbers they reproduce (same dataset, "
+             "split, backbone, method, post-processor, protocol and metric).")
+    return ["## Reproduced vs reported", "", intro, ""] + [
         table_markdown(table) for table in comparison]
 
 
