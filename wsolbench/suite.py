@@ -19,7 +19,11 @@ from typing import Any
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import METHODS, POSTPROCESSORS
 
-BUILTIN_SUITES = ("synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
+BUILTIN_SUITES = (
+    "synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16", "ilsvrc-inceptionv3",
+    "ilsvrc-inceptionv3-table3", "ilsvrc-resnet50", "cub-resnet50", "openimages-vgg16",
+    "openimages-inceptionv3", "openimages-resnet50",
+)
 
 # Allowed keys with their types and defaults; a missing key takes the default.
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
@@ -37,6 +41,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     },
     "train": {
         "backbone": (str, "vgg16"),
+        "recipe": (str, "wsolevaluation"),  # the reference training recipe (_RECIPES)
         "pretrained": (bool, True),
         "weights": (str, ""),
         "large_feature_map": (bool, False),
@@ -63,6 +68,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
 }
 _DATASET_KINDS = ("synthetic", "metadata")
 _LR_DECAYS = ("step", "multistep")
+_RECIPES = ("wsolevaluation", "spa")
 
 
 @dataclass
@@ -158,6 +164,8 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
         for key in ("image_root", "metadata_root"):
             if not sections["dataset"][key]:
                 raise WsolbenchError(f"dataset.{key} is required when dataset.kind = 'metadata'", source)
+    if sections["train"]["recipe"] not in _RECIPES:
+        raise WsolbenchError(f"train.recipe must be one of {_RECIPES}", source)
     if sections["train"]["lr_decay"] not in _LR_DECAYS:
         raise WsolbenchError(f"train.lr_decay must be one of {_LR_DECAYS}", source)
     for key in ("epochs", "batch_size"):
