@@ -18,8 +18,7 @@ from wsolbench.data.converters import (
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.errors import MetadataError
-from wsolbench.evaluation.mask_metrics import PxAPAccumulator
-from wsolbench.evaluation.peak import PeakAccumulator
+from wsolbench.evaluation import PeakAccumulator, PxAPAccumulator
 
 # Image A (4 x 2) and its LID mask; image B (2 wide, 3 high) whose released mask is 3 x 2: the
 # swapped width and height of the known LID sample ILSVRC2012_val_00017615.
@@ -51,7 +50,7 @@ def lid(tmp_path) -> dict[str, Path]:
 
 
 def test_lid_release_is_converted_with_boxes_labels_and_masks(lid):
-    split, swapped = convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"],
+    _, swapped = convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"],
                                         synsets=lid["synsets"])
     assert swapped == [B]
     back = read_split(lid["out"])
