@@ -138,6 +138,10 @@ def test_comparison_in_markdown_html_and_terminal(tmp_path, spa):
     measured, rest = markdown.split("## Reproduced vs reported", 1)
     assert "## Measured results" in measured and "## Published numbers" in rest
     assert "| ILSVRC-LID | inception_v3 | cutmix | scg | Peak-IoU | 55.50 | 56.96 | -1.46 |" in rest
+    published = rest.split("## Published numbers", 1)[1]
+    for number in range(1, 7):  # all six SPA tables are rendered
+        assert f"(reported, Pan et al. CVPR 2021, main Table {number}" in published, number
+    assert "methods not implemented in wsolbench)" in published
     html = (out / "report.html").read_text()
     assert '<section class="comparison"><h2>Reproduced vs reported</h2>' in html
     assert "<td>Peak-T</td><td class=\"num\">90</td><td class=\"num\">83</td>" in html
