@@ -39,7 +39,7 @@ def box_mask(width: int, height: int, box) -> np.ndarray:
 # ----------------------------------------------------------------------------- CUB
 
 
-def make_cub(root: Path, classes: int = 2, train_per_class: int = 3, test_per_class: int = 2,
+def make_cub(root: Path, classes: int = 2, train_per_class: int = 3, test_per_class: int = 1,
              size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
     """A CUB_200_2011 folder with segmentations; returns it."""
     rng = np.random.default_rng(seed)
@@ -82,7 +82,7 @@ def voc_xml(name: str, width: int, height: int, objects) -> str:
     return "".join(parts) + "</annotation>\n"
 
 
-def make_ilsvrc(root: Path, classes: int = 2, per_class: int = 3, size: tuple[int, int] = (48, 40),
+def make_ilsvrc(root: Path, classes: int = 2, per_class: int = 2, size: tuple[int, int] = (48, 40),
                 seed: int = 0) -> dict[str, Path]:
     """ILSVRC train/val images with XMLs and a LID mask release over the validation images.
 
@@ -105,7 +105,7 @@ def make_ilsvrc(root: Path, classes: int = 2, per_class: int = 3, size: tuple[in
             (root / "annotations" / "train").mkdir(parents=True, exist_ok=True)
             (root / "annotations" / "train" / f"{name}.xml").write_text(
                 voc_xml(name, width, height, [(wnid, box)]))
-            for _ in range(2):  # two validation images per training image
+            for _ in range(2 if k == 0 else 1):  # three validation images per class
                 number += 1
                 name = f"ILSVRC2012_val_{number:08d}"
                 write_image(root / "val" / f"{name}.JPEG", width, height, box, rng)
@@ -128,7 +128,7 @@ def make_openimages(root: Path, classes: int = 2, per_class: dict[str, int] | No
     """wsolevaluation's OpenImages layout: metadata/{train,val,test} (masks in localization.txt,
     empty image_sizes.txt), images/<split>/<class>/<id>.jpg, masks/<split>/<class>/<id>_*.png."""
     rng = np.random.default_rng(seed)
-    per_class = per_class or {"train": 3, "val": 1, "test": 2}
+    per_class = per_class or {"train": 2, "val": 1, "test": 1}
     width, height = size
     folders = {"metadata": root / "metadata", "images": root / "images", "masks": root / "masks"}
     for split, count in per_class.items():

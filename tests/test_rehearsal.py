@@ -11,7 +11,9 @@ VGG16 / ResNet50 and 80 px for InceptionV3 (its stem needs at least 75 px) inste
 full-size VGG16 training step takes seconds per image on two shared CPU cores; ten-crop
 classification, overlays and pretrained weights are off (no downloads; the crops would cost ten
 passes per image). Backbones, methods, post-processors and the training recipe are the
-suite's own. `ram_start` is 0 so RAM itself runs within the single epoch.
+suite's own. `ram_start` is 0 so RAM itself runs within the single epoch. Torch runs on one
+thread here: at these input sizes two threads mostly wait on each other (on the shared 2-core
+machine a ResNet50 training step took 0.8-1.2 s of CPU with two threads, 0.17 s with one).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from native_trees import make_cub, make_ilsvrc, make_openimages
 from wsolbench.cli import main
@@ -27,6 +30,14 @@ from wsolbench.suite import BUILTIN_SUITES, load_suite
 
 SHRINK = ["train.epochs=1", "train.batch_size=4", "train.pretrained=false", "train.workers=0",
           "evaluation.ten_crop=false", "evaluation.overlay_images=0", "evaluation.batch_size=8"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _input(size: int) -> list[str]:
