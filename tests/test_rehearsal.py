@@ -157,6 +157,7 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     for override in overrides:
         args += ["--set", override]
     assert main(args) == 0
+    shutil.rmtree(tmp_path / "runs")  # full-size checkpoints: about 0.2 GB per method
     results_path = tmp_path / "lb" / suite_name / "results.csv"
     results = read_results(results_path)
     assert set(results["method"]) == {spec.label for spec in suite.methods}
