@@ -1,4 +1,5 @@
 """Suite files: the built-in suites parse, and every mistake gives one clear message."""
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ def test_builtin_suites_parse(name):
     suite = load_suite(name)
     assert suite.name == name
     assert suite.methods and "none" in suite.postprocessors
+
+
+def test_builtin_suites_name_their_table_and_recipe():
+    recipes = {}
+    for name in BUILTIN_SUITES:
+        text = resources.files("wsolbench.suites").joinpath(f"{name}.toml").read_text()
+        assert "recipe = " in text, name  # set explicitly, not left to the default
+        recipes[name] = load_suite(name).train["recipe"]
+    assert recipes["cub-vgg16"] == recipes["ilsvrc-inceptionv3"] == "spa"
+    assert recipes["ilsvrc-inceptionv3-table3"] == recipes["openimages-vgg16"] == "wsolevaluation"
+    assert "Table 3" in load_suite("ilsvrc-inceptionv3-table3").description
 
 
 def test_default_suite_runs_all_seven_methods_plain_and_scg():
@@ -66,6 +78,8 @@ def test_overrides_apply_and_change_the_run_hash(tmp_path):
         (MINIMAL + "[train]\nepochs = 'ten'\n", "train.epochs = 'ten' is not allowed: expected an integer >= 1"),
         (MINIMAL + "[train]\nepochs = 0\n", "train.epochs = 0 is not allowed: expected an integer >= 1"),
         (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
+        (MINIMAL + "[train]\nrecipe = 'caffe'\n", "train.recipe = 'caffe' is not allowed: expected one of 'wsolevaluation', 'spa'"),
+        (MINIMAL + "[train]\nrecipe = 1\n", "train.recipe = 1 is not allowed: expected one of 'wsolevaluation', 'spa'"),
         (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
         (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),
         (MINIMAL + "[postprocessors.scg]\nfoo = 1\n", "postprocessors.scg: unknown option 'foo'"),

@@ -26,7 +26,11 @@ from wsolbench.engine.config import (
 from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, check
 
-BUILTIN_SUITES = ("synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
+BUILTIN_SUITES = (
+    "synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16", "ilsvrc-inceptionv3",
+    "ilsvrc-inceptionv3-table3", "ilsvrc-resnet50", "cub-resnet50", "openimages-vgg16",
+    "openimages-inceptionv3", "openimages-resnet50",
+)
 
 _STR, _BOOL = Option(str), Option(bool)
 _POSITIVE = Option(int, low=1)

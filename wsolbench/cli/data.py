@@ -88,6 +88,36 @@ def _register_convert(commands) -> None:
     oi.add_argument("--image-root", type=Path, default=None, help="check that images exist here (default: not checked)")
     oi.add_argument("--mask-root", type=Path, default=None, help="check that masks exist here (default: not checked)")
     oi.set_defaults(func=_convert_openimages)
+    _register_mask_converters(kinds)
+
+
+def _register_mask_converters(kinds) -> None:
+    lid = add_command(kinds, "ilsvrc-lid", help="ILSVRC validation images with LID-challenge masks -> one split folder.",
+                      description="Convert the ILSVRC validation images listed in the LID-challenge mask release "
+                      "(MASKS/val_mask.txt, MASKS/images/<image>.png; 23,151 images, SEM's val split, as SPA and "
+                      "SPA2Net use it) to one split folder with boxes (from the XMLs) and masks "
+                      "(mask_localization.txt, paths relative to MASKS: use it as dataset.mask_root).")
+    lid.add_argument("--annotations", type=Path, required=True, help="folder of ILSVRC validation <image>.xml files")
+    lid.add_argument("--masks", type=Path, required=True, help="the LID mask release folder")
+    lid.add_argument("--out", type=Path, required=True, help="output split folder (e.g. metadata/ILSVRC-LID/test)")
+    lid.add_argument("--synsets", type=Path, default=None,
+                     help="file whose lines start with a wnid, in label order (default: the sorted synsets "
+                     "of the listed annotations; pass LOC_synset_mapping.txt for ImageNet's labels)")
+    lid.add_argument("--list", type=Path, default=None, dest="mask_list",
+                     help="image list to convert (default: MASKS/val_mask.txt)")
+    lid.add_argument("--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)")
+    lid.add_argument("--extension", default=".JPEG", help="image file extension (default: %(default)s)")
+    lid.set_defaults(func=_convert_ilsvrc_lid)
+
+    seg = add_command(kinds, "cub-segmentations", help="Add CUB-200-2011 segmentation masks to converted CUB splits.",
+                      description="Binarize CUB-200-2011's soft segmentations (segmentations/<class>/<image>.png; "
+                      "foreground = value > 128 of 255, the peak protocol's rule) into MASK_OUT and list them in "
+                      "mask_localization.txt of METADATA/val and METADATA/test (run `data convert cub` first; "
+                      "use MASK_OUT as dataset.mask_root).")
+    seg.add_argument("--metadata", type=Path, required=True, help="converted CUB metadata folder (holds val/ and test/)")
+    seg.add_argument("--segmentations", type=Path, required=True, help="the segmentations folder")
+    seg.add_argument("--mask-out", type=Path, required=True, help="folder for the binary masks")
+    seg.set_defaults(func=_convert_cub_segmentations)
 
 
 def _register_validate(commands) -> None:
@@ -156,6 +186,32 @@ def _convert_openimages(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_ilsvrc_lid(args: argparse.Namespace) -> int:
+    from wsolbench.data.converters import convert_ilsvrc_lid
+
+    _, swapped = convert_ilsvrc_lid(args.annotations, args.masks, args.out, synsets=args.synsets,
+                                    image_prefix=args.image_prefix, extension=args.extension,
+                                    mask_list=args.mask_list)
+    _summaries(args.out.parent, (args.out.name,), title=f"ILSVRC metadata with LID masks in {args.out}")
+    _swapped_note(swapped)
+    return 0
+
+
+def _convert_cub_segmentations(args: argparse.Namespace) -> int:
+    from wsolbench.data.converters import convert_cub_segmentations
+
+    splits = convert_cub_segmentations(args.metadata, args.segmentations, args.mask_out)
+    _summaries(args.metadata, tuple(splits), title=f"CUB metadata with masks in {args.metadata}")
+    return 0
+
+
+def _swapped_note(names) -> None:
+    if names:
+        console.print(f"note: the masks of {', '.join(names)} have their image's width and height swapped "
+                      "(known LID samples); kept as released, the map is resized to the mask when scored",
+                      highlight=False, soft_wrap=True)
+
+
 def _validate(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import check_labels, validate_files
 
@@ -163,7 +219,8 @@ def _validate(args: argparse.Namespace) -> int:
     check_labels(split, args.num_classes, what="--num-classes")
     checked = []
     if args.image_root is not None or args.mask_root is not None:
-        validate_files(split, args.image_root, args.mask_root)
+        swapped = validate_files(split, args.image_root, args.mask_root)
+        _swapped_note([split.image_ids[i] for i in swapped])
         checked = [name for name, root in (("images found", args.image_root), ("masks read", args.mask_root)) if root]
     files = f"; {' and '.join(checked)}" if checked else ""
     _print_table([(args.metadata_root.name, split)], f"valid: {args.metadata_root}{files}")

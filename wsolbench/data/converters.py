@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsolbench.data.metadata import Split, read_split, validate_files, write_split
+from wsolbench.data.metadata import MaskRef, Split, read_split, validate_files, write_split
 from wsolbench.errors import MetadataError, WsolbenchError
 
 # ----------------------------------------------------------------------------- CUB-200-2011
@@ -240,3 +240,155 @@ def convert_openimages(
     for name, split in splits.items():
         write_split(split, Path(out_dir) / name if names else Path(out_dir))
     return splits
+
+
+# ----------------------------------------------------------------------------- masks
+#
+# Ground-truth masks for the peak protocol (Peak-IoU / Peak-T) and PxAP on ILSVRC and CUB. The
+# masks go to ``mask_localization.txt`` beside the boxes (paths relative to a mask root).
+
+# The LID release's masks whose width and height are the image's swapped (MsterDC/SPA2Net,
+# utils/val_mask/README.md: ids ending 17615 and 18903).
+LID_SWAPPED = ("ILSVRC2012_val_00017615", "ILSVRC2012_val_00018903")
+# CUB's segmentations are soft (annotators' agreement, 0..255): a pixel is foreground above this
+# value, the rule the peak protocol applies to LID masks (SPA2Net MaskEva: ``gt_mask > 128``).
+CUB_MASK_THRESHOLD = 128
+
+
+def convert_ilsvrc_lid(
+    annotations: str | Path,
+    mask_release: str | Path,
+    out_dir: str | Path,
+    synsets: str | Path | None = None,
+    image_prefix: str = "val/",
+    extension: str = ".JPEG",
+    mask_list: str | Path | None = None,
+) -> tuple[Split, list[str]]:
+    """The ILSVRC validation images that have LID-challenge masks, as one split folder.
+
+    ``mask_release`` is the LID release as SPA2Net reads it: ``val_mask.txt`` (one image name
+    per line: the 23,151 images of SEM's val split; the masks of its 21,120-image test split
+    are not public) and ``images/<image>.png``. ``mask_list`` replaces ``val_mask.txt``. Boxes
+    and labels come from ``annotations/<image>.xml`` as in ``convert_ilsvrc``; mask paths are
+    ``images/<image>.png``, relative to ``mask_release`` (the suite's ``dataset.mask_root``).
+    Returns the split and the image names whose mask has the image's width and height swapped
+    (kept as released: scoring resizes the map to the mask, as SPA2Net's evaluator must once
+    its size list agrees with the masks); any other size mismatch is an error.
+    """
+    release = Path(mask_release)
+    list_path = Path(mask_list) if mask_list is not None else release / "val_mask.txt"
+    names = _lid_names(list_path)
+    records = [_read_voc(_annotation(Path(annotations), name, list_path, line))
+               for line, name in enumerate(names, start=1)]
+    order = _synset_order(synsets, records)
+    image_ids, labels, sizes, boxes, masks = [], [], [], [], []
+    for line, (name, record) in enumerate(zip(names, records), start=1):
+        wnid = record["objects"][0][0]
+        if wnid not in order:
+            raise MetadataError(f"synset {wnid} of {name} is not in {synsets}", list_path, line)
+        width, height = record["size"]
+        box = np.array([o[1] for o in record["objects"]], dtype=np.int64)
+        box[:, [0, 2]] = box[:, [0, 2]].clip(0, width - 1)
+        box[:, [1, 3]] = box[:, [1, 3]].clip(0, height - 1)
+        image_ids.append(f"{image_prefix}{name}{extension}")
+        labels.append(order[wnid])
+        sizes.append((width, height))
+        boxes.append(box)
+        masks.append(MaskRef([f"images/{name}.png"], None, (line,)))
+    split = Split(image_ids, np.array(labels, np.int64), np.array(sizes, np.int64).reshape(-1, 2),
+                  boxes, masks, mask_file=list_path)
+    swapped = validate_files(split, None, release)
+    write_split(split, out_dir)
+    return split, [Path(image_ids[i]).stem for i in swapped]
+
+
+def _lid_names(path: Path) -> list[str]:
+    """Image names of a LID list file (SPA2Net keeps what precedes the first '.')."""
+    if not path.is_file():
+        raise MetadataError("missing LID mask list (val_mask.txt)", path)
+    names = []
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        name = Path(text.strip()).name.split(".")[0]
+        if not name:
+            if text.strip():
+                raise MetadataError(f"cannot read an image name in '{text.strip()}'", path, line)
+            continue
+        names.append(name)
+    if not names:
+        raise MetadataError("the LID mask list names no image", path)
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        for line, name in enumerate(names, start=1):
+            if name in seen:
+                raise MetadataError(f"duplicate image {name}", path, line)
+            seen.add(name)
+    return names
+
+
+def _annotation(folder: Path, name: str, listed_in: Path, line: int) -> Path:
+    path = folder / f"{name}.xml"
+    if not path.is_file():
+        raise MetadataError(f"no annotation {path} for {name}", listed_in, line)
+    return path
+
+
+def _synset_order(synsets: str | Path | None, records: list[dict]) -> dict[str, int]:
+    if synsets is not None:
+        lines = [line.split()[0] for line in Path(synsets).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        return {wnid: i for i, wnid in enumerate(lines)}
+    return {wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))}
+
+
+def convert_cub_segmentations(
+    metadata_root: str | Path,
+    segmentations: str | Path,
+    mask_out: str | Path,
+    splits: tuple[str, ...] = ("val", "test"),
+    threshold: int = CUB_MASK_THRESHOLD,
+) -> dict[str, Split]:
+    """Add CUB-200-2011's segmentation masks to converted CUB splits (``convert_cub``'s output).
+
+    ``segmentations/<class>/<image>.png`` are soft masks (0..255). Each is binarized
+    (foreground = value > ``threshold``, 255 / 0) into ``mask_out/<class>/<image>.png``, so the
+    peak protocol (> 128) and PxAP (> 0) score the same ground truth, and listed in each split's
+    ``mask_localization.txt`` (paths relative to ``mask_out``, the suite's
+    ``dataset.mask_root``). ``train`` never gets masks.
+    """
+    import cv2  # only here: the converters above need no OpenCV
+
+    from wsolbench.io import write_bytes
+
+    segmentations, mask_out = Path(segmentations), Path(mask_out)
+    if not segmentations.is_dir():
+        raise WsolbenchError("CUB segmentations folder not found", segmentations)
+    converted = {}
+    for name in splits:
+        if name == "train":
+            raise WsolbenchError("masks must never reach the train split")
+        split = read_split(Path(metadata_root) / name)
+        ids_path = Path(metadata_root) / name / "image_ids.txt"
+        refs = []
+        for index, image_id in enumerate(split.image_ids):
+            relative = Path(image_id).with_suffix(".png")
+            source = segmentations / relative
+            soft = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE) if source.is_file() else None
+            if soft is None:
+                reason = "not found" if not source.is_file() else "unreadable"
+                raise MetadataError(f"segmentation {source} {reason}", ids_path, index + 1)
+            if split.sizes is not None:
+                width, height = (int(v) for v in split.sizes[index])
+                if soft.shape != (height, width):
+                    raise MetadataError(
+                        f"segmentation {source} is {soft.shape[1]}x{soft.shape[0]}, the image is "
+                        f"{width}x{height}", ids_path, index + 1)
+            binary = np.where(soft > threshold, 255, 0).astype(np.uint8)
+            ok, encoded = cv2.imencode(".png", binary)
+            if not ok:
+                raise WsolbenchError(f"cannot encode the mask of {image_id}", ids_path, index + 1)
+            write_bytes(mask_out / relative, encoded.tobytes())
+            refs.append(MaskRef([relative.as_posix()]))
+        split.masks = refs
+        write_split(split, Path(metadata_root) / name)
+        converted[name] = split
+    return converted

@@ -361,17 +361,21 @@ def _lines(items) -> str:
 # ----------------------------------------------------------------------------- files on disk
 
 
-def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> None:
+def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> list[int]:
     """Check that every image file (under ``image_root``) exists and that every mask file
     (under ``mask_root``) opens as an image of its image's size; a root that is None is not
     checked. Masks are read as wsolevaluation reads them: OpenCV grayscale, so an RGB mask
-    counts by its luminance 0.299 R + 0.587 G + 0.114 B (docs/bad-input.md)."""
+    counts by its luminance 0.299 R + 0.587 G + 0.114 B (docs/bad-input.md).
+
+    Returns the indices of images whose masks have width and height swapped (the known LID
+    release samples, kept as released: scoring resizes the map to the mask)."""
     ids_path = (split.metadata_dir or Path(".")) / IMAGE_IDS
     for i, image_id in enumerate(split.image_ids if image_root is not None else ()):
         if not (Path(image_root) / image_id).is_file():
             raise MetadataError(f"image not found: {image_root / image_id}", ids_path, split.line_of(i))
     if mask_root is None or split.masks is None:
-        return
+        return []
+    swapped = set()
     mask_root = Path(mask_root)
     mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
     for index, ref in enumerate(split.masks):
@@ -383,9 +387,12 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
         for mask, line, what in named:
             shape = _mask_shape(mask_root / mask, mask_file, line, what)
             expected = expected or shape
-            if shape != expected:
-                raise MetadataError(f"{what} {mask_root / mask} is {shape[1]}x{shape[0]}, but its image is "
+            if shape == expected[::-1] and split.sizes is not None:
+                swapped.add(index)
+            elif shape != expected:
+                raise MetadataError(f"{what} {mask_root / mask} is {shape[1]}x{shape[0]}, but its image {split.image_ids[index]} is "
                                     f"{expected[1]}x{expected[0]}", mask_file, line)
+    return sorted(swapped)
 
 
 def _mask_shape(path: Path, mask_file: Path, line: int | None, what: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from wsolbench.io import write_text
 from wsolbench.report.bootstrap import Bootstrap
 from wsolbench.report.browser import browser_html
+from wsolbench.report.comparison import comparison_tables
 from wsolbench.report.figures import render_figures, slug
 from wsolbench.report.html import leaderboard_html
 from wsolbench.report.markdown import leaderboard_markdown
@@ -62,14 +63,16 @@ def render_leaderboard(
         bootstrap = Bootstrap(records)
     tables = build_tables(results, bootstrap=bootstrap)
     published = reported_tables(reported) if reported is not None else []
+    comparison = comparison_tables(results, reported)
     figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
     figures += _shift_figures(records, out_dir / "figures")
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
     preamble = " ".join(part for part in (_preamble(results), notes) if part)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
-    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble))
+    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble,
+                                                   comparison=comparison))
     write_text(html_path, leaderboard_html(title, tables, published, figures, preamble,
-                                           browser=browser_html(records, images)))
+                                           browser=browser_html(records, images), comparison=comparison))
     written = {"markdown": markdown_path, "html": html_path}
     written.update({f"figure:{path.stem}": path for _, path in figures})
     return written
@@ -86,11 +89,15 @@ def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
         console.print("[yellow]no results to show[/]")
     print_tables(tables, console)
     if reported is not None:
+        comparison = comparison_tables(results, reported)
+        if comparison:
+            console.rule("[bold]Reproduced vs reported")
+            print_tables(comparison, console)
         published = reported_tables(reported)
         if published:
             console.rule("[bold]Published numbers (reported, not measured here)")
             print_tables(published, console)
-        tables = tables + published
+        tables = tables + comparison + published
     return tables
 
 
@@ -117,7 +124,8 @@ def _preamble(results: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "COLUMNS", "DEFAULT_TITLE", "Bootstrap", "Table", "build_tables", "load_per_image", "make_rows", "print_leaderboard",
+    "COLUMNS", "DEFAULT_TITLE", "Bootstrap", "Table", "build_tables", "comparison_tables",
+    "load_per_image", "make_rows", "print_leaderboard",
     "read_curves", "read_reported", "read_results", "render_leaderboard", "reported_tables",
     "results_frame", "write_curves", "write_results",
 ]

@@ -61,7 +61,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 });
 """
 _LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
-                  "SCG", "Source"}
+                  "SCG", "Metric", "Source"}
 
 
 def table_html(table: Table) -> str:
@@ -97,9 +97,20 @@ def figure_html(caption: str, path: Path) -> str:
             f"<figcaption>{alt}</figcaption></figure>\n")
 
 
+def comparison_html(comparison: Iterable[Table]) -> list[str]:
+    """The "Reproduced vs reported" section (nothing when no measured number was published)."""
+    comparison = list(comparison)
+    if not comparison:
+        return []
+    opening = ('<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
+               "beside the published numbers they reproduce (same dataset, split, backbone, "
+               "method, post-processor, protocol and metric).</p>")
+    return [opening] + [table_html(table) for table in comparison] + ["</section>"]
+
+
 def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),
                      figures: Iterable[tuple[str, Path]] = (), preamble: str = "",
-                     browser: str = "") -> str:
+                     browser: str = "", comparison: Iterable[Table] = ()) -> str:
     """The whole report as one HTML string."""
     escape = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -111,6 +122,7 @@ def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Tab
     tables = list(tables)
     parts += [table_html(table) for table in tables] or ["<p>No results to show.</p>"]
     parts.append("</section>")
+    parts += comparison_html(comparison)
     reported = list(reported)
     if reported:
         parts.append('<section class="reported"><h2>Published numbers (reported, not measured '

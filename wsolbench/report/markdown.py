@@ -32,8 +32,9 @@ def table_markdown(table: Table) -> str:
 
 def leaderboard_markdown(title: str, tables: Iterable[Table],
                          reported: Iterable[Table] = (), figures: Iterable[tuple[str, str]] = (),
-                         preamble: str = "") -> str:
-    """The whole ``leaderboard.md``: measured tables, then published ones, then figures."""
+                         preamble: str = "", comparison: Iterable[Table] = ()) -> str:
+    """The whole ``leaderboard.md``: measured tables, measured beside published (when any
+    match), the published ones, then figures."""
     parts = [f"# {escape_cell(title)}", ""]
     if preamble:
         parts += [escape_cell(preamble), ""]
@@ -42,6 +43,7 @@ def leaderboard_markdown(title: str, tables: Iterable[Table],
     if not tables:
         parts += ["_No results to show._", ""]
     parts += [table_markdown(table) for table in tables]
+    parts += comparison_markdown(comparison)
     reported = list(reported)
     if reported:
         parts += ["## Published numbers (reported, not measured here)", "",
@@ -56,12 +58,23 @@ def leaderboard_markdown(title: str, tables: Iterable[Table],
     return "\n".join(parts).rstrip() + "\n"
 
 
+def comparison_markdown(comparison: Iterable[Table]) -> list[str]:
+    """The "Reproduced vs reported" section (nothing when no measured number was published)."""
+    comparison = list(comparison)
+    if not comparison:
+        return []
+    intro = ("Measured numbers beside the published numbers they reproduce (same dataset, "
+             "split, backbone, method, post-processor, protocol and metric).")
+    return ["## Reproduced vs reported", "", intro, ""] + [
+        table_markdown(table) for table in comparison]
+
+
 def _label_columns(table: Table) -> int:
     """How many leading columns are labels (left-aligned) rather than numbers."""
     if table.labels:
         return table.labels
     for index, column in enumerate(table.columns):
         if column not in ("Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM",
-                          "SCG", "Source"):
+                          "SCG", "Metric", "Source"):
             return index
     return len(table.columns)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.report.results import read_results
-from wsolbench.report.tables import Table, build_tables
+from wsolbench.report.tables import METHOD_ORDER, Table, build_tables
 
 REPORTED_COLUMNS = ("source", "reported")
 
@@ -40,11 +40,18 @@ def read_reported(directory: str | Path | None = None) -> pd.DataFrame:
 
 
 def reported_tables(reported: pd.DataFrame) -> list[Table]:
-    """The leaderboard tables of the published numbers, one set per source, titled as reported."""
+    """The leaderboard tables of the published numbers, one set per source, titled as reported.
+
+    Rows of methods wsolbench does not implement (e.g. I2C, DANet) get tables of their own, so
+    no published table puts them beside the methods that can be measured here.
+    """
     tables: list[Table] = []
-    for source, group in reported.groupby("source", sort=False):
-        tables += build_tables(group, suffix=f" (reported, {source})",
-                               decimals=_printed_decimals(group["value"]))
+    implemented = reported["method"].isin(METHOD_ORDER)
+    for own, marker in ((True, ""), (False, "; methods not implemented in wsolbench")):
+        part = reported[implemented == own]
+        for source, group in part.groupby("source", sort=False):
+            tables += build_tables(group, suffix=f" (reported, {source}{marker})",
+                                   decimals=_printed_decimals(group["value"]))
     return tables
 
 

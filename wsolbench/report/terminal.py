@@ -15,7 +15,8 @@ from rich.table import Table as RichTable
 from wsolbench.report.tables import Table
 
 _LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
-                  "SCG", "Source"}
+                  "SCG", "Metric", "Source"}
+_WRAPPED_COLUMNS = {"Source"}  # a long text wraps, so narrow terminals keep the numbers
 
 
 def _label_count(table: Table) -> int:
@@ -65,7 +66,7 @@ def rich_tables(table: Table, width: int = 80) -> list[RichTable]:
         labels = _label_count(table)
         for c in columns:
             rich.add_column(escape(table.columns[c]), justify="left" if c < labels else "right",
-                            no_wrap=True)
+                            no_wrap=table.columns[c] not in _WRAPPED_COLUMNS)
         for r, row in enumerate(table.rows):
             cells = [f"[bold]{escape(row[c])}[/]" if (r, c) in table.best else escape(row[c])
                      for c in columns]

@@ -1,0 +1,177 @@
+"""Rehearsals of every built-in real-data suite, as a new user would run them.
+
+For each dataset a miniature tree in its native layout (tests/native_trees.py) is made once per
+module, converted and validated with `wsolbench data`; then each suite runs through
+`wsolbench bench` with its own backbone, methods, post-processors and recipe, random init, one
+epoch and a handful of images, and its results go through `wsolbench leaderboard
+--with-reported`, which must put the published numbers beside the measured ones.
+
+What is shrunk through `--set`, and why: the input side (`dataset.image_size`) is 32 px for
+VGG16 / ResNet50 and 80 px for InceptionV3 (its stem needs at least 75 px) instead of 224, as a
+full-size VGG16 training step takes seconds per image on two shared CPU cores; ten-crop
+classification, overlays and pretrained weights are off (no downloads; the crops would cost ten
+passes per image). Backbones, methods, post-processors and the training recipe are the
+suite's own. `ram_start` is 0 so RAM itself runs within the single epoch. Torch runs on one
+thread here: at these input sizes two threads mostly wait on each other (on the shared 2-core
+machine a ResNet50 training step took 0.8-1.2 s of CPU with two threads, 0.17 s with one).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from native_trees import make_cub, make_ilsvrc, make_openimages
+from wsolbench.cli import main
+from wsolbench.report import read_results
+from wsolbench.suite import BUILTIN_SUITES, load_suite
+
+SHRINK = ["train.epochs=1", "train.batch_size=4", "train.pretrained=false", "train.workers=0",
+          "evaluation.ten_crop=false", "evaluation.overlay_images=0", "evaluation.batch_size=8"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _input(size: int) -> list[str]:
+    return [f"dataset.image_size={size}", f"dataset.resize_size={size + size // 8}",
+            f"evaluation.map_size={size}"]
+
+
+def _size(suite_name: str) -> int:
+    return 80 if load_suite(suite_name).train["backbone"] == "inception_v3" else 32
+
+
+@pytest.fixture(scope="module")
+def cub(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cub")
+    native = make_cub(root / "CUB_200_2011")
+    metadata, masks = root / "metadata" / "CUB", root / "CUB-masks"
+    assert main(["data", "convert", "cub", "--root", str(native), "--out", str(metadata),
+                 "--val-per-class", "1"]) == 0
+    assert main(["data", "convert", "cub-segmentations", "--metadata", str(metadata),
+                 "--segmentations", str(native / "segmentations"), "--mask-out",
+                 str(masks)]) == 0
+    for split in ("train", "val", "test"):
+        assert main(["data", "validate", "--metadata-root", str(metadata / split),
+                     "--image-root", str(native / "images"), "--mask-root", str(masks)]) == 0
+    return {"image_root": native / "images", "metadata_root": metadata, "mask_root": masks}
+
+
+@pytest.fixture(scope="module")
+def ilsvrc(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ilsvrc")
+    native = make_ilsvrc(root / "ILSVRC")
+    metadata, lid = root / "metadata" / "ILSVRC", root / "metadata" / "ILSVRC-LID"
+    synsets = ["--synsets", str(native["synsets"])]
+    assert main(["data", "convert", "ilsvrc", "--annotations", str(native["train_xml"]),
+                 "--out", str(metadata / "train"), "--image-prefix", "train/", *synsets]) == 0
+    # Train images live in train/<wnid>/: the converter's ids are train/<name>.JPEG, so the
+    # images are also laid out flat, as an ILSVRC train id list would name them.
+    for image in (native["root"] / "train").glob("*/*.JPEG"):
+        shutil.copy(image, native["root"] / "train" / image.name)
+    for split in ("val", "test"):
+        assert main(["data", "convert", "ilsvrc", "--annotations", str(native["val_xml"]),
+                     "--out", str(metadata / split), *synsets]) == 0
+    for split in ("train", "val"):  # the Table 3 metadata shares train and val
+        shutil.copytree(metadata / split, lid / split)
+    assert main(["data", "convert", "ilsvrc-lid", "--annotations", str(native["val_xml"]),
+                 "--masks", str(native["lid"]), "--out", str(lid / "test"), *synsets]) == 0
+    for folder in (metadata / "test", lid / "test"):
+        assert main(["data", "validate", "--metadata-root", str(folder), "--image-root",
+                     str(native["root"]), "--mask-root", str(native["lid"])]) == 0
+    return {"image_root": native["root"], "ILSVRC": metadata, "ILSVRC-LID": lid,
+            "mask_root": native["lid"]}
+
+
+@pytest.fixture(scope="module")
+def openimages(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("openimages")
+    native = make_openimages(root / "native")
+    metadata = root / "metadata" / "OpenImages"
+    assert main(["data", "convert", "openimages", "--metadata-root", str(native["metadata"]),
+                 "--out", str(metadata), "--image-root", str(native["images"]),
+                 "--mask-root", str(native["masks"])]) == 0
+    for split in ("val", "test"):
+        assert main(["data", "validate", "--metadata-root", str(metadata / split),
+                     "--image-root", str(native["images"]), "--mask-root",
+                     str(native["masks"])]) == 0
+    return {"image_root": native["images"], "metadata_root": metadata,
+            "mask_root": native["masks"]}
+
+
+def _data_overrides(suite_name: str, cub, ilsvrc, openimages) -> list[str]:
+    dataset = Path(load_suite(suite_name).dataset["metadata_root"]).name
+    if dataset == "CUB":
+        paths = dict(cub)
+    elif dataset in ("ILSVRC", "ILSVRC-LID"):
+        paths = {"image_root": ilsvrc["image_root"], "metadata_root": ilsvrc[dataset],
+                 "mask_root": ilsvrc["mask_root"]}
+    else:
+        paths = dict(openimages)
+    return [f"dataset.{key}='{value}'" for key, value in paths.items()]
+
+
+REAL_SUITES = [name for name in BUILTIN_SUITES if name != "synthetic-default"]
+
+
+def test_every_builtin_suite_is_rehearsed_here():
+    assert len(REAL_SUITES) == 10
+    for name in REAL_SUITES:
+        suite = load_suite(name)
+        assert "Table" in suite.description or "table" in suite.description, name
+        assert suite.train["recipe"] in ("wsolevaluation", "spa")
+
+
+# What each rehearsal must find beside a published number: (method, post-processor, metric).
+EXPECTED = {
+    "cub-vgg16": ("spa", "scg", "Top-1 Loc err"),
+    "cub-inceptionv3": ("spa-noram", "none", "GT-known Loc err"),
+    "cub-resnet50": ("cam", "none", "MaxBoxAccV2"),
+    "ilsvrc-vgg16": ("spa", "scg", "Top-1 Loc err"),
+    "ilsvrc-inceptionv3": ("spa-noram", "scg", "Top-5 Loc err"),
+    "ilsvrc-resnet50": ("cutmix", "none", "MaxBoxAccV2"),
+    "ilsvrc-inceptionv3-table3": ("has", "scg", "Peak-IoU"),
+    "openimages-vgg16": ("adl", "none", "PxAP"),
+    "openimages-inceptionv3": ("spg", "none", "PxAP"),
+    "openimages-resnet50": ("acol", "none", "PxAP"),
+}
+
+
+@pytest.mark.parametrize("suite_name", REAL_SUITES)
+def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
+    suite = load_suite(suite_name)
+    overrides = SHRINK + _input(_size(suite_name)) + _data_overrides(
+        suite_name, cub, ilsvrc, openimages)
+    if any(spec.method == "spa" for spec in suite.methods):
+        overrides.append("methods.spa.ram_start=0")
+    args = ["bench", "--suite", suite_name, "--runs-dir", str(tmp_path / "runs"), "--out",
+            str(tmp_path / "lb"), "--device", "cpu", "--no-progress"]
+    for override in overrides:
+        args += ["--set", override]
+    assert main(args) == 0
+    shutil.rmtree(tmp_path / "runs")  # full-size checkpoints: about 0.2 GB per method
+    results_path = tmp_path / "lb" / suite_name / "results.csv"
+    results = read_results(results_path)
+    assert set(results["method"]) == {spec.label for spec in suite.methods}
+    assert set(results["postprocessor"]) == set(suite.postprocessors)
+    assert set(results["backbone"]) == {suite.train["backbone"]}
+    protocols = set(results["protocol"])
+    assert "peak" in protocols or Path(suite.dataset["metadata_root"]).name == "ILSVRC"
+
+    board = tmp_path / "board"
+    assert main(["leaderboard", str(results_path), "--out", str(board), "--quiet",
+                 "--with-reported"]) == 0
+    markdown = (board / "leaderboard.md").read_text()
+    comparison = markdown.split("## Reproduced vs reported", 1)[1].split("## Published", 1)[0]
+    method, postprocessor, metric = EXPECTED[suite_name]
+    dataset = Path(suite.dataset["metadata_root"]).name
+    row = f"| {dataset} | {suite.train['backbone']} | {method} | {postprocessor} | {metric} |"
+    assert row in comparison, comparison
