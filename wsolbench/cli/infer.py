@@ -17,13 +17,25 @@ def register(subparsers) -> None:
         subparsers,
         "infer",
         help="Write GT-class score maps (<out>/<image_id>.npy) for `wsolbench evaluate`.",
-        description="Run a trained checkpoint on one split and write, for every image, the map "
+        description="Run a trained checkpoint (or a torchvision classifier as it is) on one split "
+        "and write, for every image, the map, by the model's CAM or a post-hoc explainer, "
         "of its ground-truth class as <out>/<image_id>.npy: float32 in [0, 1], map-size x "
         "map-size (wsolevaluation's layout), prepared as wsolevaluation's CAM computer does: "
         "bicubic resize, then min-max (with SCG, from its map at the original image size). "
         "Files are written atomically.",
     )
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="CKPT", help="a checkpoint written by `wsolbench train` (this or --classifier)")
+    source.add_argument("--classifier", metavar="NAME", help="a torchvision classifier as it is, e.g. resnet50 (with --weights)")
+    parser.add_argument("--weights", metavar="W", default=None,
+                        help="--classifier's weights: a torchvision name (DEFAULT, IMAGENET1K_V1; downloaded) "
+                        "or a local state-dict file (default: random initialization)")
+    parser.add_argument("--num-classes", metavar="N", type=int, default=1000, help="--classifier's classes (default: %(default)s, ImageNet)")
+    parser.add_argument("--explainer", metavar="NAME", default="cam",
+                        help="what makes the class maps: cam (the model's own) or a post-hoc explainer, "
+                        "e.g. gradcam++ (`wsolbench list explainers`; default: %(default)s)")
+    parser.add_argument("--explainer-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="explainer option, repeatable, e.g. target_layers=backbone.block4 (default: none)")
     parser.add_argument("--metadata-root", required=True, metavar="SPLIT",
                         help="the split's metadata folder, e.g. metadata/test (required)")
     parser.add_argument("--image-root", required=True, metavar="DIR", help="root the image ids are relative to (required)")
@@ -41,12 +53,12 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_infer)
 
 
-def parse_options(items: list[str]) -> dict:
+def parse_options(items: list[str], flag: str = "--pp-option") -> dict:
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise WsolbenchError(f"--pp-option expects key=value, got '{item}'")
+            raise WsolbenchError(f"{flag} expects key=value, got '{item}'")
         options[key.strip()] = parse_hparam_value(value)
     return options
 
@@ -58,23 +70,31 @@ def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
-    from wsolbench.registry import create_postprocessor
+    from wsolbench.registry import create_explainer, create_postprocessor
     from wsolbench.scoring import wsolevaluation_scoremaps
 
     if args.map_size < 1:
         raise WsolbenchError(f"--map-size must be positive, got {args.map_size}")
     device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    config = checkpoint.get("config") or {}
-    model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+    if args.checkpoint:
+        checkpoint = load_checkpoint(args.checkpoint)
+        image_size = args.image_size or int((checkpoint.get("config") or {}).get("image_size", 224))
+        model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+    else:
+        from wsolbench.explainers import build_classifier
+
+        image_size = args.image_size or 224
+        model = build_classifier(args.classifier, args.weights, args.num_classes, image_size, device=device)
+    explainer = create_explainer(args.explainer, **parse_options(args.explainer_option, "--explainer-option"))
+    explainer.check_model(model)
     postprocessor = create_postprocessor(args.postprocessor, **parse_options(args.pp_option))
     split = read_split(args.metadata_root)
-    dataset = EvalDataset(split, args.image_root, args.image_size or int(config.get("image_size", 224)))
+    dataset = EvalDataset(split, args.image_root, image_size)
     out = Path(args.out)
     written = 0
     for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
-                         ten_crop=False, workers=args.workers, amp=args.amp,
-                         progress=not args.no_progress):
+                         ten_crop=False, workers=args.workers, amp=args.amp, topk=0,
+                         progress=not args.no_progress, explainer=explainer):  # GT-class maps only
         maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(scoremap_path(out, image_id), score_map)

@@ -1,0 +1,77 @@
+"""The explainer contract, and ``cam``: the model's own class maps.
+
+An explainer is called as ``explainer(model, images, classes, outputs)``:
+
+- ``model``: what ``engine.infer.predict`` runs (a wsolbench method, or a torchvision classifier
+  wrapped by ``ClassifierModel``), in eval mode;
+- ``images``: the (N, 3, H, W) batch, on the model's device;
+- ``classes``: (N, K) class indices, the GT class first, then the spa protocol's top-k;
+- ``outputs``: the model's forward outputs on ``images`` (``logits``, ``cams``, ``taps``).
+
+It returns (N, K, h, w) raw class maps, on the images' device, that the post-processors
+(identity, SCG) and every protocol take as they take a method's CAM. It also counts its own
+wall time (``seconds``, ``images``), so a leaderboard can report each explainer's cost.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.registry import register_explainer
+
+
+class Explainer:
+    """Base class: subclasses implement ``explain``; ``__call__`` times it."""
+
+    name = "explainer"
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.images = 0
+
+    def explain(self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict) -> torch.Tensor:
+        started = time.perf_counter()
+        maps = self.explain(model, images, classes.long(), outputs)
+        if maps.device.type == "cuda":
+            torch.cuda.synchronize(maps.device)
+        self.seconds += time.perf_counter() - started
+        self.images += int(images.shape[0])
+        expected = (*classes.shape, *maps.shape[2:])
+        if maps.dim() != 4 or tuple(maps.shape) != expected:
+            raise WsolbenchError(f"explainer {self.name} returned maps of shape {tuple(maps.shape)}, expected {expected}")
+        return maps
+
+    def ms_per_image(self) -> float:
+        """Wall time per image to make its K class maps, beyond the classification forward pass."""
+        return 1000.0 * self.seconds / max(self.images, 1)
+
+    def check_model(self, model) -> None:
+        """Refuse, before any work, a model this explainer cannot explain."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@register_explainer("cam")
+class ModelCAM(Explainer):
+    """The model's own class maps (the method's CAM, ACoL/SPA class maps): free with the forward."""
+
+    name = "cam"
+
+    def explain(self, model, images, classes, outputs):
+        from wsolbench.engine.infer import gather_classes
+
+        return gather_classes(outputs["cams"].float(), classes)
+
+    def check_model(self, model) -> None:
+        if getattr(model, "has_cams", True) is False:
+            raise WsolbenchError(
+                f"explainer 'cam': {model} does not end in global average pooling and one linear "
+                "layer, so it has no class activation map; use a post-hoc explainer such as "
+                "gradcam++ (`wsolbench list explainers`)"
+            )

@@ -1,0 +1,168 @@
+"""pytorch-grad-cam's CAM methods as explainers, through the library's public API.
+
+Each map is exactly what ``cam(input_tensor, targets=[ClassifierOutputTarget(c), ...])`` returns
+(ReLU, min-max per image, resized to the network input with ``cv2.resize``, averaged over target
+layers): the library's own output, which wsolbench's post-processors and protocols then take as
+any class map. The K classes of a batch (GT and top-k) are distinct (image, class) pairs, run in
+chunks of the batch size: one forward and one backward pass per chunk for the gradient methods;
+EigenCAM does not depend on the class and runs once per image; Score-CAM runs one forward pass per
+activation channel per (image, class) pair, which is why it is orders of magnitude slower.
+
+The library needs a model that returns logits: wsolbench methods and wrapped classifiers return a
+dict, so the library sees ``Logits(model)``, which hooks the same modules.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+from torch import nn
+
+from wsolbench.errors import WsolbenchError
+from wsolbench.explainers.base import Explainer
+from wsolbench.explainers.layers import default_target_layer, named_layers
+from wsolbench.registry import register_explainer
+
+INSTALL_HINT = "pip install 'wsolbench[gradcam]'  (pytorch-grad-cam, `grad-cam` on PyPI, >= 1.5.7)"
+
+
+def import_library():
+    try:
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError as error:
+        raise WsolbenchError(f"this explainer needs pytorch-grad-cam ({error}): {INSTALL_HINT}") from None
+    return pytorch_grad_cam, ClassifierOutputTarget
+
+
+class Logits(nn.Module):
+    """A model whose forward returns only its logits, as pytorch-grad-cam expects."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        output = self.model(images)
+        return output["logits"] if isinstance(output, dict) else output
+
+
+class GradCamExplainer(Explainer):
+    """A pytorch-grad-cam method (subclasses name the library's class).
+
+    Args:
+        target_layers: dotted module names in the model (``backbone.block4``, ``net.layer4``; a
+            list, or one comma-separated string); the backbone's / classifier's last spatial
+            layer by default (``wsolbench.explainers.layers``).
+        aug_smooth, eigen_smooth: the library's test-time augmentation and principal-component
+            smoothing.
+    """
+
+    library_class = ""
+    class_agnostic = False  # the map does not depend on the target class (EigenCAM)
+
+    def __init__(self, target_layers: list[str] | None = None, aug_smooth: bool = False, eigen_smooth: bool = False):
+        super().__init__()
+        if isinstance(target_layers, str):  # the command line's "layer4,layer3"
+            target_layers = [name.strip() for name in target_layers.split(",") if name.strip()]
+        if target_layers is not None and not (isinstance(target_layers, list) and all(isinstance(n, str) for n in target_layers)):
+            raise WsolbenchError(f"{self.name}: target_layers must be a list of layer names, got {target_layers!r}")
+        self.target_layers = list(target_layers) if target_layers else None
+        self.aug_smooth, self.eigen_smooth = bool(aug_smooth), bool(eigen_smooth)
+        self._layers: dict[int, list[nn.Module]] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(target_layers={self.target_layers})"
+
+    def check_model(self, model) -> None:
+        import_library()
+        if self.target_layers:
+            named_layers(model, self.target_layers)
+
+    def layers(self, model: nn.Module, images: torch.Tensor) -> list[nn.Module]:
+        if id(model) not in self._layers:
+            if self.target_layers:
+                self._layers[id(model)] = named_layers(model, self.target_layers)
+            else:
+                self._layers[id(model)] = [default_target_layer(model, images[:1]).module]
+        return self._layers[id(model)]
+
+    def make_cam(self, library, model: nn.Module, layers: list[nn.Module]):
+        return getattr(library, self.library_class)(model=Logits(model), target_layers=layers)
+
+    def explain(self, model, images, classes, outputs):
+        library, Target = import_library()
+        layers = self.layers(model, images)
+        n, k = classes.shape
+        if self.class_agnostic:
+            maps = self._run(library, Target, model, layers, images, classes[:, 0])
+            return maps[:, None].expand(n, k, *maps.shape[1:])
+        # Distinct (image, class) pairs: the GT class is usually among the top-k.
+        width = int(classes.max()) + 1
+        keys = torch.arange(n, device=classes.device)[:, None] * width + classes
+        pairs, inverse = torch.unique(keys.flatten(), return_inverse=True)
+        chunks = []
+        for start in range(0, len(pairs), n):
+            chunk = pairs[start:start + n]
+            chunks.append(self._run(library, Target, model, layers, images[chunk // width], chunk % width))
+        maps = torch.cat(chunks)
+        return maps[inverse.to(maps.device)].view(n, k, *maps.shape[1:])
+
+    def _run(self, library, Target, model, layers, images, classes) -> torch.Tensor:
+        cam = self.make_cam(library, model, layers)
+        try:
+            with torch.enable_grad(), self.quiet():
+                maps = cam(input_tensor=images, targets=[Target(int(c)) for c in classes.tolist()],
+                           aug_smooth=self.aug_smooth, eigen_smooth=self.eigen_smooth)
+        finally:
+            cam.activations_and_grads.release()
+            model.zero_grad(set_to_none=True)
+        return torch.from_numpy(maps).to(images.device)
+
+    def quiet(self):
+        return contextlib.nullcontext()
+
+
+def _register(name: str, library_class: str, doc: str, **attributes) -> None:
+    cls = type(library_class, (GradCamExplainer,), {
+        "name": name, "library_class": library_class, "__doc__": doc, **attributes,
+    })
+    register_explainer(name)(cls)
+
+
+_register("gradcam", "GradCAM", "Grad-CAM (pytorch-grad-cam): channel weights = mean gradient.")
+_register("gradcam++", "GradCAMPlusPlus", "Grad-CAM++ (pytorch-grad-cam): weights from second-order gradient terms.")
+_register("xgradcam", "XGradCAM", "XGrad-CAM (pytorch-grad-cam): gradients weighted by normalized activations.")
+_register("layercam", "LayerCAM", "LayerCAM (pytorch-grad-cam): element-wise positive gradient x activation.")
+_register("hirescam", "HiResCAM", "HiResCAM (pytorch-grad-cam): element-wise gradient x activation, summed.")
+_register("eigencam", "EigenCAM", "EigenCAM (pytorch-grad-cam): first principal component of the activations; class-agnostic.",
+          class_agnostic=True)
+
+
+@register_explainer("scorecam")
+class ScoreCAMExplainer(GradCamExplainer):
+    """Score-CAM (pytorch-grad-cam): one masked forward pass per channel per class; slow.
+
+    Args:
+        batch_size: masked images per forward pass (the library's ``batch_size``, 16 by default).
+    """
+
+    name = "scorecam"
+    library_class = "ScoreCAM"
+
+    def __init__(self, target_layers: list[str] | None = None, aug_smooth: bool = False,
+                 eigen_smooth: bool = False, batch_size: int = 16):
+        super().__init__(target_layers, aug_smooth, eigen_smooth)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise WsolbenchError(f"scorecam: batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+
+    def make_cam(self, library, model, layers):
+        cam = super().make_cam(library, model, layers)
+        cam.batch_size = self.batch_size
+        return cam
+
+    def quiet(self):
+        # The library draws a tqdm bar per image on stderr; wsolbench's own bar counts batches.
+        return contextlib.redirect_stderr(io.StringIO())
