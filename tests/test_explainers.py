@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from engine_helpers import make_tiny_dataset, tiny_config
+
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
@@ -149,7 +149,9 @@ def test_classifier_from_a_weights_file_and_clear_errors(tmp_path):
         build_classifier("resnet18", "DEFAULT", num_classes=3)
     with pytest.raises(WsolbenchError, match="no layer 'net.layer9'"):
         create_explainer("gradcam", target_layers="net.layer9").check_model(model)
-    from torchvision.models import mobilenet_v3_small  # pooled, then two linear layers: no CAM
+    from torchvision.models import (
+        mobilenet_v3_small,  # pooled, then two linear layers: no CAM
+    )
 
     mobilenet = ClassifierModel(mobilenet_v3_small(num_classes=3), "mobilenet_v3_small", image_size=64)
     assert not mobilenet.has_cams

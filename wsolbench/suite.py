@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.explainers.suite import ClassifierSpec, ExplainerSpec, parse_classifiers, parse_explainers
 from wsolbench.registry import METHODS, POSTPROCESSORS
 
 BUILTIN_SUITES = ("synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
@@ -83,6 +84,8 @@ class Suite:
     evaluation: dict[str, Any]
     source: str = "<built-in>"
     overrides: tuple[str, ...] = ()
+    explainers: list[ExplainerSpec] = field(default_factory=lambda: parse_explainers(None, ""))
+    classifiers: list[ClassifierSpec] = field(default_factory=list)  # scored as they are, untrained
 
     def run_config(self, spec: MethodSpec) -> dict[str, Any]:
         """Everything that determines one trained model: its cache key."""
@@ -147,7 +150,8 @@ def _apply_override(raw: dict[str, Any], override: str, source: str) -> None:
 
 def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
     raw = copy.deepcopy(raw)
-    known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation"}
+    known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation",
+             "explainers", "classifiers"}
     for key in raw:
         if key not in known:
             raise WsolbenchError(f"unknown top-level key '{key}' (expected one of {sorted(known)})", source)
@@ -172,10 +176,13 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
         description=str(raw.get("description", "")),
         dataset=sections["dataset"],
         train=sections["train"],
-        methods=_parse_methods(raw.get("methods"), source),
+        # A suite of classifiers only (the zero-training rows) trains nothing.
+        methods=[] if raw.get("classifiers") and not raw.get("methods") else _parse_methods(raw.get("methods"), source),
         postprocessors=_parse_postprocessors(raw.get("postprocessors"), source),
         evaluation=sections["evaluation"],
         source=source,
+        explainers=parse_explainers(raw.get("explainers"), source),
+        classifiers=parse_classifiers(raw.get("classifiers"), source),
     )
 
 

@@ -53,6 +53,10 @@ class Explainer:
     def check_model(self, model) -> None:
         """Refuse, before any work, a model this explainer cannot explain."""
 
+    def applies_to(self, model) -> bool:
+        """Whether a suite's grid has this explainer's row for ``model`` (else it is skipped)."""
+        return True
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -68,10 +72,14 @@ class ModelCAM(Explainer):
 
         return gather_classes(outputs["cams"].float(), classes)
 
+    def applies_to(self, model) -> bool:
+        return getattr(model, "has_cams", True) is not False
+
     def check_model(self, model) -> None:
-        if getattr(model, "has_cams", True) is False:
+        if not self.applies_to(model):
             raise WsolbenchError(
-                f"explainer 'cam': {model} does not end in global average pooling and one linear "
-                "layer, so it has no class activation map; use a post-hoc explainer such as "
-                "gradcam++ (`wsolbench list explainers`)"
+                f"explainer 'cam': {model} is not global average pooling and one linear layer on "
+                f"its last spatial layer ({getattr(model, 'cam_layer', '?')} at this input size), so "
+                "it has no class activation map; use a post-hoc explainer such as gradcam++ "
+                "(`wsolbench list explainers`)"
             )

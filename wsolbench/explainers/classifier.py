@@ -15,7 +15,11 @@ import torch
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.explainers.layers import default_tap_layers, default_target_layer, named_layers
+from wsolbench.explainers.layers import (
+    default_tap_layers,
+    default_target_layer,
+    named_layers,
+)
 
 
 class ClassifierModel(nn.Module):
@@ -127,7 +131,7 @@ def _torchvision_pretrained(models, name: str, weights: str, num_classes: int) -
                              f"has {num_classes}: pretrained classifiers are scored on ILSVRC")
     try:
         return models.get_model(name, weights=chosen)
-    except Exception as error:  # offline, proxy, corrupted cache: all mean "no weights"
+    except Exception as error:  # noqa: BLE001  (offline, proxy, corrupted cache: all mean "no weights")
         raise WsolbenchError(
             f"cannot get torchvision weights {name} {chosen.name} ({type(error).__name__}: {error}). "
             f"Download {chosen.url} on a machine with internet and pass the file as the weights "

@@ -67,6 +67,10 @@ ABLATION_COLUMNS = (
     _Column("GT-known Loc err", "spa", "gt_known_loc", _error),
     _Column("Peak-IoU", "peak", "PeakIoU"),
 )
+COST_COLUMNS = (
+    _Column("Maps ms / image", "cost", "explain_ms", decimals=1),
+    _Column("Post-process + scoring ms / image", "cost", "score_ms", decimals=1),
+)
 ABLATION_ROWS = (("spa-noram", "none"), ("spa", "none"), ("spa-noram", "scg"), ("spa", "scg"))
 
 
@@ -96,6 +100,10 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
         ("wsolevaluation", "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
          WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
          "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks.", None),
+        ("cost", "Cost per image of the maps and their scoring", COST_COLUMNS,
+         "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
+         "maps beyond the classification forward pass (a model's own CAM comes with it). "
+         "Post-process + scoring: the post-processor and every protocol's evaluator.", None),
     )
     tables = []
     for key, title, columns, note, fixed_rows in builders:
