@@ -21,7 +21,12 @@ from wsolbench.registry import create_explainer, list_explainers
 
 EXPLAINERS = list_explainers()
 # Score-CAM runs one forward pass per channel: a narrow layer keeps the test at seconds.
-OPTIONS = {"scorecam": {"batch_size": 64}}
+OPTIONS = {"scorecam": {"batch_size": 64}, "torchcam-scorecam": {"batch_size": 64}}
+
+
+def map_side(name: str, input_side: int, feature_side: int) -> int:
+    """pytorch-grad-cam resizes its maps to the input; CAM and torch-cam keep the layer's grid."""
+    return feature_side if name == "cam" or name.startswith("torchcam-") else input_side
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,7 @@ def tiny_resnet(num_classes: int = 3) -> torch.nn.Module:
 
 def test_registry_lists_cam_and_the_library_methods():
     assert {"cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "eigencam", "hirescam"} <= set(EXPLAINERS)
+    assert {"torchcam-gradcam", "torchcam-gradcam++", "torchcam-layercam", "torchcam-scorecam"} <= set(EXPLAINERS)
 
 
 @pytest.mark.parametrize("name", EXPLAINERS)
@@ -52,7 +58,7 @@ def test_every_explainer_on_a_wsolbench_checkpoint(data_and_checkpoint, name):
     dataset = EvalDataset(split, data / "images", 32)
     explainer = create_explainer(name, **OPTIONS.get(name, {}))
     batches = list(predict(model, dataset, batch_size=5, ten_crop=False, topk=2, explainer=explainer))
-    side = 8 if name == "cam" else 32  # CAM at feature resolution; the library's maps at the input's
+    side = map_side(name, 32, 8)
     for batch in batches:
         n = len(batch["image_id"])
         assert batch["cams_gt"].shape == (n, side, side)
@@ -89,13 +95,17 @@ def test_every_explainer_on_a_torchvision_classifier(data_and_checkpoint, classi
     split = read_split(data / "metadata" / "test")
     dataset = EvalDataset(split, data / "images", 64)
     options = dict(OPTIONS.get(name, {}))
-    if name == "scorecam":
-        options["target_layers"] = ["net.layer1"]  # 64 channels instead of 512
+    images, topk = [0, 4], 2
+    if name.endswith("scorecam"):  # one forward pass per channel: 64 channels, one image and class
+        options["target_layers"] = ["net.layer1"]
+        images, topk = [0], 0
     explainer = create_explainer(name, **options)
-    subset = torch.utils.data.Subset(dataset, [0, 4])
-    batch = next(predict(model, subset, batch_size=2, ten_crop=False, topk=2, explainer=explainer))
-    side = 2 if name == "cam" else 64
-    assert batch["cams_gt"].shape == (2, side, side) and batch["cams_topk"].shape == (2, 2, side, side)
+    subset = torch.utils.data.Subset(dataset, images)
+    batch = next(predict(model, subset, batch_size=2, ten_crop=False, topk=topk, explainer=explainer))
+    side = map_side(name, 64, 16 if name.endswith("scorecam") else 2)
+    n = len(images)
+    assert batch["cams_gt"].shape == (n, side, side) and batch["cams_topk"].shape == (n, topk, side, side)
+    assert torch.isfinite(batch["cams_gt"]).all()
     assert [tap.shape[-1] for tap in batch["taps"]] == [4, 2]
 
 
@@ -123,6 +133,21 @@ def test_maps_equal_pytorch_grad_cam_called_directly(data_and_checkpoint):
         expected_top = cam(images, targets=[ClassifierOutputTarget(int(c)) for c in batch["topk"][:, 1]])
     np.testing.assert_allclose(batch["cams_gt"].numpy(), expected_gt, atol=1e-5)
     np.testing.assert_allclose(batch["cams_topk"][:, 1].numpy(), expected_top, atol=1e-5)
+
+
+def test_maps_equal_torch_cam_called_directly(data_and_checkpoint, classifier):
+    from torchcam.methods import LayerCAM
+
+    data, _ = data_and_checkpoint
+    dataset = EvalDataset(read_split(data / "metadata" / "test"), data / "images", 64)
+    subset = torch.utils.data.Subset(dataset, [0, 4, 8])
+    batch = next(predict(classifier, subset, batch_size=3, ten_crop=False, topk=1,
+                         explainer=create_explainer("torchcam-layercam")))
+    images = torch.stack([subset[i]["image"] for i in range(3)])
+    net = classifier.net  # a plain torchvision model, as a torch-cam user has it
+    with LayerCAM(net, target_layer="layer4") as extractor:
+        expected = extractor(class_idx=[int(c) for c in batch["label"]], scores=net(images))[0]
+    torch.testing.assert_close(batch["cams_gt"], expected, atol=1e-5, rtol=1e-4)
 
 
 def test_default_target_layers_are_the_last_feature_layers(data_and_checkpoint, classifier):
@@ -157,3 +182,79 @@ def test_classifier_from_a_weights_file_and_clear_errors(tmp_path):
     assert not mobilenet.has_cams
     with pytest.raises(WsolbenchError, match="no class activation map"):
         create_explainer("cam").check_model(mobilenet)
+
+
+SUITE = """
+name = "explained"
+[dataset]
+kind = "synthetic"
+root = "{root}"
+image_size = 64
+resize_size = 72
+synthetic = {{ num_classes = 3, image_size = 64, train_per_class = 6, val_per_class = 2, test_per_class = 2 }}
+[train]
+backbone = "tinyvgg"
+pretrained = false
+epochs = 1
+batch_size = 8
+[methods.cam]
+[explainers.cam]
+[explainers.gcpp]
+explainer = "gradcam++"
+[classifiers.resnet18]
+weights = "{weights}"
+[postprocessors.none]
+[postprocessors.scg]
+[evaluation]
+map_size = 64
+overlay_images = 0
+batch_size = 8
+ten_crop = false
+"""
+
+
+def test_bench_grid_of_methods_explainers_postprocessors_and_a_classifier(tmp_path, monkeypatch):
+    from rich.console import Console
+    from torchvision.models import resnet18
+
+    from wsolbench import bench
+    from wsolbench.suite import load_suite
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(resnet18(num_classes=3).state_dict(), weights)
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE.format(root=tmp_path / "data", weights=weights))
+    suite = load_suite(path)
+
+    def run():
+        return bench.run_bench(suite, runs_dir=tmp_path / "runs", out_dir=tmp_path / "lb", device="cpu",
+                               console=Console(width=200, record=True), progress=False)
+
+    results = run()
+    settings = set(zip(results["method"], results["postprocessor"]))
+    expected = {(m, p) for m in ("cam", "cam · gcpp", "resnet18", "resnet18 · gcpp") for p in ("none", "scg")}
+    assert settings == expected
+    assert set(results["protocol"]) == {"spa", "wsolevaluation", "peak", "cost"}
+    cost = results[results["protocol"] == "cost"].set_index(["method", "postprocessor", "metric"])["value"]
+    assert cost[("cam", "none", "explain_ms")] < cost[("cam · gcpp", "none", "explain_ms")]
+    assert (results[results["method"] == "resnet18 · gcpp"]["backbone"] == "resnet18").all()
+    assert "Cost per image" in (tmp_path / "lb" / "explained" / "leaderboard.md").read_text()
+    # Cached: a second run neither trains nor infers.
+    monkeypatch.setattr(bench, "train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(bench, "predict", lambda *a, **k: pytest.fail("inferred again"))
+    assert len(run()) == len(results)
+
+
+def test_suite_errors_name_the_table(tmp_path):
+    from wsolbench.suite import load_suite
+
+    for table, message in (
+        ('[explainers.x]\nexplainer = "gradcam+++"', "explainers.x: unknown explainer 'gradcam\\+\\+\\+'"),
+        ('[explainers.x]\nexplainer = "gradcam"\ntarget_layer = "a"', "explainers.x: unknown option 'target_layer'"),
+        ('[explainers.x]\nexplainer = "scorecam"\nbatch_size = 0', "explainers.x: scorecam: batch_size must be"),
+        ('[classifiers.r]\nmodel = 3', "classifiers.r.model = 3 is not a str"),
+    ):
+        path = tmp_path / "s.toml"
+        path.write_text(f'name = "s"\n[methods.cam]\n{table}\n')
+        with pytest.raises(WsolbenchError, match=message):
+            load_suite(path)

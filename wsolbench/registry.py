@@ -17,7 +17,7 @@ _PROVIDERS = {
     "method": ("wsolbench.methods",),
     "backbone": ("wsolbench.backbones",),
     "post-processor": ("wsolbench.methods",),
-    "explainer": ("wsolbench.explainers.base", "wsolbench.explainers.gradcam"),
+    "explainer": ("wsolbench.explainers.base", "wsolbench.explainers.gradcam", "wsolbench.explainers.torchcam"),
 }
 
 

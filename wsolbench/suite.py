@@ -20,7 +20,7 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.suite import ClassifierSpec, ExplainerSpec, parse_classifiers, parse_explainers
 from wsolbench.registry import METHODS, POSTPROCESSORS
 
-BUILTIN_SUITES = ("synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
+BUILTIN_SUITES = ("synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
 
 # Allowed keys with their types and defaults; a missing key takes the default.
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {

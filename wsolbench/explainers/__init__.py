@@ -14,7 +14,7 @@ import importlib
 _EXPORTS = {
     "Explainer": "base", "ModelCAM": "base", "ClassifierModel": "classifier", "build_classifier": "classifier",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["ClassifierModel", "Explainer", "ModelCAM", "build_classifier"]
 
 
 def __getattr__(name: str):

@@ -15,6 +15,7 @@ wall time (``seconds``, ``images``), so a leaderboard can report each explainer'
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -83,3 +84,18 @@ class ModelCAM(Explainer):
                 "it has no class activation map; use a post-hoc explainer such as gradcam++ "
                 "(`wsolbench list explainers`)"
             )
+
+
+def explain_pairs(images: torch.Tensor, classes: torch.Tensor,
+                  run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """(N, K, h, w) maps from ``run(images, classes) -> (M, h, w)``, one map per image and class,
+    called on the batch's distinct (image, class) pairs (the GT class is usually among the
+    top-k) in chunks of the batch size."""
+    n, k = classes.shape
+    width = int(classes.max()) + 1
+    keys = torch.arange(n, device=classes.device)[:, None] * width + classes
+    pairs, inverse = torch.unique(keys.flatten(), return_inverse=True)
+    chunks = [run(images[chunk // width], chunk % width)
+              for chunk in (pairs[start:start + n] for start in range(0, len(pairs), n))]
+    maps = torch.cat(chunks)
+    return maps[inverse.to(maps.device)].view(n, k, *maps.shape[1:])

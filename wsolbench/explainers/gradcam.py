@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.explainers.base import Explainer
-from wsolbench.explainers.layers import default_target_layer, named_layers
+from wsolbench.explainers.base import explain_pairs
+from wsolbench.explainers.layers import LayerExplainer
 from wsolbench.registry import register_explainer
 
 INSTALL_HINT = "pip install 'wsolbench[gradcam]'  (pytorch-grad-cam, `grad-cam` on PyPI, >= 1.5.7)"
@@ -48,7 +48,7 @@ class Logits(nn.Module):
         return output["logits"] if isinstance(output, dict) else output
 
 
-class GradCamExplainer(Explainer):
+class GradCamExplainer(LayerExplainer):
     """A pytorch-grad-cam method (subclasses name the library's class).
 
     Args:
@@ -63,30 +63,11 @@ class GradCamExplainer(Explainer):
     class_agnostic = False  # the map does not depend on the target class (EigenCAM)
 
     def __init__(self, target_layers: list[str] | None = None, aug_smooth: bool = False, eigen_smooth: bool = False):
-        super().__init__()
-        if isinstance(target_layers, str):  # the command line's "layer4,layer3"
-            target_layers = [name.strip() for name in target_layers.split(",") if name.strip()]
-        if target_layers is not None and not (isinstance(target_layers, list) and all(isinstance(n, str) for n in target_layers)):
-            raise WsolbenchError(f"{self.name}: target_layers must be a list of layer names, got {target_layers!r}")
-        self.target_layers = list(target_layers) if target_layers else None
+        super().__init__(target_layers)
         self.aug_smooth, self.eigen_smooth = bool(aug_smooth), bool(eigen_smooth)
-        self._layers: dict[int, list[nn.Module]] = {}
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(target_layers={self.target_layers})"
-
-    def check_model(self, model) -> None:
-        import_library()
-        if self.target_layers:
-            named_layers(model, self.target_layers)
-
-    def layers(self, model: nn.Module, images: torch.Tensor) -> list[nn.Module]:
-        if id(model) not in self._layers:
-            if self.target_layers:
-                self._layers[id(model)] = named_layers(model, self.target_layers)
-            else:
-                self._layers[id(model)] = [default_target_layer(model, images[:1]).module]
-        return self._layers[id(model)]
+    def import_library(self):
+        return import_library()
 
     def make_cam(self, library, model: nn.Module, layers: list[nn.Module]):
         return getattr(library, self.library_class)(model=Logits(model), target_layers=layers)
@@ -94,20 +75,10 @@ class GradCamExplainer(Explainer):
     def explain(self, model, images, classes, outputs):
         library, Target = import_library()
         layers = self.layers(model, images)
-        n, k = classes.shape
         if self.class_agnostic:
             maps = self._run(library, Target, model, layers, images, classes[:, 0])
-            return maps[:, None].expand(n, k, *maps.shape[1:])
-        # Distinct (image, class) pairs: the GT class is usually among the top-k.
-        width = int(classes.max()) + 1
-        keys = torch.arange(n, device=classes.device)[:, None] * width + classes
-        pairs, inverse = torch.unique(keys.flatten(), return_inverse=True)
-        chunks = []
-        for start in range(0, len(pairs), n):
-            chunk = pairs[start:start + n]
-            chunks.append(self._run(library, Target, model, layers, images[chunk // width], chunk % width))
-        maps = torch.cat(chunks)
-        return maps[inverse.to(maps.device)].view(n, k, *maps.shape[1:])
+            return maps[:, None].expand(*classes.shape, *maps.shape[1:])
+        return explain_pairs(images, classes, lambda x, c: self._run(library, Target, model, layers, x, c))
 
     def _run(self, library, Target, model, layers, images, classes) -> torch.Tensor:
         cam = self.make_cam(library, model, layers)

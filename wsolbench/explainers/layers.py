@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.explainers.base import Explainer
 
 _SKIPPED = (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AvgPoolNd,
             nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
@@ -93,3 +94,35 @@ def named_layers(model: nn.Module, names: list[str]) -> list[nn.Module]:
             children = ", ".join(prefix + child for child, _ in root.named_children())
             raise WsolbenchError(f"no layer '{name}' in {type(model).__name__} (top-level layers: {children})") from None
     return modules
+
+
+class LayerExplainer(Explainer):
+    """An explainer of target layers: named (``target_layers``), else the default layer."""
+
+    def __init__(self, target_layers: list[str] | str | None = None):
+        super().__init__()
+        if isinstance(target_layers, str):  # the command line's "backbone.block4,backbone.block3"
+            target_layers = [name.strip() for name in target_layers.split(",") if name.strip()]
+        if target_layers is not None and not (isinstance(target_layers, list) and all(isinstance(n, str) for n in target_layers)):
+            raise WsolbenchError(f"{self.name}: target_layers must be a list of layer names, got {target_layers!r}")
+        self.target_layers = list(target_layers) if target_layers else None
+        self._layers: dict[int, list[nn.Module]] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(target_layers={self.target_layers})"
+
+    def import_library(self):
+        """The library the explainer runs (a clear error when it is not installed)."""
+
+    def check_model(self, model) -> None:
+        self.import_library()
+        if self.target_layers:
+            named_layers(model, self.target_layers)
+
+    def layers(self, model: nn.Module, images: torch.Tensor) -> list[nn.Module]:
+        if id(model) not in self._layers:
+            if self.target_layers:
+                self._layers[id(model)] = named_layers(model, self.target_layers)
+            else:
+                self._layers[id(model)] = [default_target_layer(model, images[:1]).module]
+        return self._layers[id(model)]

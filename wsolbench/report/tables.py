@@ -170,7 +170,8 @@ def _settings(subset: pd.DataFrame, fixed_rows) -> list[tuple[str, ...]]:
         return [group + row for group in groups for row in fixed_rows
                 if group + row in found_set]
     first_seen = {setting: index for index, setting in enumerate(found)}
-    return sorted(found, key=lambda s: (s[0], s[1], s[2], _rank(s[3], METHOD_ORDER),
+    # "cam · gradcam++" (a method's maps by an explainer) sorts with its method.
+    return sorted(found, key=lambda s: (s[0], s[1], s[2], _rank(s[3].split(" · ")[0], METHOD_ORDER),
                                         _rank(s[4], POSTPROCESSOR_ORDER), first_seen[s]))
 
 
