@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.explainers.suite import ClassifierSpec, ExplainerSpec, parse_classifiers, parse_explainers
+from wsolbench.explainers.suite import (
+    ClassifierSpec,
+    ExplainerSpec,
+    parse_classifiers,
+    parse_explainers,
+)
 from wsolbench.registry import METHODS, POSTPROCESSORS
 
 BUILTIN_SUITES = ("synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
