@@ -3,6 +3,7 @@ classifier (maps of the right shape that `evaluate` scores), and pytorch-grad-ca
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +259,13 @@ def test_suite_errors_name_the_table(tmp_path):
         path.write_text(f'name = "s"\n[methods.cam]\n{table}\n')
         with pytest.raises(WsolbenchError, match=message):
             load_suite(path)
+
+
+def test_a_local_copy_of_torchvision_weights_loads_with_torchvision_settings(tmp_path):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    net = resnet18()
+    path = tmp_path / Path(ResNet18_Weights.IMAGENET1K_V1.url).name  # resnet18-f37072fd.pth
+    torch.save(net.state_dict(), path)
+    model = build_classifier("resnet18", str(path), num_classes=1000, image_size=64)
+    assert all(torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), net.state_dict().values()))

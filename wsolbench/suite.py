@@ -25,7 +25,9 @@ from wsolbench.explainers.suite import (
 )
 from wsolbench.registry import METHODS, POSTPROCESSORS
 
-BUILTIN_SUITES = ("synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16")
+BUILTIN_SUITES = (
+    "synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16", "ilsvrc-classifiers",
+)
 
 # Allowed keys with their types and defaults; a missing key takes the default.
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {

@@ -94,13 +94,19 @@ def build_classifier(name: str, weights: str | None = None, num_classes: int = 1
     ``weights``: None or "" (random initialization, ``num_classes`` outputs), a torchvision
     weights name ("DEFAULT", "IMAGENET1K_V1": downloaded by torchvision, ImageNet's 1000 classes,
     so ``num_classes`` must be 1000) or a local state-dict file (``torch.save(model.state_dict())``).
+    A local copy of torchvision's own file (same file name, e.g. ``resnet50-0676ba61.pth``) loads
+    as those weights, with the settings torchvision builds them with (inception_v3's
+    ``transform_input``).
     """
     from torchvision import models
 
     available = models.list_models(module=models)
     if name not in available:
         raise WsolbenchError(f"unknown torchvision classifier '{name}' (available: {', '.join(available)})")
-    if weights and (Path(weights).suffix in (".pt", ".pth") or Path(weights).exists()):
+    official = _official_file(models, name, weights) if weights else None
+    if official is not None:
+        net = _load_official(models, name, *official)
+    elif weights and (Path(weights).suffix in (".pt", ".pth") or Path(weights).exists()):
         from wsolbench.backbones.base import _read_weights_file
 
         net = models.get_model(name, weights=None, num_classes=num_classes)
@@ -138,3 +144,32 @@ def _torchvision_pretrained(models, name: str, weights: str, num_classes: int) -
             f"(weights = \"/path/{Path(chosen.url).name}\"), or put it in the torch hub cache "
             f"({torch.hub.get_dir()}/checkpoints)"
         ) from None
+
+
+def _official_file(models, name: str, weights: str):
+    """(weights enum member, path) when ``weights`` is a local copy of a torchvision file."""
+    path = Path(weights)
+    if not path.is_file():
+        return None
+    for member in models.get_model_weights(name):
+        if Path(member.url).name == path.name:
+            return member, path
+    return None
+
+
+def _load_official(models, name: str, member, path: Path) -> nn.Module:
+    """torchvision's builder with ``weights=member``, reading ``path`` as its download cache."""
+    import os
+    import tempfile
+
+    previous = torch.hub.get_dir()
+    with tempfile.TemporaryDirectory() as hub:
+        os.makedirs(os.path.join(hub, "checkpoints"))
+        os.symlink(path.resolve(), os.path.join(hub, "checkpoints", path.name))
+        torch.hub.set_dir(hub)
+        try:
+            return models.get_model(name, weights=member)
+        except Exception as error:  # noqa: BLE001  (a truncated or foreign file)
+            raise WsolbenchError(f"cannot load {name} {member.name} from this file: {error}", path=path) from None
+        finally:
+            torch.hub.set_dir(previous)
