@@ -83,7 +83,7 @@ class GradCamExplainer(LayerExplainer):
     def _run(self, library, Target, model, layers, images, classes) -> torch.Tensor:
         cam = self.make_cam(library, model, layers)
         try:
-            with torch.enable_grad(), self.quiet():
+            with torch.enable_grad(), self.quiet(), _gradients_down_to(model, layers):
                 maps = cam(input_tensor=images, targets=[Target(int(c)) for c in classes.tolist()],
                            aug_smooth=self.aug_smooth, eigen_smooth=self.eigen_smooth)
         finally:
@@ -93,6 +93,30 @@ class GradCamExplainer(LayerExplainer):
 
     def quiet(self):
         return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _gradients_down_to(model: nn.Module, layers: list[nn.Module]):
+    """Only the target layers' parameters require gradients while the library runs.
+
+    pytorch-grad-cam calls ``loss.backward()``, which would also compute every parameter's
+    gradient down to the first layer, then discard them; its maps need only the gradient at the
+    target layers' outputs, which stays the same. When a target layer has no parameters of its
+    own, nothing is changed."""
+    own = [p for layer in layers for p in layer.parameters()]
+    if not own:
+        yield
+        return
+    states = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in states:
+            p.requires_grad_(False)
+        for p in own:
+            p.requires_grad_(True)
+        yield
+    finally:
+        for p, state in states:
+            p.requires_grad_(state)
 
 
 def _register(name: str, library_class: str, doc: str, **attributes) -> None:
