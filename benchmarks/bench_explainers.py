@@ -47,6 +47,8 @@ def main() -> None:
         table = Table(title=f"one val + test scoring pass per explainer ({args.suite}, torch threads {torch.get_num_threads()})")
         for column in ("explainer", "pass s", "x CAM pass", "maps ms / image"):
             table.add_column(column, justify="right")
+        # Warm-up (numba compilation of the evaluator, imports), not timed.
+        _score_split(model, paths, "val", postprocessors, suite, torch.device("cpu"), False, create_explainer("cam"))
         reference = None
         for name in args.explainers:
             explainer = create_explainer(name)
