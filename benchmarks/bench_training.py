@@ -48,7 +48,8 @@ def build_steps(name: str, args, device: torch.device):
     channels_last = device.type == "cuda"
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(method, TrainConfig(data=".", lr=0.001))
+    config = TrainConfig(data=".", method=name, backbone=args.backbone, lr=0.001, recipe=args.recipe)
+    optimizer = build_optimizer(method, config)
     method.set_epoch(10**6)  # every epoch-dependent branch on (e.g. SPA's RAM)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     if channels_last:
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: off)")
+    parser.add_argument("--recipe", default="wsolevaluation", help="training recipe: its parameter groups (default: %(default)s)")
     parser.add_argument("--methods", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--flops", action="store_true", help="also count FLOPs per image (default: off)")
     parser.add_argument("--no-timing", action="store_true", help="FLOPs only, no timing (default: off)")

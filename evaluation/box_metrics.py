@@ -18,6 +18,7 @@ import torch
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range, quantize
 from wsolbench.evaluation.level_sets import batch_level_hits
+from wsolbench.evaluation.per_image import concat_per_image, merge_per_image
 
 
 def cam_thresholds(interval: float) -> np.ndarray:
@@ -51,6 +52,14 @@ class BoxAccumulator:
         self.correct_v1 = np.zeros(shape, np.int64)
         self.correct_v2 = np.zeros(shape, np.int64)
         self.count = 0
+        self.per_image: list[dict[str, np.ndarray]] | None = None
+
+    def keep_per_image(self) -> "BoxAccumulator":
+        """Also keep each image's outcome: ``correct_v1`` / ``correct_v2`` as bits packed along
+        the CAM thresholds, ``(N, len(deltas), ceil(T / 8))`` uint8 (``per_image_arrays``); their
+        sums over images are the pooled counts."""
+        self.per_image = []
+        return self
 
     def accumulate(self, scoremaps, gt_boxes: Sequence) -> None:
         """``scoremaps``: (N, H, W) in [0, 1] (tensor on any device, array, or a list of maps of
@@ -60,9 +69,16 @@ class BoxAccumulator:
                 raise WsolbenchError(f"{len(scoremaps)} score maps but {len(gt_boxes)} box lists")
             shapes = {tuple(m.shape) for m in scoremaps}
             if len(shapes) > 1:  # maps of different sizes: one call per size
+                before = len(self.per_image) if self.per_image is not None else 0
+                order = []
                 for shape in shapes:
                     idx = [i for i, m in enumerate(scoremaps) if tuple(m.shape) == shape]
                     self.accumulate([scoremaps[i] for i in idx], [gt_boxes[i] for i in idx])
+                    order += idx
+                if self.per_image is not None:  # back to the input's image order
+                    merged = concat_per_image(self.per_image[before:])
+                    inverse = np.argsort(order)
+                    self.per_image[before:] = [{k: v[inverse] for k, v in merged.items()}]
                 return
             if not scoremaps:
                 return
@@ -86,9 +102,14 @@ class BoxAccumulator:
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
         self._resolve_ties(levels, gt, cut, v1, ambiguous)
         rows = np.arange(len(levels))[:, None]
-        self.correct_v1 += v1[rows, cut].sum(0, dtype=np.int64)
-        self.correct_v2 += v2[rows, cut].sum(0, dtype=np.int64)
+        hits_v1, hits_v2 = v1[rows, cut], v2[rows, cut]  # (N, T, D)
+        self.correct_v1 += hits_v1.sum(0, dtype=np.int64)
+        self.correct_v2 += hits_v2.sum(0, dtype=np.int64)
         self.count += len(levels)
+        if self.per_image is not None:
+            self.per_image.append({
+                "correct_v1": np.packbits(hits_v1.transpose(0, 2, 1).astype(bool), axis=-1),
+                "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1)})
 
     def _resolve_ties(self, levels, gt, cut, v1, ambiguous) -> None:
         """Ask OpenCV for the (map, level) pairs where the largest contour area is tied."""
@@ -105,7 +126,11 @@ class BoxAccumulator:
         self.correct_v1 += other.correct_v1
         self.correct_v2 += other.correct_v2
         self.count += other.count
+        merge_per_image(self, other)
         return self
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        return concat_per_image(self.per_image)
 
     def compute(self) -> dict:
         if self.count == 0:

@@ -10,8 +10,10 @@ import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, overlap_ratios
+from wsolbench.evaluation.per_image import concat_per_image, merge_per_image
 
 ERROR_TYPES = ("cls", "m-ins", "part", "more", "ot")
+OUTCOMES = ("correct",) + ERROR_TYPES  # per-image outcome codes 0..5 (``keep_per_image``)
 
 
 def union_boxes(maps, threshold: float) -> torch.Tensor:
@@ -85,6 +87,18 @@ class ClassicLocAccumulator:
         self.top1_cls = 0
         self.top5_cls = 0
         self.count = 0
+        self.per_image: list[dict[str, np.ndarray]] | None = None
+
+    def keep_per_image(self) -> "ClassicLocAccumulator":
+        """Also keep, per image: ``outcome`` (N, T) uint8 index into ``OUTCOMES`` (correct or
+        the error type of the top-1 prediction), ``top5_loc`` / ``gt_known_loc`` (N, T) bool,
+        ``top1_box`` (N, T, 4) int32 original pixels, ``top1_cls`` / ``top5_cls`` (N,) bool and
+        ``top1_class`` (N,) int32 (``per_image_arrays``); T = number of box thresholds."""
+        self.per_image = []
+        return self
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        return concat_per_image(self.per_image)
 
     def accumulate(self, labels, top5, loc_maps: Sequence, gt_loc_maps: Sequence,
                    gt_boxes_original: Sequence) -> None:
@@ -95,6 +109,13 @@ class ClassicLocAccumulator:
         top5 = np.asarray(torch.as_tensor(top5).cpu()).reshape(len(labels), -1)
         if not (len(loc_maps) == len(gt_loc_maps) == len(gt_boxes_original) == len(labels)):
             raise WsolbenchError("classic localization inputs must all have one entry per image")
+        count, t_count = len(labels), len(self.thresholds)
+        record = {"outcome": np.zeros((count, t_count), np.uint8),
+                  "top5_loc": np.zeros((count, t_count), bool),
+                  "gt_known_loc": np.zeros((count, t_count), bool),
+                  "top1_box": np.zeros((count, t_count, 4), np.int32),
+                  "top1_cls": top5[:, 0] == labels, "top5_cls": (top5 == labels[:, None]).any(1),
+                  "top1_class": top5[:, 0].astype(np.int32)}
         for i, label in enumerate(labels):
             gt = np.asarray(gt_boxes_original[i], np.int64).reshape(-1, 4)
             hit5 = top5[i] == label
@@ -104,15 +125,22 @@ class ClassicLocAccumulator:
             known_at = union_boxes_at(gt_loc_maps[i], self.thresholds).cpu().numpy()[:, 0]
             for t in range(len(self.thresholds)):
                 boxes, known = boxes_at[t], known_at[t]
-                self.gt_known_loc[t] += _correct(known, gt)
+                known_hit = _correct(known, gt)
+                self.gt_known_loc[t] += known_hit
                 kind = localization_error_type(top5[i, 0], boxes[0], label, gt)
                 if kind == "correct":
                     self.top1_loc[t] += 1
                 else:
                     self.errors[t, ERROR_TYPES.index(kind)] += 1
-                self.top5_loc[t] += any(hit5[j] and _correct(boxes[j], gt)
-                                        for j in range(min(len(boxes), len(hit5))))
+                top5_hit = any(hit5[j] and _correct(boxes[j], gt)
+                               for j in range(min(len(boxes), len(hit5))))
+                self.top5_loc[t] += top5_hit
+                record["outcome"][i, t] = OUTCOMES.index(kind)
+                record["top5_loc"][i, t], record["gt_known_loc"][i, t] = top5_hit, known_hit
+                record["top1_box"][i, t] = boxes[0]
         self.count += len(labels)
+        if self.per_image is not None:
+            self.per_image.append(record)
 
     def merge(self, other: "ClassicLocAccumulator") -> "ClassicLocAccumulator":
         if not np.array_equal(self.thresholds, other.thresholds):
@@ -122,6 +150,7 @@ class ClassicLocAccumulator:
         self.top1_cls += other.top1_cls
         self.top5_cls += other.top5_cls
         self.count += other.count
+        merge_per_image(self, other)
         return self
 
     def compute(self) -> dict:

@@ -12,6 +12,7 @@ import torch
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.box_metrics import cam_thresholds
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range
+from wsolbench.evaluation.per_image import compact_counts, concat_per_image, merge_per_image
 
 
 def pxap_bin_edges(interval: float) -> np.ndarray:
@@ -36,6 +37,16 @@ class PxAPAccumulator:
         self.interval = float(self.edges[1] - self.edges[0]) if len(self.edges) > 4 else 1.0
         self.foreground = np.zeros(len(self.edges) - 1, np.int64)
         self.background = np.zeros(len(self.edges) - 1, np.int64)
+        self.per_image: list[dict[str, np.ndarray]] | None = None
+
+    def keep_per_image(self) -> "PxAPAccumulator":
+        """Also keep each image's two histograms, ``foreground`` / ``background`` (N, bins)
+        (uint16 when they fit: 4 bytes per bin and image; ``per_image_arrays``)."""
+        self.per_image = []
+        return self
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        return concat_per_image(self.per_image)
 
     def accumulate(self, scoremaps, gt_masks, gt_ignore=None) -> None:
         """``scoremaps`` (N, H, W) in [0, 1]; ``gt_masks`` (N, H, W) bool (foreground);
@@ -55,7 +66,18 @@ class PxAPAccumulator:
             code = torch.where(ignore, 2 * nbins, code)
         edges = torch.as_tensor(self.edges, dtype=torch.float64, device=maps.device)
         index = bin_index(maps, edges, self.interval) + code
-        counts = torch.bincount(index.flatten(), minlength=3 * nbins).cpu().numpy()
+        if self.per_image is not None:  # one bincount with images offset by 3 * nbins
+            if index.dim() == 2:
+                index = index[None]
+            offsets = torch.arange(index.shape[0], device=index.device).reshape(-1, 1, 1)
+            per_image = torch.bincount((index + offsets * 3 * nbins).flatten(),
+                                       minlength=index.shape[0] * 3 * nbins)
+            per_image = per_image.reshape(-1, 3 * nbins).cpu().numpy()
+            self.per_image.append({"foreground": compact_counts(per_image[:, :nbins]),
+                                   "background": compact_counts(per_image[:, nbins:2 * nbins])})
+            counts = per_image.sum(0)
+        else:
+            counts = torch.bincount(index.flatten(), minlength=3 * nbins).cpu().numpy()
         self.foreground += counts[:nbins]
         self.background += counts[nbins:2 * nbins]
 
@@ -64,6 +86,7 @@ class PxAPAccumulator:
             raise WsolbenchError("cannot merge PxAP accumulators with different bins")
         self.foreground += other.foreground
         self.background += other.background
+        merge_per_image(self, other)
         return self
 
     def compute(self) -> dict:

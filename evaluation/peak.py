@@ -9,6 +9,12 @@ import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor
+from wsolbench.evaluation.per_image import (
+    compact_counts,
+    concat_per_image,
+    image_histograms,
+    merge_per_image,
+)
 
 LEVELS = 256
 
@@ -41,6 +47,16 @@ class PeakAccumulator:
         # One bin per level 0..255 plus an empty top bin, so tp(t) = sum of bins >= t.
         self.foreground = np.zeros(LEVELS + 1, np.int64)
         self.background = np.zeros(LEVELS + 1, np.int64)
+        self.per_image: list[dict[str, np.ndarray]] | None = None
+
+    def keep_per_image(self) -> "PeakAccumulator":
+        """Also keep each image's two 257-bin histograms, ``foreground`` / ``background``
+        (``per_image_arrays``)."""
+        self.per_image = []
+        return self
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        return concat_per_image(self.per_image)
 
     def accumulate(self, raw_maps: Sequence, gt_masks: Sequence) -> None:
         """``raw_maps``: maps of any range and size; ``gt_masks``: bool masks at their own size
@@ -57,14 +73,21 @@ class PeakAccumulator:
             self._add(resize_levels(peak_levels(raw).cpu().numpy(), mask.shape), mask)
 
     def _add(self, levels: np.ndarray, mask: np.ndarray) -> None:
-        counts = np.bincount((levels.astype(np.int64) + (LEVELS + 1) * ~mask).ravel(),
-                             minlength=2 * (LEVELS + 1))
+        codes = levels.astype(np.int64) + (LEVELS + 1) * ~mask
+        if self.per_image is not None:
+            per_image = image_histograms(codes if codes.ndim == 3 else codes[None], 2 * (LEVELS + 1))
+            self.per_image.append({"foreground": compact_counts(per_image[:, :LEVELS + 1]),
+                                   "background": compact_counts(per_image[:, LEVELS + 1:])})
+            counts = per_image.sum(0)
+        else:
+            counts = np.bincount(codes.ravel(), minlength=2 * (LEVELS + 1))
         self.foreground += counts[:LEVELS + 1]
         self.background += counts[LEVELS + 1:]
 
     def merge(self, other: "PeakAccumulator") -> "PeakAccumulator":
         self.foreground += other.foreground
         self.background += other.background
+        merge_per_image(self, other)
         return self
 
     def compute(self) -> dict:

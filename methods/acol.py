@@ -1,11 +1,17 @@
 """ACoL: adversarial complementary learning (Zhang et al., CVPR 2018), as wsolevaluation.
 
-Backbone features are smoothed by a 3x3 average pool (stride 1) and fed to classifier A
-(conv3x3 -> 1024, ReLU, conv3x3, ReLU, conv1x1 -> C; TinyVGG uses its smaller head width).
-The min-max normalized map of A for the ground-truth class (the predicted class when no label
-is given, e.g. at eval) is detached; feature positions where it is >= ``erase_threshold`` are
-zeroed and the erased features go to classifier B (same shape). Loss CE(A) + CE(B); the map of a
-class is max(normalized A, normalized B). Logits (for classification) are A's.
+On VGG (and TinyVGG) the backbone is ACoL's own body (3x3 stride-2 max-pools, an extra stride-1
+max-pool after conv5_3) and its features are smoothed by a 3x3 average pool (stride 1) before
+the classifiers; ResNet and Inception feed their features directly (``VggAcol``, ``ResNetAcol``,
+``InceptionAcol``). Classifier A (conv3x3 -> 1024, ReLU, conv3x3, ReLU, conv1x1 -> C; TinyVGG
+uses its smaller head width) gives class maps. The min-max normalized map of A for the erasure
+class is detached; feature positions where it is >= ``erase_threshold`` are zeroed and the
+erased features go to classifier B (same shape). Loss CE(A) + CE(B); logits are A's.
+
+The map of class c is max(normalized A, normalized B) of class c with B computed on features
+erased by class c itself: wsolevaluation's inference passes the GT labels, so the GT-class map
+erases by the GT class, and each top-k class's map erases by that class (``class_maps``). The
+``cams`` output erases by the labels given to ``forward`` (the predicted class without labels).
 """
 from __future__ import annotations
 
@@ -25,6 +31,13 @@ from wsolbench.methods.base import (
 )
 from wsolbench.registry import register_method
 
+# wsolevaluation's classifier_A / classifier_B are flat Sequentials (conv, ReLU, conv, ReLU, conv).
+REFERENCE_HEAD_NAMES = {
+    f"classifier_{branch}.{here}.": f"classifier_{branch.upper()}.{there}."
+    for branch in ("a", "b")
+    for here, there in (("0.0", 0), ("1.0", 2), ("2", 4))
+}
+
 
 def erase_discriminative(
     features: torch.Tensor, class_maps: torch.Tensor, labels: torch.Tensor, threshold: float
@@ -38,6 +51,8 @@ def erase_discriminative(
 @register_method("acol")
 class ACoL(WsolMethod):
     """ACoL: two classifiers; B learns from features with A's discriminative region erased."""
+
+    architecture_type = "acol"
 
     def __init__(
         self,
@@ -55,14 +70,16 @@ class ACoL(WsolMethod):
             hparams={"erase_threshold": erase_threshold},
         )
         self.erase_threshold = float(erase_threshold)
-        channels, width = self.backbone.out_channels, self.backbone.head_width
-        self.classifier_a = class_map_classifier(channels, width, num_classes)
-        self.classifier_b = class_map_classifier(channels, width, num_classes)
-        init_new_layers(self.classifier_a, "xavier")
-        init_new_layers(self.classifier_b, "xavier")
+        net = self.backbone
+        self.smoothing = net.acol_smoothing
+        self.classifier_a = class_map_classifier(net.out_channels, net.head_width, num_classes)
+        self.classifier_b = class_map_classifier(net.out_channels, net.head_width, num_classes)
+        init_new_layers(self.classifier_a, net.init_mode)
+        init_new_layers(self.classifier_b, net.init_mode)
 
     def head(self, features, taps, labels):
-        features = F.avg_pool2d(features, kernel_size=3, stride=1, padding=1)
+        if self.smoothing:
+            features = F.avg_pool2d(features, kernel_size=3, stride=1, padding=1)
         maps_a = self.classifier_a(features)
         logits_a = global_average_pool(maps_a)
         if labels is None:
@@ -76,9 +93,41 @@ class ACoL(WsolMethod):
             "cams": cams,
             "maps_a": maps_a,
             "maps_b": maps_b,
+            "head_features": features,
+            "erased_by": labels,
         }
+
+    def class_maps(self, outputs, classes):
+        """Each (image, class) map with B run on that image's features erased by that class.
+
+        Pairs are computed once each (the GT class is usually among the top-k), and pairs whose
+        class is the one ``forward`` erased by are read from ``cams``.
+        """
+        cams, maps_a = outputs["cams"], outputs["maps_a"].detach()
+        n, k = classes.shape
+        classes = classes.long().to(cams.device)
+        rows = torch.arange(n, device=cams.device).repeat_interleave(k)
+        pairs = torch.stack([rows, classes.reshape(-1)], dim=1)
+        unique, inverse = pairs.unique(dim=0, return_inverse=True)
+        images, labels = unique.unbind(dim=1)
+        maps = cams[images, labels]
+        todo = labels != outputs["erased_by"][images]
+        if bool(todo.any()):
+            images, labels = images[todo], labels[todo]
+            features = outputs["head_features"][images]
+            maps_b = self.classifier_b(
+                erase_discriminative(features, maps_a[images], labels, self.erase_threshold)
+            )
+            maps[todo] = torch.maximum(
+                normalize_maps(select_class(maps_a[images], labels)),
+                normalize_maps(select_class(maps_b.detach(), labels)),
+            )[:, 0].to(maps.dtype)
+        return maps[inverse].view(n, k, *maps.shape[1:])
 
     def loss(self, outputs, targets):
         return F.cross_entropy(outputs["logits"], targets) + F.cross_entropy(
             outputs["logits_b"], targets
         )
+
+    def reference_names(self) -> dict[str, str]:
+        return self._wsolevaluation_names(REFERENCE_HEAD_NAMES)

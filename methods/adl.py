@@ -1,8 +1,10 @@
 """ADL: attention-based dropout layer (Choe & Shim, CVPR 2019) on a CAM network.
 
 A parameter-free layer is inserted at every insertion point of the backbone (VGG16: after
-pool3, conv4_3 and conv5_3, as wsolevaluation; ResNet50: after layer3 and layer4; Inception:
-after Mixed_5d and Mixed_6e; TinyVGG: after pool2, feat4 and feat5). At training time it
+pool3, conv4_3 and conv5_3; ResNet50: after layer3's first block and after layer4's first and
+last blocks; Inception: after Mixed_5d and Mixed_6e, and a third one inside the head after its
+second convolution, whose dropout ADL drops, as ``InceptionAdl``; TinyVGG: after pool2, feat4
+and feat5). At training time it
 multiplies the features by either the drop mask (hide the most discriminative part) or the
 importance map (sigmoid of the channel-mean attention): the drop mask with probability
 ``drop_rate``, ONE draw per batch as upstream. Identity at eval.
@@ -53,6 +55,8 @@ class AttentionDropout(nn.Module):
 class ADL(CAM):
     """ADL: CAM with attention-based dropout layers inside the backbone (training only)."""
 
+    architecture_type = "adl"
+
     def __init__(
         self,
         backbone: str = "tinyvgg",
@@ -73,3 +77,6 @@ class ADL(CAM):
             hparams={"drop_rate": drop_rate, "gamma": gamma},
             inserts={point: AttentionDropout(drop_rate, gamma) for point in points},
         )
+        if self.cam_head.style == "class_conv":  # InceptionAdl: no dropout, ADL in the head
+            self.cam_head.dropout = False
+            self.cam_head.inner = AttentionDropout(drop_rate, gamma)

@@ -5,7 +5,12 @@ manner of pytorch-grad-cam's base class:
 
 - ``head(features, taps, labels) -> dict``: the new layers; must return ``logits`` (N, C) and
   ``cams`` (N, C, h, w), the raw localization map of every class at feature resolution;
-- ``prepare_batch`` (training-time input transform) and ``loss`` when the method needs them.
+- ``prepare_batch`` (training-time input transform) and ``loss`` when the method needs them;
+- ``class_maps(outputs, classes)``: the evaluation-time map of given classes, when it is not
+  simply a channel of ``cams`` (ACoL erases by the class whose map it computes);
+- ``reference_names()``: the reference code's name of every state-dict entry.
+
+``architecture_type`` (wsolevaluation's: cam, adl, acol, spg) selects the backbone's variant.
 
 ``method.hparams`` holds everything needed to rebuild the architecture:
 ``create_method(name, **method.hparams)``.
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsolbench.backbones.base import initialize_weights
 from wsolbench.registry import create_backbone
 
 # Keyword arguments shared by every method; the rest of a factory's defaults are its
@@ -32,6 +38,9 @@ HEAD_LR_MULTIPLIER = 10.0
 class WsolMethod(nn.Module):
     """Base class: builds the backbone; subclasses add their head in ``__init__``."""
 
+    # The backbone variant (wsolevaluation's architecture type) this method is built on.
+    architecture_type = "cam"
+
     def __init__(
         self,
         backbone: str = "tinyvgg",
@@ -44,12 +53,17 @@ class WsolMethod(nn.Module):
         inserts: Mapping[str, nn.Module] | None = None,
     ):
         super().__init__()
+        # Passed only when not the default, so backbones without variants still work.
+        variant = {} if self.architecture_type == "cam" else {
+            "architecture_type": self.architecture_type
+        }
         self.backbone = create_backbone(
             backbone,
             pretrained=pretrained,
             weights=weights,
             large_feature_map=large_feature_map,
             inserts=inserts,
+            **variant,
         )
         self.num_classes = num_classes
         self.epoch = 0
@@ -84,6 +98,11 @@ class WsolMethod(nn.Module):
         outputs["taps"] = taps
         return outputs
 
+    def class_maps(self, outputs: dict[str, Any], classes: torch.Tensor) -> torch.Tensor:
+        """(N, k) classes -> (N, k, h, w) raw maps of those classes as the reference computes
+        them at evaluation (inference, bench and SCG read maps through this)."""
+        return select_classes(outputs["cams"], classes)
+
     def reference_names(self) -> dict[str, str]:
         """State-dict key here -> the key of the same tensor in the reference code's model.
 
@@ -92,6 +111,18 @@ class WsolMethod(nn.Module):
         Identity by default; a method whose names differ from its reference overrides it.
         """
         return {name: name for name in self.state_dict()}
+
+    def _wsolevaluation_names(self, head: Mapping[str, str]) -> dict[str, str]:
+        """``reference_names`` for wsolevaluation's models: the backbone's own mapping (its
+        architecture type's names), and ``head`` prefix renames (here -> there) for the rest."""
+        backbone = self.backbone.reference_names()
+        names = {}
+        for key in self.state_dict():
+            if key.startswith("backbone."):
+                names[key] = backbone[key.removeprefix("backbone.")]
+            else:
+                names[key] = renamed(key, head)
+        return names
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -125,19 +156,18 @@ def class_map_classifier(in_channels: int, width: int, num_classes: int) -> nn.S
 
 
 def init_new_layers(module: nn.Module, mode: str = "he") -> None:
-    """wsolevaluation's init of new layers: He (VGG CAM) or Xavier (class-map heads: ACoL, SPG,
-    Inception, and SPA's code) for convolutions, N(0, 0.01) for linear layers, zero biases."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            if mode == "xavier":
-                nn.init.xavier_uniform_(m.weight)
-            else:
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
+    """wsolevaluation's init of new layers: He or Xavier (the mode of the whole reference model,
+    ``Backbone.init_mode``; SPA's code: Xavier) for convolutions, N(0, 0.01) for linear layers,
+    zero biases."""
+    initialize_weights(module, mode)
+
+
+def renamed(key: str, prefixes: Mapping[str, str]) -> str:
+    """``key`` with the first matching prefix replaced (unchanged when none matches)."""
+    for old, new in prefixes.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
 
 
 def global_average_pool(maps: torch.Tensor) -> torch.Tensor:
@@ -154,6 +184,12 @@ def normalize_maps(maps: torch.Tensor, eps: float = 1e-15) -> torch.Tensor:
     low = flat.min(dim=2, keepdim=True).values
     high = flat.max(dim=2, keepdim=True).values
     return ((flat - low) / (high - low + eps)).view_as(maps)
+
+
+def select_classes(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) maps, (N, k) classes -> (N, k, h, w) maps of those classes."""
+    index = classes.long()[:, :, None, None].expand(-1, -1, *maps.shape[2:])
+    return maps.gather(1, index.to(maps.device))
 
 
 def select_class(maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """CAM: class activation mapping (Zhou et al., CVPR 2016), wsolevaluation's heads.
 
 VGG-like backbones: conv3x3 -> 1024 (TinyVGG: 128), ReLU, GAP, fc, and the map of class c is
-``mean over channels of fc.weight[c] * feature``. ResNet: GAP, fc on the backbone features, same
-formula. Inception: conv3x3, conv3x3, conv1x1 -> classes (dropout 0.5 between, as upstream),
-logits = GAP, the map is the class channel.
+``mean over channels of fc.weight[c] * feature`` (``VggCam``). ResNet: GAP, fc on the backbone
+features, same formula; with ImageNet weights and 1000 classes the fc starts from ImageNet's, as
+wsolevaluation loads it on ILSVRC (``ResNetCam``). Inception: conv3x3, conv3x3, conv1x1 ->
+classes (dropout 0.5 before each, as upstream), logits = GAP, the map is the class channel
+(``InceptionCam``).
 """
 from __future__ import annotations
 
@@ -13,17 +15,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsolbench.methods.base import WsolMethod, conv3x3_relu, global_average_pool, init_new_layers
 from wsolbench.errors import WsolbenchError
+from wsolbench.methods.base import WsolMethod, conv3x3_relu, global_average_pool, init_new_layers
 from wsolbench.registry import register_method
+
+# wsolevaluation's names of each head style's layers (VggCam, ResNetCam, InceptionCam).
+REFERENCE_HEAD_NAMES = {
+    "conv_fc": {"cam_head.conv.0.": "conv6.", "cam_head.fc.": "fc."},
+    "fc": {"cam_head.fc.": "fc."},
+    "class_conv": {
+        "cam_head.conv1.0.": "SPG_A3_1b.0.",
+        "cam_head.conv2.0.": "SPG_A3_2b.0.",
+        "cam_head.classifier.": "SPG_A4.",
+    },
+}
 
 
 class CamHead(nn.Module):
-    """The CAM head wsolevaluation uses for a backbone family (see ``Backbone.cam_head``)."""
+    """The CAM head wsolevaluation uses for a backbone family (see ``Backbone.cam_head``).
 
-    def __init__(self, style: str, in_channels: int, width: int, num_classes: int):
+    ``class_conv`` only: ``dropout`` before each layer (CAM's InceptionCam; ADL has none) and
+    ``inner``, a module applied after the second convolution (ADL's third layer).
+    """
+
+    def __init__(self, style: str, in_channels: int, width: int, num_classes: int, init: str):
         super().__init__()
         self.style = style
+        self.dropout = style == "class_conv"
+        self.inner: nn.Module = nn.Identity()
         if style == "conv_fc":
             self.conv = conv3x3_relu(in_channels, width)
             self.fc = nn.Linear(width, num_classes)
@@ -36,14 +55,16 @@ class CamHead(nn.Module):
             self.classifier = nn.Conv2d(width, num_classes, 1)
         else:
             raise WsolbenchError(f"unknown CAM head style '{style}'")
-        init_new_layers(self, "xavier" if style == "class_conv" else "he")
+        init_new_layers(self, init)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, 0.5, self.training) if self.dropout else x
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.style == "class_conv":
-            x = F.dropout(features, 0.5, self.training)
-            x = F.dropout(self.conv1(x), 0.5, self.training)
-            x = F.dropout(self.conv2(x), 0.5, self.training)
-            cams = self.classifier(x)
+            x = self.conv1(self._drop(features))
+            x = self.inner(self.conv2(self._drop(x)))
+            cams = self.classifier(self._drop(x))
             return {"logits": global_average_pool(cams), "cams": cams}
         x = self.conv(features)
         logits = self.fc(global_average_pool(x))
@@ -69,7 +90,17 @@ class CAM(WsolMethod):
             backbone, num_classes, pretrained, weights, large_feature_map, **base_options
         )
         net = self.backbone
-        self.cam_head = CamHead(net.cam_head, net.out_channels, net.head_width, num_classes)
+        self.cam_head = CamHead(
+            net.cam_head, net.out_channels, net.head_width, num_classes, net.init_mode
+        )
+        imagenet_fc = getattr(net, "imagenet_fc", None)
+        if imagenet_fc is not None:
+            if net.cam_head == "fc" and imagenet_fc["weight"].shape == self.cam_head.fc.weight.shape:
+                self.cam_head.fc.load_state_dict(imagenet_fc)
+            net.imagenet_fc = None  # used once; do not keep 8 MB of tensors around
 
     def head(self, features, taps, labels):
         return self.cam_head(features)
+
+    def reference_names(self) -> dict[str, str]:
+        return self._wsolevaluation_names(REFERENCE_HEAD_NAMES[self.cam_head.style])

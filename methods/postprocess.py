@@ -1,9 +1,11 @@
 """The post-processor registry entries: ``identity`` (SPA's plain map) and ``scg``.
 
-A post-processor is a callable ``pp(cam, taps, image_size)``: ``cam`` the (N, h, w) raw class
-map at feature resolution, ``taps`` a list of (N, C_l, h_l, w_l) feature maps (ignored by
-``identity``), ``image_size`` one (H, W) or a list of per-image sizes; it returns (N, H, W) maps
-in [0, 1], or a list of (H_i, W_i) maps for per-image sizes (docs/interfaces.md).
+A post-processor is a ``PostProcessor`` (methods/postprocessor.py, docs/interfaces.md):
+``pp(cams, taps, image_size)`` with ``cams`` the (N, K, h, w) raw class maps of K classes per
+image at feature resolution, ``taps`` a list of (N, C_l, h_l, w_l) feature maps (ignored by
+``identity``), ``image_size`` one (H, W) or a list of per-image sizes; it returns (N, K, H, W)
+maps in [0, 1], or a list of (K, H_i, W_i) maps for per-image sizes. One (N, h, w) map per image
+is accepted too and gives (N, H, W) maps.
 """
 from __future__ import annotations
 
@@ -11,26 +13,27 @@ from typing import Sequence
 
 import torch
 
-from wsolbench.methods.scg import SCG, check_cam, normalize_cam, per_image_sizes, resize_to_sizes
+from wsolbench.methods.postprocessor import PostProcessor
+from wsolbench.methods.scg import SCG, check_class_maps, normalize_cam, per_image_sizes, resize_to_sizes
 from wsolbench.registry import register_postprocessor
 
-__all__ = ["Identity", "SCG"]
+__all__ = ["Identity", "PostProcessor", "SCG"]
 
 
 @register_postprocessor("identity")
-class Identity:
-    """SPA's map: ReLU, min-max per image (eps 1e-10), bilinear resize to the image size."""
+class Identity(PostProcessor):
+    """SPA's map: ReLU, min-max per map (eps 1e-10), bilinear resize to the image size."""
 
-    def __call__(self, cam: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None):
-        with torch.no_grad():
-            cam = check_cam(cam)
-            if image_size is None:
-                image_size = tuple(cam.shape[-2:])
-            sizes = per_image_sizes(image_size, cam.shape[0])
-            return resize_to_sizes(normalize_cam(cam), image_size, sizes)
+    def process(self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None):
+        cams = check_class_maps(cams)
+        if image_size is None:
+            image_size = tuple(cams.shape[-2:])
+        sizes = per_image_sizes(image_size, cams.shape[0])
+        return resize_to_sizes(normalize_cam(cams), image_size, sizes)
 
-    def __repr__(self) -> str:
-        return "Identity()"
+    def scoremap_source(self, cams, maps):
+        # wsolevaluation's CAM computer resizes the raw CAM (no ReLU) for plain maps.
+        return cams
 
 
 register_postprocessor("scg")(SCG)

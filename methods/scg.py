@@ -19,7 +19,10 @@ Two variants:
 Matrices are stored (N, P, P) with the map of point j in column j, P = h * w positions in
 row-major order. Taps of different sizes are resized bilinearly to the finest grid before the
 correlation (the official setting only ever uses equal sizes), so layers can be fused by sum.
-Work is batched with ``bmm`` and chunked over the batch to bound memory.
+Work is batched with ``bmm`` and chunked over the batch to bound memory. The self-correlation
+does not depend on the class, so it is computed once per batch and the class maps of K classes
+per image (docs/interfaces.md) are aggregated together in one ``bmm``: each class map only adds
+two mask columns, and each map equals what a call with that class alone gives.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.methods.postprocessor import PostProcessor, only_class
 
 Size = tuple[int, int]
 
@@ -63,27 +67,31 @@ def _minmax(values: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
 
 
 def resize_bilinear(maps: torch.Tensor, size: Size) -> torch.Tensor:
-    """(N, h, w) -> (N, H, W) bilinearly with half-pixel centres, as the SPA code's cv2.resize.
+    """(..., h, w) -> (..., H, W) bilinearly with half-pixel centres, as the SPA code's cv2.resize.
 
     On the CPU it IS cv2.resize (INTER_LINEAR, float32), so thresholded boxes match the released
     code bit for bit; elsewhere F.interpolate computes the same formula (differences ~1e-6)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     height, width = (int(v) for v in size)
+    leading = maps.shape[:-2]
+    flat = maps.reshape(-1, *maps.shape[-2:])
     if maps.device.type == "cpu" and min(height, width) > 0:
-        arrays = maps.detach().float().numpy()
+        arrays = flat.detach().float().numpy()
         resized = [cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in arrays]
-        return torch.from_numpy(np.stack(resized).reshape(len(arrays), height, width))
-    return F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        return torch.from_numpy(np.stack(resized).reshape(*leading, height, width))
+    resized = F.interpolate(flat[:, None], size=(height, width), mode="bilinear", align_corners=False)
+    return resized.reshape(*leading, height, width)
 
 
 def normalize_cam(cam: torch.Tensor) -> torch.Tensor:
-    """SPA's map: ReLU, then min-max per image with eps 1e-10 (an all-zero map stays zero)."""
-    return _minmax(F.relu(cam.float()), dim=(1, 2))
+    """SPA's map: ReLU, then min-max per map with eps 1e-10 (an all-zero map stays zero)."""
+    return _minmax(F.relu(cam.float()), dim=(-2, -1))
 
 
-class SCG:
-    """Self-correlation map generation; ``scg(cam, taps, image_size)`` gives (N, H, W) maps in [0, 1].
+class SCG(PostProcessor):
+    """Self-correlation map generation; ``scg(cams, taps, image_size)`` gives maps in [0, 1]:
+    (N, K, H, W) for (N, K, h, w) class maps, (N, H, W) for one (N, h, w) map (docs/interfaces.md).
 
     Args:
         fo_th: first-order threshold: cosine similarities below it are zeroed.
@@ -134,10 +142,6 @@ class SCG:
         if name.lower() not in cls.presets:
             raise WsolbenchError(f"unknown SCG preset '{name}' (available: {', '.join(cls.presets)})")
         return cls(**{**cls.presets[name.lower()], **overrides})
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"SCG({fields})"
 
     # ---------------------------------------------------------------- self-correlation
     def self_correlation(self, feat: torch.Tensor) -> SelfCorrelation:
@@ -221,22 +225,24 @@ class SCG:
             cam = resize_bilinear(cam, image_size)
         return resize_bilinear(cam, grid)
 
-    def _aggregate(self, fused: torch.Tensor, grid_cam: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Object map a, background map b and y = minmax(relu(a - b)) on the grid, (N, h, w).
+    def _aggregate(self, fused: torch.Tensor, grid_cams: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Object map a, background map b and y = minmax(relu(a - b)) on the grid, (N, K, h, w),
+        for the (N, K, h, w) class maps ``grid_cams`` of K classes per image.
 
         ``fused`` is normalized in place (it is not needed afterwards)."""
-        n, h, w = grid_cam.shape
-        flat_cam = grid_cam.reshape(n, h * w)
+        n, classes, h, w = grid_cams.shape
+        flat_cams = grid_cams.reshape(n, classes, h * w)
         # Min-max each column (the map of a point) in place, then sum the selected columns with
-        # one bmm against the two masks (object, background). Normalizing first, not after the
-        # sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
+        # one bmm against two masks (object, background) per class map. Normalizing first, not
+        # after the sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
         low = fused.amin(dim=1, keepdim=True)
         fused = fused.sub_(low).div_(fused.amax(dim=1, keepdim=True) + 1e-10)
-        masks = torch.stack([flat_cam >= self.fg_th, flat_cam <= self.bg_th], dim=2).to(fused.dtype)
-        sums = torch.bmm(fused, masks)
-        sums = sums.transpose(1, 2).reshape(n, 2, h, w)
-        object_map, background_map = _minmax(sums, dim=(2, 3)).unbind(1)
-        final = _minmax(F.relu(object_map - background_map), dim=(1, 2))
+        masks = torch.stack([flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3)  # (N, K, P, 2)
+        masks = masks.transpose(1, 2).reshape(n, h * w, 2 * classes).to(fused.dtype)
+        sums = torch.bmm(fused, masks)  # columns: class 0 object, class 0 background, class 1 ...
+        sums = sums.transpose(1, 2).reshape(n, classes, 2, h, w)
+        object_map, background_map = _minmax(sums, dim=(3, 4)).unbind(2)
+        final = _minmax(F.relu(object_map - background_map), dim=(2, 3))
         return {"object": object_map, "background": background_map, "grid_final": final}
 
     def _chunk_size(self, positions: int) -> int:
@@ -245,35 +251,44 @@ class SCG:
         # Layers are processed one after another, so the peak does not grow with their number.
         return max(1, _CHUNK_BUDGET_BYTES // (_MATRICES_PER_IMAGE * positions * positions * 4))
 
-    def explain(self, cam: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
-        """Every intermediate map: ``cam`` (normalized, on the grid), ``object`` (a), ``background``
-        (b), ``grid_final`` (y on the grid) as (N, h, w), and ``final`` resized to the image size
-        (a tensor, or a list when ``image_size`` is a list of per-image sizes)."""
+    def explain(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+        """Every intermediate map of (N, K, h, w) class maps: ``cam`` (normalized, on the grid),
+        ``object`` (a), ``background`` (b), ``grid_final`` (y on the grid) as (N, K, h, w), and
+        ``final`` resized to the image size ((N, K, H, W), or a list of (K, H_i, W_i) when
+        ``image_size`` is a list of per-image sizes). One (N, h, w) map gives (N, h, w) maps
+        (and (N, H, W) or (H_i, W_i) finals)."""
+        single = isinstance(cams, torch.Tensor) and cams.dim() == 3
+        result = self._explain(cams[:, None] if single else cams, taps, image_size)
+        return {key: only_class(value) for key, value in result.items()} if single else result
+
+    def _explain(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size) -> dict:
         taps = _check_taps(taps)
-        cam = check_cam(cam, taps[0].shape[0])
-        sizes = per_image_sizes(image_size, cam.shape[0])
+        cams = check_class_maps(cams, taps[0].shape[0])
+        n, classes = cams.shape[:2]
+        sizes = per_image_sizes(image_size, n)
         device = taps[0].device
-        cam = cam.to(device)
+        cams = cams.to(device)
         grid = _finest_grid(taps)
-        grid_cam = torch.empty((cam.shape[0], *grid), device=device)
+        grid_cams = torch.empty((n, classes, *grid), device=device)
         for size, index in _group_by_size(sizes):
-            grid_cam[index] = self._grid_cam(cam[index], grid, size)
+            grid_cams[index] = self._grid_cam(cams[index].flatten(0, 1), grid, size).reshape(len(index), classes, *grid)
         parts: dict[str, list[torch.Tensor]] = {"object": [], "background": [], "grid_final": []}
         step = self._chunk_size(grid[0] * grid[1])
-        for start in range(0, cam.shape[0], step):
+        for start in range(0, n, step):
+            # Once per chunk of images, whatever the number of classes: the class-independent part.
             fused, _ = self.fused_correlation([t[start:start + step] for t in taps])
-            for key, value in self._aggregate(fused, grid_cam[start:start + step]).items():
+            for key, value in self._aggregate(fused, grid_cams[start:start + step]).items():
                 parts[key].append(value)
             del fused
         result = {key: torch.cat(values) for key, values in parts.items()}
-        result["cam"] = grid_cam
+        result["cam"] = grid_cams
         result["final"] = resize_to_sizes(result["grid_final"], image_size, sizes)
         return result
 
-    def __call__(self, cam: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
-        """(N, h, w) raw class map + taps -> (N, H, W) maps in [0, 1] (a list for per-image sizes)."""
-        with torch.no_grad():
-            return self.explain(cam, taps, image_size)["final"]
+    def process(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+        """(N, K, h, w) raw class maps + taps -> (N, K, H, W) maps in [0, 1] (a list of
+        (K, H_i, W_i) for per-image sizes)."""
+        return self._explain(cams, taps, image_size)["final"]
 
 
 # -------------------------------------------------------------------- input checks and sizes
@@ -289,14 +304,14 @@ def _check_taps(taps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return list(taps)
 
 
-def check_cam(cam: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-    """The class map must be one (N, h, w) tensor, N = ``batch`` when given."""
-    if not isinstance(cam, torch.Tensor) or cam.dim() != 3:
-        shape = tuple(cam.shape) if isinstance(cam, torch.Tensor) else type(cam).__name__
-        raise WsolbenchError(f"the class map must be an (N, h, w) tensor, got {shape}")
-    if batch is not None and cam.shape[0] != batch:
-        raise WsolbenchError(f"class map batch {cam.shape[0]} != taps batch {batch}")
-    return cam
+def check_class_maps(cams: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """Class maps must be one (N, K, h, w) tensor, N = ``batch`` when given."""
+    if not isinstance(cams, torch.Tensor) or cams.dim() != 4:
+        shape = tuple(cams.shape) if isinstance(cams, torch.Tensor) else type(cams).__name__
+        raise WsolbenchError(f"class maps must be an (N, K, h, w) or (N, h, w) tensor, got {shape}")
+    if batch is not None and cams.shape[0] != batch:
+        raise WsolbenchError(f"class map batch {cams.shape[0]} != taps batch {batch}")
+    return cams
 
 
 def _finest_grid(taps: list[torch.Tensor]) -> Size:
@@ -340,7 +355,7 @@ def _group_by_size(sizes: list[Size]) -> list[tuple[Size, list[int]]]:
 
 
 def resize_to_sizes(maps: torch.Tensor, image_size, sizes: list[Size]):
-    """Resize (N, h, w) maps to their image sizes: one tensor, or a list for per-image sizes."""
+    """Resize (N, ..., h, w) maps to their image sizes: one tensor, or a list for per-image sizes."""
     if _is_size(image_size):
         return resize_bilinear(maps, sizes[0])
     out: list[torch.Tensor | None] = [None] * len(sizes)

@@ -3,7 +3,7 @@
 
     with SCGExtractor(model.eval(), target_layers=[model.layer3, model.layer4]) as extractor:
         maps = extractor(images, targets=[3, 7])        # CAM from the model's last nn.Linear
-        maps = extractor(images, my_class_maps)         # or any (N, h, w) map
+        maps = extractor(images, my_class_maps)         # or any (N, h, w) or (N, K, h, w) maps
         maps = extractor(images, lambda output, taps: ...)  # or a function returning one
 
 The hooks are removed when the ``with`` block ends (or by ``release()``).
@@ -89,7 +89,8 @@ class SCGExtractor:
         """All of SCG's intermediate maps (``SCG.explain``) plus ``taps`` and ``output``.
 
         ``targets`` is one of: None (the model's top-1 class), class indices (one per image), an
-        (N, h, w) class map, or a function ``(model output, taps) -> (N, h, w) class map``.
+        (N, h, w) class map or (N, K, h, w) maps of K classes (then every map is (N, K, ...)),
+        or a function ``(model output, taps) -> class maps``.
         """
         if not self._handles:
             raise WsolbenchError("SCGExtractor: hooks already released (use it inside its `with` block)")
@@ -111,11 +112,14 @@ class SCGExtractor:
     def _class_maps(self, output, taps: list[torch.Tensor], targets: ClassMaps) -> torch.Tensor:
         if callable(targets):
             return targets(output, taps)
-        if isinstance(targets, torch.Tensor) and targets.dim() == 3:
+        if isinstance(targets, torch.Tensor) and targets.dim() in (3, 4):
             return targets
         labels = _logits(output).argmax(dim=1) if targets is None else torch.as_tensor(targets)
         labels = labels.reshape(-1).long()
         if isinstance(output, dict) and "cams" in output:  # a wsolbench method
+            hook = getattr(self.model, "class_maps", None)
+            if hook is not None:  # ACoL's map of a class erases by that class
+                return hook(output, labels.view(-1, 1))[:, 0]
             cams = output["cams"]
             return cams[torch.arange(cams.shape[0], device=cams.device), labels.to(cams.device)]
         features = self._captured(self.cam_layer)

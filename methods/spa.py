@@ -4,7 +4,19 @@ Head (RAM network): conv3x3 -> 1024, ReLU, conv3x3 1024 -> 1024, ReLU, conv1x1 -
 ReLU on the output (TinyVGG: its smaller head width); logits = GAP of the class maps. Loss
 ``CE + alpha * L_ra`` from epoch ``ram_start`` on (``set_epoch``). Defaults are the CUB values
 (alpha 0.5, tau 0.1, gap 0.2, ram_start 20 of 100 epochs); ILSVRC uses tau 0.4, gap 0.1,
-ram_start 5. ``alpha=0`` trains "SPA without RAM". SCG is a separate post-processor.
+ram_start 5. ``alpha=0`` trains "SPA without RAM" (``spa-noram`` in suites): what the SPA
+paper's tables call "CAM" is this network, not wsolevaluation's CAM. SCG is a separate
+post-processor. The evaluation-time map of a class is ReLU of its channel (the identity
+post-processor), as the reference's ``loc_map = F.relu(logits)``.
+
+References (``reference_names`` maps their state-dict keys; tests/test_spa_parity.py checks
+logits, class maps and SCG taps against values computed with them):
+- VGG16: Panxjia/SPA_CVPR2021 @ 32bf2d5, ``models/vgg/vgg_spa.py``. Its backbone is VGG16 with
+  pool5 removed (14 x 14 at 224) split into ``conv1_2 / conv3 / conv4 / conv5``; its
+  ``conv5_add`` block is built but never called (no counterpart here, ignored when importing).
+- InceptionV3: MsterDC/SPA2Net @ 445f981, ``models/google/inceptionv3_sst.py`` (mode ``spa``):
+  wsolevaluation's InceptionV3 WITHOUT the max-pool before Mixed_6a, i.e. ``inception_v3`` with
+  ``large_feature_map=True`` (Mixed_5d .. Mixed_6e all 28 x 28 at 224).
 """
 from __future__ import annotations
 
@@ -45,9 +57,26 @@ def restricted_activation_loss(
     return torch.mean(score * background + (1.0 - score) * foreground)
 
 
+# The head `classifier` (conv3x3 block, conv3x3 block, conv1x1) is the reference's `cls`
+# Sequential (conv 0, ReLU 1, conv 2, ReLU 3, conv 4).
+SPA_HEAD_NAMES = {"0.0": "0", "1.0": "2", "2": "4"}
+# vgg_spa.py splits torchvision's `features` at these indices (cfg 'O', cnvs (10, 7, 7)).
+SPA_VGG_BLOCKS = (("conv5", 24), ("conv4", 17), ("conv3", 10), ("conv1_2", 0))
+
+
+def _spa_vgg_name(key: str) -> str:
+    """`features.N.weight` (torchvision's index) -> the SPA code's `convX.(N - start).weight`."""
+    _, index, leaf = key.split(".")
+    block, start = next(b for b in SPA_VGG_BLOCKS if int(index) >= b[1])
+    return f"{block}.{int(index) - start}.{leaf}"
+
+
 @register_method("spa")
 class SPA(WsolMethod):
     """SPA: class-map head with the restricted activation loss (RAM) from epoch ram_start."""
+
+    # vgg_spa.py builds a conv5_add block that its forward never calls.
+    reference_unused_prefixes = ("conv5_add.",)
 
     def __init__(
         self,
@@ -76,6 +105,22 @@ class SPA(WsolMethod):
             self.backbone.out_channels, self.backbone.head_width, num_classes
         )
         init_new_layers(self.classifier, "xavier")
+
+    def reference_names(self) -> dict[str, str]:
+        """State-dict keys of the SPA code's network (VGG16) or SPA2Net's (InceptionV3)."""
+        backbone = self.hparams["backbone"]
+        if backbone not in ("vgg16", "inception_v3"):
+            return super().reference_names()  # no reference network on this backbone
+        names = {}
+        for key in self.state_dict():
+            if key.startswith("classifier."):
+                module, _, leaf = key.removeprefix("classifier.").rpartition(".")
+                names[key] = f"cls.{SPA_HEAD_NAMES[module]}.{leaf}"
+            elif backbone == "vgg16":
+                names[key] = _spa_vgg_name(key.removeprefix("backbone."))
+            else:
+                names[key] = key.removeprefix("backbone.")
+        return names
 
     @property
     def ram_active(self) -> bool:

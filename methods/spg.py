@@ -1,9 +1,13 @@
-"""SPG: self-produced guidance (Zhang et al., ECCV 2018), after wsolevaluation's version.
+"""SPG: self-produced guidance (Zhang et al., ECCV 2018), as wsolevaluation's ``VggSpg``,
+``ResNetSpg`` and ``InceptionSpg``; the layout per family is the backbone's ``spg_layout``.
 
-Head A (conv3x3 -> width, ReLU, conv3x3, ReLU, conv1x1 -> C; logits = GAP) gives the class maps
-(the localization map is the class channel). Three side branches predict one-channel
-foreground logits: B1 from the first SCG tap (VGG: conv4), B2 from the backbone output (conv5),
-both through shared layers, and C from head A's last hidden layer. Upsampled to the input size
+Head A (VGG: two conv3x3 -> 512 on conv5, after SPG's pool4, a 3x3 stride-2 max-pool;
+Inception: two conv3x3 -> 1024 with dropout 0.5 around them; ResNet: none) then a conv1x1 ->
+C gives the class maps (logits = GAP; the localization map is the class channel, at evaluation
+as in training). Three side branches predict one-channel foreground logits: B1 from an early
+tap (VGG: after pool4; ResNet: layer3's first block; Inception: Mixed_5d after its pool), B2
+from a later one (VGG: conv5_3; ResNet: layer3; Inception: Mixed_6d), both through shared
+layers, and C from head A's output (ResNet: layer4). Upsampled to the input size
 (wsolevaluation: 224), each is trained with BCE against a self-produced mask (1 foreground,
 0 background, 255 ignored):
 
@@ -17,6 +21,7 @@ instead (the count is in input pixels, as upstream, so it stays meaningful at 64
 """
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -65,6 +70,8 @@ def masked_bce(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class SPG(WsolMethod):
     """SPG: CAM-style classifier guided by self-produced foreground/background masks."""
 
+    architecture_type = "spg"
+
     def __init__(
         self,
         backbone: str = "tinyvgg",
@@ -81,34 +88,41 @@ class SPG(WsolMethod):
         )
         self.thresholds = thresholds
         net = self.backbone
-        width, side = net.head_width, net.head_width // 2
-        tap_channels = net.tap_channels[net.scg_taps[0]]
-        self.head_a = nn.Sequential(
-            conv3x3_relu(net.out_channels, width), conv3x3_relu(width, width)
+        self.layout = layout = net.spg_layout
+        widths = [net.out_channels] + [layout.hidden] * (len(layout.head_names) - 1)
+        self.head_a = nn.Sequential(*(conv3x3_relu(a, b) for a, b in pairwise(widths)))
+        self.classifier = nn.Conv2d(widths[-1], num_classes, 1)
+        self.branch_b1 = conv3x3_relu(net.tap_channels[layout.b1_tap], layout.branch)
+        self.branch_b2 = conv3x3_relu(net.tap_channels[layout.b2_tap], layout.branch)
+        self.branch_b_shared = nn.Sequential(
+            conv3x3_relu(layout.branch, layout.branch), nn.Conv2d(layout.branch, 1, 1)
         )
-        self.classifier = nn.Conv2d(width, num_classes, 1)
-        self.branch_b1 = conv3x3_relu(tap_channels, side)
-        self.branch_b2 = conv3x3_relu(net.out_channels, side)
-        self.branch_b_shared = nn.Sequential(conv3x3_relu(side, side), nn.Conv2d(side, 1, 1))
-        self.branch_c = nn.Sequential(conv3x3_relu(width, side), nn.Conv2d(side, 1, 1))
+        self.branch_c = nn.Sequential(
+            conv3x3_relu(widths[-1], layout.side), nn.Conv2d(layout.side, 1, 1)
+        )
         for module in (self.head_a, self.classifier, self.branch_b1, self.branch_b2,
                        self.branch_b_shared, self.branch_c):
-            init_new_layers(module, "xavier")
+            init_new_layers(module, net.init_mode)
 
     def forward(self, images, labels=None):
         outputs = super().forward(images, labels)
         outputs["input_size"] = tuple(images.shape[2:])  # the masks live at input resolution
         return outputs
 
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, 0.5, self.training) if self.layout.dropout else x
+
     def head(self, features, taps, labels):
-        hidden = self.head_a(features)
+        hidden = self._drop(features)
+        for layer in self.head_a:
+            hidden = self._drop(layer(hidden))
         cams = self.classifier(hidden)
         logits = global_average_pool(cams)
         return {
             "logits": logits,
             "cams": cams,
-            "logits_b1": self.branch_b_shared(self.branch_b1(taps[self.backbone.scg_taps[0]])),
-            "logits_b2": self.branch_b_shared(self.branch_b2(features)),
+            "logits_b1": self.branch_b_shared(self.branch_b1(taps[self.layout.b1_tap])),
+            "logits_b2": self.branch_b_shared(self.branch_b2(taps[self.layout.b2_tap])),
             "logits_c": self.branch_c(hidden),
         }
 
@@ -129,3 +143,17 @@ class SPG(WsolMethod):
             + masked_bce(b1, self_produced_mask(torch.sigmoid(b2), h2, l2))
             + masked_bce(c, self_produced_mask(fused, h3, l3))
         )
+
+    def reference_names(self) -> dict[str, str]:
+        *convs, classifier = self.layout.head_names
+        head = {f"head_a.{i}.0.": f"{name}." for i, name in enumerate(convs)}
+        head.update({
+            "classifier.": f"{classifier}.",
+            "branch_b1.0.": "SPG_B_1a.0.",
+            "branch_b2.0.": "SPG_B_2a.0.",
+            "branch_b_shared.0.0.": "SPG_B_shared.0.",
+            "branch_b_shared.1.": "SPG_B_shared.2.",
+            "branch_c.0.0.": "SPG_C.0.",
+            "branch_c.1.": "SPG_C.2.",
+        })
+        return self._wsolevaluation_names(head)

@@ -46,10 +46,12 @@ def test_config_hash_ignores_run_only_fields_but_not_hyperparameters(tmp_path):
 def test_config_defaults_follow_the_wsolevaluation_recipe(tmp_path):
     config = TrainConfig(data=str(tmp_path))
     assert (config.lr, config.momentum, config.weight_decay) == (0.01, 0.9, 1e-4)
-    assert (config.nesterov, config.lr_decay, config.lr_step, config.batch_size) == (True, "step", 30, 64)
-    assert config.head_lr_multiplier == 10.0
-    with pytest.raises(WsolbenchError, match="lr_milestones"):
+    assert (config.nesterov, config.recipe, config.lr_step, config.batch_size) == (True, "wsolevaluation", 30, 64)
+    assert config.head_lr_multiplier == 10.0 and config.amp is False
+    with pytest.raises(WsolbenchError, match="recipe 'wsolevaluation' decays the lr as 'step'"):
         TrainConfig(data=str(tmp_path), lr_decay="multistep")
+    with pytest.raises(WsolbenchError, match="unknown recipe 'sap'"):
+        TrainConfig(data=str(tmp_path), recipe="sap")
     with pytest.raises(WsolbenchError, match="data root"):
         TrainConfig()
 
@@ -196,7 +198,10 @@ def test_every_method_learns_and_reloads(method, tiny_data, tmp_path):
     train a short run that learns (well above chance on the synthetic data), and its checkpoint
     rebuilds it with its hyperparameters."""
     torch.set_num_threads(1)
-    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=8))
+    # wsolevaluation's ACoL and SPG heads (several unnormalized conv layers at 10x the rate)
+    # blow up on these 48 images at lr 0.02: the test trains them at a lower rate.
+    lr = 0.005 if method in ("acol", "spg") else 0.02
+    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=8, lr=lr))
     checkpoint = load_checkpoint(path)
     assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][-1]["loss"])
     assert train_accuracy(path, tiny_data) > 100.0 / NUM_CLASSES + 15
@@ -213,9 +218,10 @@ def test_optimizer_groups_and_schedules(tmp_path):
 
     method = create_method("cam", backbone="tinyvgg", num_classes=NUM_CLASSES)
     config = tiny_config(tmp_path, tmp_path, lr=0.1, head_lr_multiplier=5.0,
-                         lr_decay="multistep", lr_milestones=[2, 3])
+                         recipe="spa", lr_milestones=[2, 3])
     optimizer = build_optimizer(method, config)
-    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.1, 0.5])
+    # tinyvgg has no reference network: backbone weights / biases, new layers' weights / biases.
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1, 0.2, 0.5, 1.0])
     assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
     scheduler = build_scheduler(optimizer, config)
     rates = []

@@ -105,42 +105,90 @@ def test_markdown_has_every_table_with_protocol_lines(rendered):
     for heading in ("Peak-IoU, Peak-T", "Localization error analysis", "Localization and "
                     "classification error", "SCG x RAM ablation", "MaxBoxAcc, MaxBoxAccV2"):
         assert "### " + heading in markdown
-    assert markdown.count("_Protocol: ") == 5
+    assert markdown.count("_Protocol: ") == 6
+    assert markdown.index("### Headline") < markdown.index("### Peak-IoU, Peak-T")
+
+
+def _cell(header, row, metric, postprocessor="none"):
+    """A metric's cell: the plain column, then + SCG, then the difference."""
+    offset = {"none": 0, "scg": 1, "diff": 2}[postprocessor]
+    return row[header.index(metric) + offset]
 
 
 def test_loc_error_cells_are_100_minus_accuracy(rendered):
     markdown = (rendered[0] / "leaderboard.md").read_text()
     header = _header(markdown, "Localization and classification error")
+    assert header[:2] == ["Dataset", "Method"]  # split and backbone are constant: in the caption
     rows = _table_rows(markdown, "Localization and classification error")
-    cam_scg = next(r for r in rows if r[0] == "synth" and r[2] == "cam" and r[3] == "scg")
-    cell = dict(zip(header, cam_scg))
-    assert float(cell["Top-1 Loc err"]) == pytest.approx(100 - 41.0)
-    assert float(cell["GT-known Loc err"]) == pytest.approx(100 - 61.0)
-    assert float(cell["Top-5 Cls err"]) == pytest.approx(10.0)
-    assert cell["Box threshold"] == "0.250"
+    cam = next(r for r in rows if r[0] == "synth" and r[1] == "cam")
+    assert float(_cell(header, cam, "Top-1 Loc err", "scg")) == pytest.approx(100 - 41.0)
+    assert float(_cell(header, cam, "GT-known Loc err", "scg")) == pytest.approx(100 - 61.0)
+    assert float(_cell(header, cam, "Top-1 Loc err", "none")) == pytest.approx(100 - 40.0)
+    assert _cell(header, cam, "Top-1 Loc err", "diff") == "-1.00"
+    assert float(_cell(header, cam, "Top-5 Cls err", "scg").strip("*")) == pytest.approx(10.0)
+    assert _cell(header, cam, "Box threshold", "scg") == "0.250"
+    assert "_Split: test, Backbone: tinyvgg; best value per column in bold._" in markdown
+
+
+def test_best_value_per_column_is_marked(rendered):
+    markdown = (rendered[0] / "leaderboard.md").read_text()
+    header = _header(markdown, "Peak-IoU, Peak-T")
+    rows = _table_rows(markdown, "Peak-IoU, Peak-T")
+    column = header.index("Peak-IoU")
+    bold = [row[1] for row in rows if row[column].startswith("**")]
+    bold = ["**" + name for name in bold]
+    assert bold == ["**" + EVIL.replace("<", "&lt;")]  # the highest Peak-IoU (shift 6)
+    errors_header = _header(markdown, "Localization error analysis")
+    errors = _table_rows(markdown, "Localization error analysis")
+    cls = errors_header.index("Cls")
+    assert [row[1] for row in errors if row[cls].startswith("**")] == [
+        EVIL.replace("<", "&lt;")]  # lowest error is best
 
 
 def test_peak_table_and_error_statistics(rendered):
     markdown = (rendered[0] / "leaderboard.md").read_text()
     header = _header(markdown, "Peak-IoU, Peak-T")
-    assert header[-3:] == ["Peak-IoU", "Peak-T", "GT-known Loc"]
-    spa = {r[3]: dict(zip(header, r)) for r in _table_rows(markdown, "Peak-IoU, Peak-T")
-           if r[2] == "spa"}
-    assert float(spa["none"]["Peak-IoU"]) == pytest.approx(39.0)
-    assert spa["scg"]["Peak-T"] == "105"
+    assert header[2:5] == ["Peak-IoU", "+ SCG", "Δ"] and "GT-known Loc" in header
+    spa = next(r for r in _table_rows(markdown, "Peak-IoU, Peak-T") if r[1] == "spa")
+    assert float(_cell(header, spa, "Peak-IoU", "none")) == pytest.approx(39.0)
+    assert _cell(header, spa, "Peak-T", "scg") == "105"
     errors = _table_rows(markdown, "Localization error analysis")
     header = _header(markdown, "Localization error analysis")
-    assert header[-5:] == ["Cls", "M-Ins", "Part", "More", "OT"]
-    assert all(float(row[-4]) == 5.0 for row in errors)  # M-Ins column
+    assert [h for h in header if h not in ("+ SCG", "Δ")][2:] == ["Cls", "M-Ins", "Part", "More", "OT"]
+    column = header.index("M-Ins")
+    assert all(float(row[column].strip("*")) == 5.0 for row in errors)
 
 
-def test_ablation_rows_in_paper_order(rendered):
+def test_ablation_rows_and_ram_difference(rendered):
     markdown = (rendered[0] / "leaderboard.md").read_text()
-    rows = [r for r in _table_rows(markdown, "SCG x RAM ablation") if r[0] == "synth"]
-    assert [(r[2], r[3]) for r in rows] == [("✗", "✗"), ("✓", "✗"), ("✗", "✓"), ("✓", "✓")]
+    header = _header(markdown, "SCG x RAM ablation")
+    rows = _table_rows(markdown, "SCG x RAM ablation")
+    assert [r[0] for r in rows] == ["✗", "✓", "Δ RAM"]
     # spa-noram/none: shift 2 -> Top-1 Loc err 100 - 42; spa/scg: shift 5 -> Peak-IoU 40.
-    assert float(rows[0][4]) == pytest.approx(58.0)
-    assert float(rows[3][6]) == pytest.approx(40.0)
+    assert float(_cell(header, rows[0], "Top-1 Loc err")) == pytest.approx(58.0)
+    assert float(_cell(header, rows[1], "Peak-IoU", "scg").strip("*")) == pytest.approx(40.0)
+    assert _cell(header, rows[2], "Top-1 Loc err") == "-2.00"  # RAM minus no RAM, as an error
+
+
+def test_terminal_tables_fit_80_columns_and_keep_every_method_name():
+    console = Console(record=True, width=80)
+    tables = print_leaderboard(make_results(), console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    names = {"cam", "spa-noram", "spa", EVIL}
+    from wsolbench.report.terminal import rich_tables
+
+    for table in tables:
+        parts = rich_tables(table, 80)
+        for part in parts:
+            rendered = Console(record=True, width=80)
+            rendered.print(part)
+            body = rendered.export_text()
+            shown = names if table.key != "ablation" else {"✗", "✓", "Δ RAM"}
+            for name in shown:  # never truncated to "…"
+                assert name in body, (table.title, name)
+    wide = next(t for t in tables if t.key == "loc_error")
+    assert len(rich_tables(wide, 80)) > 1  # the wide table was split, not squeezed
 
 
 def test_missing_masks_skip_pxap_cleanly():
@@ -150,10 +198,11 @@ def test_missing_masks_skip_pxap_cleanly():
     mixed = next(t for t in build_tables(make_results()) if t.key == "wsolevaluation")
     boxes_only = next(r for r in mixed.rows if r[0] == "boxes-only")
     assert boxes_only[mixed.columns.index("PxAP")] == "–"
+    assert boxes_only[mixed.columns.index("MaxBoxAcc") + 1] == "–"  # no + SCG for it
     only_peak = results_frame(make_rows(dataset="d", split="test", backbone="b", method="cam",
                                         postprocessor="none", protocol="peak",
                                         metrics={"PeakIoU": 1.0, "PeakT": 2}, versions=""))
-    assert [t.key for t in build_tables(only_peak)] == ["peak"]
+    assert [t.key for t in build_tables(only_peak)] == ["headline", "peak"]
 
 
 def test_several_seeds_show_mean_and_std():
@@ -162,7 +211,7 @@ def test_several_seeds_show_mean_and_std():
         rows += make_rows(dataset="d", split="test", backbone="b", method="cam",
                           postprocessor="none", protocol="peak", seed=seed, versions="",
                           metrics={"PeakIoU": value, "PeakT": 10})
-    table = build_tables(results_frame(rows))[0]
+    table = next(t for t in build_tables(results_frame(rows)) if t.key == "peak")
     assert table.rows[0][table.columns.index("Peak-IoU")] == "42.00 ± 2.00"
 
 
@@ -220,7 +269,7 @@ def test_print_leaderboard_shows_rich_tables():
     console = Console(record=True, width=220)
     tables = print_leaderboard(make_results(), console)
     text = console.export_text()
-    assert len(tables) == 5
+    assert len(tables) == 6
     assert "SCG x RAM ablation" in text and "Peak-IoU" in text and EVIL in text
 
 
@@ -244,3 +293,20 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["leaderboard", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "results.csv" in err and "Traceback" not in err
+
+
+def test_an_explainer_axis_becomes_a_column_or_the_caption():
+    rows = []
+    for explainer, shift in (("gradcam", 0.0), ("scorecam", 3.0)):
+        for postprocessor, bonus in (("none", 0.0), ("scg", 1.0)):
+            for row in _setting_rows("synth", "cam", postprocessor, shift + bonus):
+                rows.append(dict(row, explainer=explainer))
+    both = build_tables(results_frame(rows))
+    peak = next(t for t in both if t.key == "peak")
+    headline = next(t for t in both if t.key == "headline")
+    assert headline.columns[2:5] == ["Top-1 Cls", "GT-known Loc", "+ SCG"]  # Cls: plain only
+    assert peak.columns[:2] == ["Method", "Explainer"]
+    assert [row[:2] for row in peak.rows] == [["cam", "gradcam"], ["cam", "scorecam"]]
+    assert peak.rows[1][peak.columns.index("Peak-IoU") + 2] == "+1.00"  # SCG vs plain, same explainer
+    one = build_tables(results_frame([r for r in rows if r["explainer"] == "gradcam"]))
+    assert "Explainer: gradcam" in one[1].caption and "Explainer" not in one[1].columns

@@ -59,6 +59,10 @@ def test_official_matches_released_code(golden, name):
     mask = final[0].numpy() >= 0.2
     ys, xs = np.nonzero(mask)
     assert [xs.min(), ys.min(), xs.max(), ys.max()] == golden[f"{name}/box_0.2"].tolist()
+    # The same map among other classes' maps (N, K, h, w), in one call: exactly the same result.
+    others = torch.randn(1, 3, *cam.shape[-2:], generator=torch.Generator().manual_seed(7))
+    batched = scg(torch.cat([others[:, :1], cam[:, None], others[:, 1:]], dim=1), taps, size)
+    assert batched.shape == (1, 4, *size) and torch.equal(batched[:, 1], final)
 
 
 def test_official_layer_matrices_match_released_code(golden):
@@ -155,6 +159,66 @@ def test_batch_equals_per_image_and_chunked_equals_unchunked(variant):
     torch.testing.assert_close(together[2], batched[2], atol=1e-6, rtol=0)
 
 
+def _class_maps(n=3, classes=6, grid=(6, 6), seed=3):
+    return torch.randn(n, classes, *grid, generator=torch.Generator().manual_seed(seed))
+
+
+# Every registered post-processor with its defaults, and SCG's other settings.
+POSTPROCESSORS = [(name, {}) for name in list_postprocessors()] + [
+    ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0}),
+    ("scg", {"mode": "first"}),
+    ("scg", {"mode": "second", "order": 3}),
+    ("scg", {"variant": "paper"}),
+    ("scg", {"chunk_size": 2}),
+]
+
+
+@pytest.mark.parametrize("sizes", [(13, 17), [(13, 17), (20, 9), (13, 17)]], ids=["one-size", "per-image"])
+@pytest.mark.parametrize("name,options", POSTPROCESSORS, ids=lambda v: v if isinstance(v, str) else None)
+def test_k_class_maps_in_one_call_equal_one_call_per_class_exactly(name, options, sizes):
+    taps, _ = _random_batch()
+    cams = _class_maps()
+    cams[1, 2] = 0.0  # an all-zero map among the others
+    pp = create_postprocessor(name, **options)
+    batched = pp(cams, taps, sizes)
+    single_size = isinstance(sizes, tuple)
+    if single_size:
+        assert batched.shape == (3, 6, *sizes)
+    else:
+        assert [tuple(m.shape) for m in batched] == [(6, *s) for s in sizes]
+    for k in range(cams.shape[1]):
+        alone = pp(cams[:, k], taps, sizes)  # one (N, h, w) map per image
+        for i in range(3):
+            assert torch.equal(batched[i][k], alone[i]), (k, i)
+            assert float(alone[i].min()) >= 0 and float(alone[i].max()) <= 1
+
+
+def test_scg_computes_the_self_correlation_once_for_all_classes(monkeypatch):
+    taps, _ = _random_batch()
+    layers = []
+    matrices = SCG._matrices
+    monkeypatch.setattr(SCG, "_matrices", lambda self, feat, wanted: layers.append(feat.shape[0]) or matrices(self, feat, wanted))
+    SCG()(_class_maps(classes=6), taps, (12, 12))
+    assert layers == [3, 3]  # each layer once, for the three images and six classes together
+    layers.clear()
+    SCG(chunk_size=2)(_class_maps(classes=6), taps, (12, 12))
+    assert layers == [2, 2, 1, 1]
+
+
+def test_explain_gives_every_intermediate_map_per_class():
+    taps, _ = _random_batch()
+    cams = _class_maps(classes=4)
+    scg = SCG()
+    result = scg.explain(cams, taps, [(13, 17), (20, 9), (13, 17)])
+    for key in ("cam", "object", "background", "grid_final"):
+        assert result[key].shape == (3, 4, 6, 6)
+    assert [tuple(m.shape) for m in result["final"]] == [(4, 13, 17), (4, 20, 9), (4, 13, 17)]
+    one = scg.explain(cams[:, 3], taps, [(13, 17), (20, 9), (13, 17)])
+    for key in ("cam", "object", "background", "grid_final"):
+        assert one[key].shape == (3, 6, 6) and torch.equal(one[key], result[key][:, 3])
+    assert torch.equal(one["final"][1], result["final"][1][3])
+
+
 def test_default_chunk_bounds_memory_for_28x28_taps():
     scg = SCG()
     positions = 28 * 28
@@ -218,6 +282,10 @@ def test_invalid_arguments_raise_wsolbench_errors():
     for size in ([(8, 8)], 8, [(8, 8), 8]):
         with pytest.raises(WsolbenchError):
             SCG()(cam, taps, size)
+    with pytest.raises(WsolbenchError, match=r"\(N, K, h, w\) or \(N, h, w\)"):
+        create_postprocessor("identity")(cam[0], None, (8, 8))
+    with pytest.raises(WsolbenchError, match=r"class map batch 3 != taps batch 2"):
+        SCG()(_class_maps(n=3), taps, (8, 8))
     with pytest.raises(WsolbenchError):
         SCG.from_preset("voc")
 
@@ -333,6 +401,10 @@ def test_extractor_takes_class_maps_from_a_method_output():
     outputs = model(images)
     cam = outputs["cams"][torch.arange(2), torch.tensor([2, 0])]
     torch.testing.assert_close(result["final"], SCG()(cam, result["taps"], (16, 16)))
+    with SCGExtractor(model, [model.features[2], model.features[4]]) as extractor:
+        maps = extractor(images, outputs["cams"][:, :2])  # two classes' maps per image
+    assert maps.shape == (2, 2, 16, 16)
+    assert torch.equal(maps[:, 1], SCG()(outputs["cams"][:, 1], result["taps"], (16, 16)))
 
 
 def test_resize_is_opencv_on_cpu_and_matches_interpolate_closely():

@@ -31,15 +31,16 @@ from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict, shard
 from wsolbench.engine.train import resolve_device, train
 from wsolbench.errors import WsolbenchError
-from wsolbench.explainers.suite import DEFAULT_EXPLAINERS, row_label
+from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
 from wsolbench.io import write_json
 from wsolbench.registry import create_postprocessor
+from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
 
 
-SCORES_FORMAT = 4  # bump when the cached scores' content changes, so old caches are recomputed
+SCORES_FORMAT = 5  # bump when the cached scores' content changes, so old caches are recomputed
 
 
 @dataclass
@@ -91,11 +92,12 @@ def run_bench(
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     paths = prepare_data(suite, console)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
+    records: list[report_per_image.Record] = []
     seconds, devices = {"train": 0.0, "score": 0.0}, set()
     for spec in suite.methods:
         run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
         scores = _load_scores(run_dir, suite)
-        if scores is None:
+        if scores is None or not _per_image_file(run_dir, suite).is_file():
             scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
@@ -103,25 +105,33 @@ def run_bench(
         seconds["score"] += scores.get("score_seconds", 0.0)
         devices.add(scores.get("device", "unknown device"))
         overlays.add(spec.label, run_dir)
+        if distributed.is_main():
+            records += report_per_image.load(_per_image_file(run_dir, suite))[0]
     for classifier in suite.classifiers:  # the zero-training rows
         scores = _score_classifier(suite, classifier, paths, runs_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
         seconds["score"] += scores.get("score_seconds", 0.0)
         devices.add(scores.get("device", "unknown device"))
+        if distributed.is_main():
+            records += report_per_image.load(_per_image_file(_classifier_run_dir(suite, classifier, runs_dir), suite))[0]
     if not distributed.is_main():
         return pd.DataFrame(rows)
     results = report_results.results_frame(rows)
     leaderboard_dir = Path(out_dir) / suite.name
     report_results.write_results(results, leaderboard_dir)
     report_results.write_curves(curves, leaderboard_dir)
-    from wsolbench.report import print_leaderboard, render_leaderboard
+    per_image = (records, [_image_set(paths, records)])
+    report_per_image.save(leaderboard_dir / report_per_image.FILE_NAME, *per_image)
+    from wsolbench.report import Bootstrap, print_leaderboard, render_leaderboard
 
+    bootstrap = Bootstrap(records) if records else None
     render_leaderboard(
-        results, leaderboard_dir, curves=curves, overlays=overlays.build(),
-        title=suite.description or suite.name, notes=_reproduction_note(suite, seconds, devices),
+        results, leaderboard_dir, curves=curves, overlays=overlays.build(), per_image=per_image,
+        bootstrap=bootstrap, title=suite.description or suite.name,
+        notes=_reproduction_note(suite, seconds, devices),
     )
-    print_leaderboard(results, console)
+    print_leaderboard(results, console, bootstrap=bootstrap)
     console.print(
         f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
         f"in {time.perf_counter() - started:.0f} s"
@@ -148,10 +158,31 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT}
+    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT,
+               "per_image": report_per_image.FORMAT}
     if suite.explainers != DEFAULT_EXPLAINERS:  # default: the cache key (and caches) as before explainers
         scoring["explainers"] = [vars(spec) for spec in suite.explainers]
     return run_dir / f"scores-{config_hash(scoring)}.json"
+
+
+def _per_image_file(run_dir: Path, suite: Suite) -> Path:
+    """The test split's per-image statistics, beside (and named like) the cached scores."""
+    scores = _scores_file(run_dir, suite)
+    return scores.with_name(scores.stem.replace("scores-", "per_image-") + ".npz")
+
+
+def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
+    """The test split's labels, boxes and small pictures, for the report's failure browser."""
+    split = read_split(paths.metadata_root / "test")
+    count = len(split.image_ids)
+    pictures = {}
+    for index in sorted(report_per_image.browser_indices(count)):
+        with Image.open(paths.image_root / split.image_ids[index]) as image:
+            pictures[index] = report_per_image.image_picture(np.asarray(image.convert("RGB")))
+    sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
+    boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
+    dataset = records[0].key["dataset"] if records else paths.name
+    return report_per_image.ImageSet(dataset, list(split.image_ids), split.labels, boxes, sizes, pictures)
 
 
 def _load_scores(run_dir: Path, suite: Suite) -> dict | None:
@@ -163,6 +194,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
     t = suite.train
     return TrainConfig(
         method=spec.method,
+        recipe=t["recipe"],
         backbone=t["backbone"],
         hparams=dict(spec.hparams),
         image_root=str(paths.image_root),
@@ -177,7 +209,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
         lr=float(t["lr"]),
         weight_decay=float(t["weight_decay"]),
         head_lr_multiplier=float(t["head_lr_multiplier"]),
-        lr_decay=t["lr_decay"],
+        lr_decay=t["lr_decay"] or None,
         lr_step=t["lr_step"],
         lr_milestones=list(t["lr_milestones"]),
         pretrained=t["pretrained"],
@@ -186,6 +218,7 @@ def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Pat
         out_dir=str(run_dir),
         workers=t["workers"],
         device=device,
+        amp=t["amp"],
         resume=True,
         progress=progress,
     )
@@ -206,7 +239,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
         config_hash=suite.run_hash(spec), checkpoint_hash=checkpoint_hash(checkpoint_path),
         versions=report_results.package_versions(),
     )
-    rows, curves = _score_model(model, spec.label, common, postprocessors, suite, paths, torch_device, progress)
+    rows, curves, records = _score_model(model, spec.label, common, postprocessors, suite, paths, torch_device, progress)
     scores = {
         "rows": rows, "curves": curves,
         "train_seconds": sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
@@ -214,6 +247,7 @@ def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> 
     }
     if distributed.is_main():
         _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
+        report_per_image.save(_per_image_file(run_dir, suite), records, [])
         write_json(_scores_file(run_dir, suite), scores)
     distributed.barrier()
     return scores
@@ -226,40 +260,43 @@ def _postprocessors(suite: Suite) -> dict[str, Any]:
     }
 
 
-def _score_model(model, label, common, postprocessors, suite, paths, device, progress) -> tuple[list, list]:
-    """Rows and curves of one model for every explainer x post-processor of the suite; a suite
+def _score_model(model, label, common, postprocessors, suite, paths, device, progress) -> tuple[list, list, list]:
+    """Rows, curves and per-image records of one model for every explainer x post-processor of the suite; a suite
     with explainers also gets the cost per image of each explainer's maps and of each
     post-processing + scoring (protocol "cost")."""
-    rows, curves = [], []
+    rows, curves, records = [], [], []
     for explainer_spec in suite.explainers:
         explainer = explainer_spec.create()
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
-        val = _score_split(model, paths, "val", postprocessors, suite, device, progress, explainer)
+        val = _score_split(model, paths, "val", postprocessors, suite, device, progress, explainer=explainer)
         thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
         timings: dict[str, float] = {}
-        test = _score_split(model, paths, "test", postprocessors, suite, device, progress, explainer, timings)
+        test = _score_split(model, paths, "test", postprocessors, suite, device, progress, per_image=True,
+                            explainer=explainer, timings=timings)
         for name, scorer in test.items():
-            setting = dict(common, method=row_label(label, explainer_spec), postprocessor=name,
-                           explainer=explainer_spec.label)
+            setting = dict(common, method=label, postprocessor=name)
+            if suite.explainers != DEFAULT_EXPLAINERS:  # the report's optional explainer axis
+                setting["explainer"] = explainer_spec.label
             rows.extend(scorer.rows(setting, box_threshold=thresholds[name]))
+            records.append(report_per_image.record_from_scorer(scorer, setting, thresholds[name]))
             if suite.explainers != DEFAULT_EXPLAINERS:  # wall times: measured, not reproduced
                 for metric, value in (("explain_ms", explainer.ms_per_image()),
                                       ("score_ms", 1000.0 * timings[name] / max(timings["images"], 1))):
                     rows.append({**setting, "protocol": "cost", "metric": metric, "value": value})
             curves.extend(scorer.curves({k: setting[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
-    return rows, curves
+    return rows, curves, records
 
 
 def _score_classifier(suite, classifier, paths, runs_dir, device, console, progress) -> dict:
     """A torchvision classifier as it is (no training): its explainers' maps, scored."""
     from wsolbench.explainers import build_classifier
 
-    run_hash = config_hash({"dataset": suite.dataset, "classifier": vars(classifier)})
-    run_dir = Path(runs_dir) / suite.name / f"{classifier.label}-{run_hash}"
+    run_dir = _classifier_run_dir(suite, classifier, runs_dir)
+    run_hash = run_dir.name.rsplit("-", 1)[1]
     scores = _load_scores(run_dir, suite)
-    if scores is not None:
+    if scores is not None and _per_image_file(run_dir, suite).is_file():
         return scores
     if distributed.is_main():
         console.rule(f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: {classifier.weights or 'random'})")
@@ -274,13 +311,20 @@ def _score_classifier(suite, classifier, paths, runs_dir, device, console, progr
         "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
         "versions": report_results.package_versions(),
     }
-    rows, curves = _score_model(model, classifier.label, common, _postprocessors(suite), suite, paths, torch_device, progress)
+    rows, curves, records = _score_model(model, classifier.label, common, _postprocessors(suite), suite, paths,
+                                         torch_device, progress)
     scores = {"rows": rows, "curves": curves, "score_seconds": time.perf_counter() - started,
               "device": _describe(torch_device)}
     if distributed.is_main():
+        report_per_image.save(_per_image_file(run_dir, suite), records, [])
         write_json(_scores_file(run_dir, suite), scores)
     distributed.barrier()
     return scores
+
+
+def _classifier_run_dir(suite: Suite, classifier, runs_dir) -> Path:
+    run_hash = config_hash({"dataset": suite.dataset, "classifier": vars(classifier)})
+    return Path(runs_dir) / suite.name / f"{classifier.label}-{run_hash}"
 
 
 def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: bool) -> EvalDataset:
@@ -292,13 +336,18 @@ def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: boo
     )
 
 
-def _score_split(model, paths, split_name, postprocessors, suite, device, progress, explainer=None,
-                 timings: dict[str, float] | None = None) -> dict[str, Scorer]:
-    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks).
-    `timings` (when given) receives each post-processor's seconds and the count of images."""
+def _score_split(model, paths, split_name, postprocessors, suite, device, progress, per_image=False,
+                 explainer=None, timings: dict[str, float] | None = None) -> dict[str, Scorer]:
+    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks),
+    which keeps per-image outcomes when ``per_image``. `timings` (when given) receives each
+    post-processor's seconds and the count of images."""
     evaluation = suite.evaluation
-    dataset = shard(_eval_dataset(paths, split_name, suite, evaluation["ten_crop"]))
+    full = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
+    dataset = shard(full)
     scorers = {name: Scorer(evaluation) for name in postprocessors}
+    if per_image:
+        shown = report_per_image.browser_indices(len(full))
+        scorers = {name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()}
     for batch in predict(
         model, dataset, batch_size=evaluation["batch_size"], device=device,
         ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(), explainer=explainer,

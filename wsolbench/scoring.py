@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import torch
 
@@ -26,7 +27,6 @@ from wsolbench.evaluation import (
     rescale_boxes,
 )
 from wsolbench.evaluation.scoremaps import minmax_normalize
-from wsolbench.methods.postprocess import Identity
 
 ERROR_METRICS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more": "err_more", "ot": "err_ot"}
 
@@ -43,13 +43,26 @@ class Scorer:
             classic=ClassicLocAccumulator(evaluation["box_thresholds"]),
         )
         self.has_boxes = self.has_masks = False
+        self.per_image: dict[str, list] | None = None
+
+    def keep_per_image(self, thumbnails: Callable[[int], bool] = lambda index: False) -> "Scorer":
+        """Also keep every image's outcome under every protocol (``per_image_arrays``) and, for
+        the images ``thumbnails(dataset index)`` selects, a small picture of its top-1 map."""
+        for accumulator in self.evaluator.accumulators.values():
+            accumulator.keep_per_image()
+        self.per_image = {"index": [], "thumb_index": [], "thumbs": []}
+        self._thumbnails = thumbnails
+        return self
 
     # -- accumulation ------------------------------------------------------------------------
     def accumulate(self, batch: dict[str, Any], postprocessor: Callable) -> None:
         sizes = original_sizes(batch)
-        taps, top5 = batch["taps"], batch["topk"]
-        topk_maps = [postprocessor(batch["cams_topk"][:, k], taps, sizes) for k in range(top5.shape[1])]
-        gt_maps = postprocessor(batch["cams_gt"], taps, sizes)
+        top5 = batch["topk"]
+        # One call per batch for the GT class and the top-k classes (SCG's self-correlation is
+        # computed once for all of them); the metric kernels read the maps on the CPU.
+        classes = torch.cat([batch["cams_gt"][:, None], batch["cams_topk"]], dim=1)
+        maps = [m.cpu() for m in postprocessor(classes, batch["taps"], sizes)]
+        gt_maps = [m[0] for m in maps]
         inputs: dict[str, Any] = {}
         boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
         if all(len(b) for b in boxes):
@@ -57,8 +70,8 @@ class Scorer:
             inputs.update(
                 labels=batch["label"],
                 top5=top5,
-                loc_maps=[torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
-                gt_loc_maps=list(gt_maps),
+                loc_maps=[m[1:] for m in maps],
+                gt_loc_maps=gt_maps,
                 gt_boxes_original=boxes,
                 gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
             )
@@ -69,14 +82,47 @@ class Scorer:
             inputs.update(
                 gt_masks=np.stack([resize_mask(m, size) for m in batch["mask"]]),
                 gt_ignore=np.stack([resize_mask(m, size) for m in batch["ignore"]]),
-                peak_maps=list(gt_maps),
+                peak_maps=gt_maps,
                 peak_masks=list(batch["peak_mask"]),
             )
         self.evaluator.accumulate(inputs)
+        if self.per_image is not None:
+            self._keep_thumbnails(batch["index"], [m[1] for m in maps])  # the top-1 class
+
+    def _keep_thumbnails(self, indices, top1_maps) -> None:
+        indices = [int(i) for i in indices]
+        self.per_image["index"].extend(indices)
+        for index, top1 in zip(indices, top1_maps):
+            if self._thumbnails(index):
+                self.per_image["thumb_index"].append(index)
+                self.per_image["thumbs"].append(map_thumbnail(top1.float().cpu().numpy()))
+
+    def per_image_arrays(self) -> dict[str, np.ndarray]:
+        """Per-image records in dataset order: ``index``; ``<accumulator>.<field>`` (see each
+        accumulator's ``keep_per_image``); ``thumb_index`` with ``thumbs`` (M, 32, 32) uint8."""
+        if self.per_image is None:
+            return {}
+        if "gathered" in self.per_image:
+            return self.per_image["gathered"]
+        arrays = {"index": np.asarray(self.per_image["index"], np.int64),
+                  "thumb_index": np.asarray(self.per_image["thumb_index"], np.int64),
+                  "thumbs": np.asarray(self.per_image["thumbs"], np.uint8).reshape(-1, THUMB, THUMB)}
+        for name, accumulator in self.evaluator.accumulators.items():
+            for key, value in accumulator.per_image_arrays().items():
+                arrays[f"{name}.{key}"] = value
+        order, thumb_order = np.argsort(arrays["index"], kind="stable"), np.argsort(arrays["thumb_index"], kind="stable")
+        return {key: value[thumb_order if key.startswith("thumb") else order] for key, value in arrays.items()}
 
     def all_reduce(self) -> "Scorer":
         """Merge every rank's counts (exact: integer sums)."""
         if distributed.world_size() > 1:
+            if self.per_image is not None:  # the counts' merge below drops per-image records
+                parts = distributed.all_gather_objects(self.per_image_arrays())
+                gathered = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+                order = np.argsort(gathered["index"], kind="stable")
+                thumb_order = np.argsort(gathered["thumb_index"], kind="stable")
+                self.per_image["gathered"] = {key: value[thumb_order if key.startswith("thumb") else order]
+                                              for key, value in gathered.items()}
             states = distributed.all_gather_objects(self.evaluator.state_dict())
             merged = Evaluator.from_state_dict(states[0])
             for state in states[1:]:
@@ -149,6 +195,16 @@ class Scorer:
         return curves
 
 
+THUMB = 32  # side of the map thumbnails kept for the report's failure browser
+
+
+def map_thumbnail(score_map: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] as a THUMB x THUMB uint8 picture (area average; the browser stretches it
+    over the image, whose aspect it had)."""
+    small = cv2.resize(np.asarray(score_map, np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+
+
 def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
     """(H, W) per image (datasets give (W, H), as PIL does)."""
     return [(int(h), int(w)) for (w, h) in batch["size"]]
@@ -158,12 +214,10 @@ def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map
     """GT-class maps prepared as wsolevaluation's CAM computer does: bicubic resize to
     map_size x map_size, then min-max (NaN or constant -> zeros). Plain maps start from the raw
     CAM as upstream does; post-processed maps from their original-size output (`originals`,
-    computed here when not given), so SCG's resize round trip goes through the original size."""
+    computed here when not given), so SCG's resize round trip goes through the original size;
+    the post-processor says which (`scoremap_source`)."""
     size = (map_size, map_size)
-    if isinstance(postprocessor, Identity):
-        sources = batch["cams_gt"].double().cpu().numpy()
-    else:
-        if originals is None:
-            originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        sources = [m.double().cpu().numpy() for m in originals]
-    return torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources]))
+    if originals is None:
+        originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
+    sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
+    return torch.from_numpy(np.stack([minmax_normalize(m.double().cpu().numpy(), size) for m in sources]))

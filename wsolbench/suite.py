@@ -44,20 +44,22 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "synthetic": (dict, {}),  # options of the synthetic generator (num_classes, test_per_class, ...)
     },
     "train": {
+        "recipe": (str, "wsolevaluation"),  # wsolbench.engine.recipes: "wsolevaluation" | "spa"
         "backbone": (str, "vgg16"),
         "pretrained": (bool, True),
         "weights": (str, ""),
         "large_feature_map": (bool, False),
         "epochs": (int, 10),
-        "batch_size": (int, 64),
+        "batch_size": (int, 64),  # the total batch, divided over torchrun's processes
         "lr": ((int, float), 0.01),
-        "lr_decay": (str, "step"),
+        "lr_decay": (str, ""),  # "": the recipe's own form
         "lr_step": (int, 30),
         "lr_milestones": (list, []),
         "weight_decay": ((int, float), 1e-4),
         "head_lr_multiplier": ((int, float), 10.0),
         "seed": (int, 0),
         "workers": (int, 0),
+        "amp": (bool, False),  # bf16 autocast on CUDA; reproductions train in fp32
     },
     "evaluation": {
         "box_thresholds": (list, [0.2]),
@@ -169,8 +171,9 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
         for key in ("image_root", "metadata_root"):
             if not sections["dataset"][key]:
                 raise WsolbenchError(f"dataset.{key} is required when dataset.kind = 'metadata'", source)
-    if sections["train"]["lr_decay"] not in _LR_DECAYS:
+    if sections["train"]["lr_decay"] not in ("",) + _LR_DECAYS:
         raise WsolbenchError(f"train.lr_decay must be one of {_LR_DECAYS}", source)
+    _check_recipe(sections["train"], source)
     for key in ("epochs", "batch_size"):
         if sections["train"][key] < 1:
             raise WsolbenchError(f"train.{key} must be >= 1", source)
@@ -208,6 +211,25 @@ def _check_section(table: Any, name: str, source: str) -> dict[str, Any]:
             raise WsolbenchError(f"{name}.{key} = {value!r} is not a {expected}", source)
         checked[key] = value
     return checked
+
+
+def _check_recipe(train: dict[str, Any], source: str) -> None:
+    from wsolbench.engine.recipes import RECIPES
+
+    if train["recipe"] not in RECIPES:
+        raise WsolbenchError(f"train.recipe must be one of {tuple(RECIPES)}, got {train['recipe']!r}", source)
+    schedule = RECIPES[train["recipe"]].schedule
+    if train["lr_decay"] not in ("", schedule):
+        raise WsolbenchError(
+            f"train.lr_decay = {train['lr_decay']!r} contradicts train.recipe = {train['recipe']!r} "
+            f"(which decays as {schedule!r}): remove train.lr_decay",
+            source,
+        )
+    if schedule == "step" and train["lr_milestones"]:
+        raise WsolbenchError(
+            f"train.lr_milestones is for recipe 'spa'; recipe {train['recipe']!r} decays every train.lr_step epochs",
+            source,
+        )
 
 
 def _check_numbers(values: list, key: str, source: str, low: float, high: float) -> None:

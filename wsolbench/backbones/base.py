@@ -4,11 +4,18 @@ A backbone maps images to ``(features, taps)``. ``taps`` holds named intermediat
 (the two named in ``scg_taps`` are what SCG fuses). ``inserts`` maps an insertion-point name to a
 module applied to the features right after that point (ADL uses this), so methods can change a
 backbone without subclassing it.
+
+``architecture_type`` is wsolevaluation's name for the variant of a family a method uses
+(``cam`` for CAM/HaS/CutMix, ``adl``, ``acol``, ``spg``): it picks the variant's pools (VGG's
+ACoL and SPG bodies differ), its initialization, and the reference code's parameter names
+(``reference_names``). How each method's head attaches to a family is also declared here
+(``cam_head``, ``acol_smoothing``, ``spg_layout``), so the methods stay family-agnostic.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -18,6 +25,49 @@ from wsolbench.errors import WsolbenchError
 # Keys of torchvision's full-model checkpoints that belong to the parts wsolevaluation drops
 # (classifier heads, auxiliary heads, removed blocks): ignored when loading a backbone.
 DROPPED_PREFIXES = ("classifier.", "fc.", "AuxLogits.", "Mixed_7")
+
+# wsolevaluation's architecture types (config.py: has and cutmix use "cam").
+ARCHITECTURE_TYPES = ("cam", "adl", "acol", "spg")
+
+
+@dataclass(frozen=True)
+class SpgLayout:
+    """How wsolevaluation's SPG sits on a family (``VggSpg``, ``ResNetSpg``, ``InceptionSpg``).
+
+    Head A is ``len(head_names) - 1`` conv3x3+ReLU layers of width ``hidden`` (none: the 1x1
+    classifier sits on the backbone output), with dropout 0.5 around them when ``dropout``.
+    B1 and B2 branch from the taps ``b1_tap`` / ``b2_tap`` (conv3x3 -> ``branch`` each, then a
+    shared conv3x3 -> ``branch``, conv1x1 -> 1); C branches from head A's output (or the backbone
+    output) with conv3x3 -> ``side``, conv1x1 -> 1. ``head_names``: the reference's names of
+    head A's convolutions then of the classifier.
+    """
+
+    b1_tap: str
+    b2_tap: str
+    hidden: int
+    branch: int
+    side: int
+    dropout: bool
+    head_names: tuple[str, ...]
+
+
+def initialize_weights(module: nn.Module, mode: str) -> None:
+    """wsolevaluation's ``initialize_weights``: He (fan_out) or Xavier (uniform) convolutions,
+    N(0, 0.01) linear layers, zero biases, BatchNorm 1 / 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            if mode == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
 
 
 class Backbone(nn.Module):
@@ -34,11 +84,33 @@ class Backbone(nn.Module):
     cam_head: str = "conv_fc"
     # Width of the new convolutional layers (1024 in wsolevaluation and SPA).
     head_width: int = 1024
+    # ACoL smooths the features with a 3x3 average pool before its classifiers (VGG only).
+    acol_smoothing: bool = False
+    spg_layout: SpgLayout
+    # wsolevaluation's init mode of the whole model per architecture type (heads included).
+    init_modes: ClassVar[Mapping[str, str]] = {"cam": "he", "adl": "he", "acol": "xavier", "spg": "xavier"}
 
-    def __init__(self, inserts: Mapping[str, nn.Module] | None = None):
+    def __init__(
+        self, inserts: Mapping[str, nn.Module] | None = None, architecture_type: str = "cam"
+    ):
         super().__init__()
+        if architecture_type not in ARCHITECTURE_TYPES:
+            raise WsolbenchError(
+                f"{type(self).__name__}: unknown architecture_type '{architecture_type}' "
+                f"(one of {', '.join(ARCHITECTURE_TYPES)})"
+            )
+        self.architecture_type = architecture_type
         # A ModuleDict so that inserted modules move with .to() and appear in state_dict.
         self.inserts = nn.ModuleDict(dict(inserts or {}))
+
+    @property
+    def init_mode(self) -> str:
+        return self.init_modes[self.architecture_type]
+
+    def reference_names(self) -> dict[str, str]:
+        """State-dict key here -> key of the same tensor in wsolevaluation's model of this
+        architecture type (identity by default)."""
+        return {key: key for key in self.state_dict()}
 
     def _check_inserts(self) -> None:
         unknown = sorted(set(self.inserts) - set(self.insertion_points))
@@ -65,17 +137,18 @@ def load_weights(
     pretrained: bool,
     weights: str | Path | None,
     torchvision_weights: Any = None,
-) -> None:
+) -> dict[str, torch.Tensor] | None:
     """Load pretrained weights into ``backbone``: a local file wins over torchvision's API.
 
     ``torchvision_weights`` is a torchvision ``WeightsEnum`` member (None: the family has none).
+    Returns the whole state read (heads included: ResNet keeps ImageNet's fc), None if none.
     """
     if weights is not None:
         state = _read_weights_file(Path(weights))
         _load_state(backbone, state, source=str(weights))
-        return
+        return state
     if not pretrained:
-        return
+        return None
     if torchvision_weights is None:
         raise WsolbenchError(
             f"backbone '{name}' has no pretrained weights: use pretrained=False "
@@ -92,6 +165,7 @@ def load_weights(
             "initialization"
         ) from None
     _load_state(backbone, state, source=torchvision_weights.url)
+    return state
 
 
 def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
@@ -108,12 +182,11 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]  # a checkpoint wrapping its state_dict
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise WsolbenchError("not a state_dict (a dict of tensors)", path=path)
-    return state
+    # DataParallel/DDP checkpoints prefix every key with "module.".
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def _load_state(backbone: Backbone, state: Mapping[str, torch.Tensor], source: str) -> None:
-    # DataParallel/DDP checkpoints prefix every key with "module.".
-    state = {k.removeprefix("module."): v for k, v in state.items()}
     expected = backbone.weight_keys()
     # Old torchvision checkpoints predate BatchNorm's counter; it is not a weight.
     missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))

@@ -5,18 +5,31 @@ ceil mode, Mixed_6a at stride 1, Mixed_7* removed: Mixed_6e is 14x14 at 224 (28x
 Module names are torchvision's, so torchvision's checkpoint loads as is (``Mixed_7*``,
 ``AuxLogits`` and ``fc`` are ignored). Taps ``Mixed_5d`` and ``Mixed_6e``; the ``Mixed_5d`` tap
 is taken after the pool that precedes Mixed_6a so both taps share one grid (SCG fuses them).
-ADL insertion points as wsolevaluation: ``Mixed_5d`` (before that pool) and ``Mixed_6e``.
+ADL insertion points as wsolevaluation: ``Mixed_5d`` (before that pool) and ``Mixed_6e`` (its
+third ADL sits inside the head, see the ADL method). Tap ``Mixed_6d`` is where SPG's B2 branches
+(``InceptionSpg``). Names equal wsolevaluation's for every architecture type.
+
+SCG's taps on InceptionV3 follow SPA2Net (MsterDC/SPA2Net @ 445f981,
+models/google/inceptionv3_sst.py), the public SPA code for this backbone: it has no pool between
+Mixed_5d and Mixed_6a and ``cal_sc`` takes blocks 4 and 5 = Mixed_5d and Mixed_6e, both 28 x 28 at
+224 px. That network is this backbone with ``large_feature_map=True`` (the ``cub-inceptionv3``
+suite sets it; tests/test_spa_parity.py checks it against SPA2Net's outputs).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsolbench.backbones.base import Backbone, load_weights
+from wsolbench.backbones.base import (
+    Backbone,
+    SpgLayout,
+    initialize_weights,
+    load_weights,
+)
 from wsolbench.registry import register_backbone
 
 STEM = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
@@ -53,7 +66,12 @@ class InceptionV3(Backbone):
     insertion_points = ("Mixed_5d", "Mixed_6e")
     cam_head = "class_conv"
     out_channels = 768
-    tap_channels = {"Mixed_5d": 288, "Mixed_6e": 768}
+    tap_channels = {"Mixed_5d": 288, "Mixed_6d": 768, "Mixed_6e": 768}
+    spg_layout = SpgLayout(
+        b1_tap="Mixed_5d", b2_tap="Mixed_6d", hidden=1024, branch=512, side=512, dropout=True,
+        head_names=("SPG_A3_1b.0", "SPG_A3_2b.0", "SPG_A4"),
+    )
+    init_modes: ClassVar[Mapping[str, str]] = {"cam": "xavier", "adl": "xavier", "acol": "xavier", "spg": "xavier"}
 
     def __init__(
         self,
@@ -61,8 +79,9 @@ class InceptionV3(Backbone):
         weights: str | Path | None = None,
         large_feature_map: bool = False,
         inserts: Mapping[str, nn.Module] | None = None,
+        architecture_type: str = "cam",
     ):
-        super().__init__(inserts)
+        super().__init__(inserts, architecture_type)
         from torchvision.models import Inception_V3_Weights, inception_v3
 
         # wsolevaluation initializes Inception with Xavier (and torchvision's own truncated
@@ -75,9 +94,7 @@ class InceptionV3(Backbone):
         self.large_feature_map = large_feature_map
         self.feature_stride = 8 if large_feature_map else 16
         self._check_inserts()
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.xavier_uniform_(module.weight)
+        initialize_weights(self, self.init_mode)
         load_weights(
             self, name="inception_v3", pretrained=pretrained, weights=weights,
             torchvision_weights=Inception_V3_Weights.IMAGENET1K_V1,
@@ -94,7 +111,8 @@ class InceptionV3(Backbone):
         if not self.large_feature_map:
             x = F.max_pool2d(x, kernel_size=3, stride=2, ceil_mode=True)
         mixed_5d = x
-        for name in MIXED_6:
+        for name in MIXED_6[:-1]:
             x = getattr(self, name)(x)
-        x = self._insert("Mixed_6e", x)
-        return x, {"Mixed_5d": mixed_5d, "Mixed_6e": x}
+        mixed_6d = x
+        x = self._insert("Mixed_6e", self.Mixed_6e(x))
+        return x, {"Mixed_5d": mixed_5d, "Mixed_6d": mixed_6d, "Mixed_6e": x}

@@ -15,7 +15,7 @@ from rich_argparse import RichHelpFormatter
 
 from wsolbench.errors import WsolbenchError
 
-COMMANDS = ("bench", "train", "infer", "evaluate", "scg", "leaderboard", "data", "list")
+COMMANDS = ("bench", "train", "infer", "evaluate", "scg", "leaderboard", "data", "checkpoint", "list")
 
 console = Console(stderr=True)
 

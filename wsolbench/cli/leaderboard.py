@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         description="Render leaderboard.md, report.html, figures/*.png and the merged "
         "results.csv / results.json from one or more results files (as written by "
         "`wsolbench bench` or `wsolbench evaluate`). Curves for the figures are read from a "
-        "curves.json beside each results file when there is one.",
+        "curves.json beside each results file when there is one, and per-image statistics "
+        "(bootstrap intervals, the failure browser) from a per_image.npz beside it.",
     )
     parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
                         help="results files (.csv or .json, the long format: one row per number)")
@@ -40,6 +41,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wsolbench.report import (
+        Bootstrap,
+        load_per_image,
         print_leaderboard,
         read_curves,
         read_reported,
@@ -56,15 +59,30 @@ def run(args: argparse.Namespace) -> int:
             curve_files.append(candidate)
             curves += read_curves(candidate)
     curves = _unique_curves(curves)
+    records, images, seen = [], [], set()
+    for path in args.results:
+        candidate = (path.parent / "per_image.npz").resolve()
+        if candidate.is_file() and candidate not in seen:
+            seen.add(candidate)
+            found = load_per_image(candidate)
+            records += found[0]
+            images += found[1]
+    bootstrap = Bootstrap(records) if records else None
     reported = read_reported(args.reported_dir) if args.with_reported else None
     if args.out.exists() and not args.out.is_dir():
         raise WsolbenchError("output path exists and is not a folder", path=args.out)
     console = Console()
     if not args.quiet:
-        print_leaderboard(results, console, reported=reported)
+        print_leaderboard(results, console, reported=reported, bootstrap=bootstrap)
     csv_path, json_path = write_results(results, args.out)
     written = render_leaderboard(results, args.out, curves=curves or None, title=args.title,
-                                 reported=reported)
+                                 reported=reported, per_image=(records, images) if records else None,
+                                 bootstrap=bootstrap)
+    if records:
+        from wsolbench.report.per_image import FILE_NAME, save
+
+        if (args.out / FILE_NAME).resolve() not in seen:
+            save(args.out / FILE_NAME, records, images)
     names = ", ".join(path.name for path in (written["markdown"], written["html"], csv_path,
                                               json_path))
     console.print(f"wrote {names} and {len(written) - 2} figure(s) to {args.out}",

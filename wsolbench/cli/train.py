@@ -8,6 +8,7 @@ from rich.table import Table
 
 from wsolbench.cli import add_command
 from wsolbench.engine.config import TrainConfig, method_hparam_defaults, parse_hparams
+from wsolbench.engine.recipes import RECIPES
 from wsolbench.errors import WsolbenchError
 
 DEFAULTS = TrainConfig(data=".")
@@ -33,11 +34,12 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers,
         "train",
-        help="Train a WSOL method (SGD, wsolevaluation recipe; DDP under torchrun).",
+        help="Train a WSOL method (SGD, wsolevaluation or spa recipe; DDP under torchrun).",
         description="Train a WSOL method on a dataset's train split (labels only: boxes never "
         "reach training). Writes <out>/last.pt every epoch (loads with weights_only=True), "
         "<out>/config.json and <out>/history.json. Several GPUs: "
-        "`torchrun --nproc_per_node=N -m wsolbench train ...`.",
+        "`torchrun --nproc_per_node=N -m wsolbench train ...`; --batch-size is the total batch, "
+        "divided over the N processes.",
     )
     d = DEFAULTS
     what = parser.add_argument_group("model")
@@ -64,15 +66,21 @@ def register(subparsers) -> None:
     data.add_argument("--resize-size", metavar="PX", type=int, default=d.resize_size, help="resize before the random crop (default: %(default)s)")
 
     optim = parser.add_argument_group("optimization")
+    optim.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
+                       help="parameter groups and lr schedule of a reference: wsolevaluation (features "
+                       "1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as its "
+                       "adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
+                       "--lr-milestones) (default: %(default)s)")
     optim.add_argument("--epochs", metavar="N", type=int, default=d.epochs, help="epochs (default: %(default)s)")
-    optim.add_argument("--batch-size", metavar="N", type=int, default=d.batch_size, help="images per step per process (default: %(default)s)")
+    optim.add_argument("--batch-size", metavar="N", type=int, default=d.batch_size, help="TOTAL images per step; under torchrun each of the N processes takes N-th of it (default: %(default)s)")
     optim.add_argument("--lr", metavar="LR", type=float, default=d.lr, help="backbone learning rate (default: %(default)s)")
     optim.add_argument("--head-lr-multiplier", metavar="X", type=float, default=d.head_lr_multiplier, help="new layers' lr as a multiple of --lr (default: %(default)s)")
     optim.add_argument("--momentum", metavar="M", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
     optim.add_argument("--nesterov", type=parse_bool, default=d.nesterov, metavar="BOOL", help="Nesterov momentum (default: %(default)s)")
     optim.add_argument("--weight-decay", metavar="WD", type=float, default=d.weight_decay, help="weight decay (default: %(default)s)")
     optim.add_argument("--lr-decay", choices=("step", "multistep"), default=d.lr_decay,
-                       help="step: x lr-gamma every --lr-step epochs; multistep: at --lr-milestones (default: %(default)s)")
+                       help="must match the recipe if given: step (wsolevaluation) every --lr-step epochs; "
+                       "multistep (spa) at --lr-milestones (default: the recipe's)")
     optim.add_argument("--lr-step", metavar="N", type=int, default=d.lr_step, help="epochs between decays for 'step' (default: %(default)s)")
     optim.add_argument("--lr-milestones", type=parse_milestones, default=[], metavar="E1,E2",
                        help="decay epochs for 'multistep', comma-separated (default: none)")
@@ -84,7 +92,7 @@ def register(subparsers) -> None:
     run.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists (default: off)")
     run.add_argument("--workers", metavar="N", type=int, default=d.workers, help="data-loading processes (default: %(default)s)")
     run.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    run.add_argument("--amp", type=parse_bool, default=d.amp, metavar="BOOL", help="bf16 autocast, CUDA only (default: %(default)s)")
+    run.add_argument("--amp", type=parse_bool, default=d.amp, metavar="BOOL", help="bf16 autocast, CUDA only; the references train in fp32 (default: %(default)s)")
     run.add_argument("--channels-last", type=parse_bool, default=d.channels_last, metavar="BOOL", help="channels-last memory format, CUDA only (default: %(default)s)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     parser.set_defaults(func=run_train)
@@ -95,7 +103,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise WsolbenchError("give --data DIR, or both --image-root and --metadata-root")
     hparams = parse_hparams(args.hparam, method_hparam_defaults(args.method), args.method)
     return TrainConfig(
-        method=args.method, backbone=args.backbone, hparams=hparams, data=args.data,
+        method=args.method, recipe=args.recipe, backbone=args.backbone, hparams=hparams, data=args.data,
         image_root=args.image_root, metadata_root=args.metadata_root, dataset=args.dataset,
         num_classes=args.num_classes, image_size=args.image_size, resize_size=args.resize_size,
         large_feature_map=args.large_feature_map, epochs=args.epochs, batch_size=args.batch_size,

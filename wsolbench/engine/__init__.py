@@ -3,6 +3,7 @@ inference and sharded evaluation, one module each:
 
     from wsolbench.engine.train import train          # train(TrainConfig(...)) -> checkpoint
     from wsolbench.engine.checkpoint import load_model
+    from wsolbench.engine.checkpoint import import_reference_checkpoint  # reference-code weights
     from wsolbench.engine.infer import predict        # batches of logits, maps, taps
     from wsolbench.engine.evaluate import evaluate    # sharded over ranks, merged exactly
 
@@ -17,6 +18,7 @@ _EXPORTS = {
     "checkpoint_hash": "wsolbench.engine.checkpoint",
     "load_checkpoint": "wsolbench.engine.checkpoint",
     "load_model": "wsolbench.engine.checkpoint",
+    "import_reference_checkpoint": "wsolbench.engine.checkpoint",
 }
 
 __all__ = list(_EXPORTS)

@@ -144,3 +144,98 @@ def model_from_checkpoint(
     except (RuntimeError, KeyError, TypeError) as error:
         raise WsolbenchError(f"checkpoint does not match its method: {error}", path=path) from None
     return method.to(device).eval()
+
+
+# -- checkpoints of the reference code ----------------------------------------------------------
+def load_reference_state(
+    method: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path = "state_dict"
+) -> torch.nn.Module:
+    """Load a state dict keyed by the reference code's names (wsolevaluation's, or the SPA
+    code's for SPA) into ``method`` through ``method.reference_names()``.
+
+    Every tensor must be known, present and of the right shape (BatchNorm's
+    ``num_batches_tracked`` counters may be absent); anything else is one WsolbenchError
+    naming the keys. DataParallel's ``module.`` prefix is removed first.
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    here_by_reference = {ref: here for here, ref in method.reference_names().items()}
+    own = method.state_dict()
+    # Layers the reference builds but never calls (SPA's conv5_add) have no counterpart here.
+    unused = getattr(method, "reference_unused_prefixes", ())
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(unused)) or k in here_by_reference}
+    unknown = sorted(set(state) - set(here_by_reference))
+    missing = sorted(
+        ref for ref in here_by_reference
+        if ref not in state and not ref.endswith("num_batches_tracked")
+    )
+    mismatched = sorted(
+        f"{ref} {tuple(state[ref].shape)} != {tuple(own[here].shape)} expected"
+        for ref, here in here_by_reference.items()
+        if ref in state and state[ref].shape != own[here].shape
+    )
+    problems = []
+    for label, keys in (("unknown", unknown), ("missing", missing), ("shape", mismatched)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" ... (+{len(keys) - 5})" if len(keys) > 5 else "")
+            problems.append(f"{len(keys)} {label} key(s): {shown}")
+    if problems:
+        raise WsolbenchError(
+            f"weights do not fit {type(method).__name__} on {method.hparams.get('backbone')} "
+            f"(check method, backbone, num_classes, large_feature_map): " + "; ".join(problems),
+            path=source,
+        )
+    method.load_state_dict({here_by_reference[k]: v for k, v in state.items()}, strict=False)
+    return method
+
+
+def import_reference_checkpoint(
+    path: str | Path,
+    method: str,
+    backbone: str,
+    num_classes: int,
+    large_feature_map: bool = False,
+    out: str | Path | None = None,
+    **hparams: Any,
+) -> torch.nn.Module:
+    """A model trained with the reference code (wsolevaluation's ``main.py`` checkpoints, the
+    SPA code's, or a bare state dict), as a wsolbench method in eval mode; with ``out``, also
+    written as a wsolbench checkpoint (``load_model`` / ``--checkpoint`` read it).
+
+    The file is read with ``torch.load(weights_only=True)``: its tensors are mapped by the
+    method's ``reference_names()`` (see ``load_reference_state``).
+    """
+    from wsolbench.registry import create_method
+
+    path = Path(path)
+    if not path.is_file():
+        raise WsolbenchError("reference checkpoint not found", path=path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (unpickling fails in many types; all mean "refused")
+        raise WsolbenchError(
+            f"cannot read the reference checkpoint with weights_only=True ({type(error).__name__})",
+            path=path,
+        ) from None
+    state = payload
+    for wrapper in ("state_dict", "model"):  # the references' own checkpoint dicts
+        if isinstance(payload, dict) and isinstance(payload.get(wrapper), dict):
+            state = payload[wrapper]
+            break
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise WsolbenchError("no state dict (a dict of tensors, or one under 'state_dict')", path=path)
+    model = create_method(
+        method, backbone=backbone, num_classes=int(num_classes), pretrained=False, weights=None,
+        large_feature_map=bool(large_feature_map), **hparams,
+    )
+    load_reference_state(model, state, source=path)
+    if out is not None:
+        save_checkpoint(out, {
+            "model": model.state_dict(),
+            "method": method,
+            "backbone": backbone,
+            "hparams": {k: v for k, v in model.hparams.items() if k not in BUILD_ARGUMENTS},
+            "num_classes": int(num_classes),
+            "config": {"large_feature_map": bool(large_feature_map)},
+            "imported_from": str(path),
+        })
+    return model.eval()

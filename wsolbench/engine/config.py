@@ -1,8 +1,10 @@
 """The training configuration: one dataclass, its defaults (wsolevaluation's recipe) and hash.
 
-Defaults follow PROTOCOLS.md sec. 7: SGD with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01
-decayed x0.1 every 30 epochs, batch 64, new layers at 10x the backbone lr, Resize 256 then
-RandomCrop 224.
+Defaults follow PROTOCOLS.md sec. 7: the ``wsolevaluation`` recipe (``engine/recipes.py``), SGD
+with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01 decayed x0.1 every 30 epochs (as its
+``adjust_learning_rate(epoch + 1)``), a total batch of 64, 10x for the recipe's head group,
+fp32, Resize 256 then RandomCrop 224. ``batch_size`` is the TOTAL batch: under torchrun each of
+the N processes takes batch_size / N.
 """
 from __future__ import annotations
 
@@ -36,15 +38,16 @@ class TrainConfig:
     image_size: int = 224
     resize_size: int = 256
     large_feature_map: bool = False
-    # Optimization (wsolevaluation recipe).
+    # Optimization: the recipe's parameter groups and schedule, with these values.
+    recipe: str = "wsolevaluation"  # a name in wsolbench.engine.recipes.RECIPES
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = 64  # total over all processes
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
     head_lr_multiplier: float = 10.0
-    lr_decay: str = "step"
+    lr_decay: str | None = None  # None: the recipe's own (wsolevaluation: step, spa: multistep)
     lr_step: int = 30
     lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.1
@@ -56,18 +59,30 @@ class TrainConfig:
     out_dir: str = "runs/train"
     workers: int = 4
     device: str = "auto"
-    amp: bool = True  # bf16 autocast, on CUDA only
+    amp: bool = False  # bf16 autocast, on CUDA only (the references train in fp32)
     channels_last: bool = True  # on CUDA only
     resume: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.lr_decay not in LR_DECAYS:
+        from wsolbench.engine.recipes import get_recipe
+
+        schedule = get_recipe(self.recipe).schedule
+        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
             raise WsolbenchError(
                 f"unknown lr decay '{self.lr_decay}' (choose from {', '.join(LR_DECAYS)})"
             )
-        if self.lr_decay == "multistep" and not self.lr_milestones:
-            raise WsolbenchError("lr decay 'multistep' needs lr_milestones (epochs)")
+        if self.lr_decay not in (None, schedule):
+            raise WsolbenchError(
+                f"recipe '{self.recipe}' decays the lr as '{schedule}' "
+                f"({'every lr_step epochs' if schedule == 'step' else 'at lr_milestones'}), "
+                f"not '{self.lr_decay}': leave lr_decay unset or choose the other recipe"
+            )
+        if schedule == "step" and self.lr_milestones:
+            raise WsolbenchError(
+                f"recipe '{self.recipe}' decays every lr_step epochs: lr_milestones "
+                f"{self.lr_milestones} would be ignored (they belong to recipe 'spa')"
+            )
         for name in ("epochs", "batch_size", "image_size", "resize_size", "lr_step"):
             if int(getattr(self, name)) < 1:
                 raise WsolbenchError(f"{name} must be at least 1, got {getattr(self, name)}")

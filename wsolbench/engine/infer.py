@@ -29,6 +29,16 @@ def gather_classes(cams: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return cams.gather(1, index)
 
 
+def class_maps(model: torch.nn.Module, outputs: dict[str, Any], classes: torch.Tensor) -> torch.Tensor:
+    """(N, k) classes -> (N, k, h, w) raw maps as the model's reference computes them at
+    evaluation (ACoL erases by each class itself): the method's ``class_maps`` hook, else the
+    classes' channels of ``cams``."""
+    hook = getattr(model, "class_maps", None)
+    if hook is None:
+        return gather_classes(outputs["cams"], classes)
+    return hook(outputs, classes)
+
+
 def shard(dataset: Dataset) -> Dataset:
     """This rank's share of an evaluation split (every image exactly once over all ranks)."""
     if distributed.world_size() == 1:
@@ -60,10 +70,14 @@ def predict(
 
     Keys: `logits` (N, C) of the single view; `probs` (N, C) (ten-crop mean when `ten_crop`);
     `topk` (N, k) classes by `probs`; `cams_gt` (N, h, w) and `cams_topk` (N, k, h, w) raw class
-    maps at feature resolution; `taps` (list, in `tap_names` order) and `tap_names`; plus every
+    maps at feature resolution, each computed for its own class (`class_maps`: ACoL erases by
+    that class, as the reference's inference erases by the GT label); `taps` (list, in `tap_names` order) and `tap_names`; plus every
     field of the dataset's batch (`image_id`, `label`, `size`, `boxes`, masks, ...) except the
-    image tensors. Tensors are float32 (on the CPU unless `to_cpu=False`). An `explainer`
-    (`wsolbench.explainers`) makes `cams_gt` / `cams_topk` instead of the model's own maps.
+    image tensors. Tensors are float32. `cams_gt`, `cams_topk` and `taps` stay on the model's
+    device (the post-processor's inputs: SCG runs where the model ran); `logits`, `probs` and
+    `topk` are moved to the CPU unless `to_cpu=False`.
+    An `explainer` (`wsolbench.explainers`) makes `cams_gt` / `cams_topk` instead of the
+    model's own maps.
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -95,7 +109,6 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu,
     with _autocast(use_amp):
         outputs = model(images)
     logits = outputs["logits"].float()
-    cams = outputs["cams"].float()
     if ten_crop:
         crops = batch.get("crops")
         if crops is None:
@@ -109,6 +122,9 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu,
         probs = logits.softmax(dim=1)
     k = min(topk, probs.shape[1])
     top = probs.topk(k, dim=1).indices
+    # The GT class and the top-k classes in one call (ACoL runs classifier B per column).
+    with _autocast(use_amp):
+        maps = class_maps(model, outputs, torch.cat([labels[:, None], top], dim=1)).float()
     result = {
         key: value for key, value in batch.items() if key not in ("image", "crops")
     }
@@ -116,16 +132,15 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu,
         logits=logits,
         probs=probs,
         topk=top,
-        cams_gt=gather_classes(cams, labels[:, None])[:, 0],
-        cams_topk=gather_classes(cams, top),
+        cams_gt=maps[:, 0],
+        cams_topk=maps[:, 1:],
         taps=[outputs["taps"][name].float() for name in names],
         tap_names=names,
     )
-    if explainer is not None:  # post-hoc maps of the same classes replace the model's own
+    if explainer is not None and not explainer.model_maps:  # post-hoc maps replace the model's own
         maps = explainer(model, images, torch.cat([labels[:, None], top], dim=1), outputs).float()
         result.update(cams_gt=maps[:, 0], cams_topk=maps[:, 1:])
     if to_cpu:
-        for key in ("logits", "probs", "topk", "cams_gt", "cams_topk"):
+        for key in ("logits", "probs", "topk"):
             result[key] = result[key].cpu()
-        result["taps"] = [tap.cpu() for tap in result["taps"]]
     return result

@@ -1,29 +1,28 @@
-"""Optimizer and learning-rate schedule of the wsolevaluation recipe."""
+"""Optimizer and learning-rate schedule of the configured recipe (``engine/recipes.py``)."""
 from __future__ import annotations
-
-import inspect
 
 import torch
 
 from wsolbench.engine.config import TrainConfig
-
-# Methods build their head groups at this multiple of the backbone lr (docs/interfaces.md).
-METHOD_HEAD_MULTIPLIER = 10.0
+from wsolbench.engine.recipes import get_recipe
 
 
 def param_groups(method: torch.nn.Module, config: TrainConfig) -> list[dict]:
-    """The method's groups (backbone at lr, new layers higher), rescaled to the configured
-    head multiplier when it differs from the methods' built-in 10x."""
-    build = method.param_groups
-    if "head_lr_multiplier" in inspect.signature(build).parameters:
-        return build(config.lr, config.weight_decay, head_lr_multiplier=config.head_lr_multiplier)
-    groups = build(config.lr, config.weight_decay)
-    if config.head_lr_multiplier != METHOD_HEAD_MULTIPLIER:
-        scale = config.head_lr_multiplier / METHOD_HEAD_MULTIPLIER
-        for group in groups:
-            if group.get("lr", config.lr) > config.lr:
-                group["lr"] = group["lr"] * scale
-    return groups
+    """The recipe's groups as SGD parameter groups (``name``, ``lr_multiplier``, and the
+    parameters' names in ``param_names``); empty groups are left out."""
+    parameters = dict(method.named_parameters())
+    return [
+        {
+            "params": [parameters[name] for name in group.params],
+            "lr": config.lr * group.lr_multiplier,
+            "weight_decay": config.weight_decay,
+            "name": group.name,
+            "lr_multiplier": group.lr_multiplier,
+            "param_names": list(group.params),
+        }
+        for group in get_recipe(config.recipe).groups(method, config)
+        if group.params
+    ]
 
 
 def build_optimizer(method: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -39,9 +38,6 @@ def build_optimizer(method: torch.nn.Module, config: TrainConfig) -> torch.optim
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per epoch: x`lr_gamma` every `lr_step` epochs, or at `lr_milestones`."""
-    if config.lr_decay == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=sorted(config.lr_milestones), gamma=config.lr_gamma
-        )
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    """Stepped once per epoch, after it: epoch e (0-based) trains at lr x the recipe's factor."""
+    factor = get_recipe(config.recipe).lr_factor
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: factor(config, epoch))

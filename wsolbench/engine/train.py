@@ -99,6 +99,11 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
     run can also be extended)."""
+    if "recipe" not in checkpoint["config"]:
+        raise WsolbenchError(
+            "cannot resume: the checkpoint predates named training recipes (its lr schedule "
+            "differs); start a new run in another --out folder", path=path,
+        )
     saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
     wanted = config.hashed_fields()
     differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
@@ -121,6 +126,13 @@ def train(
     cuda_device = distributed.init_from_env(backend="gloo" if config.device == "cpu" else None)
     device = cuda_device or resolve_device(config.device)
     rank, world = distributed.rank(), distributed.world_size()
+    # config.batch_size is the total batch (as the references count it): each process takes its
+    # share, and DDP's gradient average makes the step that of the whole batch.
+    if config.batch_size % world:
+        raise WsolbenchError(
+            f"batch_size {config.batch_size} is the total batch and must divide evenly over the "
+            f"{world} processes"
+        )
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
 
@@ -161,7 +173,7 @@ def train(
     loader_generator = torch.Generator()
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=config.batch_size // world,
         sampler=sampler,
         num_workers=config.workers,
         pin_memory=on_cuda,

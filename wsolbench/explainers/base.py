@@ -27,6 +27,7 @@ class Explainer:
     """Base class: subclasses implement ``explain``; ``__call__`` times it."""
 
     name = "explainer"
+    model_maps = False  # True: the model's own maps, which `predict` computes anyway
 
     def __init__(self):
         self.seconds = 0.0
@@ -67,11 +68,12 @@ class ModelCAM(Explainer):
     """The model's own class maps (the method's CAM, ACoL/SPA class maps): free with the forward."""
 
     name = "cam"
+    model_maps = True
 
     def explain(self, model, images, classes, outputs):
-        from wsolbench.engine.infer import gather_classes
+        from wsolbench.engine.infer import class_maps
 
-        return gather_classes(outputs["cams"].float(), classes)
+        return class_maps(model, outputs, classes).float()
 
     def applies_to(self, model) -> bool:
         return getattr(model, "has_cams", True) is not False

@@ -10,8 +10,9 @@
     weights = "IMAGENET1K_V1"        # torchvision weights name, a state-dict file, or "" (random)
     tap_layers = ["net.layer3", "net.layer4"]   # SCG's taps (default: found by probing)
 
-Every trained method and classifier is explained by every explainer: the leaderboard's rows are
-``<method>`` for the model's own CAM and ``<method> · <explainer>`` otherwise.
+Every trained method and classifier is explained by every explainer: result rows keep the
+method's (classifier's) label in ``method`` and get the explainer's label in ``explainer`` (the
+report's optional row axis) when the suite has an ``[explainers]`` table.
 """
 from __future__ import annotations
 
@@ -42,11 +43,6 @@ class ClassifierSpec:
 
 DEFAULT_EXPLAINERS = [ExplainerSpec("cam", "cam")]
 _CLASSIFIER_KEYS = {"model": str, "weights": str, "tap_layers": list}
-
-
-def row_label(model_label: str, spec: ExplainerSpec) -> str:
-    """The leaderboard's name for a model's maps by one explainer."""
-    return model_label if spec.explainer == "cam" else f"{model_label} · {spec.label}"
 
 
 def parse_explainers(table: Any, source: str) -> list[ExplainerSpec]:

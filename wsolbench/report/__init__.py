@@ -11,9 +11,12 @@ import pandas as pd
 from rich.console import Console
 
 from wsolbench.io import write_text
-from wsolbench.report.figures import render_figures
+from wsolbench.report.bootstrap import Bootstrap
+from wsolbench.report.browser import browser_html
+from wsolbench.report.figures import render_figures, slug
 from wsolbench.report.html import leaderboard_html
 from wsolbench.report.markdown import leaderboard_markdown
+from wsolbench.report.per_image import load as load_per_image
 from wsolbench.report.reported import read_reported, reported_tables
 from wsolbench.report.results import (
     COLUMNS,
@@ -24,6 +27,7 @@ from wsolbench.report.results import (
     write_curves,
     write_results,
 )
+from wsolbench.report.shift_figure import plot_error_shift
 from wsolbench.report.tables import Table, build_tables
 from wsolbench.report.terminal import print_tables
 
@@ -38,6 +42,8 @@ def render_leaderboard(
     title: str = DEFAULT_TITLE,
     reported: pd.DataFrame | None = None,
     notes: str = "",
+    per_image: tuple[list, list] | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
@@ -45,26 +51,37 @@ def render_leaderboard(
 
     ``reported`` (published numbers, see ``read_reported``) is rendered in its own, clearly
     marked section and never mixed with the measured rows.
+
+    ``per_image`` (records and image sets, see ``report.per_image``) adds bootstrap intervals to
+    the tables (or pass a ready ``bootstrap``), the error-type shift figure and the failure
+    browser of ``report.html``.
     """
     out_dir = Path(out_dir)
-    tables = build_tables(results)
+    records, images = per_image if per_image is not None else ([], [])
+    if bootstrap is None and records:
+        bootstrap = Bootstrap(records)
+    tables = build_tables(results, bootstrap=bootstrap)
     published = reported_tables(reported) if reported is not None else []
     figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
+    figures += _shift_figures(records, out_dir / "figures")
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
     preamble = " ".join(part for part in (_preamble(results), notes) if part)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
     write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble))
-    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble))
+    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble,
+                                           browser=browser_html(records, images)))
     written = {"markdown": markdown_path, "html": html_path}
     written.update({f"figure:{path.stem}": path for _, path in figures})
     return written
 
 
 def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
-                      reported: pd.DataFrame | None = None) -> list[Table]:
-    """Print the leaderboard tables (and, apart, the published ones) as rich tables."""
+                      reported: pd.DataFrame | None = None,
+                      bootstrap: Bootstrap | None = None) -> list[Table]:
+    """Print the leaderboard tables (and, apart, the published ones) as rich tables that fit
+    the console; with ``bootstrap``, significant differences are marked."""
     console = console or Console()
-    tables = build_tables(results)
+    tables = build_tables(results, bootstrap=bootstrap)
     if not tables:
         console.print("[yellow]no results to show[/]")
     print_tables(tables, console)
@@ -75,6 +92,18 @@ def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
             print_tables(published, console)
         tables = tables + published
     return tables
+
+
+def _shift_figures(records: list, folder: Path) -> list[tuple[str, Path]]:
+    figures = []
+    for (dataset, backbone) in dict.fromkeys((r.key.get("dataset"), r.key.get("backbone")) for r in records):
+        group = [r for r in records if (r.key.get("dataset"), r.key.get("backbone")) == (dataset, backbone)]
+        path = folder / f"error_shift_{slug(str(dataset), str(backbone))}.png"
+        where = f"{dataset}, {backbone}"
+        if plot_error_shift(group, path, f"Error types per image, plain -> + SCG ({where})"):
+            figures.append((f"How each image's outcome changes under SCG, per method ({where}); "
+                            "band width = share of test images", path))
+    return figures
 
 
 def _preamble(results: pd.DataFrame) -> str:
@@ -88,7 +117,7 @@ def _preamble(results: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "COLUMNS", "DEFAULT_TITLE", "Table", "build_tables", "make_rows", "print_leaderboard",
+    "COLUMNS", "DEFAULT_TITLE", "Bootstrap", "Table", "build_tables", "load_per_image", "make_rows", "print_leaderboard",
     "read_curves", "read_reported", "read_results", "render_leaderboard", "reported_tables",
     "results_frame", "write_curves", "write_results",
 ]

@@ -9,7 +9,7 @@ import html
 from pathlib import Path
 from typing import Iterable
 
-from wsolbench.report.tables import Table
+from wsolbench.report.tables import SIGNIFICANT, Table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -26,25 +26,68 @@ section.reported h3::after { content: " [reported]"; color: #b36b00; font-size: 
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
+td.best { font-weight: bold; background: #eef7ee; }
+td.label { white-space: nowrap; }
+td.significant { color: #1a4e9e; font-weight: bold; }  /* significant, either sign */
+div.scroll { overflow-x: auto; }
+span.ci { color: #777; font-size: 0.8em; white-space: nowrap; }
+p.caption { margin: 0.2em 0; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; }
+table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; }
 """
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG"}
+# Click a header to sort by it (numbers by value, labels alphabetically; click again: reverse).
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var up = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[column], text = cell ? (cell.getAttribute("data-value") || cell.textContent) : "";
+        var number = parseFloat(text);
+        return isNaN(number) ? text : number;
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { return typeof x === "number" ? -1 : 1; }
+        return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1);
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
+                  "SCG", "Source"}
 
 
 def table_html(table: Table) -> str:
     escape = html.escape
-    head = "".join(f"<th>{escape(column)}</th>" for column in table.columns)
+    head = "".join(f'<th title="click to sort">{escape(column)}</th>' for column in table.columns)
+    labels = table.labels or sum(1 for column in table.columns if column in _LABEL_COLUMNS)
     body = []
-    for row in table.rows:
-        cells = "".join(
-            f"<td>{escape(cell)}</td>" if column in _LABEL_COLUMNS
-            else f'<td class="num">{escape(cell)}</td>'
-            for column, cell in zip(table.columns, row)
-        )
-        body.append(f"<tr>{cells}</tr>")
+    for r, row in enumerate(table.rows):
+        cells = []
+        for c, cell in enumerate(row):
+            if c < labels:
+                cells.append(f'<td class="label">{escape(cell)}</td>')
+                continue
+            classes = "num best" if (r, c) in table.best else "num"
+            if cell.endswith(SIGNIFICANT):  # a difference whose interval excludes zero
+                classes += " significant"
+            interval = table.intervals.get((r, c))
+            extra = f' <span class="ci">[{escape(interval)}]</span>' if interval else ""
+            cells.append(f'<td class="{classes}" data-value="{escape(cell)}">{escape(cell)}{extra}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    caption = (f'<p class="caption">{escape(table.caption)}; best value per column in bold.</p>\n'
+               if table.caption else "")
     return (f"<h3>{escape(table.title)}</h3>\n"
-            f'<p class="protocol">Protocol: {escape(table.note)}</p>\n'
-            f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
-            + "\n</tbody></table>\n")
+            f'<p class="protocol">Protocol: {escape(table.note)}</p>\n{caption}'
+            f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(body) + "\n</tbody></table></div>\n")
 
 
 def figure_html(caption: str, path: Path) -> str:
@@ -55,7 +98,8 @@ def figure_html(caption: str, path: Path) -> str:
 
 
 def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),
-                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "") -> str:
+                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "",
+                     browser: str = "") -> str:
     """The whole report as one HTML string."""
     escape = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -80,5 +124,8 @@ def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Tab
         parts.append("<section><h2>Figures</h2>")
         parts += [figure_html(caption, path) for caption, path in figures]
         parts.append("</section>")
+    if browser:
+        parts.append(browser)
+    parts.append(f"<script>{SORT_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

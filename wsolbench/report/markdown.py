@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from wsolbench.report.tables import Table
+from wsolbench.report.tables import Table, display_cell
 
 
 def escape_cell(text: str) -> str:
     """Keep a cell on one line and stop its pipes, tags and backslashes from acting."""
     text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    text = text.replace("*", "\\*")  # the significance mark, not emphasis
     return text.replace("&", "&amp;").replace("<", "&lt;")  # no "<" left: no raw HTML
 
 
@@ -16,9 +17,16 @@ def table_markdown(table: Table) -> str:
     header = "| " + " | ".join(escape_cell(column) for column in table.columns) + " |"
     align = "|" + "|".join("---" if index < _label_columns(table) else "---:"
                            for index in range(len(table.columns))) + "|"
-    lines = [f"### {escape_cell(table.title)}", "", f"_Protocol: {escape_cell(table.note)}_", "",
-             header, align]
-    lines += ["| " + " | ".join(escape_cell(cell) for cell in row) + " |" for row in table.rows]
+    lines = [f"### {escape_cell(table.title)}", "", f"_Protocol: {escape_cell(table.note)}_", ""]
+    if table.caption:
+        lines += [f"_{escape_cell(table.caption)}; best value per column in bold._", ""]
+    lines += [header, align]
+    for r, row in enumerate(table.rows):
+        cells = []
+        for c in range(len(row)):
+            text = escape_cell(display_cell(table, r, c))
+            cells.append(f"**{text}**" if (r, c) in table.best else text)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -50,6 +58,8 @@ def leaderboard_markdown(title: str, tables: Iterable[Table],
 
 def _label_columns(table: Table) -> int:
     """How many leading columns are labels (left-aligned) rather than numbers."""
+    if table.labels:
+        return table.labels
     for index, column in enumerate(table.columns):
         if column not in ("Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM",
                           "SCG", "Source"):

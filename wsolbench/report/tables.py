@@ -25,6 +25,11 @@ class Table:
     note: str  # which protocol produced the numbers
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
+    caption: str = ""  # label columns with one value in every row, lifted out ("Dataset: x")
+    labels: int = 0  # how many leading columns are labels (never split apart in a terminal)
+    groups: list[int] = field(default_factory=list)  # widths of the value-column groups
+    best: set[tuple[int, int]] = field(default_factory=set)  # (row, column) best per column
+    intervals: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> "low, high"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class _Column:
     metric: str
     transform: Callable[[float], float] = lambda value: value
     decimals: int = 2
+    better: int = 1  # +1 higher is better, -1 lower is better, 0 neither (thresholds)
+    compare: bool = True  # False: the post-processor cannot change it (classification)
+    measured: bool = True  # False: a setting, not a statistic of the test images (no interval)
 
 
 def _error(value: float) -> float:
@@ -41,19 +49,27 @@ def _error(value: float) -> float:
 
 
 LOC_ERROR_COLUMNS = (
-    _Column("Top-1 Loc err", "spa", "top1_loc", _error),
-    _Column("Top-5 Loc err", "spa", "top5_loc", _error),
-    _Column("GT-known Loc err", "spa", "gt_known_loc", _error),
-    _Column("Top-1 Cls err", "spa", "top1_cls", _error),
-    _Column("Top-5 Cls err", "spa", "top5_cls", _error),
-    _Column("Box threshold", "spa", "box_threshold", decimals=3),
+    _Column("Top-1 Loc err", "spa", "top1_loc", _error, better=-1),
+    _Column("Top-5 Loc err", "spa", "top5_loc", _error, better=-1),
+    _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
+    _Column("Top-1 Cls err", "spa", "top1_cls", _error, better=-1),
+    _Column("Top-5 Cls err", "spa", "top5_cls", _error, better=-1),
+    _Column("Box threshold", "spa", "box_threshold", decimals=3, better=0, measured=False),
+)
+HEADLINE_COLUMNS = (
+    _Column("Top-1 Cls", "spa", "top1_cls", decimals=1, compare=False),
+    _Column("GT-known Loc", "spa", "gt_known_loc", decimals=1),
+    _Column("Top-1 Loc", "spa", "top1_loc", decimals=1),
+    _Column("Peak-IoU", "peak", "PeakIoU", decimals=1),
+    _Column("MaxBoxAccV2", "wsolevaluation", "MaxBoxAccV2", decimals=1),
+    _Column("PxAP", "wsolevaluation", "PxAP", decimals=1),
 )
 PEAK_COLUMNS = (
     _Column("Peak-IoU", "peak", "PeakIoU"),
-    _Column("Peak-T", "peak", "PeakT", decimals=0),
+    _Column("Peak-T", "peak", "PeakT", decimals=0, better=0),
     _Column("GT-known Loc", "spa", "gt_known_loc"),
 )
-ERROR_COLUMNS = tuple(_Column(label, "spa", metric) for metric, label in ERROR_TYPES)
+ERROR_COLUMNS = tuple(_Column(label, "spa", metric, better=-1) for metric, label in ERROR_TYPES)
 WSOLEVAL_COLUMNS = (
     _Column("MaxBoxAcc", "wsolevaluation", "MaxBoxAcc"),
     _Column("MaxBoxAccV2", "wsolevaluation", "MaxBoxAccV2"),
@@ -63,53 +79,77 @@ WSOLEVAL_COLUMNS = (
     _Column("PxAP", "wsolevaluation", "PxAP"),
 )
 ABLATION_COLUMNS = (
-    _Column("Top-1 Loc err", "spa", "top1_loc", _error),
-    _Column("GT-known Loc err", "spa", "gt_known_loc", _error),
+    _Column("Top-1 Loc err", "spa", "top1_loc", _error, better=-1),
+    _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
     _Column("Peak-IoU", "peak", "PeakIoU"),
 )
-COST_COLUMNS = (
-    _Column("Maps ms / image", "cost", "explain_ms", decimals=1),
-    _Column("Post-process + scoring ms / image", "cost", "score_ms", decimals=1),
+COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
+    _Column("Maps ms / image", "cost", "explain_ms", decimals=1, better=-1, compare=False, measured=False),
+    _Column("Post-process + scoring ms / image", "cost", "score_ms", decimals=1, better=-1, measured=False),
 )
-ABLATION_ROWS = (("spa-noram", "none"), ("spa", "none"), ("spa-noram", "scg"), ("spa", "scg"))
+# The RAM ablation compares a model trained with RAM to its twin without (labels of the suite).
+RAM_PAIRS = (("spa", "spa-noram"),)
+# Row axes of a table, in order; the post-processor becomes columns (plain | + SCG | difference).
+# "explainer" is an optional axis (post-hoc explainers); absent columns are skipped.
+ROW_AXES = ("dataset", "split", "backbone", "method", "explainer")
+AXIS_HEADERS = {"dataset": "Dataset", "split": "Split", "backbone": "Backbone", "method": "Method",
+                "explainer": "Explainer"}
+LIFTABLE = ("dataset", "split", "backbone", "explainer")  # the method column always stays
+PLAIN = ("none", "identity")
+SIGNIFICANT = "*"
+DIFFERENCE = "Δ"
+# Two different "CAM"s: the SPA paper's "CAM" rows are SPA's own network trained without RAM.
+WHICH_CAM = (" Labels: cam = wsolevaluation's CAM (its GAP + fc head); spa-noram = SPA's network "
+             "(class-map head) trained without RAM, the row the SPA paper's tables call \"CAM\".")
 
 
-def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None = None
-                 ) -> list[Table]:
+def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None = None,
+                 bootstrap=None) -> list[Table]:
     """Every leaderboard table the results support, in the SPA paper's order of comparison.
 
-    ``suffix`` is appended to each title (used to mark published numbers as reported);
-    ``decimals`` overrides the number of decimals (published numbers keep their precision).
+    Post-processors sit side by side: each metric shows plain | + SCG | difference, the best
+    value per column is marked and, with ``bootstrap`` (``report.bootstrap.Bootstrap``), every
+    value gets its 95 % interval and every difference a paired one, marked ``*`` when it
+    excludes zero. ``suffix`` is appended to each title (published numbers are marked as
+    reported); ``decimals`` overrides the number of decimals (published numbers keep theirs).
     """
     if results.empty:
         return []
     stats = _aggregate(results)
+    significance = (" Intervals: 95 % bootstrap over test images (paired for differences); "
+                    f"{SIGNIFICANT} = the difference's interval excludes 0.") if bootstrap else ""
     builders = (
+        ("headline", "Headline: accuracies in %, plain and + SCG", HEADLINE_COLUMNS,
+         "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
+         "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
+         "post-processor."),
         ("peak", "Peak-IoU, Peak-T and GT-known Loc, plain and + SCG (SPA Table 3 style)",
          PEAK_COLUMNS, "Peak-IoU / Peak-T: peak protocol (pooled IoU over 256 levels); "
-         "GT-known Loc: spa protocol (IoU > 0.5).", None),
+         "GT-known Loc: spa protocol (IoU > 0.5)."),
         ("errors", "Localization error analysis, % of images (SPA Table 4 style)",
          ERROR_COLUMNS, "spa protocol, top-1 (class, box); Cls + M-Ins + Part + More + OT = "
-         "Top-1 Loc error.", None),
+         "Top-1 Loc error."),
         ("loc_error", "Localization and classification error, % (SPA Tables 1/2 style)",
          LOC_ERROR_COLUMNS, "spa protocol: ten-crop classification, box from the map at the "
-         "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy.", None),
+         "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy."),
         ("ablation", "SCG x RAM ablation for SPA (SPA Tables 5/6 style)", ABLATION_COLUMNS,
-         "Loc errors: spa protocol; Peak-IoU: peak protocol. spa-noram = SPA trained with "
-         "alpha 0 (no RAM).", ABLATION_ROWS),
+         "Loc errors: spa protocol; Peak-IoU: peak protocol; the RAM difference is RAM minus "
+         "no RAM."),
         ("wsolevaluation", "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
          WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
-         "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks.", None),
+         "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks."),
         ("cost", "Cost per image of the maps and their scoring", COST_COLUMNS,
          "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
          "maps beyond the classification forward pass (a model's own CAM comes with it). "
-         "Post-process + scoring: the post-processor and every protocol's evaluator.", None),
+         "Post-process + scoring: the post-processor and every protocol's evaluator."),
     )
     tables = []
-    for key, title, columns, note, fixed_rows in builders:
+    for key, title, columns, note in builders:
         if decimals is not None:
             columns = tuple(replace(column, decimals=decimals) for column in columns)
-        table = _build(stats, key, title + suffix, note, columns, fixed_rows)
+        if {"cam", "spa-noram"} & set(stats["method"]):
+            note += WHICH_CAM
+        table = _build(stats, key, title + suffix, note + significance, columns, bootstrap)
         if table is not None:
             tables.append(table)
     return tables
@@ -117,62 +157,219 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
 
 def _aggregate(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count over seeds of each (setting, protocol, metric)."""
-    keys = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric"]
-    frame = results.dropna(subset=["value"])
+    axes = [axis for axis in ROW_AXES if axis in results.columns]
+    keys = axes + ["postprocessor", "protocol", "metric"]
+    frame = results.dropna(subset=["value"]).copy()
+    frame[axes] = frame[axes].fillna("").astype(str)  # rows without an optional axis: ""
     grouped = frame.groupby(keys, sort=False)["value"]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0),
                          "count": grouped.count()}).reset_index()
 
 
-def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns,
-           fixed_rows) -> Table | None:
-    wanted = {(column.protocol, column.metric) for column in columns}
+@dataclass
+class _Cell:
+    text: str = MISSING
+    value: float | None = None  # for the best-per-column mark
+    interval: str = ""
+
+
+def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns, bootstrap
+           ) -> Table | None:
     pairs = set(zip(stats["protocol"], stats["metric"]))
     present = [column for column in columns if (column.protocol, column.metric) in pairs]
     # A table needs at least one of its own defining metrics (not only a borrowed column).
     if not present or (key == "peak" and not any(c.protocol == "peak" for c in present)):
         return None
+    wanted = {(column.protocol, column.metric) for column in present}
     subset = stats[[pair in wanted for pair in zip(stats["protocol"], stats["metric"])]]
-    settings = _settings(subset, fixed_rows)
+    axes = [axis for axis in ROW_AXES if axis in subset.columns]
+    settings = _settings(subset, axes)
+    if key == "ablation":
+        return _build_ablation(subset, axes, settings, title, note, present, bootstrap)
     if not settings:
         return None
-    multi_split = subset["split"].nunique() > 1
-    header = ["Dataset"] + (["Split"] if multi_split else []) + ["Backbone"]
-    header += ["RAM", "SCG"] if fixed_rows else ["Method", "Post-processor"]
-    lookup = {
-        (row.dataset, row.split, row.backbone, row.method, row.postprocessor, row.protocol,
-         row.metric): row for row in subset.itertuples(index=False)
-    }
-    rows = []
-    for dataset, split, backbone, method, postprocessor in settings:
-        cells = [dataset] + ([split] if multi_split else []) + [backbone]
-        if fixed_rows:
-            cells += ["✓" if method == "spa" else "✗", "✓" if postprocessor == "scg" else "✗"]
-        else:
-            cells += [method, postprocessor]
+    lookup = {tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
+              for row in subset.itertuples(index=False)}
+    postprocessors = _postprocessors(subset)
+    header, groups = _value_header(present, postprocessors)
+    body = []
+    for setting in settings:
+        fields = dict(zip(axes, setting))
+        cells = []
         for column in present:
-            stat = lookup.get((dataset, split, backbone, method, postprocessor, column.protocol,
-                               column.metric))
-            cells.append(_format(stat, column))
-        if any(cell != MISSING for cell in cells[-len(present):]):
-            rows.append(cells)
-    if not rows:
+            shown = postprocessors if column.compare else postprocessors[:1]
+            cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in shown]
+            if len(shown) > 1:
+                cells += [_difference_cell(lookup, setting, pp, postprocessors[0], column, fields, bootstrap)
+                          for pp in shown[1:]]
+        if any(cell.text != MISSING for cell in cells):
+            body.append((list(setting), cells))
+    if not body:
         return None
-    return Table(key, title, note, header + [column.header for column in present], rows)
+    return _assemble(key, title, note, axes, [AXIS_HEADERS[a] for a in axes], header, groups,
+                     body, _directions(present, postprocessors))
 
 
-def _settings(subset: pd.DataFrame, fixed_rows) -> list[tuple[str, ...]]:
-    keys = ["dataset", "split", "backbone", "method", "postprocessor"]
-    found = list(dict.fromkeys(map(tuple, subset[keys].itertuples(index=False))))
-    if fixed_rows:
-        groups = list(dict.fromkeys(setting[:3] for setting in found))
-        found_set = set(found)
-        return [group + row for group in groups for row in fixed_rows
-                if group + row in found_set]
+def _build_ablation(subset, axes, settings, title, note, present, bootstrap) -> Table | None:
+    """Rows no RAM / RAM / RAM difference per (dataset, backbone, ...), SCG as columns."""
+    method_at = axes.index("method")
+    lookup = {tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
+              for row in subset.itertuples(index=False)}
+    postprocessors = _postprocessors(subset)
+    header, groups = _value_header(present, postprocessors)
+    found = set(settings)
+    body = []
+    for with_ram, without in RAM_PAIRS:
+        for group in dict.fromkeys(s[:method_at] + s[method_at + 1:] for s in settings):
+            ram = group[:method_at] + (with_ram,) + group[method_at:]
+            plain = group[:method_at] + (without,) + group[method_at:]
+            if ram not in found or plain not in found:
+                continue
+            rows = {"✗": plain, "✓": ram}
+            for label, setting in rows.items():
+                fields = dict(zip(axes, setting))
+                cells = []
+                for column in present:
+                    cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in postprocessors]
+                    if len(postprocessors) > 1:
+                        cells += [_difference_cell(lookup, setting, pp, postprocessors[0], column, fields,
+                                                   bootstrap) for pp in postprocessors[1:]]
+                body.append((list(setting[:method_at]) + [label] + list(setting[method_at + 1:]), cells))
+            cells = []
+            for column in present:
+                for pp in postprocessors:
+                    cells.append(_pair_difference(lookup, ram, plain, pp, column, axes, bootstrap))
+                cells += [_Cell()] * (len(postprocessors) - 1)
+            body.append((list(group[:method_at]) + [f"{DIFFERENCE} RAM"] + list(group[method_at:]), cells))
+    if not body:
+        return None
+    headers = [AXIS_HEADERS[a] if a != "method" else "RAM" for a in axes]
+    return _assemble("ablation", title, note, axes, headers, header, groups, body,
+                     _directions(present, postprocessors), best_rows=[i for i, (labels, _) in enumerate(body)
+                                                                      if labels[method_at] in ("✗", "✓")])
+
+
+def _postprocessors(subset: pd.DataFrame) -> list[str]:
+    found = list(dict.fromkeys(subset["postprocessor"]))
+    first_seen = {name: index for index, name in enumerate(found)}
+    return sorted(found, key=lambda name: (_rank(name, POSTPROCESSOR_ORDER), first_seen[name]))
+
+
+def pp_label(name: str) -> str:
+    return "plain" if name in PLAIN else f"+ {name.upper()}"
+
+
+def _value_header(present, postprocessors) -> tuple[list[str], list[int]]:
+    header, groups = [], []
+    for column in present:
+        if len(postprocessors) == 1 or not column.compare:
+            header.append(column.header if postprocessors[0] in PLAIN
+                          else f"{column.header} ({pp_label(postprocessors[0])})")
+            groups.append(1)
+            continue
+        first = column.header if postprocessors[0] in PLAIN else f"{column.header} ({pp_label(postprocessors[0])})"
+        header += [first] + [pp_label(pp) for pp in postprocessors[1:]]
+        header += [DIFFERENCE if len(postprocessors) == 2 else f"{DIFFERENCE} {pp.upper()}"
+                   for pp in postprocessors[1:]]
+        groups.append(2 * len(postprocessors) - 1)
+    return header, groups
+
+
+def display_cell(table: Table, row: int, column: int, interval: bool = True) -> str:
+    """A cell's text with its interval "[low, high]" when there is one."""
+    text = table.rows[row][column]
+    extra = table.intervals.get((row, column)) if interval else None
+    return f"{text} [{extra}]" if extra else text
+
+
+def _directions(present, postprocessors) -> list[int]:
+    """Direction of 'best' per value column; differences are not ranked."""
+    out = []
+    for column in present:
+        if not column.compare:
+            out.append(column.better)
+            continue
+        out += [column.better] * len(postprocessors)
+        if len(postprocessors) > 1:
+            out += [0] * (len(postprocessors) - 1)
+    return out
+
+
+def _value_cell(lookup, setting, pp, column: _Column, fields, bootstrap) -> _Cell:
+    stat = lookup.get(setting + (pp, column.protocol, column.metric))
+    if stat is None:
+        return _Cell()
+    cell = _Cell(_format(stat, column), column.transform(stat.mean))
+    if bootstrap is not None and column.measured:
+        interval = bootstrap.interval(dict(fields, postprocessor=pp), column.metric)
+        if interval is not None:
+            interval = interval.transformed(column.transform)
+            cell.interval = f"{interval.low:.{column.decimals}f}, {interval.high:.{column.decimals}f}"
+    return cell
+
+
+def _difference_cell(lookup, setting, pp, base, column: _Column, fields, bootstrap) -> _Cell:
+    a = lookup.get(setting + (pp, column.protocol, column.metric))
+    b = lookup.get(setting + (base, column.protocol, column.metric))
+    fields_a, fields_b = dict(fields, postprocessor=pp), dict(fields, postprocessor=base)
+    return _difference(a, b, fields_a, fields_b, column, bootstrap)
+
+
+def _pair_difference(lookup, ram, plain, pp, column: _Column, axes, bootstrap) -> _Cell:
+    a = lookup.get(ram + (pp, column.protocol, column.metric))
+    b = lookup.get(plain + (pp, column.protocol, column.metric))
+    fields_a = dict(zip(axes, ram), postprocessor=pp)
+    fields_b = dict(zip(axes, plain), postprocessor=pp)
+    return _difference(a, b, fields_a, fields_b, column, bootstrap)
+
+
+def _difference(a, b, fields_a, fields_b, column: _Column, bootstrap) -> _Cell:
+    if a is None or b is None or not column.better:
+        return _Cell()
+    value = column.transform(a.mean) - column.transform(b.mean)
+    text = f"{value:+.{column.decimals}f}"
+    cell = _Cell(text, None)
+    if bootstrap is not None:
+        interval = bootstrap.difference(fields_a, fields_b, column.metric)
+        if interval is not None:
+            sign = -1.0 if column.transform is _error else 1.0
+            low, high = sorted((sign * interval.low, sign * interval.high))
+            cell.interval = f"{low:+.{column.decimals}f}, {high:+.{column.decimals}f}"
+            if interval.significant:
+                cell.text += SIGNIFICANT
+    return cell
+
+
+def _assemble(key, title, note, axes, label_headers, value_headers, groups, body, directions,
+              best_rows=None) -> Table:
+    """Lift constant label columns into the caption, mark the best value per column."""
+    lift = [i for i, axis in enumerate(axes) if axis in LIFTABLE
+            and len({labels[i] for labels, _ in body}) == 1]
+    caption = ", ".join(f"{label_headers[i]}: {body[0][0][i]}" for i in lift if body[0][0][i])
+    keep = [i for i in range(len(axes)) if i not in lift]
+    rows = [[labels[i] for i in keep] + [cell.text for cell in cells] for labels, cells in body]
+    offset = len(keep)
+    best, intervals = set(), {}
+    candidates = range(len(body)) if best_rows is None else best_rows
+    for column, direction in enumerate(directions):
+        values = [(body[r][1][column].value, r) for r in candidates if body[r][1][column].value is not None]
+        if direction and len(values) > 1:
+            top = max(v * direction for v, _ in values)
+            best |= {(r, offset + column) for v, r in values if v * direction == top}
+    for r, (_, cells) in enumerate(body):
+        for column, cell in enumerate(cells):
+            if cell.interval:
+                intervals[(r, offset + column)] = cell.interval
+    return Table(key, title, note, [label_headers[i] for i in keep] + value_headers, rows,
+                 caption=caption, labels=offset, groups=groups, best=best, intervals=intervals)
+
+
+def _settings(subset: pd.DataFrame, axes: list[str]) -> list[tuple[str, ...]]:
+    found = list(dict.fromkeys(map(tuple, subset[axes].itertuples(index=False))))
     first_seen = {setting: index for index, setting in enumerate(found)}
-    # "cam · gradcam++" (a method's maps by an explainer) sorts with its method.
-    return sorted(found, key=lambda s: (s[0], s[1], s[2], _rank(s[3].split(" · ")[0], METHOD_ORDER),
-                                        _rank(s[4], POSTPROCESSOR_ORDER), first_seen[s]))
+    method_at = axes.index("method")
+    return sorted(found, key=lambda s: (s[:method_at], _rank(s[method_at], METHOD_ORDER),
+                                        s[method_at + 1:], first_seen[s]))
 
 
 def _rank(name: str, order: tuple[str, ...]) -> int:

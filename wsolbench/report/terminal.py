@@ -1,4 +1,9 @@
-"""Leaderboard tables in the terminal, as rich tables."""
+"""Leaderboard tables in the terminal, as rich tables that fit the console's width.
+
+A table wider than the console is split into parts between its value-column groups (a metric
+with its + SCG and difference columns stays together); every part repeats the label columns,
+so the method name is never dropped. Intervals are left to leaderboard.md and report.html.
+"""
 from __future__ import annotations
 
 from typing import Iterable
@@ -9,34 +14,73 @@ from rich.table import Table as RichTable
 
 from wsolbench.report.tables import Table
 
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM", "SCG"}
+_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
+                  "SCG", "Source"}
+
+
+def _label_count(table: Table) -> int:
+    if table.labels:
+        return table.labels
+    count = 0
+    while count < len(table.columns) and table.columns[count] in _LABEL_COLUMNS:
+        count += 1
+    return count
+
+
+def _width(table: Table, column: int) -> int:
+    """Characters a column takes in a rich table: content, two spaces of padding, one border."""
+    return max([len(table.columns[column])] + [len(row[column]) for row in table.rows]) + 3
+
+
+def split_columns(table: Table, width: int) -> list[list[int]]:
+    """Column indices of each part: the label columns, then as many whole groups as fit."""
+    labels = list(range(_label_count(table)))
+    groups = table.groups or [1] * (len(table.columns) - len(labels))
+    base = 1 + sum(_width(table, c) for c in labels)
+    parts, current, used, start = [], [], base, len(labels)
+    for size in groups:
+        group = list(range(start, start + size))
+        start += size
+        need = sum(_width(table, c) for c in group)
+        if current and used + need > width:
+            parts.append(labels + current)
+            current, used = [], base
+        current += group
+        used += need
+    if current or not parts:
+        parts.append(labels + current)
+    return parts
+
+
+def rich_tables(table: Table, width: int = 80) -> list[RichTable]:
+    parts = split_columns(table, width)
+    out = []
+    for number, columns in enumerate(parts, 1):
+        title = table.title + (f" ({number}/{len(parts)})" if len(parts) > 1 else "")
+        if table.caption:
+            title += " - " + table.caption
+        # Names come from user files: escape them so "[...]" is not read as rich markup.
+        rich = RichTable(title=escape(title), caption=escape(table.note), caption_justify="left",
+                         title_justify="left")
+        labels = _label_count(table)
+        for c in columns:
+            rich.add_column(escape(table.columns[c]), justify="left" if c < labels else "right",
+                            no_wrap=True)
+        for r, row in enumerate(table.rows):
+            cells = [f"[bold]{escape(row[c])}[/]" if (r, c) in table.best else escape(row[c])
+                     for c in columns]
+            rich.add_row(*cells)
+        out.append(rich)
+    return out
 
 
 def rich_table(table: Table) -> RichTable:
-    # Label columns with one value in every row (one dataset, one backbone) move into the title,
-    # so narrow terminals keep room for the numbers.
-    constant = [
-        i for i, column in enumerate(table.columns)
-        if column in _LABEL_COLUMNS and len(table.rows) > 1 and len({row[i] for row in table.rows}) == 1
-    ]
-    title = table.title
-    if constant:
-        title += " - " + ", ".join(f"{table.columns[i]}: {table.rows[0][i]}" for i in constant)
-    # Names come from user files: escape them so "[...]" is not read as rich markup.
-    out = RichTable(title=escape(title), caption=escape(table.note), caption_justify="left",
-                    title_justify="left")
-    keep = [i for i in range(len(table.columns)) if i not in constant]
-    for i in keep:
-        column = table.columns[i]
-        out.add_column(escape(column),
-                       justify="left" if column in _LABEL_COLUMNS else "right",
-                       no_wrap=True)
-    for row in table.rows:
-        out.add_row(*(escape(row[i]) for i in keep))
-    return out
+    """The whole table as one rich table (no splitting)."""
+    return rich_tables(table, width=10**6)[0]
 
 
 def print_tables(tables: Iterable[Table], console: Console) -> None:
     for table in tables:
-        console.print(rich_table(table))
-        console.print()
+        for part in rich_tables(table, console.width):
+            console.print(part)
+            console.print()

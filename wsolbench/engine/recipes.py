@@ -1,0 +1,142 @@
+"""Named training recipes: which tensors learn at which multiple of the lr, and the lr schedule.
+
+Each recipe is its reference's, selecting tensors by the REFERENCE code's parameter names
+(``method.reference_names()`` maps wsolbench's keys to them), so a method trains exactly as the
+code behind the published numbers trains it:
+
+- ``wsolevaluation`` (clovaai/wsolevaluation @ 96f4b88, ``main.py`` ``_set_optimizer`` and
+  ``adjust_learning_rate``, ``config.py``): two groups by name substrings. VGG (``features.``)
+  and Inception (``Mixed``, ``Conv2d_1`` .. ``Conv2d_4``): matching tensors at 1x, the rest at
+  ``head_lr_multiplier`` (``lr_classifier_ratio``, 10); ResNet (``layer4.``, ``fc.``): matching
+  at 10x, the rest at 1x. The lr is multiplied by ``lr_gamma`` (0.1) before every epoch ``e``
+  (0-based) with ``(e + 1) % lr_step == 0``: ``adjust_learning_rate(epoch + 1)``, so the first
+  decay comes one epoch earlier than torch's StepLR would put it.
+- ``spa`` (Panxjia/SPA_CVPR2021 @ 32bf2d5, ``exper/train_cam_spa.py`` ``get_model``,
+  ``exper/my_optim.py`` ``reduce_lr``, ``scripts/``): four groups, weights and biases apart
+  ("weight" / "bias" in the name; a tensor with neither is not optimized): backbone weights
+  1x, backbone biases 2x, head weights ``head_lr_multiplier`` (10x), head biases twice that
+  (20x), the head being the names containing ``cls``, ``fpn``, ``fc`` or ``classifier``. The
+  lr is multiplied by ``lr_gamma`` (0.1) before each epoch listed in ``lr_milestones``
+  (``--decay_points``). The SPA code trains only its own network; other methods under this
+  recipe take their new layers (outside the backbone) as the head.
+
+Both references use SGD with Nesterov momentum (momentum and weight decay from the config: 0.9
+and 1e-4 in wsolevaluation, 0.9 and 5e-4 hard-coded in the SPA code) and train in fp32. On a
+backbone with no reference network (tinyvgg), the backbone is the 1x part and every new layer
+the head (what wsolevaluation's VGG rule gives for a VGG-like network).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch stays unimported here: the CLI lists the recipes without it
+    from torch import nn
+
+    from wsolbench.engine.config import TrainConfig
+
+# wsolevaluation's architecture families (main.py _FEATURE_PARAM_LAYER_PATTERNS); for VGG and
+# Inception the matching names are the 1x part, for ResNet the 10x part.
+WSOLEVALUATION_PATTERNS = {
+    "vgg16": (("features.",), False),
+    "inception_v3": (("Mixed", "Conv2d_1", "Conv2d_2", "Conv2d_3", "Conv2d_4"), False),
+    "resnet50": (("layer4.", "fc."), True),
+}
+# train_cam_spa.py get_model: `added_layers`, matched as substrings of the parameter name.
+SPA_HEAD_PATTERNS = ("cls", "fpn", "fc", "classifier")
+# (method, backbone) pairs whose reference_names() are the SPA code's / SPA2Net's own names.
+SPA_CODE_NETWORKS = {("spa", "vgg16"), ("spa", "inception_v3")}
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    lr_multiplier: float  # of config.lr
+    params: tuple[str, ...]  # wsolbench parameter names
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    schedule: str  # the lr_decay form it uses: "step" (lr_step) or "multistep" (lr_milestones)
+    groups: Callable[[nn.Module, TrainConfig], list[Group]]
+    lr_factor: Callable[[TrainConfig, int], float]  # lr multiplier in 0-based epoch e
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    from wsolbench.errors import WsolbenchError
+
+    if name not in RECIPES:
+        raise WsolbenchError(f"unknown recipe '{name}' (choose from {', '.join(RECIPES)})")
+    return RECIPES[name]
+
+
+def _contains_any(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(pattern in name for pattern in patterns)
+
+
+def _is_new_layer(method: nn.Module) -> Callable[[str], bool]:
+    """Parameters outside the backbone (the method's own ``param_groups`` split)."""
+    backbone = {id(p) for p in method.param_groups(1.0, 0.0)[0]["params"]}
+    ids = dict(method.named_parameters())
+    return lambda name: id(ids[name]) not in backbone
+
+
+def _wsolevaluation_groups(method: nn.Module, config: TrainConfig) -> list[Group]:
+    names = method.reference_names()
+    family = WSOLEVALUATION_PATTERNS.get(config.backbone)
+    is_new = _is_new_layer(method) if family is None else None
+    features, classifiers = [], []
+    for key, _ in method.named_parameters():
+        if family is None:
+            high = is_new(key)
+        else:
+            patterns, matching_is_high = family
+            high = _contains_any(names[key], patterns) == matching_is_high
+        (classifiers if high else features).append(key)
+    return [
+        Group("features", 1.0, tuple(features)),
+        Group("classifiers", config.head_lr_multiplier, tuple(classifiers)),
+    ]
+
+
+def _spa_groups(method: nn.Module, config: TrainConfig) -> list[Group]:
+    names = method.reference_names()
+    own_network = (config.method, config.backbone) in SPA_CODE_NETWORKS
+    is_new = _is_new_layer(method)
+    lists: dict[str, list[str]] = {"weight": [], "bias": [], "added_weight": [], "added_bias": []}
+    for key, _ in method.named_parameters():
+        name = names[key]
+        added = _contains_any(name, SPA_HEAD_PATTERNS) if own_network else is_new(key)
+        kind = "weight" if "weight" in name else "bias" if "bias" in name else None
+        if kind is not None:  # the SPA code optimizes only these two kinds
+            lists[f"added_{kind}" if added else kind].append(key)
+    head = config.head_lr_multiplier
+    multipliers = {"weight": 1.0, "bias": 2.0, "added_weight": head, "added_bias": 2.0 * head}
+    return [Group(group, multipliers[group], tuple(keys)) for group, keys in lists.items()]
+
+
+register_recipe(Recipe(
+    name="wsolevaluation",
+    schedule="step",
+    groups=_wsolevaluation_groups,
+    lr_factor=lambda config, epoch: config.lr_gamma ** ((epoch + 1) // config.lr_step),
+))
+register_recipe(Recipe(
+    name="spa",
+    schedule="multistep",
+    groups=_spa_groups,
+    # reduce_lr tests `epoch in change_points`: a repeated milestone decays once.
+    lr_factor=lambda config, epoch: config.lr_gamma ** sum(
+        1 for milestone in set(config.lr_milestones) if milestone <= epoch
+    ),
+))
