@@ -27,16 +27,7 @@ def load_scoremap(path: str | Path, normalize: str = "none",
     path = Path(path)
     if not path.is_file():
         raise ScoreMapError("score map not found", path)
-    try:
-        scoremap = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise ScoreMapError(f"not a plain numpy array (pickled objects are refused): {error}", path)
-    except OSError as error:
-        raise ScoreMapError(f"cannot read score map: {error}", path)
-    if scoremap.ndim != 2 or min(scoremap.shape) == 0:
-        raise ScoreMapError(f"score map must be a non-empty 2-D array, got shape {scoremap.shape}", path)
-    if not np.issubdtype(scoremap.dtype, np.number) or np.issubdtype(scoremap.dtype, np.complexfloating):
-        raise ScoreMapError(f"score map must be real-valued, got dtype {scoremap.dtype}", path)
+    scoremap = _read_npy(path)
     if normalize == "minmax":
         return minmax_normalize(scoremap, size)
     if normalize != "none":
@@ -49,6 +40,37 @@ def load_scoremap(path: str | Path, normalize: str = "none",
         raise ScoreMapError(f"score map values must lie in [0, 1], found [{low:g}, {high:g}] "
                             "(use --normalize minmax)", path)
     return scoremap
+
+
+MAX_SIDE = 16384  # a larger map is a corrupt header, not a score map
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """Read a .npy file whose header says: a 2-D real array of sane size (checked before the
+    data is read, so a corrupt header cannot ask for terabytes), any byte order; every failure
+    (truncated data, pickles, .npz, text) is one ScoreMapError naming the file."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, so far
+        if not isinstance(mapped, np.ndarray):
+            raise ScoreMapError("not a .npy array (an .npz archive?)", path)
+        shape, dtype = mapped.shape, mapped.dtype
+        if len(shape) != 2 or min(shape) == 0 or max(shape) > MAX_SIDE:
+            raise ScoreMapError(f"score map must be a non-empty 2-D array of at most {MAX_SIDE} per side, "
+                                f"got shape {shape}", path)
+        if dtype.kind not in "iuf":
+            raise ScoreMapError(f"score map must be real-valued, got dtype {dtype}", path)
+        scoremap = np.array(mapped)
+        del mapped
+    except ScoreMapError:
+        raise
+    except OSError as error:
+        raise ScoreMapError(f"cannot read score map: {error.strerror or error}", path) from None
+    except Exception as error:  # ValueError, EOFError, header SyntaxError...: all malformed
+        detail = " ".join(str(error).split())[:120] or type(error).__name__
+        if "Python objects" in detail or "pickle" in detail:
+            detail = "it holds Python objects: pickled objects are refused"
+        raise ScoreMapError(f"not a valid .npy score map ({detail})", path) from None
+    return scoremap.astype(scoremap.dtype.newbyteorder("="), copy=False)
 
 
 def minmax_normalize(scoremap: np.ndarray, size: tuple[int, int] = (224, 224)) -> np.ndarray:

@@ -20,7 +20,7 @@ from engine_helpers import CountingEvaluator, box_inputs, real_evaluator, tiny_c
 
 def main(data: Path, out: Path) -> None:
     torch.set_num_threads(1)
-    checkpoint = train(tiny_config(data, out / "run", epochs=1, batch_size=8))
+    checkpoint = train(tiny_config(data, out / "run", epochs=1, batch_size=8)).checkpoint
     model = load_model(checkpoint)
     dataset = EvalDataset(read_split(data / "metadata" / "test"), data / "images", 32)
     counts = evaluate(model, dataset, CountingEvaluator(), batch_size=2)

@@ -24,6 +24,7 @@ pretrained = false
 epochs = 2
 batch_size = 8
 lr = 0.01
+workers = 0
 [methods.cam]
 [postprocessors.none]
 [postprocessors.scg]
@@ -51,7 +52,9 @@ def run(suite, tmp_path):
 
 def test_bench_writes_every_metric_family_and_caches(tmp_path, monkeypatch):
     suite = tiny_suite(tmp_path)
+    threads = torch.get_num_threads()
     results = run(suite, tmp_path)
+    assert torch.get_num_threads() == threads  # the next method trains as it would alone
     metrics = set(results["metric"])
     for metric in ("top1_loc", "top5_loc", "gt_known_loc", "err_cls", "MaxBoxAcc", "MaxBoxAccV2", "PxAP", "PeakIoU", "PeakT"):
         assert metric in metrics
@@ -105,5 +108,9 @@ def test_results_carry_provenance(tmp_path):
     assert (results["versions"].str.contains('"torch"')).all()
     assert results["checkpoint_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert results["seed"].eq(0).all() and results["protocol"].notna().all()
+    # One configuration hash: the run folder's name, the checkpoint's and every row's.
+    checkpoint_path = next((tmp_path / "runs" / "tiny").glob("cam-*/last.pt"))
+    recorded = torch.load(checkpoint_path, weights_only=True)["config_hash"]
+    assert results["config_hash"].eq(recorded).all() and checkpoint_path.parent.name == f"cam-{recorded[:12]}"
     note = (tmp_path / "lb" / "tiny" / "leaderboard.md").read_text()
     assert "Reproduce with `wsolbench bench --suite" in note

@@ -95,7 +95,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
     base = ["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps)]
 
     np.save(maps / "stray.npy", np.zeros((20, 20)))
-    assert "stray.npy" in _error(capsys, base)
+    assert "stray.npy" in _error(capsys, base + ["--strict"])
     (maps / "stray.npy").unlink()
 
     np.save(maps / "a" / "2.jpg.npy", np.full((20, 20), np.nan))

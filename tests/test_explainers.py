@@ -34,7 +34,7 @@ def map_side(name: str, input_side: int, feature_side: int) -> int:
 def data_and_checkpoint(tmp_path_factory):
     torch.set_num_threads(1)
     data = make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
-    return data, train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1))
+    return data, train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1)).checkpoint
 
 
 def tiny_resnet(num_classes: int = 3) -> torch.nn.Module:

@@ -19,7 +19,7 @@ from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
 def checkpoint(tmp_path_factory):
     torch.set_num_threads(1)
     data = make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
-    path = train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1))
+    path = train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1)).checkpoint
     return data, path
 
 

@@ -132,9 +132,9 @@ def test_batch_size_is_the_total_over_processes(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.recipe=sap", "train.recipe must be one of"),
-    ("train.lr_decay=multistep", "contradicts train.recipe"),
-    ("train.lr_milestones=[3]", "lr_milestones is for recipe 'spa'"),
+    ("train.recipe=sap", r"train.recipe \(from --set train.recipe=sap\) = 'sap' is not allowed"),
+    ("train.lr_decay=multistep", r"decays the lr as 'step' .* not train.lr_decay \(from --set"),
+    ("train.lr_milestones=[3]", r"train.lr_milestones \(from --set .*\) \[3\] would be ignored"),
 ])
 def test_suite_recipe_errors_name_the_key(override, message):
     from wsolbench.errors import WsolbenchError

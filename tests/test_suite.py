@@ -39,8 +39,13 @@ def test_default_suite_runs_all_seven_methods_plain_and_scg():
 
 
 def test_minimal_suite_takes_defaults(tmp_path):
+    from wsolbench.engine.config import TrainConfig
+
     suite = load_suite(write(tmp_path, MINIMAL))
-    assert suite.train["epochs"] == 10 and suite.postprocessors == {"none": {}}
+    # One training configuration: the suite's [train] defaults are TrainConfig's.
+    defaults = TrainConfig(data=".")
+    assert all(suite.train[key] == getattr(defaults, key) for key in suite.train)
+    assert suite.train["epochs"] == 40 and suite.postprocessors == {"none": {}}
     assert suite.methods[0].label == "cam" and suite.methods[0].hparams == {}
 
 
@@ -58,8 +63,8 @@ def test_overrides_apply_and_change_the_run_hash(tmp_path):
     [
         (MINIMAL + "[methods.foo]\n", "unknown method 'foo'"),
         (MINIMAL.replace("[methods.cam]", "[methods.cam]\ndrop_rate = 0.5"), "unknown hyperparameter 'drop_rate'"),
-        (MINIMAL + "[train]\nepochs = 'ten'\n", "train.epochs = 'ten' is not a int"),
-        (MINIMAL + "[train]\nepochs = 0\n", "train.epochs must be >= 1"),
+        (MINIMAL + "[train]\nepochs = 'ten'\n", "train.epochs = 'ten' is not allowed: expected an integer >= 1"),
+        (MINIMAL + "[train]\nepochs = 0\n", "train.epochs = 0 is not allowed: expected an integer >= 1"),
         (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
         (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
         (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),
@@ -80,7 +85,7 @@ def test_suite_errors_name_the_file(tmp_path, text, message):
 def test_unknown_suite_and_bad_override():
     with pytest.raises(WsolbenchError, match="unknown suite 'nope'"):
         load_suite("nope")
-    with pytest.raises(WsolbenchError, match="section.key=value"):
+    with pytest.raises(WsolbenchError, match="--set epochs=3: expected section.key=value"):
         load_suite("synthetic-default", ["epochs=3"])
 
 

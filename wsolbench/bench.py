@@ -20,19 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from rich.console import Console
 
-from wsolbench.data.datasets import EvalDataset
+from wsolbench.data.datasets import EvalDataset, load_image
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict, shard
-from wsolbench.engine.train import resolve_device, train
+from wsolbench.engine.train import train
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
-from wsolbench.io import write_json
+from wsolbench.io import check_writable_dir, write_json
 from wsolbench.registry import create_postprocessor
 from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
@@ -64,7 +63,12 @@ def prepare_data(suite: Suite, console: Console) -> DataPaths:
                 console.print(f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})")
                 generate(root, **options)
             distributed.barrier()
-        recorded = json.loads((root / "synthetic.json").read_text())
+        try:
+            recorded = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
+            assert isinstance(recorded, dict)
+        except (OSError, UnicodeDecodeError, ValueError, AssertionError):
+            raise WsolbenchError("not a synthetic benchmark description: delete the folder to regenerate it",
+                                 root / "synthetic.json") from None
         differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
         if differing:
             raise WsolbenchError(
@@ -85,20 +89,39 @@ def run_bench(
     device: str = "auto",
     console: Console | None = None,
     progress: bool = True,
+    only: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Run (or resume) the suite and write its leaderboard; returns the results table."""
+    """Run (or resume) the suite and write its leaderboard; returns the results table.
+
+    `only` runs just these labels; the suite's other methods keep their place in the
+    leaderboard from their cached scores (a partial run never replaces it with less)."""
     console = console or Console()
     started = time.perf_counter()
+    if not (suite.methods or suite.classifiers) or only is not None and not only:
+        raise WsolbenchError(f"no method selected: suite {suite.name} would give an empty leaderboard")
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
+    # Outputs first: a folder we cannot write fails now, not after hours of training.
+    check_writable_dir(Path(runs_dir), "runs folder (--runs-dir)")
+    check_writable_dir(Path(out_dir), "leaderboards folder (--out)")
     paths = prepare_data(suite, console)
+    _check_splits(suite, paths)
     rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
     records: list[report_per_image.Record] = []
     seconds, devices = {"train": 0.0, "score": 0.0}, set()
     for spec in suite.methods:
-        run_dir = Path(runs_dir) / suite.name / f"{spec.label}-{suite.run_hash(spec)}"
-        scores = _load_scores(run_dir, suite)
-        if scores is None or not _per_image_file(run_dir, suite).is_file():
-            scores = _train_and_score(suite, spec, paths, run_dir, device, console, progress)
+        config = _train_config(suite, spec, paths, runs_dir, device, progress)
+        run_dir = Path(config.out_dir)
+        scores = _load_scores(run_dir, suite, console)
+        if scores is not None and not _per_image_file(run_dir, suite).is_file():
+            scores = None  # scored before per-image statistics were kept
+        if scores is None and only is not None and spec.label not in only:
+            continue  # not selected and never scored: absent, as before this run
+        if scores is None:
+            threads = torch.get_num_threads()
+            scores = _train_and_score(suite, spec, config, paths, console, progress)
+            # numba's first parallel launch (scoring) resets the OpenMP thread count torch
+            # shares; CPU float sums depend on it, so the next method trains as if alone.
+            torch.set_num_threads(threads)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
         seconds["train"] += scores.get("train_seconds", 0.0)
@@ -108,6 +131,9 @@ def run_bench(
         if distributed.is_main():
             records += report_per_image.load(_per_image_file(run_dir, suite))[0]
     for classifier in suite.classifiers:  # the zero-training rows
+        cached = _load_scores(_classifier_run_dir(suite, classifier, runs_dir), suite, console)
+        if cached is None and only is not None and classifier.label not in only:
+            continue
         scores = _score_classifier(suite, classifier, paths, runs_dir, device, console, progress)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
@@ -177,66 +203,69 @@ def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
     count = len(split.image_ids)
     pictures = {}
     for index in sorted(report_per_image.browser_indices(count)):
-        with Image.open(paths.image_root / split.image_ids[index]) as image:
-            pictures[index] = report_per_image.image_picture(np.asarray(image.convert("RGB")))
+        image = load_image(paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
+                           index + 1)
+        pictures[index] = report_per_image.image_picture(np.asarray(image))
     sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
     boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
     dataset = records[0].key["dataset"] if records else paths.name
     return report_per_image.ImageSet(dataset, list(split.image_ids), split.labels, boxes, sizes, pictures)
 
 
-def _load_scores(run_dir: Path, suite: Suite) -> dict | None:
+_SCORES_KEYS = {"rows": list, "curves": list}
+
+
+def _load_scores(run_dir: Path, suite: Suite, console: Console) -> dict | None:
+    """Cached scores, or None when absent; a corrupt cache is said and recomputed."""
     path = _scores_file(run_dir, suite)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(scores, dict) or any(not isinstance(scores.get(k), t) for k, t in _SCORES_KEYS.items()):
+            raise ValueError("not a scores object")
+        report_results.results_frame(scores["rows"])  # every row well-formed
+        return scores
+    except (OSError, UnicodeDecodeError, ValueError, WsolbenchError) as error:
+        if distributed.is_main():
+            console.print(f"[yellow]{path}: corrupt cached scores ({str(error)[:80]}): recomputing[/]",
+                          soft_wrap=True)
+        return None
 
 
-def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, run_dir: Path, device: str, progress: bool) -> TrainConfig:
-    t = suite.train
-    return TrainConfig(
-        method=spec.method,
-        recipe=t["recipe"],
-        backbone=t["backbone"],
-        hparams=dict(spec.hparams),
-        image_root=str(paths.image_root),
-        metadata_root=str(paths.metadata_root),
-        dataset=paths.name,
-        num_classes=suite.dataset["num_classes"] or None,
-        image_size=suite.dataset["image_size"],
-        resize_size=suite.dataset["resize_size"],
-        large_feature_map=t["large_feature_map"],
-        epochs=t["epochs"],
-        batch_size=t["batch_size"],
-        lr=float(t["lr"]),
-        weight_decay=float(t["weight_decay"]),
-        head_lr_multiplier=float(t["head_lr_multiplier"]),
-        lr_decay=t["lr_decay"] or None,
-        lr_step=t["lr_step"],
-        lr_milestones=list(t["lr_milestones"]),
-        pretrained=t["pretrained"],
-        weights=t["weights"] or None,
-        seed=t["seed"],
-        out_dir=str(run_dir),
-        workers=t["workers"],
-        device=device,
-        amp=t["amp"],
-        resume=True,
-        progress=progress,
-    )
+def _check_splits(suite: Suite, paths: DataPaths) -> None:
+    """Read every split's metadata and check its labels before anything is trained."""
+    from wsolbench.data.metadata import check_labels
+
+    train_split = read_split(paths.metadata_root / "train")
+    num_classes = check_labels(train_split, suite.dataset["num_classes"] or None, require_every_class=True,
+                               what="dataset.num_classes")
+    for name in ("val", "test"):
+        check_labels(read_split(paths.metadata_root / name), num_classes, what="the train split's classes")
 
 
-def _train_and_score(suite, spec, paths, run_dir, device, console, progress) -> dict:
-    config = _train_config(suite, spec, paths, run_dir, device, progress)
+def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, runs_dir, device: str,
+                  progress: bool) -> TrainConfig:
+    """The method's TrainConfig; its run folder is <runs>/<suite>/<label>-<config hash>."""
+    run = dict(image_root=str(paths.image_root), metadata_root=str(paths.metadata_root),
+               dataset=paths.name, device=device, resume=True, progress=progress)
+    config = suite.train_config(spec, **run)
+    config.out_dir = str(Path(runs_dir) / suite.name / f"{spec.label}-{config.config_hash()[:12]}")
+    return config
+
+
+def _train_and_score(suite, spec, config: TrainConfig, paths, console, progress) -> dict:
     if distributed.is_main():
         console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
-    checkpoint_path = train(config)
+    trained = train(config)
+    checkpoint_path, torch_device, run_dir = trained.checkpoint, trained.device, Path(config.out_dir)
     started = time.perf_counter()
-    torch_device = distributed.init_from_env() or resolve_device(device)  # as train() chose it
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path, device=torch_device)
     postprocessors = _postprocessors(suite)
     common = dict(
         dataset=paths.name, split="test", backbone=config.backbone, seed=config.seed,
-        config_hash=suite.run_hash(spec), checkpoint_hash=checkpoint_hash(checkpoint_path),
+        config_hash=trained.config_hash, checkpoint_hash=checkpoint_hash(checkpoint_path),
         versions=report_results.package_versions(),
     )
     rows, curves, records = _score_model(model, spec.label, common, postprocessors, suite, paths, torch_device, progress)
@@ -291,11 +320,12 @@ def _score_model(model, label, common, postprocessors, suite, paths, device, pro
 
 def _score_classifier(suite, classifier, paths, runs_dir, device, console, progress) -> dict:
     """A torchvision classifier as it is (no training): its explainers' maps, scored."""
+    from wsolbench.engine.train import resolve_device
     from wsolbench.explainers import build_classifier
 
     run_dir = _classifier_run_dir(suite, classifier, runs_dir)
     run_hash = run_dir.name.rsplit("-", 1)[1]
-    scores = _load_scores(run_dir, suite)
+    scores = _load_scores(run_dir, suite, console)
     if scores is not None and _per_image_file(run_dir, suite).is_file():
         return scores
     if distributed.is_main():
@@ -384,6 +414,12 @@ def _write_overlay_maps(model, paths, postprocessors, suite, device, run_dir) ->
             np.savez_compressed(handle, indices=np.array(indices), **arrays)
 
 
+def _overlay_map(array: np.ndarray) -> np.ndarray:
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"an overlay map is {array.dtype} {array.shape}, not a 2-D float map")
+    return array.astype(np.float32)
+
+
 def _overlay_indices(length: int, count: int) -> list[int]:
     """Evenly spread over the split (so several classes appear), fixed for a split."""
     count = min(count, length)
@@ -402,20 +438,34 @@ class _OverlayCollector:
         path = run_dir / "overlays.npz"
         if not path.is_file():
             return
-        with np.load(path, allow_pickle=False) as data:
-            self.indices = data["indices"].tolist()
-            for name in self.suite.postprocessors:
-                keys = sorted((k for k in data.files if k.startswith(f"{name}_")), key=lambda k: int(k.rsplit("_", 1)[1]))
-                suffix = "" if name == "none" else f" + {name.upper()}"
-                self.rows[f"{label}{suffix}"] = [data[k].astype(np.float32) for k in keys]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                indices = [int(i) for i in data["indices"].tolist()]
+                rows = {}
+                for name in self.suite.postprocessors:
+                    keys = sorted((k for k in data.files if k.startswith(f"{name}_")),
+                                  key=lambda k: int(k.rsplit("_", 1)[1]))
+                    suffix = "" if name == "none" else f" + {name.upper()}"
+                    rows[f"{label}{suffix}"] = [_overlay_map(data[k]) for k in keys]
+        except Exception as error:  # zip, npy or key errors: all mean a corrupt cache file
+            raise WsolbenchError(f"corrupt overlay cache ({type(error).__name__}: {str(error)[:80]}); "
+                                 "delete it and the scores-*.json beside it to recompute both", path) from None
+        self.indices = indices
+        self.rows.update(rows)
 
     def build(self) -> dict[str, Any] | None:
+        if self.indices is not None and self.rows:
+            split_length = len(read_split(self.paths.metadata_root / "test"))
+            if any(not 0 <= i < split_length for i in self.indices):
+                raise WsolbenchError("overlay cache refers to images the test split does not have; "
+                                     "delete the runs' overlays.npz and scores-*.json to recompute")
         if not self.rows or self.indices is None:
             return None
         split = read_split(self.paths.metadata_root / "test")
         images, boxes = [], []
         for index in self.indices:
-            with Image.open(self.paths.image_root / split.image_ids[index]) as image:
-                images.append(np.asarray(image.convert("RGB")))
+            image = load_image(self.paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
+                               index + 1)
+            images.append(np.asarray(image))
             boxes.append(split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64))
         return {"images": images, "rows": self.rows, "boxes": boxes}

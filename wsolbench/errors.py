@@ -11,7 +11,7 @@ class WsolbenchError(Exception):
     """
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
-        self.message = message
+        self.message = _unwrap_worker_message(message)
         self.path = None if path is None else str(path)
         self.line = line
         super().__init__(str(self))
@@ -22,6 +22,17 @@ class WsolbenchError(Exception):
             where = self.path if self.line is None else f"{self.path}:{self.line}"
             where += ": "
         return where + self.message
+
+
+def _unwrap_worker_message(message: str) -> str:
+    """An error raised in a DataLoader worker comes back as the same class built from
+    "Caught X in DataLoader worker process N. Original Traceback ... module.X: <text>":
+    keep <text>, the one line the user should see (it already names the file)."""
+    if not (message.startswith("Caught ") and "Original Traceback" in message):
+        return message
+    last = next((line for line in reversed(message.splitlines()) if line.strip()), message)
+    prefix, sep, text = last.partition(": ")
+    return text if sep and prefix.rsplit(".", 1)[-1].endswith("Error") else last
 
 
 class MetadataError(WsolbenchError):

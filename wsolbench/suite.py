@@ -8,14 +8,21 @@ names the file and the key.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wsolbench.engine.config import (
+    MAX_CLASSES,
+    TrainConfig,
+    check_method,
+    check_postprocessor,
+    field_option,
+    suite_fields,
+)
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.suite import (
     ClassifierSpec,
@@ -23,56 +30,56 @@ from wsolbench.explainers.suite import (
     parse_classifiers,
     parse_explainers,
 )
-from wsolbench.registry import METHODS, POSTPROCESSORS
+from wsolbench.options import Option, check
 
 BUILTIN_SUITES = (
     "synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16", "ilsvrc-classifiers",
 )
 
-# Allowed keys with their types and defaults; a missing key takes the default.
-_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
+_STR, _BOOL = Option(str), Option(bool)
+_POSITIVE = Option(int, low=1)
+_PROBABILITY = Option(float, low=0, high=1)
+# Allowed keys of [dataset] and [evaluation] with their Option and default; [train] is
+# TrainConfig's (its fields marked `suite`). A missing key takes the default.
+_SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
     "dataset": {
-        "kind": (str, "synthetic"),
-        "root": (str, "data/synthetic"),
-        "seed": (int, 0),
-        "image_size": (int, 224),
-        "resize_size": (int, 256),
-        "image_root": (str, ""),
-        "metadata_root": (str, ""),
-        "mask_root": (str, ""),
-        "num_classes": (int, 0),
-        "synthetic": (dict, {}),  # options of the synthetic generator (num_classes, test_per_class, ...)
-    },
-    "train": {
-        "recipe": (str, "wsolevaluation"),  # wsolbench.engine.recipes: "wsolevaluation" | "spa"
-        "backbone": (str, "vgg16"),
-        "pretrained": (bool, True),
-        "weights": (str, ""),
-        "large_feature_map": (bool, False),
-        "epochs": (int, 10),
-        "batch_size": (int, 64),  # the total batch, divided over torchrun's processes
-        "lr": ((int, float), 0.01),
-        "lr_decay": (str, ""),  # "": the recipe's own form
-        "lr_step": (int, 30),
-        "lr_milestones": (list, []),
-        "weight_decay": ((int, float), 1e-4),
-        "head_lr_multiplier": ((int, float), 10.0),
-        "seed": (int, 0),
-        "workers": (int, 0),
-        "amp": (bool, False),  # bf16 autocast on CUDA; reproductions train in fp32
+        "kind": (Option(str, choices=("synthetic", "metadata")), "synthetic"),
+        "root": (_STR, "data/synthetic"),
+        "seed": (Option(int, low=0, high=2**32 - 1), 0),
+        "image_size": (Option(int, low=1, high=4096), 224),
+        "resize_size": (Option(int, low=1, high=4096), 256),
+        "image_root": (_STR, ""),
+        "metadata_root": (_STR, ""),
+        "mask_root": (_STR, ""),
+        "num_classes": (Option(int, low=0, high=MAX_CLASSES), 0),  # 0: 1 + the largest train label
+        "synthetic": (Option(dict), {}),  # options of the synthetic generator (see _SYNTHETIC)
     },
     "evaluation": {
-        "box_thresholds": (list, [0.2]),
-        "cam_curve_interval": ((int, float), 0.01),
-        "iou_thresholds": (list, [30, 50, 70]),
-        "map_size": (int, 224),
-        "ten_crop": (bool, True),
-        "overlay_images": (int, 6),
-        "batch_size": (int, 32),
+        "box_thresholds": (Option(list, low=0, high=1, min_items=1), [0.2]),
+        # 1e-4 at least: every threshold costs a histogram bin per image (1e-6 needs GiBs).
+        "cam_curve_interval": (Option(float, low=1e-4, high=1, high_open=True), 0.01),
+        "iou_thresholds": (Option(list, low=0, high=100, low_open=True, min_items=1), [30, 50, 70]),
+        "map_size": (Option(int, low=1, high=4096), 224),
+        "ten_crop": (_BOOL, True),
+        "overlay_images": (Option(int, low=0, high=64), 6),
+        "batch_size": (Option(int, low=1, high=65536), 32),
     },
 }
-_DATASET_KINDS = ("synthetic", "metadata")
-_LR_DECAYS = ("step", "multistep")
+# The synthetic generator's options (wsolbench.data.synthetic.SynthConfig, but the seed).
+_SYNTHETIC: dict[str, Option] = {
+    "num_classes": Option(int, low=2, high=64),
+    "image_size": Option(int, low=32, high=1024),
+    "train_per_class": _POSITIVE,
+    "val_per_class": _POSITIVE,
+    "test_per_class": _POSITIVE,
+    "multi_instance_prob": _PROBABILITY,
+    "body_class_corr": _PROBABILITY,
+    "distractor_blobs": Option(list, item=int, low=0, high=16),
+    "fake_part_prob": _PROBABILITY,
+    "size_jitter": _BOOL,
+}
+# Suite names and method labels become folder names: one path component, no surprises.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 
 @dataclass
@@ -96,22 +103,39 @@ class Suite:
     explainers: list[ExplainerSpec] = field(default_factory=lambda: parse_explainers(None, ""))
     classifiers: list[ClassifierSpec] = field(default_factory=list)  # scored as they are, untrained
 
-    def run_config(self, spec: MethodSpec) -> dict[str, Any]:
-        """Everything that determines one trained model: its cache key."""
-        return {
-            "dataset": {k: v for k, v in self.dataset.items()},
-            "train": self.train,
-            "method": spec.method,
-            "hparams": spec.hparams,
-        }
+    def train_config(self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any) -> TrainConfig:
+        """The TrainConfig of one method: the suite's [train] table, the dataset's sizes and
+        options, the method's hyperparameters, and `run` (data roots, out_dir, device, ...);
+        errors name `names[field]` (the suite's keys)."""
+        ds = self.dataset
+        paths = {"image_root": ".", "metadata_root": "."}  # not hashed: placeholders until known
+        return TrainConfig.checked({
+            **self.train, **paths,
+            "method": spec.method, "hparams": dict(spec.hparams),
+            "image_size": ds["image_size"], "resize_size": ds["resize_size"],
+            "num_classes": ds["num_classes"] or None,
+            "dataset_options": dataset_identity(ds),
+            **run,
+        }, names, self.source)
 
-    def run_hash(self, spec: MethodSpec) -> str:
-        return config_hash(self.run_config(spec))
+    def run_hash(self, spec: MethodSpec, **run: Any) -> str:
+        """The method's configuration hash (TrainConfig.config_hash): cache key and provenance."""
+        return self.train_config(spec, **run).config_hash()
 
 
 def config_hash(config: dict[str, Any]) -> str:
+    """A short hash of a JSON-able dict (the cached scores' key)."""
+    import hashlib
+    import json
+
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The [dataset] values that change what is trained on; folders are not among them."""
+    where = ("root", "image_root", "metadata_root", "mask_root", "image_size", "resize_size", "num_classes")
+    return {k: v for k, v in dataset.items() if k not in where}
 
 
 def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()) -> Suite:
@@ -121,7 +145,12 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise WsolbenchError("suite file not found", path)
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as error:
+            raise WsolbenchError(f"suite file is not UTF-8 text (byte {error.start})", path) from None
+        except OSError as error:
+            raise WsolbenchError(f"cannot read suite file: {error.strerror or error}", path) from None
     elif str(name_or_path) in BUILTIN_SUITES:
         text = resources.files("wsolbench.suites").joinpath(f"{name_or_path}.toml").read_text()
         source = f"<built-in suite {name_or_path}>"
@@ -133,17 +162,20 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise WsolbenchError(f"invalid TOML: {error}", source) from None
+    origins = {}
     for override in overrides:
-        _apply_override(raw, override, source)
-    suite = parse_suite(raw, source)
+        origins[_apply_override(raw, override, source)] = override
+    suite = parse_suite(raw, source, origins)
     suite.overrides = tuple(overrides)
     return suite
 
 
-def _apply_override(raw: dict[str, Any], override: str, source: str) -> None:
+def _apply_override(raw: dict[str, Any], override: str, source: str) -> str:
+    """Apply one `--set section.key=value`; returns the dotted key."""
     key, sep, value = override.partition("=")
-    if not sep or "." not in key:
-        raise WsolbenchError(f"override '{override}' must look like section.key=value")
+    key = key.strip()
+    if not sep or "." not in key or any(not part for part in key.split(".")):
+        raise WsolbenchError(f"--set {override}: expected section.key=value")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -153,139 +185,135 @@ def _apply_override(raw: dict[str, Any], override: str, source: str) -> None:
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise WsolbenchError(f"override '{override}': '{part}' is not a table", source)
+            raise WsolbenchError(f"--set {override}: '{part}' is not a table", source)
     node[leaf] = parsed
+    return key
 
 
-def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
+class _Names:
+    """Names keys in errors: `train.lr`, or `--set train.lr=-1` when an override set it."""
+
+    def __init__(self, origins: dict[str, str]):
+        self.origins = origins
+
+    def __call__(self, key: str) -> str:
+        for prefix in (key, key.rsplit(".", 1)[0]):
+            if prefix in self.origins:
+                return f"{key} (from --set {self.origins[prefix]})"
+        return key
+
+
+def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str, str] | None = None) -> Suite:
     raw = copy.deepcopy(raw)
+    name_of = _Names(origins or {})
     known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation",
              "explainers", "classifiers"}
     for key in raw:
         if key not in known:
             raise WsolbenchError(f"unknown top-level key '{key}' (expected one of {sorted(known)})", source)
-    sections = {name: _check_section(raw.get(name, {}), name, source) for name in _SCHEMA}
-    if sections["dataset"]["kind"] not in _DATASET_KINDS:
-        raise WsolbenchError(f"dataset.kind must be one of {_DATASET_KINDS}", source)
-    if sections["dataset"]["kind"] == "metadata":
+    sections = {section: _check_section(raw.get(section, {}), section, schema, source, name_of)
+                for section, schema in (("dataset", _SCHEMA["dataset"]), ("train", _train_schema()),
+                                        ("evaluation", _SCHEMA["evaluation"]))}
+    dataset = sections["dataset"]
+    if dataset["kind"] == "metadata":
         for key in ("image_root", "metadata_root"):
-            if not sections["dataset"][key]:
+            if not dataset[key]:
                 raise WsolbenchError(f"dataset.{key} is required when dataset.kind = 'metadata'", source)
-    if sections["train"]["lr_decay"] not in ("",) + _LR_DECAYS:
-        raise WsolbenchError(f"train.lr_decay must be one of {_LR_DECAYS}", source)
-    _check_recipe(sections["train"], source)
-    for key in ("epochs", "batch_size"):
-        if sections["train"][key] < 1:
-            raise WsolbenchError(f"train.{key} must be >= 1", source)
-    _check_numbers(sections["evaluation"]["box_thresholds"], "evaluation.box_thresholds", source, 0, 1)
-    _check_numbers(sections["evaluation"]["iou_thresholds"], "evaluation.iou_thresholds", source, 0, 100)
-    if not 0 < sections["evaluation"]["cam_curve_interval"] < 1:
-        raise WsolbenchError("evaluation.cam_curve_interval must be in (0, 1)", source)
-    return Suite(
-        name=_require_str(raw, "name", source),
+    dataset["synthetic"] = _check_synthetic(dataset["synthetic"], source, name_of)
+    name = _safe_name(raw.get("name"), name_of("name"), source)
+    if not isinstance(raw.get("description", ""), str):
+        raise WsolbenchError(f"{name_of('description')} must be a string", source)
+    suite = Suite(
+        name=name,
         description=str(raw.get("description", "")),
-        dataset=sections["dataset"],
+        dataset=dataset,
         train=sections["train"],
         # A suite of classifiers only (the zero-training rows) trains nothing.
-        methods=[] if raw.get("classifiers") and not raw.get("methods") else _parse_methods(raw.get("methods"), source),
-        postprocessors=_parse_postprocessors(raw.get("postprocessors"), source),
+        methods=[] if raw.get("classifiers") and not raw.get("methods") else _parse_methods(raw.get("methods"), source, name_of),
+        postprocessors=_parse_postprocessors(raw.get("postprocessors"), source, name_of),
         evaluation=sections["evaluation"],
         source=source,
         explainers=parse_explainers(raw.get("explainers"), source),
         classifiers=parse_classifiers(raw.get("classifiers"), source),
     )
+    # The whole training configuration, checked as TrainConfig checks it (cross-field rules).
+    train_names = {key: name_of(f"train.{key}") for key in suite.train} | {
+        "image_size": name_of("dataset.image_size"), "resize_size": name_of("dataset.resize_size")}
+    for spec in suite.methods:
+        config = suite.train_config(spec, train_names)
+        spec.hparams = check_method(spec.method, config.backbone, spec.hparams, name_of(f"methods.{spec.label}"),
+                                    source, config.large_feature_map,
+                                    keys=(name_of(f"methods.{spec.label}.method"), name_of("train.backbone")))
+    return suite
 
 
-def _check_section(table: Any, name: str, source: str) -> dict[str, Any]:
+def _train_schema() -> dict[str, tuple[Option, Any]]:
+    return {key: (field_option(key), default) for key, default in suite_fields().items()}
+
+
+def _check_section(table: Any, section: str, schema, source: str, name_of) -> dict[str, Any]:
     if not isinstance(table, dict):
-        raise WsolbenchError(f"[{name}] must be a table", source)
-    schema = _SCHEMA[name]
+        raise WsolbenchError(f"{name_of(section)}: [{section}] must be a table", source)
     for key in table:
         if key not in schema:
-            raise WsolbenchError(f"unknown key '{name}.{key}' (valid: {', '.join(schema)})", source)
+            raise WsolbenchError(f"unknown key '{name_of(f'{section}.{key}')}' (valid: {', '.join(schema)})", source)
+    return {key: check(table.get(key, default), option, name_of(f"{section}.{key}"), source)
+            for key, (option, default) in schema.items()}
+
+
+def _check_synthetic(table: dict[str, Any], source: str, name_of) -> dict[str, Any]:
     checked = {}
-    for key, (kind, default) in schema.items():
-        value = table.get(key, default)
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else "number"
-            raise WsolbenchError(f"{name}.{key} = {value!r} is not a {expected}", source)
-        checked[key] = value
+    for key, value in table.items():
+        if key not in _SYNTHETIC:
+            raise WsolbenchError(f"unknown key '{name_of(f'dataset.synthetic.{key}')}' "
+                                 f"(valid: {', '.join(_SYNTHETIC)})", source)
+        checked[key] = check(value, _SYNTHETIC[key], name_of(f"dataset.synthetic.{key}"), source)
     return checked
 
 
-def _check_recipe(train: dict[str, Any], source: str) -> None:
-    from wsolbench.engine.recipes import RECIPES
-
-    if train["recipe"] not in RECIPES:
-        raise WsolbenchError(f"train.recipe must be one of {tuple(RECIPES)}, got {train['recipe']!r}", source)
-    schedule = RECIPES[train["recipe"]].schedule
-    if train["lr_decay"] not in ("", schedule):
+def _safe_name(value: Any, key: str, source: str) -> str:
+    """A suite name or method label: it names a folder, so one plain path component."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise WsolbenchError(
-            f"train.lr_decay = {train['lr_decay']!r} contradicts train.recipe = {train['recipe']!r} "
-            f"(which decays as {schedule!r}): remove train.lr_decay",
-            source,
-        )
-    if schedule == "step" and train["lr_milestones"]:
-        raise WsolbenchError(
-            f"train.lr_milestones is for recipe 'spa'; recipe {train['recipe']!r} decays every train.lr_step epochs",
-            source,
-        )
+            f"{key} = {value!r} is not allowed: expected a folder name of letters, digits and . _ + - "
+            "(starting with a letter or digit, at most 100 characters)", source)
+    return value
 
 
-def _check_numbers(values: list, key: str, source: str, low: float, high: float) -> None:
-    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high for v in values):
-        raise WsolbenchError(f"{key} must be a non-empty list of numbers in [{low}, {high}]", source)
-
-
-def _require_str(raw: dict[str, Any], key: str, source: str) -> str:
-    if not isinstance(raw.get(key), str) or not raw[key]:
-        raise WsolbenchError(f"'{key}' must be a non-empty string", source)
-    return raw[key]
-
-
-def _parse_methods(table: Any, source: str) -> list[MethodSpec]:
+def _parse_methods(table: Any, source: str, name_of) -> list[MethodSpec]:
     if not isinstance(table, dict) or not table:
         raise WsolbenchError("[methods] must list at least one method, e.g. [methods.cam]", source)
     specs = []
     for label, options in table.items():
+        key = name_of(f"methods.{label}")
+        _safe_name(label, f"method label {key}", source)
         if not isinstance(options, dict):
-            raise WsolbenchError(f"[methods.{label}] must be a table", source)
+            raise WsolbenchError(f"[{key}] must be a table", source)
         options = dict(options)
         method = options.pop("method", label)
-        if method not in METHODS.names():
-            raise WsolbenchError(
-                f"methods.{label}: unknown method '{method}' (available: {', '.join(METHODS.names())})", source
-            )
-        valid = METHODS.defaults(method)
-        for key in options:
-            if key not in valid:
-                raise WsolbenchError(
-                    f"methods.{label}: unknown hyperparameter '{key}' of {method} "
-                    f"(valid: {', '.join(sorted(valid))})",
-                    source,
-                )
+        if not isinstance(method, str):
+            raise WsolbenchError(f"{name_of(f'methods.{label}.method')} must be a method name", source)
         specs.append(MethodSpec(label=label, method=method, hparams=options))
     return specs
 
 
-def _parse_postprocessors(table: Any, source: str) -> dict[str, dict[str, Any]]:
+def _parse_postprocessors(table: Any, source: str, name_of) -> dict[str, dict[str, Any]]:
     table = {"none": {}} if table is None else table
     if not isinstance(table, dict) or not table:
         raise WsolbenchError("[postprocessors] must name at least one (e.g. [postprocessors.none])", source)
+    from wsolbench.registry import POSTPROCESSORS
+
     parsed = {}
     for name, options in table.items():
+        key = name_of(f"postprocessors.{name}")
         registered = "identity" if name == "none" else name
         if registered not in POSTPROCESSORS.names():
             raise WsolbenchError(
-                f"postprocessors.{name}: unknown post-processor (available: none, "
+                f"{key}: unknown post-processor (available: none, "
                 f"{', '.join(n for n in POSTPROCESSORS.names() if n != 'identity')})",
                 source,
             )
-        valid = POSTPROCESSORS.defaults(registered)
-        for key in options:
-            if key not in valid:
-                raise WsolbenchError(
-                    f"postprocessors.{name}: unknown option '{key}' (valid: {', '.join(sorted(valid))})", source
-                )
-        parsed[name] = dict(options)
+        if not isinstance(options, dict):
+            raise WsolbenchError(f"[{key}] must be a table", source)
+        parsed[name] = check_postprocessor(registered, dict(options), key, source)
     return parsed

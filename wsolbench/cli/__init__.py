@@ -20,8 +20,15 @@ COMMANDS = ("bench", "train", "infer", "evaluate", "scg", "leaderboard", "data",
 console = Console(stderr=True)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a WsolbenchError: one line naming the flag, exit 2."""
+
+    def error(self, message: str):
+        raise WsolbenchError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wsolbench",
         description="Weakly supervised object localization: train CAM, HaS, ACoL, SPG, ADL, "
         "CutMix and SPA under one protocol, post-process with SCG, and score maps exactly as "
@@ -47,8 +54,8 @@ def add_command(subparsers, name: str, help: str, description: str | None = None
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         code = args.func(args)
     except WsolbenchError as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)

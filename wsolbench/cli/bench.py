@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--methods", default=None, metavar="LABEL,...",
-        help="run only these of the suite's methods (comma-separated labels)",
+        help="run only these of the suite's methods (comma-separated labels); the others stay in "
+        "the leaderboard from their cached scores",
     )
     parser.add_argument("--runs-dir", default="runs", help="checkpoints and cached scores (default: %(default)s)")
     parser.add_argument("--out", default="leaderboards", help="leaderboards root (default: %(default)s)")
@@ -38,18 +39,24 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from wsolbench.bench import run_bench
+    from wsolbench.engine.config import DEVICE
     from wsolbench.errors import WsolbenchError
     from wsolbench.suite import load_suite
 
+    if not DEVICE.fullmatch(args.device):
+        raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
     suite = load_suite(args.suite, args.overrides)
-    if args.methods:
+    wanted = None
+    if args.methods is not None:
         wanted = [label.strip() for label in args.methods.split(",") if label.strip()]
+        if not wanted:
+            raise WsolbenchError(f"--methods {args.methods!r} selects no method (give comma-separated labels)")
         known = {spec.label for spec in suite.methods}
         unknown = [label for label in wanted if label not in known]
         if unknown:
             raise WsolbenchError(
                 f"--methods: {', '.join(unknown)} not in suite {suite.name} (has: {', '.join(sorted(known))})"
             )
-        suite.methods = [spec for spec in suite.methods if spec.label in wanted]
-    run_bench(suite, runs_dir=args.runs_dir, out_dir=args.out, device=args.device, progress=not args.no_progress)
+    run_bench(suite, runs_dir=args.runs_dir, out_dir=args.out, device=args.device, progress=not args.no_progress,
+              only=wanted)
     return 0

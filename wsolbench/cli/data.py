@@ -9,6 +9,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wsolbench.cli import add_command
+from wsolbench.io import check_writable_dir
+from wsolbench.options import Option, flag_type
+
+_COUNT = flag_type(Option(int, low=1, high=1_000_000))
+_SEED = flag_type(Option(int, low=0, high=2**32 - 1))
+_PROBABILITY = flag_type(Option(float, low=0, high=1))
 
 console = Console()
 
@@ -31,19 +37,20 @@ def _register_synth(commands) -> None:
                     description="Write the synthetic WSOL benchmark: OUT/images, OUT/masks and "
                     "OUT/metadata/{train,val,test} (see docs/synthetic.md). Same seed, same bytes.")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--num-classes", type=int, default=10, help="number of classes, 2..64 (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=64,
+    p.add_argument("--seed", type=_SEED, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--num-classes", type=flag_type(Option(int, low=2, high=64)), default=10,
+                   help="number of classes, 2..64 (default: %(default)s)")
+    p.add_argument("--image-size", type=flag_type(Option(int, low=32, high=1024)), default=64,
                    help="nominal image side; width and height vary in [7/8, 5/4] of it (default: %(default)s)")
-    p.add_argument("--train-per-class", type=int, default=80, help="training images per class (default: %(default)s)")
-    p.add_argument("--val-per-class", type=int, default=5,
+    p.add_argument("--train-per-class", type=_COUNT, default=80, help="training images per class (default: %(default)s)")
+    p.add_argument("--val-per-class", type=_COUNT, default=5,
                    help="val (train-fullsup) images per class, for threshold selection (default: %(default)s)")
-    p.add_argument("--test-per-class", type=int, default=20, help="test images per class (default: %(default)s)")
-    p.add_argument("--multi-instance-prob", type=float, default=0.15,
+    p.add_argument("--test-per-class", type=_COUNT, default=20, help="test images per class (default: %(default)s)")
+    p.add_argument("--multi-instance-prob", type=_PROBABILITY, default=0.15,
                    help="fraction of images with 2-3 instances of the class (default: %(default)s)")
-    p.add_argument("--body-class-corr", type=float, default=0.35,
+    p.add_argument("--body-class-corr", type=_PROBABILITY, default=0.35,
                    help="chance that an object's body texture is one of its class's own (default: %(default)s)")
-    p.add_argument("--fake-part-prob", type=float, default=0.1,
+    p.add_argument("--fake-part-prob", type=_PROBABILITY, default=0.1,
                    help="chance of a fake part of another class in the background (default: %(default)s)")
     p.set_defaults(func=_synth)
 
@@ -57,9 +64,9 @@ def _register_convert(commands) -> None:
                       "Image ids are relative to ROOT/images; val is taken out of train.")
     cub.add_argument("--root", type=Path, required=True, help="the CUB_200_2011 folder")
     cub.add_argument("--out", type=Path, required=True, help="output metadata folder")
-    cub.add_argument("--val-per-class", type=int, default=5,
+    cub.add_argument("--val-per-class", type=_COUNT, default=5,
                      help="training images per class moved to val (default: %(default)s)")
-    cub.add_argument("--seed", type=int, default=0, help="seed of the val draw (default: %(default)s)")
+    cub.add_argument("--seed", type=_SEED, default=0, help="seed of the val draw (default: %(default)s)")
     cub.set_defaults(func=_convert_cub)
 
     ilsvrc = add_command(kinds, "ilsvrc", help="ILSVRC validation XMLs -> one split folder.",
@@ -89,7 +96,10 @@ def _register_validate(commands) -> None:
                     "when valid, 2 with the offending file and line otherwise.")
     p.add_argument("--metadata-root", type=Path, required=True, help="the split folder (e.g. metadata/CUB/test)")
     p.add_argument("--image-root", type=Path, default=None, help="check that every image exists here (default: not checked)")
-    p.add_argument("--mask-root", type=Path, default=None, help="check that every mask exists here (default: not checked)")
+    p.add_argument("--mask-root", type=Path, default=None,
+                   help="open every mask here and check its size against its image (default: not checked)")
+    p.add_argument("--num-classes", type=flag_type(Option(int, low=1, high=100_000)), default=None,
+                   help="check every label is in 0..N-1 (default: labels are only checked to be >= 0)")
     p.set_defaults(func=_validate)
 
 
@@ -97,6 +107,7 @@ def _register_validate(commands) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "benchmark folder (--out)")
     from wsolbench.data.synthetic import generate
 
     with Progress(TextColumn("synthesizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -114,6 +125,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert_cub(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "metadata folder (--out)")
     from wsolbench.data.converters import convert_cub
 
     convert_cub(args.root, args.out, val_per_class=args.val_per_class, seed=args.seed)
@@ -122,6 +134,7 @@ def _convert_cub(args: argparse.Namespace) -> int:
 
 
 def _convert_ilsvrc(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "split folder (--out)")
     from wsolbench.data.converters import convert_ilsvrc
 
     convert_ilsvrc(args.annotations, args.out, synsets=args.synsets, image_prefix=args.image_prefix,
@@ -131,6 +144,7 @@ def _convert_ilsvrc(args: argparse.Namespace) -> int:
 
 
 def _convert_openimages(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out, "metadata folder (--out)")
     from wsolbench.data.converters import convert_openimages
 
     splits = convert_openimages(args.metadata_root, args.out, args.image_root, args.mask_root)
@@ -143,14 +157,15 @@ def _convert_openimages(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from wsolbench.data.metadata import validate_files
+    from wsolbench.data.metadata import check_labels, validate_files
 
     split = _summaries(args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False)[0]
+    check_labels(split, args.num_classes, what="--num-classes")
     checked = []
     if args.image_root is not None or args.mask_root is not None:
         validate_files(split, args.image_root, args.mask_root)
-        checked = [name for name, root in (("images", args.image_root), ("masks", args.mask_root)) if root]
-    files = f"; {' and '.join(checked)} found" if checked else ""
+        checked = [name for name, root in (("images found", args.image_root), ("masks read", args.mask_root)) if root]
+    files = f"; {' and '.join(checked)}" if checked else ""
     _print_table([(args.metadata_root.name, split)], f"valid: {args.metadata_root}{files}")
     return 0
 

@@ -3,6 +3,7 @@ and/or masks, exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus
 from __future__ import annotations
 
 import argparse
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -15,7 +16,10 @@ from rich.table import Table
 
 from wsolbench.cli import add_command
 from wsolbench.errors import ScoreMapError, WsolbenchError
-from wsolbench.io import write_json
+from wsolbench.io import check_writable_file, write_json
+from wsolbench.options import Option, flag_type
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
     import torch
@@ -33,12 +37,18 @@ def register(subparsers) -> None:
     parser.add_argument("--metadata-root", type=Path, required=True,
                         help="split folder (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
     parser.add_argument("--scoremap-root", type=Path, required=True,
-                        help="folder of <image_id>.npy score maps, one per image of the split")
+                        help="folder of <image_id>.npy score maps, one per image of the split; other "
+                        ".npy files (another split's maps) are left alone, as wsolevaluation does")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse .npy files beside the split's maps that belong to no image of the "
+                        "split (default: ignore and count them)")
     parser.add_argument("--mask-root", type=Path, default=None,
                         help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)")
-    parser.add_argument("--cam-curve-interval", type=float, default=0.01,
+    parser.add_argument("--cam-curve-interval", type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
+                        default=0.01, metavar="STEP",
                         help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)")
-    parser.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],
+    parser.add_argument("--iou-thresholds", type=flag_type(Option(int, low=1, high=100)), nargs="+",
+                        default=[30, 50, 70], metavar="PERCENT",
                         help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)")
     parser.add_argument("--normalize", choices=("none", "minmax"), default="none",
                         help="'minmax': wsolevaluation's CAM computer (bicubic resize to 224x224, NaN or "
@@ -47,7 +57,7 @@ def register(subparsers) -> None:
                         help="write the results as JSON here, atomically (default: print only)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where quantization and histograms run; 'auto' = cuda when available (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=4,
+    parser.add_argument("--workers", type=flag_type(Option(int, low=1, high=64)), default=4, metavar="N",
                         help="threads loading maps and masks in the background (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -59,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     from wsolbench.evaluation.mask_metrics import PxAPAccumulator
     from wsolbench.evaluation.peak import PeakAccumulator
 
+    if args.output is not None:
+        check_writable_file(args.output, "results file (--output)")
     split = read_split(args.metadata_root)
+    if not len(split):
+        raise WsolbenchError("the split has no images", args.metadata_root)
     if split.boxes is None and split.masks is None:
         raise WsolbenchError("the split has neither boxes nor masks to evaluate", args.metadata_root)
     if split.masks is not None and split.boxes is None and args.mask_root is None:
@@ -67,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     use_masks = split.masks is not None and args.mask_root is not None
     if split.boxes is not None and split.sizes is None:
         raise WsolbenchError("boxes need image_sizes.txt to be rescaled", args.metadata_root)
-    _check_no_stray_maps(args.scoremap_root, split.image_ids)
+    if not args.scoremap_root.is_dir():
+        raise ScoreMapError("score map folder not found", args.scoremap_root)
+    if args.strict:  # refused before any work; otherwise counted after it, for the message
+        _other_maps(args.scoremap_root, split.image_ids, strict=True)
     device = _device(args.device)
     evaluator = Evaluator(
         box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds) if split.boxes is not None else None,
@@ -83,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.compute()
     results["num_images"] = len(split)
     _print_table(results)
+    ignored = 0 if args.strict else _other_maps(args.scoremap_root, split.image_ids, strict=False)
+    if ignored:
+        console.print(f"ignored {ignored} other .npy file(s) beside the split's maps in {args.scoremap_root} "
+                      "(another split's maps; --strict refuses them)", soft_wrap=True)
     if args.output is not None:
         write_json(args.output, results)
         console.print(f"results written to {args.output}")
@@ -99,14 +120,22 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _check_no_stray_maps(root: Path, image_ids: list[str]) -> None:
-    if not root.is_dir():
-        raise ScoreMapError("score map folder not found", root)
-    known = set(image_ids)
-    for path in sorted(root.rglob("*.npy")):
-        image_id = path.relative_to(root).as_posix()[: -len(".npy")]
-        if image_id not in known:
-            raise ScoreMapError("score map of an image that is not in the split's metadata", path)
+def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
+    """How many .npy files under `root` are not maps of the split (file names only: none is
+    opened). wsolevaluation's inference writes every split's maps into one root, so a root
+    holding val and test maps is normal: they are counted, not read; `strict` refuses them."""
+    known = {f"{image_id}.npy" for image_id in image_ids}
+    others = 0
+    for folder, _, names in os.walk(root):
+        relative = Path(folder).relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        for name in names:
+            if name.endswith(".npy") and prefix + name not in known:
+                if strict:
+                    raise ScoreMapError("score map of an image that is not in the split's metadata "
+                                        "(--strict)", Path(folder) / name)
+                others += 1
+    return others
 
 
 def _load(split, index: int, args, use_masks: bool) -> dict:

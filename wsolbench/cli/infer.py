@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.cli import add_command
-from wsolbench.cli.train import parse_bool
-from wsolbench.engine.config import parse_hparam_value
 from wsolbench.errors import WsolbenchError
+from wsolbench.options import Option, flag_type, parse_bool
+
+SIZE = flag_type(Option(int, low=1, high=4096))
 
 
 def register(subparsers) -> None:
@@ -43,61 +44,83 @@ def register(subparsers) -> None:
     parser.add_argument("--postprocessor", metavar="NAME", default="identity", help="identity (ReLU, min-max, resize) or scg (default: %(default)s)")
     parser.add_argument("--pp-option", action="append", default=[], metavar="KEY=VALUE",
                         help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: none)")
-    parser.add_argument("--map-size", metavar="PX", type=int, default=224, help="side of the written maps in pixels (default: %(default)s)")
-    parser.add_argument("--image-size", metavar="PX", type=int, default=None, help="network input size (default: the checkpoint's training image size)")
-    parser.add_argument("--batch-size", metavar="N", type=int, default=32, help="images per batch (default: %(default)s)")
-    parser.add_argument("--workers", metavar="N", type=int, default=2, help="data-loading processes (default: %(default)s)")
+    parser.add_argument("--map-size", metavar="PX", type=SIZE, default=224, help="side of the written maps in pixels (default: %(default)s)")
+    parser.add_argument("--image-size", metavar="PX", type=SIZE, default=None, help="network input size (default: the checkpoint's training image size)")
+    parser.add_argument("--batch-size", metavar="N", type=flag_type(Option(int, low=1, high=65536)), default=32, help="images per batch (default: %(default)s)")
+    parser.add_argument("--workers", metavar="N", type=flag_type(Option(int, low=0, high=256)), default=2, help="data-loading processes (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--amp", type=parse_bool, default=False, metavar="BOOL", help="bf16 autocast, CUDA only (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     parser.set_defaults(func=run_infer)
 
 
-def parse_options(items: list[str], flag: str = "--pp-option") -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise WsolbenchError(f"{flag} expects key=value, got '{item}'")
-        options[key.strip()] = parse_hparam_value(value)
+def parse_options(items: list[str], postprocessor: str = "identity") -> dict:
+    """`--pp-option` values, checked against the post-processor (keys, types, its ranges)."""
+    from wsolbench.engine.config import check_postprocessor, parse_key_values
+
+    options = parse_key_values(items, "--pp-option")
+    return check_postprocessor(postprocessor, options, "--pp-option", None)
+
+
+def explainer_options(items: list[str], name: str) -> dict:
+    """`--explainer-option` values, checked against the explainer's options."""
+    from wsolbench.engine.config import parse_key_values
+    from wsolbench.registry import EXPLAINERS
+
+    options = parse_key_values(items, "--explainer-option")
+    valid = EXPLAINERS.defaults(name)
+    for key in options:
+        if key not in valid:
+            raise WsolbenchError(f"--explainer-option {key}: not an option of {name} "
+                                 f"(valid: {', '.join(sorted(valid)) or 'none'})")
     return options
 
 
 def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
-    from wsolbench.data.metadata import read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from wsolbench.data.metadata import check_labels, read_split
+    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
+    from wsolbench.engine.config import DEVICE
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
-    from wsolbench.registry import create_explainer, create_postprocessor
+    from wsolbench.io import check_writable_dir, inside
+    from wsolbench.registry import POSTPROCESSORS, create_explainer, create_postprocessor
     from wsolbench.scoring import wsolevaluation_scoremaps
 
-    if args.map_size < 1:
-        raise WsolbenchError(f"--map-size must be positive, got {args.map_size}")
+    # Everything the command line says is checked before the checkpoint or any image is read.
+    if not DEVICE.fullmatch(args.device):
+        raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
+    if args.postprocessor not in POSTPROCESSORS.names():
+        raise WsolbenchError(f"--postprocessor {args.postprocessor!r}: expected one of "
+                             f"{', '.join(POSTPROCESSORS.names())}")
+    options = parse_options(args.pp_option, args.postprocessor)
+    out = check_writable_dir(args.out, "score-map folder (--out)")
     device = resolve_device(args.device)
+    explainer = create_explainer(args.explainer, **explainer_options(args.explainer_option, args.explainer))
     if args.checkpoint:
         checkpoint = load_checkpoint(args.checkpoint)
-        image_size = args.image_size or int((checkpoint.get("config") or {}).get("image_size", 224))
+        split = read_split(args.metadata_root)
+        check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
         model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+        image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
     else:
         from wsolbench.explainers import build_classifier
 
+        split = read_split(args.metadata_root)
+        check_labels(split, args.num_classes, what="--num-classes")
         image_size = args.image_size or 224
         model = build_classifier(args.classifier, args.weights, args.num_classes, image_size, device=device)
-    explainer = create_explainer(args.explainer, **parse_options(args.explainer_option, "--explainer-option"))
     explainer.check_model(model)
-    postprocessor = create_postprocessor(args.postprocessor, **parse_options(args.pp_option))
-    split = read_split(args.metadata_root)
+    postprocessor = create_postprocessor(args.postprocessor, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
-    out = Path(args.out)
     written = 0
     for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
                          ten_crop=False, workers=args.workers, amp=args.amp, topk=0,
                          progress=not args.no_progress, explainer=explainer):  # GT-class maps only
         maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
         for image_id, score_map in zip(batch["image_id"], maps):
-            write_scoremap(scoremap_path(out, image_id), score_map)
+            write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
             written += 1
     print(f"wrote {written} score maps ({args.map_size}x{args.map_size}) to {out}")
     return 0

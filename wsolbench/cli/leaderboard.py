@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
 
+    from wsolbench.io import check_writable_dir
+
+    check_writable_dir(args.out, "leaderboard folder (--out)")
     results = read_results(args.results)
     curves, curve_files = [], []
     for path in args.results:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from wsolbench.cli import add_command
 from wsolbench.errors import WsolbenchError
+from wsolbench.options import Option, flag_type
 
 
 def register(subparsers) -> None:
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
                          help="dataset root with images/ and metadata/<split>/ (the synthetic layout) (required)")
     figures.add_argument("--split", default="test", help="metadata split to draw from (default: %(default)s)")
     figures.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (required)")
-    figures.add_argument("--num-images", type=int, default=4, help="how many images, from the split's start (default: %(default)s)")
+    figures.add_argument("--num-images", type=flag_type(Option(int, low=1, high=1000)), default=4, help="how many images, from the split's start (default: %(default)s)")
     figures.add_argument("--points", nargs="+", default=None, metavar="Y,X",
                          help="points whose self-correlation is drawn, as fractions of the image "
                          "height and width, e.g. 0.5,0.5 0.1,0.9 (default: the CAM's peak and its lowest point)")
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
                          help="official SCG thresholds of this dataset (default: %(default)s)")
     figures.add_argument("--variant", choices=("official", "paper"), default="official",
                          help="the released code's formulas or the paper's (default: %(default)s)")
-    figures.add_argument("--image-size", type=int, default=None, help="network input size (default: the checkpoint's training image size)")
+    figures.add_argument("--image-size", type=flag_type(Option(int, low=1, high=4096)), default=None, help="network input size (default: the checkpoint's training image size)")
     figures.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     figures.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     figures.set_defaults(func=run_figures)
@@ -67,7 +68,7 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
 def run_figures(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
     from wsolbench.engine.train import resolve_device
     from wsolbench.methods.scg import SCG
     from wsolbench.report.scg_figures import render_scg_figures
@@ -79,11 +80,14 @@ def run_figures(args: argparse.Namespace) -> int:
     metadata = data / "metadata" / args.split
     if not metadata.is_dir():
         raise WsolbenchError(f"no metadata folder for split '{args.split}'", metadata)
+    from wsolbench.io import check_writable_dir
+
+    check_writable_dir(args.out, "figures folder (--out)")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
-    config = checkpoint.get("config") or {}
     model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
-    dataset = EvalDataset(read_split(metadata), data / "images", args.image_size or int(config.get("image_size", 224)))
+    image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+    dataset = EvalDataset(read_split(metadata), data / "images", image_size)
     scg = SCG.from_preset(args.preset, variant=args.variant)
     written = render_scg_figures(model, dataset, Path(args.out), scg, args.num_images, points, device,
                                  progress=not args.no_progress)

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from wsolbench.data.metadata import Split, read_split, validate_files, write_split
 from wsolbench.errors import MetadataError, WsolbenchError
@@ -21,27 +21,45 @@ from wsolbench.errors import MetadataError, WsolbenchError
 # ----------------------------------------------------------------------------- CUB-200-2011
 
 
+# A box may overhang the image by this many pixels (rounding in the native annotations); it is
+# clipped. A box further outside is an error naming its line.
+CLIP_TOLERANCE = 1
+
+
 def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, seed: int = 0) -> dict[str, Split]:
     """Convert a CUB_200_2011 folder; writes ``out_dir/{train,val,test}``. Image ids are relative
     to ``root/images``. Boxes: ``x0=int(x), y0=int(y), x1=int(x+w-1), y1=int(y+h-1)`` (the spa
-    conversion), clipped to the image."""
+    conversion), clipped to the image when they overhang it by at most CLIP_TOLERANCE pixels.
+    Everything is checked (class ids 1..200 style, split flags 0/1, boxes, images) before
+    anything is written; errors name the native file and line."""
     root = Path(root)
-    paths = _cub_table(root / "images.txt", 1, str)
-    labels = _cub_table(root / "image_class_labels.txt", 1, int)
-    is_train = _cub_table(root / "train_test_split.txt", 1, int)
-    raw_boxes = _cub_table(root / "bounding_boxes.txt", 4, float)
+    paths, path_lines = _cub_table(root / "images.txt", 1, str)
+    labels, label_lines = _cub_table(root / "image_class_labels.txt", 1, int)
+    is_train, flag_lines = _cub_table(root / "train_test_split.txt", 1, int)
+    raw_boxes, box_lines = _cub_table(root / "bounding_boxes.txt", 4, float)
+    if not paths:
+        raise MetadataError("lists no image", root / "images.txt")
 
     image_ids, label_list, sizes, boxes = [], [], [], []
     for key, (path,) in paths.items():
         for table, name in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt"),
                             (raw_boxes, "bounding_boxes.txt")):
             if key not in table:
-                raise MetadataError(f"image {key} ({path}) is missing from {name}", root / "images.txt")
-        width, height = _image_size(root / "images" / path, root / "images.txt")
+                raise MetadataError(f"image {key} ({path}) is missing from {name}", root / "images.txt",
+                                    path_lines[key])
+        if path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/"):
+            raise MetadataError(f"image path '{path}' must stay inside images/", root / "images.txt",
+                                path_lines[key])
+        if labels[key][0] < 1:
+            raise MetadataError(f"class id {labels[key][0]} (CUB class ids start at 1)",
+                                root / "image_class_labels.txt", label_lines[key])
+        if is_train[key][0] not in (0, 1):
+            raise MetadataError(f"split flag {is_train[key][0]} (expected 1 = train or 0 = test)",
+                                root / "train_test_split.txt", flag_lines[key])
+        width, height = _image_size(root / "images" / path, root / "images.txt", path_lines[key])
         x, y, w, h = raw_boxes[key]
         box = [int(x), int(y), int(x + w - 1), int(y + h - 1)]
-        box = [max(0, min(box[0], width - 1)), max(0, min(box[1], height - 1)),
-               max(0, min(box[2], width - 1)), max(0, min(box[3], height - 1))]
+        box = _clip_box(box, width, height, root / "bounding_boxes.txt", box_lines[key])
         image_ids.append(path)
         label_list.append(labels[key][0] - 1)  # CUB classes are 1-based
         sizes.append((width, height))
@@ -59,16 +77,26 @@ def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, s
         "test": everything.subset(np.flatnonzero(~train_flags)),
     }
     for name, split in splits.items():
+        if not len(split):
+            raise MetadataError(f"the {name} split would be empty (check the split flags and "
+                                "--val-per-class)", root / "train_test_split.txt")
+    for name, split in splits.items():
         write_split(split, Path(out_dir) / name)
     return splits
 
 
-def _cub_table(path: Path, num_values: int, kind) -> dict[int, tuple]:
-    """``<image key> <values...>`` per line, space-separated, as an ordered dict."""
+def _cub_table(path: Path, num_values: int, kind) -> tuple[dict[int, tuple], dict[int, int]]:
+    """``<image key> <values...>`` per line, space-separated, as an ordered dict, and the line
+    of each key."""
     if not path.is_file():
         raise MetadataError("missing CUB file", path)
     table: dict[int, tuple] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines: dict[int, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise MetadataError(f"cannot read: {error}", path) from None
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
@@ -81,8 +109,22 @@ def _cub_table(path: Path, num_values: int, kind) -> dict[int, tuple]:
             raise MetadataError(f"cannot parse '{line.strip()}'", path, i) from None
         if key in table:
             raise MetadataError(f"duplicate image key {key}", path, i)
+        if kind is float and not all(np.isfinite(values)):
+            raise MetadataError(f"non-finite value in '{line.strip()}'", path, i)
         table[key] = values
-    return table
+        lines[key] = i
+    return table, lines
+
+
+def _clip_box(box: list[int], width: int, height: int, path: Path, line: int | None) -> list[int]:
+    """Clip a box that overhangs the image by at most CLIP_TOLERANCE; refuse anything else."""
+    x0, y0, x1, y1 = box
+    if x1 < x0 or y1 < y0:
+        raise MetadataError(f"empty box {box}", path, line)
+    if (min(x0, y0) < -CLIP_TOLERANCE or x1 > width - 1 + CLIP_TOLERANCE
+            or y1 > height - 1 + CLIP_TOLERANCE or x0 > width - 1 or y0 > height - 1):
+        raise MetadataError(f"box {box} lies outside the {width}x{height} image", path, line)
+    return [max(0, x0), max(0, y0), min(x1, width - 1), min(y1, height - 1)]
 
 
 def _per_class_sample(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -95,12 +137,12 @@ def _per_class_sample(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
-def _image_size(path: Path, listed_in: Path) -> tuple[int, int]:
+def _image_size(path: Path, listed_in: Path, line: int | None = None) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, UnidentifiedImageError) as error:
-        raise WsolbenchError(f"cannot read image {path}: {error}", listed_in) from None
+    except Exception as error:  # missing, unidentified, decompression bomb, decoder errors
+        raise WsolbenchError(f"cannot read image {path}: {error}", listed_in, line) from None
 
 
 # ----------------------------------------------------------------------------- ILSVRC
@@ -118,14 +160,23 @@ def convert_ilsvrc(
     Image id = ``image_prefix + <filename> + extension``. Labels: the 0-based line of the image's
     first object's synset in ``synsets`` (a file whose lines start with a wnid, such as
     LOC_synset_mapping.txt), or in the sorted synsets found in the XMLs when none is given.
-    Boxes are ``xmin ymin xmax ymax`` as written, clipped to the image.
+    Boxes are ``xmin ymin xmax ymax`` as written, clipped to the image when they overhang it by
+    at most CLIP_TOLERANCE pixels (refused otherwise). Nothing is written unless all is valid.
     """
+    if image_prefix.startswith(("/", "\\")) or ".." in image_prefix.replace("\\", "/").split("/"):
+        raise WsolbenchError(f"image prefix '{image_prefix}' must be relative, without '..'")
+    if "/" in extension or "\\" in extension:
+        raise WsolbenchError(f"extension '{extension}' must not contain a folder separator")
     files = sorted(Path(annotations).glob("*.xml"))
     if not files:
         raise WsolbenchError("no .xml annotation files found", annotations)
     records = [_read_voc(path) for path in files]
     if synsets is not None:
-        lines = [line.split()[0] for line in Path(synsets).read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            text = Path(synsets).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise MetadataError(f"cannot read the synsets file: {error}", synsets) from None
+        lines = [line.split()[0] for line in text.splitlines() if line.strip()]
         order = {wnid: i for i, wnid in enumerate(lines)}
     else:
         order = {wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))}
@@ -135,9 +186,9 @@ def convert_ilsvrc(
         if wnid not in order:
             raise MetadataError(f"synset {wnid} is not in {synsets}", path)
         width, height = record["size"]
-        box = np.array([o[1] for o in record["objects"]], dtype=np.int64)
-        box[:, [0, 2]] = box[:, [0, 2]].clip(0, width - 1)
-        box[:, [1, 3]] = box[:, [1, 3]].clip(0, height - 1)
+        if width < 1 or height < 1:
+            raise MetadataError(f"image size {width}x{height} is not positive", path)
+        box = np.array([_clip_box(o[1], width, height, path, None) for o in record["objects"]], dtype=np.int64)
         image_ids.append(f"{image_prefix}{record['filename']}{extension}")
         labels.append(order[wnid])
         sizes.append((width, height))
@@ -179,10 +230,13 @@ def convert_openimages(
     names = [name for name in ("train", "val", "test") if (source / name).is_dir()]
     folders = {name: source / name for name in names} or {source.name: source}
     splits = {}
-    for name, folder in folders.items():
+    for name, folder in folders.items():  # every split is checked before anything is written
         split = read_split(folder)
+        if not len(split):
+            raise MetadataError("the split has no images", folder / "image_ids.txt")
         if image_root is not None or mask_root is not None:
             validate_files(split, image_root, mask_root)
-        write_split(split, Path(out_dir) / name if names else Path(out_dir))
         splits[name] = split
+    for name, split in splits.items():
+        write_split(split, Path(out_dir) / name if names else Path(out_dir))
     return splits

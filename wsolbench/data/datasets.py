@@ -11,12 +11,14 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
 from wsolbench.data.metadata import IMAGE_IDS, LOCALIZATION, Split
 from wsolbench.errors import WsolbenchError
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,14 +38,24 @@ def _ids_file(split: Split) -> Path:
 
 
 def load_image(image_root: Path, image_id: str, ids_file: Path, line: int) -> Image.Image:
-    """Open an RGB image, or fail naming the image and the metadata line that lists it."""
+    """Open an RGB image, or fail naming the image and the metadata line that lists it.
+
+    Every PIL failure counts: unreadable or truncated files, decompression bombs (PIL's
+    pixel limit), and the odd decoder error of a malformed file (struct.error, SyntaxError...).
+    """
     path = Path(image_root) / image_id
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        reason = "not found" if isinstance(error, FileNotFoundError) else f"unreadable ({error})"
-        raise WsolbenchError(f"image {path} {reason}", ids_file, line) from None
+    except FileNotFoundError:
+        raise WsolbenchError(f"image {path} not found", ids_file, line) from None
+    except Image.DecompressionBombError as error:
+        raise WsolbenchError(f"image {path} refused: {error}", ids_file, line) from None
+    except Exception as error:  # UnidentifiedImageError, truncated files, decoder errors
+        if isinstance(error, WsolbenchError):
+            raise
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WsolbenchError(f"image {path} unreadable ({detail})", ids_file, line) from None
 
 
 class TrainDataset(Dataset):

@@ -107,7 +107,12 @@ def read_split(metadata_dir: str | Path, require_localization: bool | None = Non
     index = {image_id: i for i, image_id in enumerate(image_ids)}
 
     labels_path = root / CLASS_LABELS
-    labels = _per_image_ints(_columns(labels_path, 2), index, labels_path, ids_path, "label")[:, 0]
+    label_columns = _columns(labels_path, 2)
+    labels = _per_image_ints(label_columns, index, labels_path, ids_path, "label")[:, 0]
+    negative = np.flatnonzero(labels < 0)
+    if len(negative):
+        line = label_columns[0].index(image_ids[negative[0]]) + 1
+        raise MetadataError(f"label {labels[negative[0]]} is negative (labels are 0..C-1)", labels_path, line)
 
     sizes = None
     sizes_path = root / IMAGE_SIZES
@@ -297,6 +302,29 @@ def _parse_masks(columns, index, path, ids_path) -> list[MaskRef]:
     return [refs[image_id] for image_id in index]
 
 
+def check_labels(split: Split, num_classes: int | None, require_every_class: bool = False,
+                 what: str = "num_classes") -> int:
+    """The number of classes C, with every label in 0..C-1 (an error names the line of the
+    first label out of range). Without ``num_classes``, C = 1 + the largest label, and with
+    ``require_every_class`` every class must occur (a label of 10**12 is a typo, not 10**12
+    classes); an empty split is an error."""
+    labels_path = (split.metadata_dir or Path(".")) / CLASS_LABELS
+    if not len(split):
+        raise MetadataError("the split has no images", (split.metadata_dir or Path(".")) / IMAGE_IDS)
+    if num_classes is not None:
+        bad = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
+        if len(bad):
+            raise MetadataError(f"label {split.labels[bad[0]]} of '{split.image_ids[bad[0]]}' is outside "
+                                f"0..{num_classes - 1} ({what} = {num_classes})", labels_path)
+        return int(num_classes)
+    counts = np.bincount(split.labels, minlength=1) if split.labels.max() < 10 * len(split) + 1000 else None
+    if require_every_class and (counts is None or (counts == 0).any()):
+        missing = "most" if counts is None else f"class {int(np.flatnonzero(counts == 0)[0])}"
+        raise MetadataError(f"labels run to {int(split.labels.max())} but {missing} of 0..{int(split.labels.max())} "
+                            f"has no image: give {what} if that is meant", labels_path)
+    return int(split.labels.max()) + 1
+
+
 # ----------------------------------------------------------------------------- writing
 
 
@@ -307,7 +335,6 @@ def write_split(split: Split, metadata_dir: str | Path) -> Path:
     (OpenImages), otherwise to ``mask_localization.txt``.
     """
     root = Path(metadata_dir)
-    root.mkdir(parents=True, exist_ok=True)
     ids = split.image_ids
     write_text(root / IMAGE_IDS, _lines(ids))
     write_text(root / CLASS_LABELS, _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)))
@@ -335,8 +362,10 @@ def _lines(items) -> str:
 
 
 def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> None:
-    """Check that every image file (under ``image_root``) and every mask file (under
-    ``mask_root``) exists; a root that is None is not checked."""
+    """Check that every image file (under ``image_root``) exists and that every mask file
+    (under ``mask_root``) opens as an image of its image's size; a root that is None is not
+    checked. Masks are read as wsolevaluation reads them: OpenCV grayscale, so an RGB mask
+    counts by its luminance 0.299 R + 0.587 G + 0.114 B (docs/bad-input.md)."""
     ids_path = (split.metadata_dir or Path(".")) / IMAGE_IDS
     for i, image_id in enumerate(split.image_ids if image_root is not None else ()):
         if not (Path(image_root) / image_id).is_file():
@@ -345,10 +374,27 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
         return
     mask_root = Path(mask_root)
     mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
-    for ref in split.masks:
+    for index, ref in enumerate(split.masks):
         lines = ref.lines or (None,) * len(ref.masks)
-        for mask, line in zip(ref.masks, lines):
-            if not (mask_root / mask).is_file():
-                raise MetadataError(f"mask not found: {mask_root / mask}", mask_file, line)
-        if ref.ignore and not (mask_root / ref.ignore).is_file():
-            raise MetadataError(f"ignore mask not found: {mask_root / ref.ignore}", mask_file, lines[0])
+        expected = None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+        named = [(mask, line, "mask") for mask, line in zip(ref.masks, lines)]
+        if ref.ignore:
+            named.append((ref.ignore, lines[0], "ignore mask"))
+        for mask, line, what in named:
+            shape = _mask_shape(mask_root / mask, mask_file, line, what)
+            expected = expected or shape
+            if shape != expected:
+                raise MetadataError(f"{what} {mask_root / mask} is {shape[1]}x{shape[0]}, but its image is "
+                                    f"{expected[1]}x{expected[0]}", mask_file, line)
+
+
+def _mask_shape(path: Path, mask_file: Path, line: int | None, what: str) -> tuple[int, int]:
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it
+    if not path.is_file():
+        raise MetadataError(f"{what} not found: {path}", mask_file, line)
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise MetadataError(f"{what} {path} is not a readable image", mask_file, line)
+    return mask.shape

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle errors come in many types; all mean the same here
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # torch's message has ANSI bold
+        first_line = text.splitlines()[0] if text else ""
         raise WsolbenchError(
             "unsafe or malformed checkpoint: it does not load with weights_only=True "
             f"({type(error).__name__}: {first_line[:200]})",
@@ -90,6 +92,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise WsolbenchError(f"malformed checkpoint: missing {', '.join(missing)}", path=path)
+    _check_fields(checkpoint, path)
     if checkpoint["version"] > VERSION:
         raise WsolbenchError(
             f"checkpoint format version {checkpoint['version']} is newer than this wsolbench "
@@ -97,6 +100,39 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             path=path,
         )
     return checkpoint
+
+
+# The type of every field a reader uses: a checkpoint edited or written by other code fails
+# here, naming the field, instead of deep inside model building.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "version": (int,), "model": (dict,), "method": (str,), "backbone": (str,), "hparams": (dict,),
+    "num_classes": (int,), "epoch": (int,), "config": (dict,), "history": (list,),
+    "optimizer": (dict,), "scheduler": (dict,), "rng": (dict,), "config_hash": (str,),
+    "execution": (dict,), "dataset": (str,),
+}
+
+
+def _check_fields(checkpoint: dict[str, Any], path: Path) -> None:
+    for key, types in _FIELD_TYPES.items():
+        value = checkpoint.get(key)
+        if key in checkpoint and (isinstance(value, bool) or not isinstance(value, types)):
+            raise WsolbenchError(f"malformed checkpoint: '{key}' is a {type(value).__name__}, "
+                                 f"expected a {types[0].__name__}", path=path)
+    if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in checkpoint["model"].items()):
+        raise WsolbenchError("malformed checkpoint: 'model' must map names to tensors", path=path)
+    if not 1 <= checkpoint["num_classes"] <= 100_000:
+        raise WsolbenchError(f"malformed checkpoint: num_classes = {checkpoint['num_classes']}", path=path)
+    if not all(isinstance(row, dict) for row in checkpoint.get("history", [])):
+        raise WsolbenchError("malformed checkpoint: 'history' must be a list of tables", path=path)
+    checkpoint.setdefault("config", {})
+
+
+def trained_image_size(checkpoint: dict[str, Any], path: str | Path) -> int:
+    """The training image size recorded in a checkpoint's config (224 when absent)."""
+    size = checkpoint.get("config", {}).get("image_size", 224)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096:
+        raise WsolbenchError(f"malformed checkpoint: config.image_size = {size!r}", path=path)
+    return size
 
 
 def checkpoint_hash(path: str | Path) -> str:
@@ -141,8 +177,11 @@ def model_from_checkpoint(
     history read the file once); `path` names the file in errors."""
     try:
         method = build_from_checkpoint(checkpoint)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise WsolbenchError(f"checkpoint does not match its method: {error}", path=path) from None
+    except WsolbenchError as error:
+        raise WsolbenchError(f"cannot rebuild the checkpoint's model: {error.message}", path=path) from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:300]  # load_state_dict's report spans lines
+        raise WsolbenchError(f"checkpoint does not match its method: {detail}", path=path) from None
     return method.to(device).eval()
 
 

@@ -5,93 +5,155 @@ with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01 decayed x0.1 every 30 epo
 ``adjust_learning_rate(epoch + 1)``), a total batch of 64, 10x for the recipe's head group,
 fp32, Resize 256 then RandomCrop 224. ``batch_size`` is the TOTAL batch: under torchrun each of
 the N processes takes batch_size / N.
+
+Each field also says its type and range, its help text, and whether it is a suite [train] key,
+a `train` flag and part of the configuration hash: the suite schema, the CLI and the checks
+all derive from this one dataclass.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from wsolbench.engine.recipes import RECIPES
 from wsolbench.errors import WsolbenchError
+from wsolbench.options import Option, check, check_keywords, flag_type
 
-# Fields that say where or how a run executes, not what it computes: two runs that differ
-# only in these train the same model, so they share one config hash.
-RUN_ONLY_FIELDS = frozenset(
-    {"data", "image_root", "metadata_root", "out_dir", "workers", "device", "resume", "progress"}
-)
 LR_DECAYS = ("step", "multistep")
+MAX_CLASSES = 100_000  # more is a typo (ILSVRC has 1,000), and would not fit in memory
+
+
+def _field(default: Any, help: str, option: Option | None = None, *, suite: bool = True,
+           hashed: bool = True, flag: bool = True, metavar: str | None = None) -> Any:
+    """A TrainConfig field and what derives from it: `option` (its type and range), `help`
+    (the `train` flag's help), `suite` (a key of a suite's [train] table), `hashed` (part of
+    the run's identity), `flag` (a `train` CLI flag)."""
+    meta = {"option": option, "help": help, "suite": suite, "hashed": hashed, "flag": flag,
+            "metavar": metavar}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_POSITIVE = Option(int, low=1)
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
 class TrainConfig:
-    method: str = "cam"
-    backbone: str = "tinyvgg"
-    hparams: dict[str, Any] = field(default_factory=dict)
+    """Everything one training run needs. Checked on construction: a bad value raises a
+    WsolbenchError naming the field (`check(where=...)` names a suite key or a flag instead)."""
+
+    method: str = _field("cam", "registered method (`wsolbench list`)", Option(str), suite=False, metavar="NAME")
+    backbone: str = _field("tinyvgg", "registered backbone", Option(str), metavar="NAME")
+    hparams: dict[str, Any] = _field({}, "method hyperparameters", Option(dict), suite=False, flag=False)
+    recipe: str = _field("wsolevaluation", "parameter groups and lr schedule of a reference: wsolevaluation "
+                         "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
+                         "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
+                         "--lr-milestones)", Option(str, choices=tuple(RECIPES)))
     # Data: either `data` (a root with images/ and metadata/{train,val,test}) or both roots.
-    data: str | None = None
-    image_root: str | None = None
-    metadata_root: str | None = None
-    dataset: str = ""  # a name recorded in results (the data folder's name when empty)
-    num_classes: int | None = None  # None: 1 + the largest train label
-    image_size: int = 224
-    resize_size: int = 256
-    large_feature_map: bool = False
-    # Optimization: the recipe's parameter groups and schedule, with these values.
-    recipe: str = "wsolevaluation"  # a name in wsolbench.engine.recipes.RECIPES
-    epochs: int = 40
-    batch_size: int = 64  # total over all processes
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    head_lr_multiplier: float = 10.0
-    lr_decay: str | None = None  # None: the recipe's own (wsolevaluation: step, spa: multistep)
-    lr_step: int = 30
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_gamma: float = 0.1
+    data: str | None = _field(None, "dataset root with images/ and metadata/{train,val,test} (the synthetic layout)",
+                              Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
+    image_root: str | None = _field(None, "image root of a real dataset (instead of --data)",
+                                    Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
+    metadata_root: str | None = _field(None, "folder holding train/ val/ test/ metadata (instead of --data)",
+                                       Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
+    dataset: str = _field("", "dataset name recorded in results (default: the data folder's name)",
+                          Option(str), suite=False, metavar="NAME")
+    # How the data was made (a suite's [dataset] table, e.g. the synthetic generator's options).
+    dataset_options: dict[str, Any] = _field({}, "dataset options", Option(dict), suite=False, flag=False)
+    num_classes: int | None = _field(None, "number of classes (default: 1 + largest train label, every class present)",
+                                     Option(int, low=1, high=MAX_CLASSES, nullable=True), suite=False, metavar="N")
+    image_size: int = _field(224, "training crop size in pixels", _POSITIVE, suite=False, metavar="PX")
+    resize_size: int = _field(256, "resize before the random crop", _POSITIVE, suite=False, metavar="PX")
+    large_feature_map: bool = _field(False, "wsolevaluation's large-feature-map backbone variant", Option(bool))
+    # Optimization (wsolevaluation recipe).
+    epochs: int = _field(40, "epochs", _POSITIVE, metavar="N")
+    batch_size: int = _field(64, "TOTAL images per step; under torchrun each of the N processes takes N-th of it",
+                             _POSITIVE, metavar="N")
+    lr: float = _field(0.01, "backbone learning rate", Option(float, low=0, low_open=True), metavar="LR")
+    momentum: float = _field(0.9, "SGD momentum", Option(float, low=0, high=1, high_open=True), metavar="M")
+    nesterov: bool = _field(True, "Nesterov momentum", Option(bool))
+    weight_decay: float = _field(1e-4, "weight decay", Option(float, low=0), metavar="WD")
+    head_lr_multiplier: float = _field(10.0, "new layers' lr as a multiple of --lr",
+                                       Option(float, low=0, low_open=True), metavar="X")
+    lr_decay: str | None = _field(None, "must match the recipe if given: step (wsolevaluation) every --lr-step "
+                                  "epochs; multistep (spa) at --lr-milestones (default: the recipe's)",
+                                  Option(str, choices=LR_DECAYS, nullable=True))
+    lr_step: int = _field(30, "epochs between decays for 'step'", _POSITIVE, metavar="N")
+    lr_milestones: list[int] = _field([], "decay epochs for 'multistep', comma-separated",
+                                      Option(list, item=int, low=1), metavar="E1,E2")
+    lr_gamma: float = _field(0.1, "decay factor", Option(float, low=0, high=1, low_open=True), metavar="G")
     # Initialization.
-    pretrained: bool = False
-    weights: str | None = None
-    seed: int = 0
-    # Execution (run-only: excluded from the hash).
-    out_dir: str = "runs/train"
-    workers: int = 4
-    device: str = "auto"
-    amp: bool = False  # bf16 autocast, on CUDA only (the references train in fp32)
-    channels_last: bool = True  # on CUDA only
-    resume: bool = False
-    progress: bool = True
+    pretrained: bool = _field(False, "start from torchvision's ImageNet weights", Option(bool))
+    weights: str | None = _field(None, "backbone weights from a local state_dict file",
+                                 Option(str, nullable=True), metavar="PATH")
+    seed: int = _field(0, "seed of weights, data order and augmentation", Option(int, low=0, high=2**63 - 1),
+                       metavar="N")
+    # Execution. The worker count changes the augmentation stream (each loading process has
+    # its own RNG), so it is hashed; device and dtype enter the hash through `execution()`.
+    workers: int = _field(4, "data-loading processes (part of the run's identity: it changes augmentation)",
+                          Option(int, low=0, high=256), metavar="N")
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N", Option(str), suite=False, hashed=False)
+    amp: bool = _field(False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False)
+    channels_last: bool = _field(True, "channels-last memory format, CUDA only", Option(bool), hashed=False)
+    out_dir: str = _field("runs/train", "output folder", Option(str), suite=False, hashed=False, flag=False)
+    resume: bool = _field(False, "continue from <out>/last.pt", Option(bool), suite=False, hashed=False, flag=False)
+    overwrite: bool = _field(False, "replace a previous run in <out>", Option(bool), suite=False, hashed=False,
+                             flag=False)
+    progress: bool = _field(True, "progress bar", Option(bool), suite=False, hashed=False, flag=False)
 
     def __post_init__(self) -> None:
-        from wsolbench.engine.recipes import get_recipe
+        self.check()
 
-        schedule = get_recipe(self.recipe).schedule
-        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
-            raise WsolbenchError(
-                f"unknown lr decay '{self.lr_decay}' (choose from {', '.join(LR_DECAYS)})"
-            )
+    @classmethod
+    def checked(cls, values: dict[str, Any], names: dict[str, str] | None = None,
+                source: str | Path | None = None) -> "TrainConfig":
+        """A TrainConfig from `values` (defaults for the rest), whose errors name `names[field]`
+        (suite keys, flags) and `source` (a file)."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise WsolbenchError(f"unknown training option(s): {', '.join(unknown)}", source)
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(config, f.name, values[f.name] if f.name in values else _default(f))
+        config.check(names, source)
+        return config
+
+    def check(self, names: dict[str, str] | None = None, source: str | Path | None = None) -> None:
+        """Check every field; errors name `names[field]` (a suite key, a flag) or the field."""
+        names = names or {}
+        for f in fields(self):
+            option = f.metadata.get("option")
+            if option is not None:
+                setattr(self, f.name, check(getattr(self, f.name), option, names.get(f.name, f.name), source))
+        name = lambda field: names.get(field, field)  # noqa: E731 (the key, flag or field)
+        schedule = RECIPES[self.recipe].schedule
         if self.lr_decay not in (None, schedule):
             raise WsolbenchError(
-                f"recipe '{self.recipe}' decays the lr as '{schedule}' "
-                f"({'every lr_step epochs' if schedule == 'step' else 'at lr_milestones'}), "
-                f"not '{self.lr_decay}': leave lr_decay unset or choose the other recipe"
-            )
+                f"{name('recipe')} '{self.recipe}' decays the lr as '{schedule}' "
+                f"({'every ' + name('lr_step') if schedule == 'step' else 'at ' + name('lr_milestones')}), "
+                f"not {name('lr_decay')} '{self.lr_decay}': leave it unset or choose the other recipe", source)
         if schedule == "step" and self.lr_milestones:
             raise WsolbenchError(
-                f"recipe '{self.recipe}' decays every lr_step epochs: lr_milestones "
-                f"{self.lr_milestones} would be ignored (they belong to recipe 'spa')"
-            )
-        for name in ("epochs", "batch_size", "image_size", "resize_size", "lr_step"):
-            if int(getattr(self, name)) < 1:
-                raise WsolbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
+                f"{name('recipe')} '{self.recipe}' decays every {name('lr_step')} epochs: "
+                f"{name('lr_milestones')} {self.lr_milestones} would be ignored (they belong to recipe 'spa')",
+                source)
         if self.resize_size < self.image_size:
             raise WsolbenchError(
-                f"resize_size ({self.resize_size}) must be >= image_size ({self.image_size})"
-            )
+                f"{names.get('resize_size', 'resize_size')} ({self.resize_size}) must be >= "
+                f"{names.get('image_size', 'image_size')} ({self.image_size})", source)
         if self.data is None and (self.image_root is None or self.metadata_root is None):
-            raise WsolbenchError("give the data root, or both the image root and metadata root")
+            raise WsolbenchError("give the data root, or both the image root and metadata root", source)
+        if not DEVICE.fullmatch(self.device):
+            raise WsolbenchError(f"{names.get('device', 'device')} = {self.device!r} is not allowed: "
+                                 "expected auto, cpu, cuda or cuda:N", source)
+        if self.resume and self.overwrite:
+            raise WsolbenchError("resume and overwrite exclude each other", source)
 
     # -- locations ---------------------------------------------------------------------------
     def resolved_image_root(self) -> Path:
@@ -106,6 +168,24 @@ class TrainConfig:
         root = Path(self.data) if self.data else Path(self.metadata_root)
         return root.resolve().name
 
+    # -- identity ----------------------------------------------------------------------------
+    def execution(self) -> dict[str, Any]:
+        """What about the machine changes the numbers: device type, compute dtype, memory
+        format and process count (recorded in checkpoints; a resume must match it)."""
+        import os
+
+        import torch
+
+        kind = "cuda" if self.device == "auto" and torch.cuda.is_available() else (
+            "cpu" if self.device == "auto" else torch.device(self.device).type)
+        on_cuda = kind == "cuda"
+        return {
+            "device": kind,
+            "dtype": "bfloat16" if on_cuda and self.amp else "float32",
+            "channels_last": on_cuda and self.channels_last,
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        }
+
     # -- serialization -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,44 +199,98 @@ class TrainConfig:
         return cls(**values)
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY_FIELDS}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("hashed", True)}
+        return {**values, "execution": self.execution()}
 
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON of everything that determines the trained model."""
-        canonical = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON of everything that determines the trained model: the
+        one configuration hash of checkpoints, run folders and result rows."""
+        canonical = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def suite_fields() -> dict[str, Any]:
+    """A suite's [train] keys with their defaults (the TrainConfig fields marked `suite`)."""
+    return {f.name: _default(f) for f in fields(TrainConfig) if f.metadata["suite"]}
+
+
+def field_option(name: str) -> Option:
+    return next(f.metadata["option"] for f in fields(TrainConfig) if f.name == name)
+
+
+def _default(f) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def add_train_arguments(parser) -> None:
+    """One `--flag` per TrainConfig field marked `flag`, typed and checked by its Option;
+    defaults come from the dataclass, so `--help` shows what a run gets."""
+    groups: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        if not f.metadata["flag"]:
+            continue
+        option: Option = f.metadata["option"]
+        group_name = _GROUPS.get(f.name, "optimization")
+        group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
+        flag = "--" + f.name.replace("_", "-")
+        default = _default(f)
+        shown = "none" if default in (None, [], "") else "%(default)s"
+        text = f.metadata["help"]
+        text = text if "(default:" in text else f"{text} (default: {shown})"
+        kwargs = dict(dest=f.name, default=default, help=text)
+        if option.kind is bool and default is False and f.name in _SWITCHES:
+            kwargs.update(action="store_true")
+        else:
+            if option.choices is not None:
+                kwargs["choices"] = option.choices
+            else:
+                kwargs["type"] = flag_type(option)
+                kwargs["metavar"] = f.metadata["metavar"] or ("BOOL" if option.kind is bool else "VALUE")
+            if option.kind is bool:
+                kwargs.update(nargs="?", const=True)
+        group.add_argument(flag, **kwargs)
+
+
+# Where each flag appears in `train --help`; the rest are optimization flags.
+_GROUPS = {
+    "method": "model", "backbone": "model", "recipe": "model", "pretrained": "model", "weights": "model",
+    "large_feature_map": "model", "data": "data", "image_root": "data", "metadata_root": "data",
+    "dataset": "data", "num_classes": "data", "image_size": "data", "resize_size": "data",
+    "workers": "run", "device": "run", "amp": "run", "channels_last": "run",
+}
+_SWITCHES = frozenset({"large_feature_map"})  # plain on/off flags
+
+
+def config_from_args(args, hparams: dict[str, Any], **run: Any) -> TrainConfig:
+    """A TrainConfig from parsed `train` flags (every flag field) plus run-only values."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
+    flags = {name: "--" + name.replace("_", "-") for name in values}
+    return TrainConfig.checked({**run, **values, "hparams": hparams}, flags)
 
 
 def parse_hparam_value(text: str) -> Any:
     """`--hparam key=value` values: int, then float, then bool, else the string itself."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    return text
+    from wsolbench.options import parse_text
+
+    return parse_text(text)
 
 
-def parse_hparams(items: list[str], defaults: dict[str, Any], method: str) -> dict[str, Any]:
-    """Parse `key=value` strings and check each key against the method's defaults."""
+def parse_key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """`KEY=VALUE` strings of a repeatable flag (`--hparam`, `--pp-option`) as a dict."""
     parsed: dict[str, Any] = {}
-    valid = ", ".join(sorted(defaults)) or "none"
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise WsolbenchError(f"--hparam expects key=value, got '{item}'")
-        if key not in defaults:
-            raise WsolbenchError(
-                f"method '{method}' has no hyperparameter '{key}' (valid: {valid})"
-            )
+            raise WsolbenchError(f"{flag} expects key=value, got '{item}'")
         parsed[key] = parse_hparam_value(value)
     return parsed
+
+
+def parse_hparams(items: list[str], defaults: dict[str, Any], method: str) -> dict[str, Any]:
+    """Parse `key=value` strings and check each key and type against the method's defaults."""
+    values = parse_key_values(items, "--hparam")
+    return check_keywords(values, defaults, f"--hparam (method '{method}')", "hyperparameter")
 
 
 # Keyword arguments of create_method that are not hyperparameters of the method.
@@ -169,3 +303,48 @@ def method_hparam_defaults(method: str) -> dict[str, Any]:
     from wsolbench.registry import METHODS
 
     return {k: v for k, v in METHODS.defaults(method).items() if k not in BUILD_ARGUMENTS}
+
+
+def probe(factory, name: str, source: str | Path | None = None, **kwargs: Any) -> None:
+    """Build a registered object on the meta device (no memory, no weights) so that the
+    factory's own range checks run now, before any data is read; its error names `name`."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            factory(**kwargs)
+    except WsolbenchError as error:
+        raise WsolbenchError(f"{name}: {error.message}", source) from None
+    except (TypeError, ValueError, RuntimeError, AssertionError) as error:
+        raise WsolbenchError(f"{name}: {type(error).__name__}: {error}", source) from None
+
+
+def check_method(method: str, backbone: str, hparams: dict[str, Any], name: str,
+                 source: str | Path | None = None, large_feature_map: bool = False,
+                 keys: tuple[str, str] = ("method", "backbone")) -> dict[str, Any]:
+    """A method's hyperparameters: known keys, the defaults' types, its constructor's ranges.
+    `name` prefixes hyperparameter errors; `keys` name the method and backbone in errors."""
+    from wsolbench.registry import BACKBONES, METHODS
+
+    if method not in METHODS.names():
+        raise WsolbenchError(f"{keys[0]}: unknown method '{method}' (available: {', '.join(METHODS.names())})", source)
+    if backbone not in BACKBONES.names():
+        raise WsolbenchError(f"{keys[1]}: unknown backbone '{backbone}' "
+                             f"(available: {', '.join(BACKBONES.names())})", source)
+    hparams = check_keywords(hparams, method_hparam_defaults(method), name, "hyperparameter", source)
+    probe(METHODS.get(method), name, source, backbone=backbone, num_classes=2, pretrained=False,
+          weights=None, large_feature_map=large_feature_map, **hparams)
+    return hparams
+
+
+def check_postprocessor(name: str, options: dict[str, Any], where: str,
+                        source: str | Path | None = None) -> dict[str, Any]:
+    """A post-processor's options: known keys, the defaults' types, its constructor's checks."""
+    from wsolbench.registry import POSTPROCESSORS
+
+    if name not in POSTPROCESSORS.names():
+        raise WsolbenchError(f"{where}: unknown post-processor '{name}' "
+                             f"(available: {', '.join(POSTPROCESSORS.names())})", source)
+    options = check_keywords(options, POSTPROCESSORS.defaults(name), where, "option", source)
+    probe(POSTPROCESSORS.get(name), where, source, **options)
+    return options

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,30 +30,49 @@ from wsolbench.engine.optim import build_optimizer, build_scheduler
 from wsolbench.engine.progress import TrainProgress
 from wsolbench.engine.seeding import derive_seed, seed_everything, seed_worker
 from wsolbench.errors import WsolbenchError
-from wsolbench.io import write_json
+from wsolbench.io import check_writable_dir, write_json
 
 CHECKPOINT_NAME = "last.pt"
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def resolve_device(name: str) -> torch.device:
+    from wsolbench.engine.config import DEVICE
+
+    if not DEVICE.fullmatch(str(name)):
+        raise WsolbenchError(f"device '{name}' is not allowed: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise WsolbenchError(f"device '{name}' asked for, but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise WsolbenchError(f"device '{name}' asked for, but there are {torch.cuda.device_count()} CUDA devices")
     return device
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a caller of `train` needs: the checkpoint, the device it trained on, the run's
+    configuration hash. It is also the checkpoint's path (`os.PathLike`) for older callers."""
+
+    checkpoint: Path
+    device: torch.device
+    config_hash: str
+
+    def __fspath__(self) -> str:
+        return str(self.checkpoint)
 
 
 def load_train_split(config: TrainConfig):
     from wsolbench.data.datasets import TrainDataset
-    from wsolbench.data.metadata import read_split
+    from wsolbench.data.metadata import check_labels, read_split
 
     split = read_split(config.resolved_metadata_root() / "train")
+    num_classes = check_labels(split, config.num_classes, require_every_class=True)
     dataset = TrainDataset(
         split, config.resolved_image_root(), config.image_size, config.resize_size
     )
-    num_classes = config.num_classes or int(split.labels.max()) + 1
     return dataset, num_classes
 
 
@@ -81,6 +101,7 @@ def _checkpoint_payload(
         "rng": rng_state(),
         "config": config.to_dict(),
         "config_hash": config.config_hash(),
+        "execution": config.execution(),
         "dataset": config.dataset_name(),
         "method": config.method,
         "backbone": config.backbone,
@@ -98,15 +119,27 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 
 def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
-    run can also be extended)."""
+    run can also be extended), and so must the execution (device, dtype, processes), which
+    changes the numbers, as does the worker count (augmentation draws from the RNG of the
+    process that loads the image)."""
     if "recipe" not in checkpoint["config"]:
         raise WsolbenchError(
             "cannot resume: the checkpoint predates named training recipes (its lr schedule "
             "differs); start a new run in another --out folder", path=path,
         )
-    saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
+    try:
+        saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
+    except (WsolbenchError, TypeError) as error:
+        raise WsolbenchError(f"cannot resume: the checkpoint's config is malformed ({error})", path=path) from None
+    saved["execution"] = checkpoint.get("execution", saved["execution"])
     wanted = config.hashed_fields()
     differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
+    if differing == ["execution"]:
+        changes = ", ".join(f"{k} {saved['execution'].get(k)} -> {v}"
+                            for k, v in wanted["execution"].items() if saved["execution"].get(k) != v)
+        changes = changes or "a different execution"
+        raise WsolbenchError(f"cannot resume: it would change the results ({changes}); resume on "
+                             "the same kind of device and dtype, or start a new run", path=path)
     if differing:
         raise WsolbenchError(
             f"cannot resume: the checkpoint was trained with other settings ({', '.join(differing)})",
@@ -114,10 +147,22 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
         )
 
 
+def _check_output(config: TrainConfig, checkpoint_path: Path) -> None:
+    """Before any data is read: the output folder is writable and holds no run that this
+    one would replace without being asked to (`resume` continues it, `overwrite` replaces it)."""
+    check_writable_dir(config.out_dir, "output folder")
+    if checkpoint_path.exists() and not (config.resume or config.overwrite):
+        raise WsolbenchError(
+            "holds a previous run: pass --resume to continue it or --overwrite to replace it",
+            path=checkpoint_path,
+        )
+
+
 def train(
     config: TrainConfig, on_epoch_end: EpochCallback | None = None
-) -> Path:
-    """Train `config.method` and return the path of the final checkpoint (`<out>/last.pt`).
+) -> TrainResult:
+    """Train `config.method`; returns the final checkpoint (`<out>/last.pt`), the device and
+    the configuration hash.
 
     `on_epoch_end(epoch, stats)` runs on every rank after each epoch's checkpoint is written
     (e.g. a val evaluation: choose thresholds and hyperparameters on val, never on test).
@@ -135,6 +180,8 @@ def train(
         )
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
+    _check_output(config, checkpoint_path)  # on every rank, so that all stop together
+    # With `overwrite` the previous checkpoint stays until the first epoch replaces it atomically.
 
     dataset, num_classes = load_train_split(config)
     seed_everything(config.seed)  # the same initial weights on every rank
@@ -188,9 +235,8 @@ def train(
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    if distributed.is_main():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", {**config.to_dict(), "config_hash": config.config_hash()})
+    # Nothing is written before the first epoch ends: a run that fails on its data leaves no trace.
+    saved_config = {**config.to_dict(), "config_hash": config.config_hash(), "execution": config.execution()}
 
     show = config.progress and distributed.is_main()
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
@@ -214,10 +260,11 @@ def train(
                     ),
                 )
                 write_json(out_dir / "history.json", history)
+                write_json(out_dir / "config.json", saved_config)
             distributed.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, stats)
-    return checkpoint_path
+    return TrainResult(checkpoint_path, device, config.config_hash())
 
 
 def _train_one_epoch(

@@ -85,6 +85,38 @@ def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return _normalize(frame, "<rows>")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as formulas, prefixed with an apostrophe (OWASP's
+    rule); numbers are left alone (a negative number is a number, not a formula)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Every CSV wsolbench writes goes through here: formula-safe, atomic."""
+    with atomic_path(path) as tmp:
+        csv_safe(frame).to_csv(tmp, index=False)
+    return Path(path)
+
+
+def _csv_unsafe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo ``csv_safe`` when reading a results.csv back (so a re-rendered report shows the
+    label as it was)."""
+    for column in KEY_COLUMNS:
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(
+                lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:].startswith(FORMULA_STARTS) else v)
+    return frame
+
+
 def read_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate results files (``.csv`` or ``.json``), validating their columns."""
     if isinstance(paths, (str, Path)):
@@ -96,11 +128,11 @@ def read_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 
 
 def write_results(results: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.json`` (a list of records) atomically."""
+    """Write ``results.csv`` (formula-safe, see ``csv_safe``) and ``results.json`` (a list
+    of records, verbatim) atomically."""
     out_dir = Path(out_dir)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
-    with atomic_path(csv_path) as tmp:
-        results.to_csv(tmp, index=False)
+    write_csv(results, csv_path)
     records = json.loads(results.to_json(orient="records"))
     write_json(json_path, records)
     return csv_path, json_path
@@ -137,6 +169,7 @@ def _read_one(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype={"config_hash": str, "checkpoint_hash": str,
                                               "versions": str}, keep_default_na=False,
                                 na_values={"value": ["", "nan", "NaN"]})
+            frame = _csv_unsafe(frame)
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and "results" in data:
