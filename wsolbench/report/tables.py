@@ -139,9 +139,9 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
          WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
          "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks."),
         ("cost", "Cost per image of the maps and their scoring", COST_COLUMNS,
-         "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
-         "maps beyond the classification forward pass (a model's own CAM comes with it). "
-         "Post-process + scoring: the post-processor and every protocol's evaluator."),
+         ("Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
+          "maps beyond the classification forward pass (a model's own CAM comes with it). "
+          "Post-process + scoring: the post-processor and every protocol's evaluator.")),
     )
     tables = []
     for key, title, columns, note in builders:
