@@ -119,11 +119,16 @@ def _data_overrides(suite_name: str, cub, ilsvrc, openimages) -> list[str]:
     return [f"dataset.{key}='{value}'" for key, value in paths.items()]
 
 
-REAL_SUITES = [name for name in BUILTIN_SUITES if name != "synthetic-default"]
+REAL_SUITES = [name for name in BUILTIN_SUITES
+               if not name.startswith("synthetic-") and name != "ilsvrc-classifiers"]
 
 
 def test_every_builtin_suite_is_rehearsed_here():
     assert len(REAL_SUITES) == 10
+    # The rest: the synthetic suites run in test_bench / test_explainers, the classifiers'
+    # suite in test_rehearsal_classifiers below.
+    assert set(BUILTIN_SUITES) - set(REAL_SUITES) == {
+        "synthetic-default", "synthetic-explainers", "ilsvrc-classifiers"}
     for name in REAL_SUITES:
         suite = load_suite(name)
         assert "Table" in suite.description or "table" in suite.description, name
@@ -175,3 +180,24 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     dataset = Path(suite.dataset["metadata_root"]).name
     row = f"| {dataset} | {suite.train['backbone']} | {method} | {postprocessor} | {metric} |"
     assert row in comparison, comparison
+
+
+def test_rehearsal_classifiers(ilsvrc, tmp_path):
+    """torchvision's classifiers as they are (random weights here: no download), explained and
+    scored on the miniature ILSVRC tree; published numbers have no such rows."""
+    overrides = ["classifiers.resnet50.weights=''", "classifiers.vgg16.weights=''",
+                 "evaluation.ten_crop=false", "evaluation.overlay_images=0", "evaluation.batch_size=8"]
+    # 64 px: ResNet50's layer4 is then 2 x 2, still a map (at 32 px it is 1 x 1 and the CAM
+    # layer would be layer3, which is not what its fc reads).
+    overrides += _input(64) + _data_overrides("ilsvrc-vgg16", None, ilsvrc, None)
+    args = ["bench", "--suite", "ilsvrc-classifiers", "--runs-dir", str(tmp_path / "runs"), "--out",
+            str(tmp_path / "lb"), "--device", "cpu", "--no-progress"]
+    for override in overrides:
+        args += ["--set", override]
+    assert main(args) == 0
+    results = read_results(tmp_path / "lb" / "ilsvrc-classifiers" / "results.csv")
+    assert set(results["method"]) == {"resnet50", "vgg16"}
+    assert set(results["postprocessor"]) == {"none", "scg"}
+    # VGG16's classifier is not GAP + fc: no CAM for it, Grad-CAM++ and LayerCAM for both.
+    explained = results.groupby("method")["explainer"].agg(set).to_dict()
+    assert explained == {"resnet50": {"cam", "gradcam++", "layercam"}, "vgg16": {"gradcam++", "layercam"}}

@@ -2,12 +2,15 @@
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import (
     create_backbone,
+    create_explainer,
     create_method,
     create_postprocessor,
     list_backbones,
+    list_explainers,
     list_methods,
     list_postprocessors,
     register_backbone,
+    register_explainer,
     register_method,
     register_postprocessor,
 )
@@ -17,12 +20,15 @@ __version__ = "0.1.0"
 __all__ = [
     "WsolbenchError",
     "create_backbone",
+    "create_explainer",
     "create_method",
     "create_postprocessor",
     "list_backbones",
+    "list_explainers",
     "list_methods",
     "list_postprocessors",
     "register_backbone",
+    "register_explainer",
     "register_method",
     "register_postprocessor",
 ]

@@ -1,10 +1,12 @@
 """The main job: train every method of a suite, post-process, score under every protocol, report.
 
 For each `[methods.<label>]` of the suite: train (cached by the run's configuration hash, resumed
-from its last checkpoint after an interruption), then one inference pass over `val` (to choose
-the spa protocol's box threshold, never on `test`) and one over `test`, where every
-post-processor of the suite turns the class maps into score maps for every protocol. Scores are
-cached beside the checkpoint, so a second run with the same suite only re-renders the report.
+from its last checkpoint after an interruption), then, for every explainer of the suite (the
+model's own CAM by default), one inference pass over `val` (to choose the spa protocol's box
+threshold, never on `test`) and one over `test`, where every post-processor of the suite turns
+the class maps into score maps for every protocol. `[classifiers.<label>]` (torchvision
+classifiers as they are) skip training. Scores are cached beside the checkpoint, so a second run
+with the same suite only re-renders the report.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict, shard
 from wsolbench.engine.train import train
 from wsolbench.errors import WsolbenchError
+from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
 from wsolbench.io import check_writable_dir, write_json
 from wsolbench.registry import create_postprocessor
 from wsolbench.report import per_image as report_per_image
@@ -94,7 +97,7 @@ def run_bench(
     leaderboard from their cached scores (a partial run never replaces it with less)."""
     console = console or Console()
     started = time.perf_counter()
-    if not suite.methods or only is not None and not only:
+    if not (suite.methods or suite.classifiers) or only is not None and not only:
         raise WsolbenchError(f"no method selected: suite {suite.name} would give an empty leaderboard")
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     # Outputs first: a folder we cannot write fails now, not after hours of training.
@@ -127,6 +130,17 @@ def run_bench(
         overlays.add(spec.label, run_dir)
         if distributed.is_main():
             records += report_per_image.load(_per_image_file(run_dir, suite))[0]
+    for classifier in suite.classifiers:  # the zero-training rows
+        cached = _load_scores(_classifier_run_dir(suite, classifier, runs_dir), suite, console)
+        if cached is None and only is not None and classifier.label not in only:
+            continue
+        scores = _score_classifier(suite, classifier, paths, runs_dir, device, console, progress)
+        rows.extend(scores["rows"])
+        curves.extend(scores["curves"])
+        seconds["score"] += scores.get("score_seconds", 0.0)
+        devices.add(scores.get("device", "unknown device"))
+        if distributed.is_main():
+            records += report_per_image.load(_per_image_file(_classifier_run_dir(suite, classifier, runs_dir), suite))[0]
     if not distributed.is_main():
         return pd.DataFrame(rows)
     results = report_results.results_frame(rows)
@@ -172,6 +186,8 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
     scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT,
                "per_image": report_per_image.FORMAT}
+    if suite.explainers != DEFAULT_EXPLAINERS:  # default: the cache key (and caches) as before explainers
+        scoring["explainers"] = [vars(spec) for spec in suite.explainers]
     return run_dir / f"scores-{config_hash(scoring)}.json"
 
 
@@ -246,25 +262,13 @@ def _train_and_score(suite, spec, config: TrainConfig, paths, console, progress)
     started = time.perf_counter()
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path, device=torch_device)
-    postprocessors = {
-        name: create_postprocessor("identity" if name == "none" else name, **options)
-        for name, options in suite.postprocessors.items()
-    }
-    val = _score_split(model, paths, "val", postprocessors, suite, torch_device, progress)
-    thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
-    test = _score_split(model, paths, "test", postprocessors, suite, torch_device, progress, per_image=True)
-    ckpt_hash = checkpoint_hash(checkpoint_path)
-    versions = report_results.package_versions()
-    rows, curves, records = [], [], []
-    for name, scorer in test.items():
-        common = dict(
-            dataset=paths.name, split="test", backbone=config.backbone, method=spec.label,
-            postprocessor=name, seed=config.seed, config_hash=trained.config_hash,
-            checkpoint_hash=ckpt_hash, versions=versions,
-        )
-        rows.extend(scorer.rows(common, box_threshold=thresholds[name]))
-        records.append(report_per_image.record_from_scorer(scorer, common, thresholds[name]))
-        curves.extend(scorer.curves({k: common[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
+    postprocessors = _postprocessors(suite)
+    common = dict(
+        dataset=paths.name, split="test", backbone=config.backbone, seed=config.seed,
+        config_hash=trained.config_hash, checkpoint_hash=checkpoint_hash(checkpoint_path),
+        versions=report_results.package_versions(),
+    )
+    rows, curves, records = _score_model(model, spec.label, common, postprocessors, suite, paths, torch_device, progress)
     scores = {
         "rows": rows, "curves": curves,
         "train_seconds": sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
@@ -278,6 +282,81 @@ def _train_and_score(suite, spec, config: TrainConfig, paths, console, progress)
     return scores
 
 
+def _postprocessors(suite: Suite) -> dict[str, Any]:
+    return {
+        name: create_postprocessor("identity" if name == "none" else name, **options)
+        for name, options in suite.postprocessors.items()
+    }
+
+
+def _score_model(model, label, common, postprocessors, suite, paths, device, progress) -> tuple[list, list, list]:
+    """Rows, curves and per-image records of one model for every explainer x post-processor of the suite; a suite
+    with explainers also gets the cost per image of each explainer's maps and of each
+    post-processing + scoring (protocol "cost")."""
+    rows, curves, records = [], [], []
+    for explainer_spec in suite.explainers:
+        explainer = explainer_spec.create()
+        if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
+            continue
+        explainer.check_model(model)
+        val = _score_split(model, paths, "val", postprocessors, suite, device, progress, explainer=explainer)
+        thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
+        timings: dict[str, float] = {}
+        test = _score_split(model, paths, "test", postprocessors, suite, device, progress, per_image=True,
+                            explainer=explainer, timings=timings)
+        for name, scorer in test.items():
+            setting = dict(common, method=label, postprocessor=name)
+            if suite.explainers != DEFAULT_EXPLAINERS:  # the report's optional explainer axis
+                setting["explainer"] = explainer_spec.label
+            rows.extend(scorer.rows(setting, box_threshold=thresholds[name]))
+            records.append(report_per_image.record_from_scorer(scorer, setting, thresholds[name]))
+            if suite.explainers != DEFAULT_EXPLAINERS:  # wall times: measured, not reproduced
+                for metric, value in (("explain_ms", explainer.ms_per_image()),
+                                      ("score_ms", 1000.0 * timings[name] / max(timings["images"], 1))):
+                    rows.append({**setting, "protocol": "cost", "metric": metric, "value": value})
+            curves.extend(scorer.curves({k: setting[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
+    return rows, curves, records
+
+
+def _score_classifier(suite, classifier, paths, runs_dir, device, console, progress) -> dict:
+    """A torchvision classifier as it is (no training): its explainers' maps, scored."""
+    from wsolbench.engine.train import resolve_device
+    from wsolbench.explainers import build_classifier
+
+    run_dir = _classifier_run_dir(suite, classifier, runs_dir)
+    run_hash = run_dir.name.rsplit("-", 1)[1]
+    scores = _load_scores(run_dir, suite, console)
+    if scores is not None and _per_image_file(run_dir, suite).is_file():
+        return scores
+    if distributed.is_main():
+        console.rule(f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: {classifier.weights or 'random'})")
+    started = time.perf_counter()
+    torch_device = distributed.init_from_env() or resolve_device(device)
+    num_classes = suite.dataset["num_classes"] or int(read_split(paths.metadata_root / "test").labels.max()) + 1
+    model = build_classifier(classifier.model, classifier.weights or None, num_classes,
+                             suite.dataset["image_size"], classifier.tap_layers, torch_device)
+    weights = Path(classifier.weights)
+    common = {
+        "dataset": paths.name, "split": "test", "backbone": classifier.model, "seed": 0, "config_hash": run_hash,
+        "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
+        "versions": report_results.package_versions(),
+    }
+    rows, curves, records = _score_model(model, classifier.label, common, _postprocessors(suite), suite, paths,
+                                         torch_device, progress)
+    scores = {"rows": rows, "curves": curves, "score_seconds": time.perf_counter() - started,
+              "device": _describe(torch_device)}
+    if distributed.is_main():
+        report_per_image.save(_per_image_file(run_dir, suite), records, [])
+        write_json(_scores_file(run_dir, suite), scores)
+    distributed.barrier()
+    return scores
+
+
+def _classifier_run_dir(suite: Suite, classifier, runs_dir) -> Path:
+    run_hash = config_hash({"dataset": suite.dataset, "classifier": vars(classifier)})
+    return Path(runs_dir) / suite.name / f"{classifier.label}-{run_hash}"
+
+
 def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: bool) -> EvalDataset:
     split = read_split(paths.metadata_root / split_name)
     mask_root = paths.mask_root if split.masks is not None and paths.mask_root else None
@@ -287,9 +366,11 @@ def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: boo
     )
 
 
-def _score_split(model, paths, split_name, postprocessors, suite, device, progress, per_image=False) -> dict[str, Scorer]:
+def _score_split(model, paths, split_name, postprocessors, suite, device, progress, per_image=False,
+                 explainer=None, timings: dict[str, float] | None = None) -> dict[str, Scorer]:
     """One inference pass; every post-processor's maps feed its own scorer (merged over ranks),
-    which keeps per-image outcomes when ``per_image``."""
+    which keeps per-image outcomes when ``per_image``. `timings` (when given) receives each
+    post-processor's seconds and the count of images."""
     evaluation = suite.evaluation
     full = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
     dataset = shard(full)
@@ -299,10 +380,15 @@ def _score_split(model, paths, split_name, postprocessors, suite, device, progre
         scorers = {name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()}
     for batch in predict(
         model, dataset, batch_size=evaluation["batch_size"], device=device,
-        ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(),
+        ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(), explainer=explainer,
     ):
         for name, pp in postprocessors.items():
+            started = time.perf_counter()
             scorers[name].accumulate(batch, pp)
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        if timings is not None:
+            timings["images"] = timings.get("images", 0) + len(batch["label"])
     return {name: scorer.all_reduce() for name, scorer in scorers.items()}
 
 

@@ -1,4 +1,4 @@
-"""Registries of methods, backbones and post-processors (timm-style, a few dozen lines).
+"""Registries of methods, backbones, post-processors and explainers (timm-style, a few dozen lines).
 
 Entries register themselves with a decorator when their module is imported; the registry
 imports the packages that hold them the first time it is asked, so ``list_methods()`` works
@@ -17,6 +17,7 @@ _PROVIDERS = {
     "method": ("wsolbench.methods",),
     "backbone": ("wsolbench.backbones",),
     "post-processor": ("wsolbench.methods",),
+    "explainer": ("wsolbench.explainers.base", "wsolbench.explainers.gradcam", "wsolbench.explainers.torchcam"),
 }
 
 
@@ -67,10 +68,12 @@ class Registry:
 METHODS = Registry("method")
 BACKBONES = Registry("backbone")
 POSTPROCESSORS = Registry("post-processor")
+EXPLAINERS = Registry("explainer")
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
 register_postprocessor = POSTPROCESSORS.register
+register_explainer = EXPLAINERS.register
 
 
 def create_method(name: str, **kwargs: Any):
@@ -86,6 +89,11 @@ def create_postprocessor(name: str, **kwargs: Any):
     return POSTPROCESSORS.create(name, **kwargs)
 
 
+def create_explainer(name: str, **kwargs: Any):
+    """Build a registered explainer, e.g. ``create_explainer("gradcam++", target_layers=["layer4"])``."""
+    return EXPLAINERS.create(name, **kwargs)
+
+
 def list_methods() -> list[str]:
     return METHODS.names()
 
@@ -96,3 +104,7 @@ def list_backbones() -> list[str]:
 
 def list_postprocessors() -> list[str]:
     return POSTPROCESSORS.names()
+
+
+def list_explainers() -> list[str]:
+    return EXPLAINERS.names()

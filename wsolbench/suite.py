@@ -24,12 +24,18 @@ from wsolbench.engine.config import (
     suite_fields,
 )
 from wsolbench.errors import WsolbenchError
+from wsolbench.explainers.suite import (
+    ClassifierSpec,
+    ExplainerSpec,
+    parse_classifiers,
+    parse_explainers,
+)
 from wsolbench.options import Option, check
 
 BUILTIN_SUITES = (
-    "synthetic-default", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16", "ilsvrc-inceptionv3",
-    "ilsvrc-inceptionv3-table3", "ilsvrc-resnet50", "cub-resnet50", "openimages-vgg16",
-    "openimages-inceptionv3", "openimages-resnet50",
+    "synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16",
+    "ilsvrc-inceptionv3", "ilsvrc-inceptionv3-table3", "ilsvrc-resnet50", "cub-resnet50",
+    "openimages-vgg16", "openimages-inceptionv3", "openimages-resnet50", "ilsvrc-classifiers",
 )
 
 _STR, _BOOL = Option(str), Option(bool)
@@ -96,6 +102,8 @@ class Suite:
     evaluation: dict[str, Any]
     source: str = "<built-in>"
     overrides: tuple[str, ...] = ()
+    explainers: list[ExplainerSpec] = field(default_factory=lambda: parse_explainers(None, ""))
+    classifiers: list[ClassifierSpec] = field(default_factory=list)  # scored as they are, untrained
 
     def train_config(self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any) -> TrainConfig:
         """The TrainConfig of one method: the suite's [train] table, the dataset's sizes and
@@ -200,7 +208,8 @@ class _Names:
 def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str, str] | None = None) -> Suite:
     raw = copy.deepcopy(raw)
     name_of = _Names(origins or {})
-    known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation"}
+    known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation",
+             "explainers", "classifiers"}
     for key in raw:
         if key not in known:
             raise WsolbenchError(f"unknown top-level key '{key}' (expected one of {sorted(known)})", source)
@@ -221,10 +230,13 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str,
         description=str(raw.get("description", "")),
         dataset=dataset,
         train=sections["train"],
-        methods=_parse_methods(raw.get("methods"), source, name_of),
+        # A suite of classifiers only (the zero-training rows) trains nothing.
+        methods=[] if raw.get("classifiers") and not raw.get("methods") else _parse_methods(raw.get("methods"), source, name_of),
         postprocessors=_parse_postprocessors(raw.get("postprocessors"), source, name_of),
         evaluation=sections["evaluation"],
         source=source,
+        explainers=parse_explainers(raw.get("explainers"), source),
+        classifiers=parse_classifiers(raw.get("classifiers"), source),
     )
     # The whole training configuration, checked as TrainConfig checks it (cross-field rules).
     train_names = {key: name_of(f"train.{key}") for key in suite.train} | {

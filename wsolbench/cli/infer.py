@@ -18,13 +18,25 @@ def register(subparsers) -> None:
         subparsers,
         "infer",
         help="Write GT-class score maps (<out>/<image_id>.npy) for `wsolbench evaluate`.",
-        description="Run a trained checkpoint on one split and write, for every image, the map "
+        description="Run a trained checkpoint (or a torchvision classifier as it is) on one split "
+        "and write, for every image, the map, by the model's CAM or a post-hoc explainer, "
         "of its ground-truth class as <out>/<image_id>.npy: float32 in [0, 1], map-size x "
         "map-size (wsolevaluation's layout), prepared as wsolevaluation's CAM computer does: "
         "bicubic resize, then min-max (with SCG, from its map at the original image size). "
         "Files are written atomically.",
     )
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="CKPT", help="a checkpoint written by `wsolbench train` (this or --classifier)")
+    source.add_argument("--classifier", metavar="NAME", help="a torchvision classifier as it is, e.g. resnet50 (with --weights)")
+    parser.add_argument("--weights", metavar="W", default=None,
+                        help="--classifier's weights: a torchvision name (DEFAULT, IMAGENET1K_V1; downloaded) "
+                        "or a local state-dict file (default: random initialization)")
+    parser.add_argument("--num-classes", metavar="N", type=int, default=1000, help="--classifier's classes (default: %(default)s, ImageNet)")
+    parser.add_argument("--explainer", metavar="NAME", default="cam",
+                        help="what makes the class maps: cam (the model's own) or a post-hoc explainer, "
+                        "e.g. gradcam++ (`wsolbench list explainers`; default: %(default)s)")
+    parser.add_argument("--explainer-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="explainer option, repeatable, e.g. target_layers=backbone.block4 (default: none)")
     parser.add_argument("--metadata-root", required=True, metavar="SPLIT",
                         help="the split's metadata folder, e.g. metadata/test (required)")
     parser.add_argument("--image-root", required=True, metavar="DIR", help="root the image ids are relative to (required)")
@@ -50,6 +62,20 @@ def parse_options(items: list[str], postprocessor: str = "identity") -> dict:
     return check_postprocessor(postprocessor, options, "--pp-option", None)
 
 
+def explainer_options(items: list[str], name: str) -> dict:
+    """`--explainer-option` values, checked against the explainer's options."""
+    from wsolbench.engine.config import parse_key_values
+    from wsolbench.registry import EXPLAINERS
+
+    options = parse_key_values(items, "--explainer-option")
+    valid = EXPLAINERS.defaults(name)
+    for key in options:
+        if key not in valid:
+            raise WsolbenchError(f"--explainer-option {key}: not an option of {name} "
+                                 f"(valid: {', '.join(sorted(valid)) or 'none'})")
+    return options
+
+
 def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import check_labels, read_split
@@ -59,7 +85,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
     from wsolbench.io import check_writable_dir, inside
-    from wsolbench.registry import POSTPROCESSORS, create_postprocessor
+    from wsolbench.registry import POSTPROCESSORS, create_explainer, create_postprocessor
     from wsolbench.scoring import wsolevaluation_scoremaps
 
     # Everything the command line says is checked before the checkpoint or any image is read.
@@ -71,17 +97,27 @@ def run_infer(args: argparse.Namespace) -> int:
     options = parse_options(args.pp_option, args.postprocessor)
     out = check_writable_dir(args.out, "score-map folder (--out)")
     device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    split = read_split(args.metadata_root)
-    check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
-    model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+    explainer = create_explainer(args.explainer, **explainer_options(args.explainer_option, args.explainer))
+    if args.checkpoint:
+        checkpoint = load_checkpoint(args.checkpoint)
+        split = read_split(args.metadata_root)
+        check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
+        model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+        image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+    else:
+        from wsolbench.explainers import build_classifier
+
+        split = read_split(args.metadata_root)
+        check_labels(split, args.num_classes, what="--num-classes")
+        image_size = args.image_size or 224
+        model = build_classifier(args.classifier, args.weights, args.num_classes, image_size, device=device)
+    explainer.check_model(model)
     postprocessor = create_postprocessor(args.postprocessor, **options)
-    image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
     dataset = EvalDataset(split, args.image_root, image_size)
     written = 0
     for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
-                         ten_crop=False, workers=args.workers, amp=args.amp,
-                         progress=not args.no_progress):
+                         ten_crop=False, workers=args.workers, amp=args.amp, topk=0,
+                         progress=not args.no_progress, explainer=explainer):  # GT-class maps only
         maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)

@@ -1,4 +1,4 @@
-"""`wsolbench list methods|backbones|postprocessors`: what is registered, with defaults."""
+"""`wsolbench list methods|backbones|postprocessors|explainers`: what is registered, with defaults."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from wsolbench.cli import add_command
-from wsolbench.registry import BACKBONES, METHODS, POSTPROCESSORS, Registry
+from wsolbench.registry import BACKBONES, EXPLAINERS, METHODS, POSTPROCESSORS, Registry
 
-KINDS = {"methods": METHODS, "backbones": BACKBONES, "postprocessors": POSTPROCESSORS}
+KINDS = {"methods": METHODS, "backbones": BACKBONES, "postprocessors": POSTPROCESSORS, "explainers": EXPLAINERS}
 # Arguments every method/backbone takes: shown once in the help, not in every row.
 SHARED_ARGUMENTS = {
     "backbone", "num_classes", "pretrained", "weights", "large_feature_map", "inserts",
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers,
         "list",
-        help="List registered methods, backbones or post-processors with their defaults.",
+        help="List registered methods, backbones, post-processors or explainers with their defaults.",
         description="List what is registered, with each entry's hyperparameters and defaults "
         "(set them with `wsolbench train --hparam KEY=VALUE`). "
         "Methods and backbones all also take "

@@ -64,6 +64,7 @@ def predict(
     amp: bool = False,
     to_cpu: bool = True,
     progress: bool = False,
+    explainer=None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one dict per batch of an `EvalDataset` (build it with `ten_crop=True` for ten-crop).
 
@@ -75,6 +76,8 @@ def predict(
     image tensors. Tensors are float32. `cams_gt`, `cams_topk` and `taps` stay on the model's
     device (the post-processor's inputs: SCG runs where the model ran); `logits`, `probs` and
     `topk` are moved to the CPU unless `to_cpu=False`.
+    An `explainer` (`wsolbench.explainers`) makes `cams_gt` / `cams_topk` instead of the
+    model's own maps.
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -90,9 +93,9 @@ def predict(
     use_amp = amp and device.type == "cuda"
     bar = make_progress(enabled=progress and distributed.is_main())
     with bar:
-        task = bar.add_task("infer", total=len(dataset))
+        task = bar.add_task("infer" if explainer is None else f"infer ({explainer.name})", total=len(dataset))
         for batch in loader:
-            yield _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu)
+            yield _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer)
             bar.advance(task, len(batch["label"]))
 
 
@@ -100,7 +103,7 @@ def _autocast(enabled: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
-def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu) -> dict:
+def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer=None) -> dict:
     images = batch["image"].to(device, non_blocking=True)
     labels = torch.as_tensor(batch["label"]).to(device)
     with _autocast(use_amp):
@@ -134,6 +137,9 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu)
         taps=[outputs["taps"][name].float() for name in names],
         tap_names=names,
     )
+    if explainer is not None and not explainer.model_maps:  # post-hoc maps replace the model's own
+        maps = explainer(model, images, torch.cat([labels[:, None], top], dim=1), outputs).float()
+        result.update(cams_gt=maps[:, 0], cams_topk=maps[:, 1:])
     if to_cpu:
         for key in ("logits", "probs", "topk"):
             result[key] = result[key].cpu()

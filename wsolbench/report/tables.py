@@ -83,6 +83,10 @@ ABLATION_COLUMNS = (
     _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
     _Column("Peak-IoU", "peak", "PeakIoU"),
 )
+COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
+    _Column("Maps ms / image", "cost", "explain_ms", decimals=1, better=-1, compare=False, measured=False),
+    _Column("Post-process + scoring ms / image", "cost", "score_ms", decimals=1, better=-1, measured=False),
+)
 # The RAM ablation compares a model trained with RAM to its twin without (labels of the suite).
 RAM_PAIRS = (("spa", "spa-noram"),)
 # Row axes of a table, in order; the post-processor becomes columns (plain | + SCG | difference).
@@ -134,6 +138,10 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
         ("wsolevaluation", "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
          WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
          "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks."),
+        ("cost", "Cost per image of the maps and their scoring", COST_COLUMNS,
+         ("Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
+          "maps beyond the classification forward pass (a model's own CAM comes with it). "
+          "Post-process + scoring: the post-processor and every protocol's evaluator.")),
     )
     tables = []
     for key, title, columns, note in builders:
