@@ -7,6 +7,7 @@ paired differences), as ``wsolbench bench`` does for each trained model.
 
     .venv/bin/python benchmarks/bench_bootstrap.py --images 50000 --interval 0.001
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,20 +28,43 @@ def simulated_record(rng, images: int, interval: float, postprocessor: str) -> p
     # threshold keeps level int(t * 255) as in the evaluator (normalized maps).
     levels = np.arange(256)
     centre = rng.uniform(25, 150, (images, 1, 1))
-    width = rng.uniform(0, 75, (images, len(deltas), 1)) * (rng.random((images, len(deltas), 1)) < 0.7)
+    width = rng.uniform(0, 75, (images, len(deltas), 1)) * (
+        rng.random((images, len(deltas), 1)) < 0.7
+    )
     correct = (np.abs(levels[None, None, :] - centre) < width)[:, :, (thresholds * 255).astype(int)]
     bits = np.packbits(correct, axis=-1)
     outcome = rng.integers(0, 6, (images, 12)).astype(np.uint8)
-    arrays = {"index": np.arange(images), "box.correct_v1": bits, "box.correct_v2": bits,
-              "classic.outcome": outcome, "classic.top5_loc": outcome == 0,
-              "classic.gt_known_loc": outcome == 0,
-              "classic.top1_box": rng.integers(0, 500, (images, 12, 4)).astype(np.int32),
-              "classic.top1_cls": rng.random(images) < 0.7, "classic.top5_cls": rng.random(images) < 0.9,
-              "classic.top1_class": rng.integers(0, 1000, images).astype(np.int32)}
-    meta = {"box_threshold": 0.2, "box_thresholds": np.linspace(0.05, 0.6, 12).round(2).tolist(),
-            "cam_thresholds": thresholds.tolist(), "deltas": deltas, "iou_thresholds": deltas}
-    return per_image.Record({"dataset": "ILSVRC", "split": "test", "backbone": "vgg16", "method": "cam",
-                             "postprocessor": postprocessor, "seed": 0}, arrays, meta)
+    arrays = {
+        "index": np.arange(images),
+        "box.correct_v1": bits,
+        "box.correct_v2": bits,
+        "classic.outcome": outcome,
+        "classic.top5_loc": outcome == 0,
+        "classic.gt_known_loc": outcome == 0,
+        "classic.top1_box": rng.integers(0, 500, (images, 12, 4)).astype(np.int32),
+        "classic.top1_cls": rng.random(images) < 0.7,
+        "classic.top5_cls": rng.random(images) < 0.9,
+        "classic.top1_class": rng.integers(0, 1000, images).astype(np.int32),
+    }
+    meta = {
+        "box_threshold": 0.2,
+        "box_thresholds": np.linspace(0.05, 0.6, 12).round(2).tolist(),
+        "cam_thresholds": thresholds.tolist(),
+        "deltas": deltas,
+        "iou_thresholds": deltas,
+    }
+    return per_image.Record(
+        {
+            "dataset": "ILSVRC",
+            "split": "test",
+            "backbone": "vgg16",
+            "method": "cam",
+            "postprocessor": postprocessor,
+            "seed": 0,
+        },
+        arrays,
+        meta,
+    )
 
 
 def main() -> None:
@@ -60,12 +84,18 @@ def main() -> None:
     boot = Bootstrap(records)
     built = time.perf_counter() - started
     key = {"dataset": "ILSVRC", "split": "test", "backbone": "vgg16", "method": "cam"}
-    gain = boot.difference(dict(key, postprocessor="scg"), dict(key, postprocessor="none"), "MaxBoxAccV2")
+    gain = boot.difference(
+        dict(key, postprocessor="scg"), dict(key, postprocessor="none"), "MaxBoxAccV2"
+    )
     print(f"{args.images} images, interval {args.interval}, 2 settings, {RESAMPLES} resamples")
-    print(f"per-image records: {in_memory / 2 / 1e6:.1f} MB per setting in memory, "
-          f"{size / 2 / 1e6:.1f} MB per setting in per_image.npz (written in {saved:.1f} s)")
-    print(f"bootstrap of every metric (18 per setting) and pairing: {built:.1f} s; "
-          f"MaxBoxAccV2 difference {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]")
+    print(
+        f"per-image records: {in_memory / 2 / 1e6:.1f} MB per setting in memory, "
+        f"{size / 2 / 1e6:.1f} MB per setting in per_image.npz (written in {saved:.1f} s)"
+    )
+    print(
+        f"bootstrap of every metric (18 per setting) and pairing: {built:.1f} s; "
+        f"MaxBoxAccV2 difference {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Without --checkpoint, a randomly initialized CAM/tinyvgg (the cost does not depe
 The ratio to the CAM pass is what transfers between machines and loads: multiply it by a suite's
 measured CAM scoring time (the leaderboard notes' "inference with scoring") to extrapolate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,20 @@ from wsolbench.suite import load_suite
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--suite", default="synthetic-default")
-    parser.add_argument("--data", default=None, help="the suite's dataset root (default: a temporary one)")
+    parser.add_argument(
+        "--data", default=None, help="the suite's dataset root (default: a temporary one)"
+    )
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--explainers", nargs="+", default=["cam", "gradcam++", "layercam"],
-                        help="the first is the reference of the ratios (default: %(default)s)")
+    parser.add_argument(
+        "--explainers",
+        nargs="+",
+        default=["cam", "gradcam++", "layercam"],
+        help="the first is the reference of the ratios (default: %(default)s)",
+    )
     args = parser.parse_args()
     console = Console()
     with tempfile.TemporaryDirectory() as scratch:
@@ -44,20 +53,45 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_method("cam", backbone=suite.train["backbone"], num_classes=10).eval()
         postprocessors = _postprocessors(suite)
-        table = Table(title=f"one val + test scoring pass per explainer ({args.suite}, torch threads {torch.get_num_threads()})")
+        table = Table(
+            title=f"one val + test scoring pass per explainer ({args.suite}, torch threads {torch.get_num_threads()})"
+        )
         for column in ("explainer", "pass s", "x CAM pass", "maps ms / image"):
             table.add_column(column, justify="right")
         # Warm-up (numba compilation of the evaluator, imports), not timed.
-        _score_split(model, paths, "val", postprocessors, suite, torch.device("cpu"), False, create_explainer("cam"))
+        _score_split(
+            model,
+            paths,
+            "val",
+            postprocessors,
+            suite,
+            torch.device("cpu"),
+            False,
+            create_explainer("cam"),
+        )
         reference = None
         for name in args.explainers:
             explainer = create_explainer(name)
             started = time.perf_counter()
             for split in ("val", "test"):
-                _score_split(model, paths, split, postprocessors, suite, torch.device("cpu"), False, explainer)
+                _score_split(
+                    model,
+                    paths,
+                    split,
+                    postprocessors,
+                    suite,
+                    torch.device("cpu"),
+                    False,
+                    explainer,
+                )
             seconds = time.perf_counter() - started
             reference = reference or seconds
-            table.add_row(name, f"{seconds:.1f}", f"{seconds / reference:.2f}", f"{explainer.ms_per_image():.1f}")
+            table.add_row(
+                name,
+                f"{seconds:.1f}",
+                f"{seconds / reference:.2f}",
+                f"{explainer.ms_per_image():.1f}",
+            )
             console.print(f"{name}: {seconds:.1f} s")
     console.print(table)
 

@@ -17,6 +17,7 @@ counts of both paths must be identical (checked and printed). With ``--repeats R
 scored R times per path (the extra runs into throwaway scorers) and the fastest run of each batch
 is kept, which damps the noise of a shared machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,22 +76,49 @@ def _model(args, suite, paths: DataPaths, device: torch.device) -> tuple[torch.n
         from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
         checkpoint = load_checkpoint(args.checkpoint)
-        return model_from_checkpoint(checkpoint, args.checkpoint, device=device), f"checkpoint {args.checkpoint}"
+        return model_from_checkpoint(
+            checkpoint, args.checkpoint, device=device
+        ), f"checkpoint {args.checkpoint}"
     spec = next(s for s in suite.methods if s.label == args.method)
     classes = int(read_split(paths.metadata_root / "train").labels.max()) + 1
     torch.manual_seed(0)
-    model = create_method(spec.method, backbone=suite.train["backbone"], num_classes=classes, **spec.hparams)
+    model = create_method(
+        spec.method, backbone=suite.train["backbone"], num_classes=classes, **spec.hparams
+    )
     return model.to(device).eval(), f"{spec.label} on {suite.train['backbone']}, random init"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="data/synthetic", help="synthetic dataset root, generated if missing (default: %(default)s)")
-    parser.add_argument("--checkpoint", default=None, help="a trained checkpoint (default: the suite's --method, random init)")
-    parser.add_argument("--method", default="cam", help="suite method label when no checkpoint is given (default: %(default)s)")
-    parser.add_argument("--splits", default="val,test", help="splits scored, as the bench does (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        default="data/synthetic",
+        help="synthetic dataset root, generated if missing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a trained checkpoint (default: the suite's --method, random init)",
+    )
+    parser.add_argument(
+        "--method",
+        default="cam",
+        help="suite method label when no checkpoint is given (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--splits",
+        default="val,test",
+        help="splits scored, as the bench does (default: %(default)s)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="scoring runs per batch and path, the fastest kept (default: %(default)s)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="scoring runs per batch and path, the fastest kept (default: %(default)s)",
+    )
     args = parser.parse_args()
     console = Console()
     device = torch.device(args.device)
@@ -98,20 +126,36 @@ def main() -> None:
     paths = prepare_data(suite, console)
     model, described = _model(args, suite, paths, device)
     evaluation = suite.evaluation
-    postprocessors = {name: create_postprocessor("identity" if name == "none" else name, **options)
-                      for name, options in suite.postprocessors.items()}
-    timers = {(name, path): Timed(pp, path == "per-map", device) for name, pp in postprocessors.items() for path in PATHS}
+    postprocessors = {
+        name: create_postprocessor("identity" if name == "none" else name, **options)
+        for name, options in suite.postprocessors.items()
+    }
+    timers = {
+        (name, path): Timed(pp, path == "per-map", device)
+        for name, pp in postprocessors.items()
+        for path in PATHS
+    }
     post = {key: 0.0 for key in timers}  # post-processor time
     scoring = {key: 0.0 for key in timers}  # accumulate() time, post-processing included
     inference, images, identical = 0.0, 0, True
     for split_name in args.splits.split(","):
         split = read_split(paths.metadata_root / split_name)
-        dataset = EvalDataset(split, paths.image_root, image_size=suite.dataset["image_size"],
-                              mask_root=paths.mask_root if split.masks is not None else None,
-                              ten_crop=evaluation["ten_crop"], resize_size=suite.dataset["resize_size"])
+        dataset = EvalDataset(
+            split,
+            paths.image_root,
+            image_size=suite.dataset["image_size"],
+            mask_root=paths.mask_root if split.masks is not None else None,
+            ten_crop=evaluation["ten_crop"],
+            resize_size=suite.dataset["resize_size"],
+        )
         scorers = {key: Scorer(evaluation) for key in timers}
-        batches = predict(model, dataset, batch_size=evaluation["batch_size"], device=device,
-                          ten_crop=evaluation["ten_crop"])
+        batches = predict(
+            model,
+            dataset,
+            batch_size=evaluation["batch_size"],
+            device=device,
+            ten_crop=evaluation["ten_crop"],
+        )
         for index in itertools.count():
             start = time.perf_counter()
             batch = next(batches, None)  # the forward passes run here
@@ -128,23 +172,34 @@ def main() -> None:
                         timer = timers[name, path]
                         timer.seconds = 0.0
                         start = time.perf_counter()
-                        (scorers[name, path] if repeat == 0 else Scorer(evaluation)).accumulate(batch, timer)
+                        (scorers[name, path] if repeat == 0 else Scorer(evaluation)).accumulate(
+                            batch, timer
+                        )
                         best[path] = min(best[path], (time.perf_counter() - start, timer.seconds))
                 for path in PATHS:
                     scoring[name, path] += best[path][0]
                     post[name, path] += best[path][1]
         for name in postprocessors:
             old, new = (scorers[name, path].evaluator.state_dict() for path in PATHS)
-            identical &= all(torch.equal(torch.as_tensor(old[a][k]), torch.as_tensor(new[a][k]))
-                             for a in old for k in old[a])
+            identical &= all(
+                torch.equal(torch.as_tensor(old[a][k]), torch.as_tensor(new[a][k]))
+                for a in old
+                for k in old[a]
+            )
 
     def ms(seconds: float) -> str:
         return f"{1e3 * seconds / images:.2f}"
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} torch threads"
+    )
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    table = Table(title=f"synthetic-default, {images} images ({args.splits}), {described}; {where}, "
-                  f"torch {torch.__version__}, load average {load}")
+    table = Table(
+        title=f"synthetic-default, {images} images ({args.splits}), {described}; {where}, "
+        f"torch {torch.__version__}, load average {load}"
+    )
     for column in ("ms / image", *PATHS, "per-map / batched"):
         table.add_column(column, justify="left" if column == "ms / image" else "right")
     table.add_row("inference (forward + ten-crop)", ms(inference), ms(inference), "1.00")
@@ -153,10 +208,16 @@ def main() -> None:
         own = {path: post[name, path] for path in PATHS}
         rest = {path: scoring[name, path] - own[path] for path in PATHS}
         for label, values in ((f"{name}: post-processing", own), (f"{name}: scoring", rest)):
-            table.add_row(label, *(ms(values[p]) for p in PATHS), f"{values['per-map'] / values['batched']:.2f}")
+            table.add_row(
+                label,
+                *(ms(values[p]) for p in PATHS),
+                f"{values['per-map'] / values['batched']:.2f}",
+            )
         for path in PATHS:
             totals[path] += scoring[name, path]
-    table.add_row("total", *(ms(totals[p]) for p in PATHS), f"{totals['per-map'] / totals['batched']:.2f}")
+    table.add_row(
+        "total", *(ms(totals[p]) for p in PATHS), f"{totals['per-map'] / totals['batched']:.2f}"
+    )
     for name in postprocessors:
         shares = [f"{100 * post[name, p] / totals[p]:.1f}%" for p in PATHS]
         table.add_row(f"{name}: post-processing share of total", *shares, "")

@@ -7,6 +7,7 @@ same process on the same device, each after a warm-up; the ratio to CAM is what 
     python benchmarks/bench_training.py                      # tinyvgg, 64 px, CPU or GPU
     python benchmarks/bench_training.py --backbone vgg16 --image-size 224 --batch-size 32
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,9 @@ def build_steps(name: str, args, device: torch.device):
     channels_last = device.type == "cuda"
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
-    config = TrainConfig(data=".", method=name, backbone=args.backbone, lr=0.001, recipe=args.recipe)
+    config = TrainConfig(
+        data=".", method=name, backbone=args.backbone, lr=0.001, recipe=args.recipe
+    )
     optimizer = build_optimizer(method, config)
     method.set_epoch(10**6)  # every epoch-dependent branch on (e.g. SPA's RAM)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
@@ -100,7 +103,9 @@ def count_flops(name: str, args) -> tuple[float, float]:
     for device in ("meta", "cpu"):
         try:
             torch.manual_seed(0)
-            method = create_method(name, backbone=args.backbone, num_classes=args.num_classes).to(device)
+            method = create_method(name, backbone=args.backbone, num_classes=args.num_classes).to(
+                device
+            )
             method.set_epoch(10**6)
             images = torch.randn(batch, 3, args.image_size, args.image_size, device=device)
             labels = torch.arange(batch, device=device) % args.num_classes
@@ -121,19 +126,44 @@ def count_flops(name: str, args) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="tinyvgg", help="backbone (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=64, help="input size (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
-    parser.add_argument("--num-classes", type=int, default=10, help="classes (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads, 0: torch's default (default: %(default)s)")
+    parser.add_argument(
+        "--image-size", type=int, default=64, help="input size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="batch size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--num-classes", type=int, default=10, help="classes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed steps per round (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds, best kept (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads, 0: torch's default (default: %(default)s)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: off)")
-    parser.add_argument("--recipe", default="wsolevaluation", help="training recipe: its parameter groups (default: %(default)s)")
+    parser.add_argument(
+        "--recipe",
+        default="wsolevaluation",
+        help="training recipe: its parameter groups (default: %(default)s)",
+    )
     parser.add_argument("--methods", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--flops", action="store_true", help="also count FLOPs per image (default: off)")
-    parser.add_argument("--no-timing", action="store_true", help="FLOPs only, no timing (default: off)")
+    parser.add_argument(
+        "--flops", action="store_true", help="also count FLOPs per image (default: off)"
+    )
+    parser.add_argument(
+        "--no-timing", action="store_true", help="FLOPs only, no timing (default: off)"
+    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -145,7 +175,11 @@ def main() -> None:
     results = measure(names, args, device) if timed else {}
     flops = {name: count_flops(name, args) for name in names} if args.flops or not timed else {}
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     title = f"{args.backbone} {args.image_size}px, batch {args.batch_size}, {where}"
     table = Table(title=title + (", bf16" if args.amp and device.type == "cuda" else ""))
     columns = ["method"]
@@ -159,12 +193,23 @@ def main() -> None:
         row = [name]
         if timed:
             (train_speed, infer_speed), (cam_train, cam_infer) = results[name], results["cam"]
-            row += [f"{train_speed:,.0f}", f"{cam_train / train_speed:.2f}x",
-                    f"{infer_speed:,.0f}", f"{cam_infer / infer_speed:.2f}x"]
+            row += [
+                f"{train_speed:,.0f}",
+                f"{cam_train / train_speed:.2f}x",
+                f"{infer_speed:,.0f}",
+                f"{cam_infer / infer_speed:.2f}x",
+            ]
         if flops:
-            (train_flops, infer_flops), (cam_train_flops, cam_infer_flops) = flops[name], flops["cam"]
-            row += [f"{train_flops / 1e9:.3g}", f"{train_flops / cam_train_flops:.2f}x",
-                    f"{infer_flops / 1e9:.3g}", f"{infer_flops / cam_infer_flops:.2f}x"]
+            (train_flops, infer_flops), (cam_train_flops, cam_infer_flops) = (
+                flops[name],
+                flops["cam"],
+            )
+            row += [
+                f"{train_flops / 1e9:.3g}",
+                f"{train_flops / cam_train_flops:.2f}x",
+                f"{infer_flops / 1e9:.3g}",
+                f"{infer_flops / cam_infer_flops:.2f}x",
+            ]
         table.add_row(*row)
     Console().print(table)
 

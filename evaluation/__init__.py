@@ -3,6 +3,7 @@
 Box metrics (MaxBoxAcc, MaxBoxAccV2), PxAP, Peak-IoU / Peak-T, classic Top-1 / Top-5 /
 GT-known localization with the five-way error analysis, and the unified ``Evaluator``.
 """
+
 from wsolbench.evaluation.box_metrics import BoxAccumulator, cam_thresholds
 from wsolbench.evaluation.boxes import box_iou, rescale_boxes
 from wsolbench.evaluation.classic_loc import (

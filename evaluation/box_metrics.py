@@ -1,4 +1,4 @@
-"""MaxBoxAcc and MaxBoxAccV2 (wsolevaluation protocol, PROTOCOLS.md sec. 2) as integer counts.
+"""MaxBoxAcc and MaxBoxAccV2 (wsolevaluation protocol, docs/protocols.md sec. 2) as integer counts.
 
 ``BoxAccumulator`` keeps, for every CAM threshold and IoU threshold, how many images are
 correct with the V1 box (largest contour) and with the V2 boxes (all contours), so the result is
@@ -6,9 +6,10 @@ independent of batch size, order, sharding and device, and merged halves equal t
 Quantization runs as torch ops on the maps' device; the contour step runs on CPU
 (``level_sets``), with OpenCV for the rare ties of the largest contour area.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numba
@@ -41,10 +42,17 @@ def largest_contour_box(mask: np.ndarray) -> np.ndarray:
 class BoxAccumulator:
     """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes."""
 
-    def __init__(self, cam_curve_interval: float = 0.001,
-                 iou_thresholds: Sequence[int] = (30, 50, 70), thresholds=None):
-        self.thresholds = cam_thresholds(cam_curve_interval) if thresholds is None \
+    def __init__(
+        self,
+        cam_curve_interval: float = 0.001,
+        iou_thresholds: Sequence[int] = (30, 50, 70),
+        thresholds=None,
+    ):
+        self.thresholds = (
+            cam_thresholds(cam_curve_interval)
+            if thresholds is None
             else np.asarray(thresholds, np.float64)
+        )
         self.iou_thresholds = [int(d) for d in iou_thresholds]
         # V1's MaxBoxAcc is defined at IoU 50 whatever V2 uses.
         self.deltas = np.array(sorted(set(self.iou_thresholds) | {50}), np.int64)
@@ -54,7 +62,7 @@ class BoxAccumulator:
         self.count = 0
         self.per_image: list[dict[str, np.ndarray]] | None = None
 
-    def keep_per_image(self) -> "BoxAccumulator":
+    def keep_per_image(self) -> BoxAccumulator:
         """Also keep each image's outcome: ``correct_v1`` / ``correct_v2`` as bits packed along
         the CAM thresholds, ``(N, len(deltas), ceil(T / 8))`` uint8 (``per_image_arrays``); their
         sums over images are the pooled counts."""
@@ -86,8 +94,10 @@ class BoxAccumulator:
         if maps.dim() == 2:
             maps = maps[None]
         if maps.dim() != 3 or maps.shape[0] != len(gt_boxes):
-            raise WsolbenchError(f"score maps must be (N, H, W) with N = {len(gt_boxes)} box "
-                                 f"lists, got shape {tuple(maps.shape)}")
+            raise WsolbenchError(
+                f"score maps must be (N, H, W) with N = {len(gt_boxes)} box "
+                f"lists, got shape {tuple(maps.shape)}"
+            )
         check_unit_range(maps)
         levels = quantize(maps)
         max_levels = levels.flatten(1).max(1).values.double().cpu().numpy()
@@ -96,8 +106,13 @@ class BoxAccumulator:
         if any(len(b) == 0 for b in gt):
             raise WsolbenchError("every image needs at least one GT box")
         offsets = np.concatenate([[0], np.cumsum([len(b) for b in gt])]).astype(np.int64)
-        v1, v2, ambiguous = batch_level_hits(levels, np.concatenate(gt), offsets, self.deltas,
-                                             min(numba.get_num_threads(), len(levels)))
+        v1, v2, ambiguous = batch_level_hits(
+            levels,
+            np.concatenate(gt),
+            offsets,
+            self.deltas,
+            min(numba.get_num_threads(), len(levels)),
+        )
         # Threshold tau keeps ``u > int(tau * max(u))`` (float64 product, as upstream).
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
         self._resolve_ties(levels, gt, cut, v1, ambiguous)
@@ -107,9 +122,12 @@ class BoxAccumulator:
         self.correct_v2 += hits_v2.sum(0, dtype=np.int64)
         self.count += len(levels)
         if self.per_image is not None:
-            self.per_image.append({
-                "correct_v1": np.packbits(hits_v1.transpose(0, 2, 1).astype(bool), axis=-1),
-                "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1)})
+            self.per_image.append(
+                {
+                    "correct_v1": np.packbits(hits_v1.transpose(0, 2, 1).astype(bool), axis=-1),
+                    "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1),
+                }
+            )
 
     def _resolve_ties(self, levels, gt, cut, v1, ambiguous) -> None:
         """Ask OpenCV for the (map, level) pairs where the largest contour area is tied."""
@@ -119,9 +137,11 @@ class BoxAccumulator:
             box = largest_contour_box(levels[i] > level)
             v1[i, level] = _hits_exact(box, gt[i], self.deltas)
 
-    def merge(self, other: "BoxAccumulator") -> "BoxAccumulator":
-        if not (np.array_equal(self.thresholds, other.thresholds)
-                and np.array_equal(self.deltas, other.deltas)):
+    def merge(self, other: BoxAccumulator) -> BoxAccumulator:
+        if not (
+            np.array_equal(self.thresholds, other.thresholds)
+            and np.array_equal(self.deltas, other.deltas)
+        ):
             raise WsolbenchError("cannot merge box accumulators with different thresholds")
         self.correct_v1 += other.correct_v1
         self.correct_v2 += other.correct_v2
@@ -140,9 +160,13 @@ class BoxAccumulator:
         column = {int(d): j for j, d in enumerate(self.deltas)}
         per_iou_v2 = {str(d): float(acc_v2[:, column[d]].max()) for d in self.iou_thresholds}
         per_iou_v1 = {str(d): float(acc_v1[:, column[d]].max()) for d in self.deltas}
-        best_v1 = {str(d): float(self.thresholds[acc_v1[:, column[d]].argmax()]) for d in self.deltas}
-        best_v2 = {str(d): float(self.thresholds[acc_v2[:, column[d]].argmax()])
-                   for d in self.iou_thresholds}
+        best_v1 = {
+            str(d): float(self.thresholds[acc_v1[:, column[d]].argmax()]) for d in self.deltas
+        }
+        best_v2 = {
+            str(d): float(self.thresholds[acc_v2[:, column[d]].argmax()])
+            for d in self.iou_thresholds
+        }
         return {
             "MaxBoxAcc": per_iou_v1["50"],
             "MaxBoxAccV2": float(np.mean(list(per_iou_v2.values()))),
@@ -153,25 +177,34 @@ class BoxAccumulator:
             "box_best_threshold_v2": best_v2,
             "box_cam_thresholds": self.thresholds.tolist(),
             "box_acc_curve_v1": {str(d): acc_v1[:, column[d]].tolist() for d in self.deltas},
-            "box_acc_curve_v2": {str(d): acc_v2[:, column[d]].tolist() for d in self.iou_thresholds},
-            "box_correct_counts_v1": {str(d): self.correct_v1[:, column[d]].tolist() for d in self.deltas},
-            "box_correct_counts_v2": {str(d): self.correct_v2[:, column[d]].tolist()
-                                      for d in self.iou_thresholds},
+            "box_acc_curve_v2": {
+                str(d): acc_v2[:, column[d]].tolist() for d in self.iou_thresholds
+            },
+            "box_correct_counts_v1": {
+                str(d): self.correct_v1[:, column[d]].tolist() for d in self.deltas
+            },
+            "box_correct_counts_v2": {
+                str(d): self.correct_v2[:, column[d]].tolist() for d in self.iou_thresholds
+            },
             "box_num_images": self.count,
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"thresholds": torch.from_numpy(self.thresholds.copy()),
-                "deltas": torch.from_numpy(self.deltas.copy()),
-                "iou_thresholds": torch.tensor(self.iou_thresholds, dtype=torch.int64),
-                "correct_v1": torch.from_numpy(self.correct_v1.copy()),
-                "correct_v2": torch.from_numpy(self.correct_v2.copy()),
-                "count": torch.tensor(self.count, dtype=torch.int64)}
+        return {
+            "thresholds": torch.from_numpy(self.thresholds.copy()),
+            "deltas": torch.from_numpy(self.deltas.copy()),
+            "iou_thresholds": torch.tensor(self.iou_thresholds, dtype=torch.int64),
+            "correct_v1": torch.from_numpy(self.correct_v1.copy()),
+            "correct_v2": torch.from_numpy(self.correct_v2.copy()),
+            "count": torch.tensor(self.count, dtype=torch.int64),
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "BoxAccumulator":
-        acc = cls(thresholds=state["thresholds"].cpu().numpy(),
-                  iou_thresholds=state["iou_thresholds"].tolist())
+    def from_state_dict(cls, state: dict) -> BoxAccumulator:
+        acc = cls(
+            thresholds=state["thresholds"].cpu().numpy(),
+            iou_thresholds=state["iou_thresholds"].tolist(),
+        )
         acc.correct_v1 = state["correct_v1"].cpu().numpy().astype(np.int64).copy()
         acc.correct_v2 = state["correct_v2"].cpu().numpy().astype(np.int64).copy()
         acc.count = int(state["count"])
@@ -184,7 +217,9 @@ def _hits_exact(box: np.ndarray, gt: np.ndarray, deltas: np.ndarray) -> np.ndarr
     area = (x1 - x0 + 1) * (y1 - y0 + 1)
     hits = np.zeros(len(deltas), np.uint8)
     for g in gt:
-        inter = max(0, min(x1, g[2]) - max(x0, g[0]) + 1) * max(0, min(y1, g[3]) - max(y0, g[1]) + 1)
+        inter = max(0, min(x1, g[2]) - max(x0, g[0]) + 1) * max(
+            0, min(y1, g[3]) - max(y0, g[1]) + 1
+        )
         union = area + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
         if union > 0:
             hits |= (inter * 100 >= deltas * union).astype(np.uint8)

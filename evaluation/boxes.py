@@ -1,4 +1,5 @@
 """Box utilities shared by the protocols: inclusive-pixel IoU, GT rescaling, quantization."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,15 +44,24 @@ def overlap_ratios(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
     return iou, iog, iop
 
 
-def rescale_boxes(boxes: np.ndarray, image_size: tuple[int, int], map_size: tuple[int, int]) -> np.ndarray:
+def rescale_boxes(
+    boxes: np.ndarray, image_size: tuple[int, int], map_size: tuple[int, int]
+) -> np.ndarray:
     """GT boxes from the original ``(width, height)`` to a map's ``(width, height)`` with
     truncation, ``int(x * W' / W)`` per coordinate (wsolevaluation's ``resize_bbox``)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     width, height = map(float, image_size)
     new_width, new_height = map(float, map_size)
     # Same operation order as upstream (x * new / old) so truncation agrees bit for bit.
-    scaled = np.stack([boxes[:, 0] * new_width / width, boxes[:, 1] * new_height / height,
-                       boxes[:, 2] * new_width / width, boxes[:, 3] * new_height / height], 1)
+    scaled = np.stack(
+        [
+            boxes[:, 0] * new_width / width,
+            boxes[:, 1] * new_height / height,
+            boxes[:, 2] * new_width / width,
+            boxes[:, 3] * new_height / height,
+        ],
+        1,
+    )
     return scaled.astype(np.int64)
 
 
@@ -62,8 +72,9 @@ def as_tensor(maps, device: torch.device | str | None = None) -> torch.Tensor:
     elif isinstance(maps, np.ndarray):
         tensor = torch.from_numpy(maps)
     else:
-        tensor = torch.stack([m if isinstance(m, torch.Tensor) else torch.from_numpy(np.asarray(m))
-                              for m in maps])
+        tensor = torch.stack(
+            [m if isinstance(m, torch.Tensor) else torch.from_numpy(np.asarray(m)) for m in maps]
+        )
     if not tensor.is_floating_point():
         tensor = tensor.double()
     return tensor if device is None else tensor.to(device)

@@ -1,9 +1,10 @@
 """Classic Top-1 / Top-5 / GT-known localization and the five-way error analysis (spa protocol,
-PROTOCOLS.md sec. 4 and 5), kept as integer counts per box threshold so that a threshold can be
+docs/protocols.md sec. 4 and 5), kept as integer counts per box threshold so that a threshold can be
 chosen on val."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class ClassicLocAccumulator:
         self.count = 0
         self.per_image: list[dict[str, np.ndarray]] | None = None
 
-    def keep_per_image(self) -> "ClassicLocAccumulator":
+    def keep_per_image(self) -> ClassicLocAccumulator:
         """Also keep, per image: ``outcome`` (N, T) uint8 index into ``OUTCOMES`` (correct or
         the error type of the top-1 prediction), ``top5_loc`` / ``gt_known_loc`` (N, T) bool,
         ``top1_box`` (N, T, 4) int32 original pixels, ``top1_cls`` / ``top5_cls`` (N,) bool and
@@ -100,8 +101,9 @@ class ClassicLocAccumulator:
     def per_image_arrays(self) -> dict[str, np.ndarray]:
         return concat_per_image(self.per_image)
 
-    def accumulate(self, labels, top5, loc_maps: Sequence, gt_loc_maps: Sequence,
-                   gt_boxes_original: Sequence) -> None:
+    def accumulate(
+        self, labels, top5, loc_maps: Sequence, gt_loc_maps: Sequence, gt_boxes_original: Sequence
+    ) -> None:
         """``labels`` (N,), ``top5`` (N, 5) predicted classes best first, ``loc_maps`` N maps
         (5, H, W) of the top-5 classes at the original size, ``gt_loc_maps`` N maps (H, W) of the
         GT class, ``gt_boxes_original`` N arrays (k, 4) in original pixels."""
@@ -110,12 +112,15 @@ class ClassicLocAccumulator:
         if not (len(loc_maps) == len(gt_loc_maps) == len(gt_boxes_original) == len(labels)):
             raise WsolbenchError("classic localization inputs must all have one entry per image")
         count, t_count = len(labels), len(self.thresholds)
-        record = {"outcome": np.zeros((count, t_count), np.uint8),
-                  "top5_loc": np.zeros((count, t_count), bool),
-                  "gt_known_loc": np.zeros((count, t_count), bool),
-                  "top1_box": np.zeros((count, t_count, 4), np.int32),
-                  "top1_cls": top5[:, 0] == labels, "top5_cls": (top5 == labels[:, None]).any(1),
-                  "top1_class": top5[:, 0].astype(np.int32)}
+        record = {
+            "outcome": np.zeros((count, t_count), np.uint8),
+            "top5_loc": np.zeros((count, t_count), bool),
+            "gt_known_loc": np.zeros((count, t_count), bool),
+            "top1_box": np.zeros((count, t_count, 4), np.int32),
+            "top1_cls": top5[:, 0] == labels,
+            "top5_cls": (top5 == labels[:, None]).any(1),
+            "top1_class": top5[:, 0].astype(np.int32),
+        }
         for i, label in enumerate(labels):
             gt = np.asarray(gt_boxes_original[i], np.int64).reshape(-1, 4)
             hit5 = top5[i] == label
@@ -132,8 +137,9 @@ class ClassicLocAccumulator:
                     self.top1_loc[t] += 1
                 else:
                     self.errors[t, ERROR_TYPES.index(kind)] += 1
-                top5_hit = any(hit5[j] and _correct(boxes[j], gt)
-                               for j in range(min(len(boxes), len(hit5))))
+                top5_hit = any(
+                    hit5[j] and _correct(boxes[j], gt) for j in range(min(len(boxes), len(hit5)))
+                )
                 self.top5_loc[t] += top5_hit
                 record["outcome"][i, t] = OUTCOMES.index(kind)
                 record["top5_loc"][i, t], record["gt_known_loc"][i, t] = top5_hit, known_hit
@@ -142,7 +148,7 @@ class ClassicLocAccumulator:
         if self.per_image is not None:
             self.per_image.append(record)
 
-    def merge(self, other: "ClassicLocAccumulator") -> "ClassicLocAccumulator":
+    def merge(self, other: ClassicLocAccumulator) -> ClassicLocAccumulator:
         if not np.array_equal(self.thresholds, other.thresholds):
             raise WsolbenchError("cannot merge classic accumulators with different thresholds")
         for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
@@ -159,28 +165,39 @@ class ClassicLocAccumulator:
         pct = 100.0 / self.count
         per_threshold = {}
         for t, threshold in enumerate(self.thresholds):
-            row = {"Top1Loc": self.top1_loc[t] * pct, "Top5Loc": self.top5_loc[t] * pct,
-                   "GTKnownLoc": self.gt_known_loc[t] * pct}
-            row.update({f"error_{kind}": self.errors[t, k] * pct
-                        for k, kind in enumerate(ERROR_TYPES)})
+            row = {
+                "Top1Loc": self.top1_loc[t] * pct,
+                "Top5Loc": self.top5_loc[t] * pct,
+                "GTKnownLoc": self.gt_known_loc[t] * pct,
+            }
+            row.update(
+                {f"error_{kind}": self.errors[t, k] * pct for k, kind in enumerate(ERROR_TYPES)}
+            )
             per_threshold[f"{threshold:g}"] = {k: float(v) for k, v in row.items()}
         best = f"{self.thresholds[int(self.top1_loc.argmax())]:g}"
         result = dict(per_threshold[best])
-        result.update({"Top1Cls": 100.0 * self.top1_cls / self.count,
-                       "Top5Cls": 100.0 * self.top5_cls / self.count,
-                       "classic_best_threshold": float(best), "classic_per_threshold": per_threshold})
+        result.update(
+            {
+                "Top1Cls": 100.0 * self.top1_cls / self.count,
+                "Top5Cls": 100.0 * self.top5_cls / self.count,
+                "classic_best_threshold": float(best),
+                "classic_per_threshold": per_threshold,
+            }
+        )
         return result
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"thresholds": torch.from_numpy(self.thresholds.copy()),
-                "top1_loc": torch.from_numpy(self.top1_loc.copy()),
-                "top5_loc": torch.from_numpy(self.top5_loc.copy()),
-                "gt_known_loc": torch.from_numpy(self.gt_known_loc.copy()),
-                "errors": torch.from_numpy(self.errors.copy()),
-                "cls": torch.tensor([self.top1_cls, self.top5_cls, self.count])}
+        return {
+            "thresholds": torch.from_numpy(self.thresholds.copy()),
+            "top1_loc": torch.from_numpy(self.top1_loc.copy()),
+            "top5_loc": torch.from_numpy(self.top5_loc.copy()),
+            "gt_known_loc": torch.from_numpy(self.gt_known_loc.copy()),
+            "errors": torch.from_numpy(self.errors.copy()),
+            "cls": torch.tensor([self.top1_cls, self.top5_cls, self.count]),
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "ClassicLocAccumulator":
+    def from_state_dict(cls, state: dict) -> ClassicLocAccumulator:
         acc = cls(state["thresholds"].cpu().numpy())
         for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
             setattr(acc, name, state[name].cpu().numpy().astype(np.int64).copy())

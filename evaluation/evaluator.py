@@ -3,9 +3,10 @@
 Results do not depend on batch size, order, sharding or device; ``merge`` adds counts exactly,
 and ``state_dict`` / ``from_state_dict`` exchange them as plain tensors (all-reduce or gather).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -15,32 +16,50 @@ from wsolbench.evaluation.classic_loc import ClassicLocAccumulator
 from wsolbench.evaluation.mask_metrics import PxAPAccumulator
 from wsolbench.evaluation.peak import PeakAccumulator
 
-ACCUMULATORS = {"box": BoxAccumulator, "pxap": PxAPAccumulator, "peak": PeakAccumulator,
-                "classic": ClassicLocAccumulator}
+ACCUMULATORS = {
+    "box": BoxAccumulator,
+    "pxap": PxAPAccumulator,
+    "peak": PeakAccumulator,
+    "classic": ClassicLocAccumulator,
+}
 PROTOCOLS = ("wsolevaluation", "spa", "peak")
 
 
 class Evaluator:
     """Accumulate batches, merge shards, compute every metric the inputs allow."""
 
-    def __init__(self, box: BoxAccumulator | None = None, pxap: PxAPAccumulator | None = None,
-                 peak: PeakAccumulator | None = None,
-                 classic: ClassicLocAccumulator | None = None, protocol: str = "custom"):
-        self.accumulators = {name: acc for name, acc in
-                             (("box", box), ("pxap", pxap), ("peak", peak), ("classic", classic))
-                             if acc is not None}
+    def __init__(
+        self,
+        box: BoxAccumulator | None = None,
+        pxap: PxAPAccumulator | None = None,
+        peak: PeakAccumulator | None = None,
+        classic: ClassicLocAccumulator | None = None,
+        protocol: str = "custom",
+    ):
+        self.accumulators = {
+            name: acc
+            for name, acc in (("box", box), ("pxap", pxap), ("peak", peak), ("classic", classic))
+            if acc is not None
+        }
         self.protocol = protocol
 
     @classmethod
-    def preset(cls, protocol: str, cam_curve_interval: float = 0.001,
-               iou_thresholds: Sequence[int] = (30, 50, 70), masks: bool = False,
-               box_thresholds: Sequence[float] = (0.2,)) -> "Evaluator":
+    def preset(
+        cls,
+        protocol: str,
+        cam_curve_interval: float = 0.001,
+        iou_thresholds: Sequence[int] = (30, 50, 70),
+        masks: bool = False,
+        box_thresholds: Sequence[float] = (0.2,),
+    ) -> Evaluator:
         """``wsolevaluation``: MaxBoxAcc/V2 (+ PxAP with ``masks``); ``spa``: Top-1/Top-5/GT-known
         Loc with the error analysis at ``box_thresholds``; ``peak``: Peak-IoU / Peak-T."""
         if protocol == "wsolevaluation":
-            return cls(box=BoxAccumulator(cam_curve_interval, iou_thresholds),
-                       pxap=PxAPAccumulator(cam_curve_interval) if masks else None,
-                       protocol=protocol)
+            return cls(
+                box=BoxAccumulator(cam_curve_interval, iou_thresholds),
+                pxap=PxAPAccumulator(cam_curve_interval) if masks else None,
+                protocol=protocol,
+            )
         if protocol == "spa":
             return cls(classic=ClassicLocAccumulator(box_thresholds), protocol=protocol)
         if protocol == "peak":
@@ -64,16 +83,21 @@ class Evaluator:
         if "box" in self.accumulators and "gt_boxes" in batch:
             self.accumulators["box"].accumulate(batch["scoremaps"], batch["gt_boxes"])
         if "pxap" in self.accumulators and "gt_masks" in batch:
-            self.accumulators["pxap"].accumulate(batch["scoremaps"], batch["gt_masks"],
-                                                 batch.get("gt_ignore"))
+            self.accumulators["pxap"].accumulate(
+                batch["scoremaps"], batch["gt_masks"], batch.get("gt_ignore")
+            )
         if "peak" in self.accumulators and "peak_masks" in batch:
             self.accumulators["peak"].accumulate(batch["peak_maps"], batch["peak_masks"])
         if "classic" in self.accumulators and "loc_maps" in batch:
             self.accumulators["classic"].accumulate(
-                batch["labels"], batch["top5"], batch["loc_maps"], batch["gt_loc_maps"],
-                batch["gt_boxes_original"])
+                batch["labels"],
+                batch["top5"],
+                batch["loc_maps"],
+                batch["gt_loc_maps"],
+                batch["gt_boxes_original"],
+            )
 
-    def merge(self, other: "Evaluator") -> "Evaluator":
+    def merge(self, other: Evaluator) -> Evaluator:
         if self.accumulators.keys() != other.accumulators.keys():
             raise WsolbenchError("cannot merge evaluators with different metrics")
         for name, acc in self.accumulators.items():
@@ -90,17 +114,24 @@ class Evaluator:
         return {name: acc.state_dict() for name, acc in self.accumulators.items()}
 
     @classmethod
-    def from_state_dict(cls, state: dict, protocol: str = "custom") -> "Evaluator":
+    def from_state_dict(cls, state: dict, protocol: str = "custom") -> Evaluator:
         unknown = set(state) - set(ACCUMULATORS)
         if unknown:
             raise WsolbenchError(f"unknown accumulators in state: {sorted(unknown)}")
-        return cls(**{name: ACCUMULATORS[name].from_state_dict(s) for name, s in state.items()},
-                   protocol=protocol)
+        return cls(
+            **{name: ACCUMULATORS[name].from_state_dict(s) for name, s in state.items()},
+            protocol=protocol,
+        )
 
 
-def evaluate_scoremaps(scoremaps, gt_boxes=None, gt_masks=None, gt_ignore=None,
-                       cam_curve_interval: float = 0.001,
-                       iou_thresholds: Sequence[int] = (30, 50, 70)) -> dict:
+def evaluate_scoremaps(
+    scoremaps,
+    gt_boxes=None,
+    gt_masks=None,
+    gt_ignore=None,
+    cam_curve_interval: float = 0.001,
+    iou_thresholds: Sequence[int] = (30, 50, 70),
+) -> dict:
     """Score maps in [0, 1] (N, H, W) against GT boxes in map pixels (-> ``MaxBoxAcc``,
     ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou``, curves and best thresholds) and/or GT masks at map
     size (-> ``PxAP`` and ``PeakIoU`` / ``PeakT``)."""
@@ -109,13 +140,20 @@ def evaluate_scoremaps(scoremaps, gt_boxes=None, gt_masks=None, gt_ignore=None,
     evaluator = Evaluator(
         box=BoxAccumulator(cam_curve_interval, iou_thresholds) if gt_boxes is not None else None,
         pxap=PxAPAccumulator(cam_curve_interval) if gt_masks is not None else None,
-        peak=PeakAccumulator() if gt_masks is not None else None, protocol="wsolevaluation")
+        peak=PeakAccumulator() if gt_masks is not None else None,
+        protocol="wsolevaluation",
+    )
     batch = {"scoremaps": scoremaps}
     if gt_boxes is not None:
         batch["gt_boxes"] = gt_boxes
     if gt_masks is not None:
-        batch.update(gt_masks=gt_masks, gt_ignore=gt_ignore, peak_maps=list(scoremaps),
-                     peak_masks=[m > 0.5 if not isinstance(m, torch.Tensor) else (m > 0.5).cpu()
-                                 for m in gt_masks])
+        batch.update(
+            gt_masks=gt_masks,
+            gt_ignore=gt_ignore,
+            peak_maps=list(scoremaps),
+            peak_masks=[
+                m > 0.5 if not isinstance(m, torch.Tensor) else (m > 0.5).cpu() for m in gt_masks
+            ],
+        )
     evaluator.accumulate(batch)
     return evaluator.compute()

@@ -2,7 +2,7 @@
 
 The masks ``u > T`` for T = 255 .. 0 are nested superlevel sets, so instead of calling
 ``cv2.findContours`` once per threshold we grow them pixel by pixel and read off, at every T,
-what OpenCV's ``RETR_TREE`` contours would give (PROTOCOLS.md sec. 2):
+what OpenCV's ``RETR_TREE`` contours would give (docs/protocols.md sec. 2):
 
 * outer contours = 8-connected foreground components; a contour's bounding rect is the
   component's bounding box (union-find over decreasing ``u``);
@@ -25,6 +25,7 @@ rounded quotients cannot tie below 10**13 pixels), and each pass keeps, per IoU 
 many live boxes are hits, so a threshold's answer is read in O(1). Exactness is checked against
 the per-threshold OpenCV oracle by ``tests/test_box_metrics.py``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,11 +66,22 @@ def _box_hits(x0, y0, x1, y1, width, height, gt, deltas, out):
 @njit(cache=True)
 def workspace(n, ndelta):
     """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps."""
-    return (np.empty((n, 4), np.int32), np.empty(n, np.int32), np.empty(n, np.int32),
-            np.zeros((n, ndelta), np.uint8), np.zeros(n, np.bool_), np.empty(n, np.int32),
-            np.empty(n, np.int32), np.zeros(n, np.bool_), np.empty(n, np.int32),
-            np.empty(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int8),
-            np.empty(n, np.int32), np.empty(n, np.int32))
+    return (
+        np.empty((n, 4), np.int32),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.zeros((n, ndelta), np.uint8),
+        np.zeros(n, np.bool_),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.zeros(n, np.bool_),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.zeros(n, np.int32),
+        np.zeros(n, np.int8),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+    )
 
 
 @njit(cache=True)
@@ -90,9 +102,22 @@ def level_hits(u, gt, deltas):
 @njit(cache=True)
 def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
     height, width = u.shape
-    n = height * width
-    box, parent, size, hits, active, enter, order, exterior, next_member, last_member, area2, \
-        window, xs, ys = ws
+    (
+        box,
+        parent,
+        size,
+        hits,
+        active,
+        enter,
+        order,
+        exterior,
+        next_member,
+        last_member,
+        area2,
+        window,
+        xs,
+        ys,
+    ) = ws
     v1[:, :] = 0
     v2[:, :] = 0
     ambiguous[:] = False
@@ -101,18 +126,71 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
     alive = np.zeros(deltas.shape[0], np.int64)
     active[:] = False
     starts = _counting_order(u, order, xs, ys)
-    _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits, alive,
-                active, empty_hits, v2)
+    _outer_pass(
+        order,
+        xs,
+        ys,
+        starts,
+        height,
+        width,
+        gt,
+        deltas,
+        box,
+        parent,
+        size,
+        hits,
+        alive,
+        active,
+        empty_hits,
+        v2,
+    )
     active[:] = False
     alive[:] = 0
-    _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits, alive,
-               active, enter, exterior, next_member, last_member, v2)
-    starts = _counting_order(enter.reshape(height + 2, width + 2)[1:height + 1, 1:width + 1],
-                             order, xs, ys)
+    _hole_pass(
+        order,
+        xs,
+        ys,
+        starts,
+        height,
+        width,
+        gt,
+        deltas,
+        box,
+        parent,
+        size,
+        hits,
+        alive,
+        active,
+        enter,
+        exterior,
+        next_member,
+        last_member,
+        v2,
+    )
+    starts = _counting_order(
+        enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1], order, xs, ys
+    )
     active[:] = False
     window[:] = 0
-    _filled_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, active, area2,
-                 window, empty_hits, v1, ambiguous)
+    _filled_pass(
+        order,
+        xs,
+        ys,
+        starts,
+        height,
+        width,
+        gt,
+        deltas,
+        box,
+        parent,
+        size,
+        active,
+        area2,
+        window,
+        empty_hits,
+        v1,
+        ambiguous,
+    )
 
 
 @njit(cache=True, inline="always")
@@ -127,15 +205,40 @@ def _retire(root, hits, alive):
 def _recount(root, grow, box, width, height, gt, deltas, hits, alive):
     for d in range(deltas.shape[0]):
         alive[d] -= hits[root, d]
-    _box_hits(box[root, 0] - grow, box[root, 1] - grow, box[root, 2] + grow,
-              box[root, 3] + grow, width, height, gt, deltas, hits[root])
+    _box_hits(
+        box[root, 0] - grow,
+        box[root, 1] - grow,
+        box[root, 2] + grow,
+        box[root, 3] + grow,
+        width,
+        height,
+        gt,
+        deltas,
+        hits[root],
+    )
     for d in range(deltas.shape[0]):
         alive[d] += hits[root, d]
 
 
 @njit(cache=True)
-def _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits,
-                alive, active, empty_hits, v2):
+def _outer_pass(
+    order,
+    xs,
+    ys,
+    starts,
+    height,
+    width,
+    gt,
+    deltas,
+    box,
+    parent,
+    size,
+    hits,
+    alive,
+    active,
+    empty_hits,
+    v2,
+):
     """Foreground components, decreasing u, 8-connectivity: the outer contours."""
     offsets = _neighbour_offsets(width, 8)
     added = 0
@@ -179,8 +282,27 @@ def _outer_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, s
 
 
 @njit(cache=True)
-def _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, hits,
-               alive, active, enter, exterior, next_member, last_member, v2):
+def _hole_pass(
+    order,
+    xs,
+    ys,
+    starts,
+    height,
+    width,
+    gt,
+    deltas,
+    box,
+    parent,
+    size,
+    hits,
+    alive,
+    active,
+    enter,
+    exterior,
+    next_member,
+    last_member,
+    v2,
+):
     """Background components, increasing u, 4-connectivity: the holes (hole contours).
 
     Non-exterior roots keep a member list so that, when they reach the border, ``enter`` (the
@@ -248,8 +370,25 @@ def _hole_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, si
 
 
 @njit(cache=True)
-def _filled_pass(order, xs, ys, starts, height, width, gt, deltas, box, parent, size, active,
-                 area2, window, empty_hits, v1, ambiguous):
+def _filled_pass(
+    order,
+    xs,
+    ys,
+    starts,
+    height,
+    width,
+    gt,
+    deltas,
+    box,
+    parent,
+    size,
+    active,
+    area2,
+    window,
+    empty_hits,
+    v1,
+    ambiguous,
+):
     """Filled top-level components {enter > T}, decreasing enter, 8-connectivity, with doubled
     outer-contour areas from 2x2 window counts; keeps the largest and whether it is tied."""
     offsets = _neighbour_offsets(width, 8)
@@ -334,6 +473,7 @@ def batch_level_hits(u, gt, gt_offsets, deltas, chunks=2):
     for c in prange(chunks):
         ws = workspace((u.shape[1] + 2) * (u.shape[2] + 2), deltas.shape[0])
         for i in range(c, count, chunks):
-            _level_hits_into(u[i], gt[gt_offsets[i]:gt_offsets[i + 1]], deltas, ws, v1[i],
-                             v2[i], ambiguous[i])
+            _level_hits_into(
+                u[i], gt[gt_offsets[i] : gt_offsets[i + 1]], deltas, ws, v1[i], v2[i], ambiguous[i]
+            )
     return v1, v2, ambiguous

@@ -1,9 +1,10 @@
-"""PxAP, the pixel average precision of wsolevaluation (PROTOCOLS.md sec. 3).
+"""PxAP, the pixel average precision of wsolevaluation (docs/protocols.md sec. 3).
 
 Two histograms of float scores (GT foreground / GT background pixels, ignore pixels dropped)
 over the bins whose right edges are ``arange(0, 1, interval)`` then ``[1, 2, 3]``, pooled over
 the split as integer counts; the histogram runs as torch ops on the maps' device.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ class PxAPAccumulator:
         self.background = np.zeros(len(self.edges) - 1, np.int64)
         self.per_image: list[dict[str, np.ndarray]] | None = None
 
-    def keep_per_image(self) -> "PxAPAccumulator":
+    def keep_per_image(self) -> PxAPAccumulator:
         """Also keep each image's two histograms, ``foreground`` / ``background`` (N, bins)
         (uint16 when they fit: 4 bytes per bin and image; ``per_image_arrays``)."""
         self.per_image = []
@@ -55,8 +56,10 @@ class PxAPAccumulator:
         check_unit_range(maps)
         masks = as_tensor(gt_masks, maps.device) > 0.5
         if masks.shape != maps.shape:
-            raise WsolbenchError(f"GT masks of shape {tuple(masks.shape)} do not match score "
-                                 f"maps of shape {tuple(maps.shape)}")
+            raise WsolbenchError(
+                f"GT masks of shape {tuple(masks.shape)} do not match score "
+                f"maps of shape {tuple(maps.shape)}"
+            )
         # One bincount for both histograms: bins of background pixels are shifted by nbins;
         # ignored background pixels go to a trailing bin that is dropped.
         nbins = len(self.edges) - 1
@@ -70,18 +73,23 @@ class PxAPAccumulator:
             if index.dim() == 2:
                 index = index[None]
             offsets = torch.arange(index.shape[0], device=index.device).reshape(-1, 1, 1)
-            per_image = torch.bincount((index + offsets * 3 * nbins).flatten(),
-                                       minlength=index.shape[0] * 3 * nbins)
+            per_image = torch.bincount(
+                (index + offsets * 3 * nbins).flatten(), minlength=index.shape[0] * 3 * nbins
+            )
             per_image = per_image.reshape(-1, 3 * nbins).cpu().numpy()
-            self.per_image.append({"foreground": compact_counts(per_image[:, :nbins]),
-                                   "background": compact_counts(per_image[:, nbins:2 * nbins])})
+            self.per_image.append(
+                {
+                    "foreground": compact_counts(per_image[:, :nbins]),
+                    "background": compact_counts(per_image[:, nbins : 2 * nbins]),
+                }
+            )
             counts = per_image.sum(0)
         else:
             counts = torch.bincount(index.flatten(), minlength=3 * nbins).cpu().numpy()
         self.foreground += counts[:nbins]
-        self.background += counts[nbins:2 * nbins]
+        self.background += counts[nbins : 2 * nbins]
 
-    def merge(self, other: "PxAPAccumulator") -> "PxAPAccumulator":
+    def merge(self, other: PxAPAccumulator) -> PxAPAccumulator:
         if not np.array_equal(self.edges, other.edges):
             raise WsolbenchError("cannot merge PxAP accumulators with different bins")
         self.foreground += other.foreground
@@ -101,17 +109,21 @@ class PxAPAccumulator:
             precision = tp / (tp + fp)
         recall = tp / tp[-1]
         pxap = 100.0 * float((precision[1:] * np.diff(recall))[nonzero[1:]].sum())
-        return {"PxAP": pxap,
-                "pxap_precision": np.nan_to_num(precision).tolist(),
-                "pxap_recall": recall.tolist()}
+        return {
+            "PxAP": pxap,
+            "pxap_precision": np.nan_to_num(precision).tolist(),
+            "pxap_recall": recall.tolist(),
+        }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"edges": torch.from_numpy(self.edges.copy()),
-                "foreground": torch.from_numpy(self.foreground.copy()),
-                "background": torch.from_numpy(self.background.copy())}
+        return {
+            "edges": torch.from_numpy(self.edges.copy()),
+            "foreground": torch.from_numpy(self.foreground.copy()),
+            "background": torch.from_numpy(self.background.copy()),
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "PxAPAccumulator":
+    def from_state_dict(cls, state: dict) -> PxAPAccumulator:
         acc = cls(edges=state["edges"].cpu().numpy())
         acc.foreground = state["foreground"].cpu().numpy().astype(np.int64).copy()
         acc.background = state["background"].cpu().numpy().astype(np.int64).copy()

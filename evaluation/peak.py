@@ -1,7 +1,8 @@
-"""Peak-IoU / Peak-T (peak protocol, PROTOCOLS.md sec. 6), from pooled 256-level histograms."""
+"""Peak-IoU / Peak-T (peak protocol, docs/protocols.md sec. 6), from pooled 256-level histograms."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -49,7 +50,7 @@ class PeakAccumulator:
         self.background = np.zeros(LEVELS + 1, np.int64)
         self.per_image: list[dict[str, np.ndarray]] | None = None
 
-    def keep_per_image(self) -> "PeakAccumulator":
+    def keep_per_image(self) -> PeakAccumulator:
         """Also keep each image's two 257-bin histograms, ``foreground`` / ``background``
         (``per_image_arrays``)."""
         self.per_image = []
@@ -63,7 +64,9 @@ class PeakAccumulator:
         (the map is resized to it)."""
         if len(raw_maps) != len(gt_masks):
             raise WsolbenchError(f"{len(raw_maps)} peak maps but {len(gt_masks)} masks")
-        masks = [np.asarray(m.cpu() if isinstance(m, torch.Tensor) else m).astype(bool) for m in gt_masks]
+        masks = [
+            np.asarray(m.cpu() if isinstance(m, torch.Tensor) else m).astype(bool) for m in gt_masks
+        ]
         shapes = {tuple(m.shape) for m in raw_maps} | {m.shape for m in masks}
         if len(shapes) == 1 and len(masks) > 1:  # no resize needed: one batched pass
             levels = peak_levels_batch(as_tensor(list(raw_maps))).cpu().numpy()
@@ -75,16 +78,22 @@ class PeakAccumulator:
     def _add(self, levels: np.ndarray, mask: np.ndarray) -> None:
         codes = levels.astype(np.int64) + (LEVELS + 1) * ~mask
         if self.per_image is not None:
-            per_image = image_histograms(codes if codes.ndim == 3 else codes[None], 2 * (LEVELS + 1))
-            self.per_image.append({"foreground": compact_counts(per_image[:, :LEVELS + 1]),
-                                   "background": compact_counts(per_image[:, LEVELS + 1:])})
+            per_image = image_histograms(
+                codes if codes.ndim == 3 else codes[None], 2 * (LEVELS + 1)
+            )
+            self.per_image.append(
+                {
+                    "foreground": compact_counts(per_image[:, : LEVELS + 1]),
+                    "background": compact_counts(per_image[:, LEVELS + 1 :]),
+                }
+            )
             counts = per_image.sum(0)
         else:
             counts = np.bincount(codes.ravel(), minlength=2 * (LEVELS + 1))
-        self.foreground += counts[:LEVELS + 1]
-        self.background += counts[LEVELS + 1:]
+        self.foreground += counts[: LEVELS + 1]
+        self.background += counts[LEVELS + 1 :]
 
-    def merge(self, other: "PeakAccumulator") -> "PeakAccumulator":
+    def merge(self, other: PeakAccumulator) -> PeakAccumulator:
         self.foreground += other.foreground
         self.background += other.background
         merge_per_image(self, other)
@@ -99,15 +108,20 @@ class PeakAccumulator:
         denominator = total_fg + fp  # tp + fn + fp
         iou = np.where(denominator > 0, tp / np.where(denominator > 0, denominator, 1), 0.0)
         peak_t = int(iou.argmax())
-        return {"PeakIoU": 100.0 * float(iou[peak_t]), "PeakT": peak_t,
-                "peak_iou_curve": (100.0 * iou).tolist()}
+        return {
+            "PeakIoU": 100.0 * float(iou[peak_t]),
+            "PeakT": peak_t,
+            "peak_iou_curve": (100.0 * iou).tolist(),
+        }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"foreground": torch.from_numpy(self.foreground.copy()),
-                "background": torch.from_numpy(self.background.copy())}
+        return {
+            "foreground": torch.from_numpy(self.foreground.copy()),
+            "background": torch.from_numpy(self.background.copy()),
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "PeakAccumulator":
+    def from_state_dict(cls, state: dict) -> PeakAccumulator:
         acc = cls()
         acc.foreground = state["foreground"].cpu().numpy().astype(np.int64).copy()
         acc.background = state["background"].cpu().numpy().astype(np.int64).copy()

@@ -4,6 +4,7 @@ Each accumulator appends one dict of arrays per batch, images along the first ax
 record over images gives the accumulator's own pooled counts, so per-image statistics (error
 types, bootstrap intervals) never disagree with the aggregate metrics.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,9 +1,10 @@
 """Score maps on disk: wsolevaluation's ``<root>/<image_id>.npy`` layout.
 
-``normalize="minmax"`` reproduces wsolevaluation's CAM computer (PROTOCOLS.md sec. 2.1): bicubic
+``normalize="minmax"`` reproduces wsolevaluation's CAM computer (docs/protocols.md sec. 2.1): bicubic
 resize to 224 x 224 (or ``size``), then NaN or constant -> zeros, else ``s -= min; s /= max`` in
 float64. Without it a map must already be a finite 2-D array in [0, 1].
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ def scoremap_path(root: str | Path, image_id: str) -> Path:
     return Path(root) / f"{image_id}.npy"
 
 
-def load_scoremap(path: str | Path, normalize: str = "none",
-                  size: tuple[int, int] = (224, 224)) -> np.ndarray:
+def load_scoremap(
+    path: str | Path, normalize: str = "none", size: tuple[int, int] = (224, 224)
+) -> np.ndarray:
     """Read one map safely (``allow_pickle=False``) and check or normalize it; ``size`` is
     ``(height, width)`` for ``minmax``. Every error names the file."""
     path = Path(path)
@@ -33,12 +35,18 @@ def load_scoremap(path: str | Path, normalize: str = "none",
     if normalize != "none":
         raise ScoreMapError(f"unknown normalization {normalize!r}", path)
     if not np.isfinite(scoremap).all():
-        raise ScoreMapError("score map has NaN or infinite values (use --normalize minmax to "
-                            "zero them as wsolevaluation does)", path)
+        raise ScoreMapError(
+            "score map has NaN or infinite values (use --normalize minmax to "
+            "zero them as wsolevaluation does)",
+            path,
+        )
     low, high = scoremap.min(), scoremap.max()
     if low < 0 or high > 1:
-        raise ScoreMapError(f"score map values must lie in [0, 1], found [{low:g}, {high:g}] "
-                            "(use --normalize minmax)", path)
+        raise ScoreMapError(
+            f"score map values must lie in [0, 1], found [{low:g}, {high:g}] "
+            "(use --normalize minmax)",
+            path,
+        )
     return scoremap
 
 
@@ -55,8 +63,11 @@ def _read_npy(path: Path) -> np.ndarray:
             raise ScoreMapError("not a .npy array (an .npz archive?)", path)
         shape, dtype = mapped.shape, mapped.dtype
         if len(shape) != 2 or min(shape) == 0 or max(shape) > MAX_SIDE:
-            raise ScoreMapError(f"score map must be a non-empty 2-D array of at most {MAX_SIDE} per side, "
-                                f"got shape {shape}", path)
+            raise ScoreMapError(
+                f"score map must be a non-empty 2-D array of at most {MAX_SIDE} per side, "
+                f"got shape {shape}",
+                path,
+            )
         if dtype.kind not in "iuf":
             raise ScoreMapError(f"score map must be real-valued, got dtype {dtype}", path)
         scoremap = np.array(mapped)

@@ -1,5 +1,6 @@
 """Union-find building blocks for ``level_sets`` (numba): find with path compression, union
 by size with bounding boxes, a counting sort of pixels by level, padded-grid neighbours."""
+
 from __future__ import annotations
 
 import numpy as np

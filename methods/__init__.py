@@ -2,5 +2,5 @@
 
 Build one with ``wsolbench.create_method(name, backbone="tinyvgg", num_classes=10, ...)``.
 """
-from wsolbench.methods import acol, adl, cam, cutmix, has, spa, spg  # noqa: F401  (registers)
-from wsolbench.methods import postprocess, scg  # noqa: F401  (post-processors)
+
+from wsolbench.methods import acol, adl, cam, cutmix, has, postprocess, scg, spa, spg  # noqa: F401  (registers)  # noqa: F401  (post-processors)

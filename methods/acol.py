@@ -13,6 +13,7 @@ erased by class c itself: wsolevaluation's inference passes the GT labels, so th
 erases by the GT class, and each top-k class's map erases by that class (``class_maps``). The
 ``cams`` output erases by the labels given to ``forward`` (the predicted class without labels).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,7 +67,11 @@ class ACoL(WsolMethod):
         if not 0 <= erase_threshold <= 1:
             raise WsolbenchError(f"acol: erase_threshold must be in [0, 1], got {erase_threshold}")
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"erase_threshold": erase_threshold},
         )
         self.erase_threshold = float(erase_threshold)

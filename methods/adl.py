@@ -9,6 +9,7 @@ multiplies the features by either the drop mask (hide the most discriminative pa
 importance map (sigmoid of the channel-mean attention): the drop mask with probability
 ``drop_rate``, ONE draw per batch as upstream. Identity at eval.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,7 +74,11 @@ class ADL(CAM):
             )
         points = BACKBONES.get(backbone).insertion_points
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"drop_rate": drop_rate, "gamma": gamma},
             inserts={point: AttentionDropout(drop_rate, gamma) for point in points},
         )

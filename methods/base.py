@@ -15,10 +15,12 @@ manner of pytorch-grad-cam's base class:
 ``method.hparams`` holds everything needed to rebuild the architecture:
 ``create_method(name, **method.hparams)``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +56,9 @@ class WsolMethod(nn.Module):
     ):
         super().__init__()
         # Passed only when not the default, so backbones without variants still work.
-        variant = {} if self.architecture_type == "cam" else {
-            "architecture_type": self.architecture_type
-        }
+        variant = (
+            {} if self.architecture_type == "cam" else {"architecture_type": self.architecture_type}
+        )
         self.backbone = create_backbone(
             backbone,
             pretrained=pretrained,
@@ -80,9 +82,7 @@ class WsolMethod(nn.Module):
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def prepare_batch(
-        self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, Any]:
+    def prepare_batch(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """Training-time input transform; identity by default (targets = labels)."""
         return images, labels
 
@@ -90,9 +90,7 @@ class WsolMethod(nn.Module):
         return F.cross_entropy(outputs["logits"], targets)
 
     # -- shared mechanics -------------------------------------------------------------------
-    def forward(
-        self, images: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> dict[str, Any]:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
         features, taps = self.backbone(images)
         outputs = self.head(features, taps, labels)
         outputs["taps"] = taps
@@ -134,10 +132,14 @@ class WsolMethod(nn.Module):
         new = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]
         groups = [{"params": backbone, "lr": lr, "weight_decay": weight_decay, "name": "backbone"}]
         if new:
-            groups.append({
-                "params": new, "lr": lr * HEAD_LR_MULTIPLIER,
-                "weight_decay": weight_decay, "name": "head",
-            })
+            groups.append(
+                {
+                    "params": new,
+                    "lr": lr * HEAD_LR_MULTIPLIER,
+                    "weight_decay": weight_decay,
+                    "name": "head",
+                }
+            )
         return groups
 
 
@@ -166,7 +168,7 @@ def renamed(key: str, prefixes: Mapping[str, str]) -> str:
     """``key`` with the first matching prefix replaced (unchanged when none matches)."""
     for old, new in prefixes.items():
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return key
 
 

@@ -7,6 +7,7 @@ wsolevaluation loads it on ILSVRC (``ResNetCam``). Inception: conv3x3, conv3x3, 
 classes (dropout 0.5 before each, as upstream), logits = GAP, the map is the class channel
 (``InceptionCam``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -95,7 +96,10 @@ class CAM(WsolMethod):
         )
         imagenet_fc = getattr(net, "imagenet_fc", None)
         if imagenet_fc is not None:
-            if net.cam_head == "fc" and imagenet_fc["weight"].shape == self.cam_head.fc.weight.shape:
+            if (
+                net.cam_head == "fc"
+                and imagenet_fc["weight"].shape == self.cam_head.fc.weight.shape
+            ):
                 self.cam_head.fc.load_state_dict(imagenet_fc)
             net.imagenet_fc = None  # used once; do not keep 8 MB of tensors around
 

@@ -5,6 +5,7 @@ With probability ``cutmix_prob`` a batch is mixed: lambda ~ Beta(beta, beta), a 
 the batch, lambda is recomputed from the clipped area, and the loss is
 ``lambda * CE(y_a) + (1 - lambda) * CE(y_b)``. As upstream, one box and one lambda per batch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,7 +71,11 @@ class CutMix(CAM):
                 f"cutmix: need 0 <= cutmix_prob <= 1 and beta > 0, got {cutmix_prob}, {beta}"
             )
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"cutmix_prob": cutmix_prob, "beta": beta},
         )
         self.cutmix_prob = float(cutmix_prob)

@@ -4,6 +4,7 @@ At training time each normalized input image is cut into square patches of side 
 pixels and each patch is zeroed with probability ``drop_rate``. wsolevaluation's config uses
 ``grid_size`` 4; the HaS paper hides larger patches (16-56 px at 224). Eval inputs are untouched.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,7 +48,11 @@ class HaS(CAM):
         if not 0 <= drop_rate <= 1:
             raise WsolbenchError(f"has: drop_rate must be in [0, 1], got {drop_rate}")
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"grid_size": grid_size, "drop_rate": drop_rate},
         )
         self.grid_size = int(grid_size)

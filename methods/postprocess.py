@@ -7,14 +7,21 @@ image at feature resolution, ``taps`` a list of (N, C_l, h_l, w_l) feature maps 
 maps in [0, 1], or a list of (K, H_i, W_i) maps for per-image sizes. One (N, h, w) map per image
 is accepted too and gives (N, H, W) maps.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from wsolbench.methods.postprocessor import PostProcessor
-from wsolbench.methods.scg import SCG, check_class_maps, normalize_cam, per_image_sizes, resize_to_sizes
+from wsolbench.methods.scg import (
+    SCG,
+    check_class_maps,
+    normalize_cam,
+    per_image_sizes,
+    resize_to_sizes,
+)
 from wsolbench.registry import register_postprocessor
 
 __all__ = ["Identity", "PostProcessor", "SCG"]
@@ -24,7 +31,9 @@ __all__ = ["Identity", "PostProcessor", "SCG"]
 class Identity(PostProcessor):
     """SPA's map: ReLU, min-max per map (eps 1e-10), bilinear resize to the image size."""
 
-    def process(self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None):
+    def process(
+        self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None
+    ):
         cams = check_class_maps(cams)
         if image_size is None:
             image_size = tuple(cams.shape[-2:])

@@ -16,6 +16,7 @@ of (H_i, W_i) maps for per-image sizes). Batching K classes into one call lets a
 do its class-independent work once per batch (SCG's self-correlation); each of the K maps is
 exactly what a call with that class alone gives.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,7 +27,9 @@ import torch
 class PostProcessor:
     """Base of the registered post-processors: subclasses implement ``process`` on (N, K, h, w)."""
 
-    def __call__(self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None):
+    def __call__(
+        self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None
+    ):
         single = isinstance(cams, torch.Tensor) and cams.dim() == 3
         with torch.no_grad():
             maps = self.process(cams[:, None] if single else cams, taps, image_size)

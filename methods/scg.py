@@ -2,7 +2,7 @@
 
 Given the feature maps of a few layers ("taps") and a class map, SCG measures how similar every
 feature position is to every other one (the self-correlation matrices), then spreads the class
-map's confident object and background points through those similarities (PROTOCOLS.md §8).
+map's confident object and background points through those similarities (docs/protocols.md §8).
 
 Two variants:
 
@@ -24,10 +24,11 @@ does not depend on the class, so it is computed once per batch and the class map
 per image (docs/interfaces.md) are aggregated together in one ``bmm``: each class map only adds
 two mask columns, and each map equals what a call with that class alone gives.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -80,7 +81,9 @@ def resize_bilinear(maps: torch.Tensor, size: Size) -> torch.Tensor:
         arrays = flat.detach().float().numpy()
         resized = [cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in arrays]
         return torch.from_numpy(np.stack(resized).reshape(*leading, height, width))
-    resized = F.interpolate(flat[:, None], size=(height, width), mode="bilinear", align_corners=False)
+    resized = F.interpolate(
+        flat[:, None], size=(height, width), mode="bilinear", align_corners=False
+    )
     return resized.reshape(*leading, height, width)
 
 
@@ -126,7 +129,9 @@ class SCG(PostProcessor):
         if mode not in MODES:
             raise WsolbenchError(f"SCG mode must be one of {', '.join(MODES)}, not '{mode}'")
         if variant not in VARIANTS:
-            raise WsolbenchError(f"SCG variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
+            raise WsolbenchError(
+                f"SCG variant must be one of {', '.join(VARIANTS)}, not '{variant}'"
+            )
         if int(order) != order or order < 2:
             raise WsolbenchError(f"SCG order must be an integer >= 2, not {order}")
         if chunk_size is not None and chunk_size < 1:
@@ -137,10 +142,12 @@ class SCG(PostProcessor):
         self.chunk_size = chunk_size
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "SCG":
+    def from_preset(cls, name: str, **overrides) -> SCG:
         """The official thresholds of a dataset (``ilsvrc`` or ``cub``), optionally overridden."""
         if name.lower() not in cls.presets:
-            raise WsolbenchError(f"unknown SCG preset '{name}' (available: {', '.join(cls.presets)})")
+            raise WsolbenchError(
+                f"unknown SCG preset '{name}' (available: {', '.join(cls.presets)})"
+            )
         return cls(**{**cls.presets[name.lower()], **overrides})
 
     # ---------------------------------------------------------------- self-correlation
@@ -152,7 +159,9 @@ class SCG(PostProcessor):
         """The matrices of one layer; with ``wanted`` = ``first`` or ``second`` the others are
         skipped (None), which saves the P^3 product for first-order runs."""
         if feat.dim() != 4:
-            raise WsolbenchError(f"SCG taps must be (N, C, h, w) tensors, got shape {tuple(feat.shape)}")
+            raise WsolbenchError(
+                f"SCG taps must be (N, C, h, w) tensors, got shape {tuple(feat.shape)}"
+            )
         n, channels, h, w = feat.shape
         positions = feat.float().permute(0, 2, 3, 1).reshape(n, h * w, channels)
         positions = positions / (positions.norm(dim=2, keepdim=True) + 1e-10)
@@ -182,7 +191,9 @@ class SCG(PostProcessor):
         # Written as the released code computes it: (1 / P) * so_th.
         higher.masked_fill_(higher < (1.0 / positions) * self.so_th, 0.0)
         if wanted != "second":
-            combined = torch.maximum(first, higher if self.so_weight == 1 else self.so_weight * higher)
+            combined = torch.maximum(
+                first, higher if self.so_weight == 1 else self.so_weight * higher
+            )
             combined.div_(combined.sum(dim=1, keepdim=True) + 1e-10)
         return SelfCorrelation(first, higher, combined)
 
@@ -212,7 +223,9 @@ class SCG(PostProcessor):
         fused = None
         for tap in taps:
             matrices = self._matrices(_resize_features(tap, grid), wanted)
-            chosen = {"first": matrices.first, "second": matrices.higher}.get(self.mode, matrices.combined)
+            chosen = {"first": matrices.first, "second": matrices.higher}.get(
+                self.mode, matrices.combined
+            )
             del matrices
             fused = chosen if fused is None else fused.add_(chosen)
         return fused, grid
@@ -237,7 +250,9 @@ class SCG(PostProcessor):
         # after the sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
         low = fused.amin(dim=1, keepdim=True)
         fused = fused.sub_(low).div_(fused.amax(dim=1, keepdim=True) + 1e-10)
-        masks = torch.stack([flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3)  # (N, K, P, 2)
+        masks = torch.stack(
+            [flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3
+        )  # (N, K, P, 2)
         masks = masks.transpose(1, 2).reshape(n, h * w, 2 * classes).to(fused.dtype)
         sums = torch.bmm(fused, masks)  # columns: class 0 object, class 0 background, class 1 ...
         sums = sums.transpose(1, 2).reshape(n, classes, 2, h, w)
@@ -251,7 +266,9 @@ class SCG(PostProcessor):
         # Layers are processed one after another, so the peak does not grow with their number.
         return max(1, _CHUNK_BUDGET_BYTES // (_MATRICES_PER_IMAGE * positions * positions * 4))
 
-    def explain(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+    def explain(
+        self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]
+    ):
         """Every intermediate map of (N, K, h, w) class maps: ``cam`` (normalized, on the grid),
         ``object`` (a), ``background`` (b), ``grid_final`` (y on the grid) as (N, K, h, w), and
         ``final`` resized to the image size ((N, K, H, W), or a list of (K, H_i, W_i) when
@@ -271,13 +288,15 @@ class SCG(PostProcessor):
         grid = _finest_grid(taps)
         grid_cams = torch.empty((n, classes, *grid), device=device)
         for size, index in _group_by_size(sizes):
-            grid_cams[index] = self._grid_cam(cams[index].flatten(0, 1), grid, size).reshape(len(index), classes, *grid)
+            grid_cams[index] = self._grid_cam(cams[index].flatten(0, 1), grid, size).reshape(
+                len(index), classes, *grid
+            )
         parts: dict[str, list[torch.Tensor]] = {"object": [], "background": [], "grid_final": []}
         step = self._chunk_size(grid[0] * grid[1])
         for start in range(0, n, step):
             # Once per chunk of images, whatever the number of classes: the class-independent part.
-            fused, _ = self.fused_correlation([t[start:start + step] for t in taps])
-            for key, value in self._aggregate(fused, grid_cams[start:start + step]).items():
+            fused, _ = self.fused_correlation([t[start : start + step] for t in taps])
+            for key, value in self._aggregate(fused, grid_cams[start : start + step]).items():
                 parts[key].append(value)
             del fused
         result = {key: torch.cat(values) for key, values in parts.items()}
@@ -285,7 +304,9 @@ class SCG(PostProcessor):
         result["final"] = resize_to_sizes(result["grid_final"], image_size, sizes)
         return result
 
-    def process(self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]):
+    def process(
+        self, cams: torch.Tensor, taps: Sequence[torch.Tensor], image_size: Size | Sequence[Size]
+    ):
         """(N, K, h, w) raw class maps + taps -> (N, K, H, W) maps in [0, 1] (a list of
         (K, H_i, W_i) for per-image sizes)."""
         return self._explain(cams, taps, image_size)["final"]
@@ -329,7 +350,9 @@ def per_image_sizes(image_size, batch: int) -> list[Size]:
     if _is_size(image_size):
         return [(int(image_size[0]), int(image_size[1]))] * batch
     if not isinstance(image_size, (list, tuple, torch.Tensor)):
-        raise WsolbenchError(f"image_size must be one (H, W) or {batch} (H, W) pairs, got {image_size!r}")
+        raise WsolbenchError(
+            f"image_size must be one (H, W) or {batch} (H, W) pairs, got {image_size!r}"
+        )
     sizes = [(int(s[0]), int(s[1])) for s in image_size if _is_size(s)]
     if len(sizes) != batch or len(sizes) != len(image_size):
         raise WsolbenchError(f"image_size must be one (H, W) or {batch} (H, W) pairs")
@@ -342,7 +365,10 @@ def _is_size(value) -> bool:
     return (
         isinstance(value, (list, tuple))
         and len(value) == 2
-        and all(isinstance(v, int) or (hasattr(v, "__index__") and not isinstance(v, bool)) for v in value)
+        and all(
+            isinstance(v, int) or (hasattr(v, "__index__") and not isinstance(v, bool))
+            for v in value
+        )
     )
 
 

@@ -8,9 +8,11 @@
 
 The hooks are removed when the ``with`` block ends (or by ``release()``).
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from wsolbench.errors import WsolbenchError
 if TYPE_CHECKING:  # scg.py re-exports this module's class, so import SCG lazily
     from wsolbench.methods.scg import SCG, Size
 
-ClassMaps = Union[torch.Tensor, Sequence[int], Callable[[object, list], torch.Tensor], None]
+ClassMaps = torch.Tensor | Sequence[int] | Callable[[object, list], torch.Tensor] | None
 
 
 class SCGExtractor:
@@ -69,7 +71,7 @@ class SCGExtractor:
 
         return hook
 
-    def __enter__(self) -> "SCGExtractor":
+    def __enter__(self) -> SCGExtractor:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -85,7 +87,9 @@ class SCGExtractor:
         """(N, H, W) SCG maps for ``images`` (image size by default) and the given class maps."""
         return self.explain(images, targets, image_size)["final"]
 
-    def explain(self, images: torch.Tensor, targets: ClassMaps = None, image_size: Size | None = None):
+    def explain(
+        self, images: torch.Tensor, targets: ClassMaps = None, image_size: Size | None = None
+    ):
         """All of SCG's intermediate maps (``SCG.explain``) plus ``taps`` and ``output``.
 
         ``targets`` is one of: None (the model's top-1 class), class indices (one per image), an
@@ -93,7 +97,9 @@ class SCGExtractor:
         or a function ``(model output, taps) -> class maps``.
         """
         if not self._handles:
-            raise WsolbenchError("SCGExtractor: hooks already released (use it inside its `with` block)")
+            raise WsolbenchError(
+                "SCGExtractor: hooks already released (use it inside its `with` block)"
+            )
         self._outputs.clear()
         with torch.no_grad():
             output = self.model(images)
@@ -106,7 +112,9 @@ class SCGExtractor:
 
     def _captured(self, layer: nn.Module) -> torch.Tensor:
         if id(layer) not in self._outputs:
-            raise WsolbenchError(f"SCGExtractor: {type(layer).__name__} did not run in the forward pass")
+            raise WsolbenchError(
+                f"SCGExtractor: {type(layer).__name__} did not run in the forward pass"
+            )
         return self._outputs[id(layer)]
 
     def _class_maps(self, output, taps: list[torch.Tensor], targets: ClassMaps) -> torch.Tensor:
@@ -140,12 +148,16 @@ def _logits(output) -> torch.Tensor:
     elif isinstance(output, (tuple, list)):
         output = output[0]
     if not isinstance(output, torch.Tensor) or output.dim() != 2:
-        raise WsolbenchError("SCGExtractor: cannot find (N, classes) logits in the model output; pass targets")
+        raise WsolbenchError(
+            "SCGExtractor: cannot find (N, classes) logits in the model output; pass targets"
+        )
     return output
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise WsolbenchError("SCGExtractor: the model has no nn.Linear classifier; pass fc= or class maps")
+        raise WsolbenchError(
+            "SCGExtractor: the model has no nn.Linear classifier; pass fc= or class maps"
+        )
     return linears[-1]

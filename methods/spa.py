@@ -18,6 +18,7 @@ logits, class maps and SCG taps against values computed with them):
   wsolevaluation's InceptionV3 WITHOUT the max-pool before Mixed_6a, i.e. ``inception_v3`` with
   ``large_feature_map=True`` (Mixed_5d .. Mixed_6e all 28 x 28 at 224).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,7 +97,11 @@ class SPA(WsolMethod):
                 f"(got {alpha}, {tau}, {gap}, {ram_start})"
             )
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"alpha": alpha, "tau": tau, "gap": gap, "ram_start": ram_start},
         )
         self.alpha, self.tau, self.gap = float(alpha), float(tau), float(gap)

@@ -19,6 +19,7 @@ Foreground is ``value > high``; an image with fewer than 30 foreground pixels us
 instead (the count is in input pixels, as upstream, so it stays meaningful at 64 px); background
 ``value < low`` wins over foreground. Masks never carry gradient.
 """
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -81,9 +82,13 @@ class SPG(WsolMethod):
         large_feature_map: bool = False,
         thresholds: tuple[tuple[float, float], ...] = DEFAULT_THRESHOLDS,
     ):
-        thresholds = tuple((float(h), float(l)) for h, l in thresholds)
+        thresholds = tuple((float(high), float(low)) for high, low in thresholds)
         super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map,
+            backbone,
+            num_classes,
+            pretrained,
+            weights,
+            large_feature_map,
             hparams={"thresholds": [list(t) for t in thresholds]},
         )
         self.thresholds = thresholds
@@ -100,8 +105,14 @@ class SPG(WsolMethod):
         self.branch_c = nn.Sequential(
             conv3x3_relu(widths[-1], layout.side), nn.Conv2d(layout.side, 1, 1)
         )
-        for module in (self.head_a, self.classifier, self.branch_b1, self.branch_b2,
-                       self.branch_b_shared, self.branch_c):
+        for module in (
+            self.head_a,
+            self.classifier,
+            self.branch_b1,
+            self.branch_b2,
+            self.branch_b_shared,
+            self.branch_c,
+        ):
             init_new_layers(module, net.init_mode)
 
     def forward(self, images, labels=None):
@@ -147,13 +158,15 @@ class SPG(WsolMethod):
     def reference_names(self) -> dict[str, str]:
         *convs, classifier = self.layout.head_names
         head = {f"head_a.{i}.0.": f"{name}." for i, name in enumerate(convs)}
-        head.update({
-            "classifier.": f"{classifier}.",
-            "branch_b1.0.": "SPG_B_1a.0.",
-            "branch_b2.0.": "SPG_B_2a.0.",
-            "branch_b_shared.0.0.": "SPG_B_shared.0.",
-            "branch_b_shared.1.": "SPG_B_shared.2.",
-            "branch_c.0.0.": "SPG_C.0.",
-            "branch_c.1.": "SPG_C.2.",
-        })
+        head.update(
+            {
+                "classifier.": f"{classifier}.",
+                "branch_b1.0.": "SPG_B_1a.0.",
+                "branch_b2.0.": "SPG_B_2a.0.",
+                "branch_b_shared.0.0.": "SPG_B_shared.0.",
+                "branch_b_shared.1.": "SPG_B_shared.2.",
+                "branch_c.0.0.": "SPG_C.0.",
+                "branch_c.1.": "SPG_C.2.",
+            }
+        )
         return self._wsolevaluation_names(head)

@@ -1,8 +1,9 @@
-"""The oracle: wsolevaluation's box protocol written the obvious way (PROTOCOLS.md sec. 2).
+"""The oracle: wsolevaluation's box protocol written the obvious way (docs/protocols.md sec. 2).
 
 One ``cv2.threshold`` + ``cv2.findContours`` per image and per threshold, exactly as upstream's
 ``compute_bboxes_from_scoremaps``; the fast evaluator must reproduce its integer counts.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -25,8 +26,16 @@ def boxes_at_threshold(u: np.ndarray, threshold: float, all_contours: bool) -> n
 
 
 def best_iou(boxes: np.ndarray, gt: np.ndarray) -> float:
-    ix = np.minimum(boxes[:, None, 2], gt[None, :, 2]) - np.maximum(boxes[:, None, 0], gt[None, :, 0]) + 1
-    iy = np.minimum(boxes[:, None, 3], gt[None, :, 3]) - np.maximum(boxes[:, None, 1], gt[None, :, 1]) + 1
+    ix = (
+        np.minimum(boxes[:, None, 2], gt[None, :, 2])
+        - np.maximum(boxes[:, None, 0], gt[None, :, 0])
+        + 1
+    )
+    iy = (
+        np.minimum(boxes[:, None, 3], gt[None, :, 3])
+        - np.maximum(boxes[:, None, 1], gt[None, :, 1])
+        + 1
+    )
     inter = np.maximum(ix, 0) * np.maximum(iy, 0)
     area_a = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
     area_b = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
@@ -35,8 +44,9 @@ def best_iou(boxes: np.ndarray, gt: np.ndarray) -> float:
     return float(iou.max())
 
 
-def reference_correct_counts(scoremaps, gt_boxes, thresholds, iou_thresholds=(30, 50, 70),
-                             all_contours=False) -> np.ndarray:
+def reference_correct_counts(
+    scoremaps, gt_boxes, thresholds, iou_thresholds=(30, 50, 70), all_contours=False
+) -> np.ndarray:
     """``(len(thresholds), len(iou_thresholds))`` integer counts of correct images."""
     counts = np.zeros((len(thresholds), len(iou_thresholds)), np.int64)
     for scoremap, gt in zip(scoremaps, gt_boxes):

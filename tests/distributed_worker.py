@@ -1,5 +1,6 @@
 """Run under torchrun by tests/test_distributed.py: DDP-train one tiny epoch, then evaluate a
 split sharded across the ranks and save the merged evaluator state (rank 0)."""
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,14 @@ def main(data: Path, out: Path) -> None:
     counts = evaluate(model, dataset, CountingEvaluator(), batch_size=2)
     metrics = evaluate(model, dataset, real_evaluator(), prepare=box_inputs(16), batch_size=2)
     if distributed.is_main():
-        torch.save({"state": counts.state_dict(), "world_size": distributed.world_size(),
-                    "evaluator": metrics.state_dict()}, out / "merged.pt")
+        torch.save(
+            {
+                "state": counts.state_dict(),
+                "world_size": distributed.world_size(),
+                "evaluator": metrics.state_dict(),
+            },
+            out / "merged.pt",
+        )
     distributed.shutdown()
 
 

@@ -1,4 +1,5 @@
 """Shared pieces of the engine tests: a tiny synthetic dataset and a tiny training config."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,16 +14,31 @@ def make_tiny_dataset(root: Path) -> Path:
     from wsolbench.data.synthetic import generate
 
     return generate(
-        root, seed=0, num_classes=NUM_CLASSES, image_size=32,
-        train_per_class=16, val_per_class=2, test_per_class=3,
+        root,
+        seed=0,
+        num_classes=NUM_CLASSES,
+        image_size=32,
+        train_per_class=16,
+        val_per_class=2,
+        test_per_class=3,
     )
 
 
 def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
     values = dict(
-        method="cam", backbone="tinyvgg", data=str(data), image_size=32, resize_size=36,
-        epochs=2, batch_size=16, lr=0.02, lr_step=10, workers=0, device="cpu",
-        out_dir=str(out), progress=False,
+        method="cam",
+        backbone="tinyvgg",
+        data=str(data),
+        image_size=32,
+        resize_size=36,
+        epochs=2,
+        batch_size=16,
+        lr=0.02,
+        lr_step=10,
+        workers=0,
+        device="cpu",
+        out_dir=str(out),
+        progress=False,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -53,14 +69,18 @@ class CountingEvaluator:
         self.ids += list(batch["image_id"])
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts.clone(), "correct": self.correct, "images": self.images,
-                "ids": sorted(self.ids)}
+        return {
+            "counts": self.counts.clone(),
+            "correct": self.correct,
+            "images": self.images,
+            "ids": sorted(self.ids),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].clone()
         self.correct, self.images, self.ids = state["correct"], state["images"], list(state["ids"])
 
-    def merge(self, other: "CountingEvaluator") -> "CountingEvaluator":
+    def merge(self, other: CountingEvaluator) -> CountingEvaluator:
         self.counts += other.counts
         self.correct += other.correct
         self.images += other.images
@@ -82,12 +102,15 @@ def box_inputs(map_size: int):
     def prepare(batch):
         sizes = [(int(h), int(w)) for w, h in batch["size"]]
         boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
-        topk_maps = [identity(batch["cams_topk"][:, k], batch["taps"], sizes)
-                     for k in range(batch["topk"].shape[1])]
+        topk_maps = [
+            identity(batch["cams_topk"][:, k], batch["taps"], sizes)
+            for k in range(batch["topk"].shape[1])
+        ]
         return {
             "scoremaps": identity(batch["cams_gt"], batch["taps"], (map_size, map_size)),
-            "gt_boxes": [rescale_boxes(b, (w, h), (map_size, map_size))
-                         for b, (h, w) in zip(boxes, sizes)],
+            "gt_boxes": [
+                rescale_boxes(b, (w, h), (map_size, map_size)) for b, (h, w) in zip(boxes, sizes)
+            ],
             "labels": batch["label"],
             "top5": batch["topk"],
             "loc_maps": [torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
@@ -101,5 +124,6 @@ def box_inputs(map_size: int):
 def real_evaluator():
     from wsolbench.evaluation import BoxAccumulator, ClassicLocAccumulator, Evaluator
 
-    return Evaluator(box=BoxAccumulator(0.01, (30, 50, 70)),
-                     classic=ClassicLocAccumulator((0.1, 0.2, 0.3)))
+    return Evaluator(
+        box=BoxAccumulator(0.01, (30, 50, 70)), classic=ClassicLocAccumulator((0.1, 0.2, 0.3))
+    )

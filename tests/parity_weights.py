@@ -5,6 +5,7 @@ the reference models holding exactly these tensors: each one is seeded by the cr
 reference key, so wsolbench's model gets the same weights through ``reference_names()``
 without shipping megabytes of weights. Convolutions are He-scaled so activations stay O(1).
 """
+
 import math
 import zlib
 
@@ -28,7 +29,10 @@ def seeded_tensor(name: str, like: torch.Tensor) -> torch.Tensor:
 
 
 def seeded_state(state: dict) -> dict:
-    return {k: seeded_tensor(k, v).to(v.dtype) if v.is_floating_point() else v.clone() for k, v in state.items()}
+    return {
+        k: seeded_tensor(k, v).to(v.dtype) if v.is_floating_point() else v.clone()
+        for k, v in state.items()
+    }
 
 
 def inputs(size: int, n: int = 2) -> torch.Tensor:

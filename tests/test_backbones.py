@@ -1,4 +1,5 @@
 """Backbones: shapes of features and taps, inserts, weight files, offline pretrained requests."""
+
 from __future__ import annotations
 
 import urllib.error
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 import wsolbench
+from wsolbench.errors import WsolbenchError
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +19,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-from wsolbench.errors import WsolbenchError
+
 
 # Tiny inputs keep the big backbones to a fraction of a second each.
 INPUT_SIZE = {"tinyvgg": 64, "vgg16": 64, "resnet50": 64, "inception_v3": 96}

@@ -5,13 +5,14 @@ the file, key or flag, no traceback, and not a byte written or replaced in the w
 The workspace (a tiny synthetic dataset, a one-epoch checkpoint, score maps, a finished run)
 is built once; a case that needs a broken input makes it before the snapshot.
 """
+
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -48,22 +49,65 @@ def ws(tmp_path_factory) -> Workspace:
     from wsolbench.data.synthetic import generate
 
     root = tmp_path_factory.mktemp("bad-input")
-    data = generate(root / "data", seed=0, num_classes=2, image_size=32, train_per_class=3,
-                    val_per_class=1, test_per_class=2)
+    data = generate(
+        root / "data",
+        seed=0,
+        num_classes=2,
+        image_size=32,
+        train_per_class=3,
+        val_per_class=1,
+        test_per_class=2,
+    )
     torch.set_num_threads(1)
-    common = ["--data", str(data), "--image-size", "32", "--resize-size", "36", "--batch-size", "4",
-              "--workers", "0", "--device", "cpu", "--no-progress"]
+    common = [
+        "--data",
+        str(data),
+        "--image-size",
+        "32",
+        "--resize-size",
+        "36",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(["train", *common, "--epochs", "1", "--out", str(root / "run")]) == 0
     maps = root / "maps"
-    assert main(["infer", "--checkpoint", str(root / "run" / "last.pt"), "--metadata-root",
-                 str(data / "metadata" / "test"), "--image-root", str(data / "images"), "--out", str(maps),
-                 "--map-size", "16", "--workers", "0", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--checkpoint",
+                str(root / "run" / "last.pt"),
+                "--metadata-root",
+                str(data / "metadata" / "test"),
+                "--image-root",
+                str(data / "images"),
+                "--out",
+                str(maps),
+                "--map-size",
+                "16",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return Workspace(root, data, root / "run", maps)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ----------------------------------------------------------------------------- input makers
@@ -111,37 +155,113 @@ def suite(ws: Workspace, name: str, old: str = "", new: str = "", raw: bytes | N
     return str(path)
 
 
-def bench(ws: Workspace, name: str, *extra: str, runs: Path | None = None, out: Path | None = None,
-          **edit) -> list[str]:
-    return ["bench", "--suite", suite(ws, name, **edit), "--runs-dir", str(runs or ws.case(name) / "runs"),
-            "--out", str(out or ws.case(name) / "lb"), "--device", "cpu", "--no-progress", *extra]
+def bench(
+    ws: Workspace, name: str, *extra: str, runs: Path | None = None, out: Path | None = None, **edit
+) -> list[str]:
+    return [
+        "bench",
+        "--suite",
+        suite(ws, name, **edit),
+        "--runs-dir",
+        str(runs or ws.case(name) / "runs"),
+        "--out",
+        str(out or ws.case(name) / "lb"),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
 
 
-def train(ws: Workspace, name: str, *extra: str, data: Path | None = None, images: Path | None = None,
-          out: Path | None = None, where: bool = True) -> list[str]:
+def train(
+    ws: Workspace,
+    name: str,
+    *extra: str,
+    data: Path | None = None,
+    images: Path | None = None,
+    out: Path | None = None,
+    where: bool = True,
+) -> list[str]:
     """`train` on the workspace's data (or `images` / `data` metadata), one epoch, then `extra`
     (later flags win)."""
-    roots = ["--image-root", str(images or ws.data / "images"), "--metadata-root", str(data or ws.data / "metadata")]
-    return ["train", *(roots if where else []), "--image-size", "32", "--resize-size", "36", "--epochs", "1",
-            "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress",
-            "--out", str(out or ws.case(name) / "out"), *extra]
+    roots = [
+        "--image-root",
+        str(images or ws.data / "images"),
+        "--metadata-root",
+        str(data or ws.data / "metadata"),
+    ]
+    return [
+        "train",
+        *(roots if where else []),
+        "--image-size",
+        "32",
+        "--resize-size",
+        "36",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out or ws.case(name) / "out"),
+        *extra,
+    ]
 
 
-def infer(ws: Workspace, name: str, *extra: str, checkpoint: Path | None = None,
-          meta: Path | None = None, images: Path | None = None, out: Path | None = None) -> list[str]:
-    return ["infer", "--checkpoint", str(checkpoint or ws.checkpoint), "--metadata-root",
-            str(meta or ws.meta()), "--image-root", str(images or ws.data / "images"),
-            "--out", str(out or ws.case(name) / "maps"), "--workers", "0", "--device", "cpu", "--no-progress",
-            *extra]
+def infer(
+    ws: Workspace,
+    name: str,
+    *extra: str,
+    checkpoint: Path | None = None,
+    meta: Path | None = None,
+    images: Path | None = None,
+    out: Path | None = None,
+) -> list[str]:
+    return [
+        "infer",
+        "--checkpoint",
+        str(checkpoint or ws.checkpoint),
+        "--metadata-root",
+        str(meta or ws.meta()),
+        "--image-root",
+        str(images or ws.data / "images"),
+        "--out",
+        str(out or ws.case(name) / "maps"),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
 
 
-def evaluate(ws: Workspace, *extra: str, maps: Path | None = None, meta: Path | None = None) -> list[str]:
-    return ["evaluate", "--metadata-root", str(meta or ws.meta()), "--scoremap-root", str(maps or ws.maps),
-            "--device", "cpu", *extra]
+def evaluate(
+    ws: Workspace, *extra: str, maps: Path | None = None, meta: Path | None = None
+) -> list[str]:
+    return [
+        "evaluate",
+        "--metadata-root",
+        str(meta or ws.meta()),
+        "--scoremap-root",
+        str(maps or ws.maps),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
-def metadata_copy(ws: Workspace, name: str, split: str = "train", edit: Callable[[Path], None] | None = None,
-                  layout: bool = False) -> Path:
+def metadata_copy(
+    ws: Workspace,
+    name: str,
+    split: str = "train",
+    edit: Callable[[Path], None] | None = None,
+    layout: bool = False,
+) -> Path:
     """A copy of one split's metadata (or, with `layout`, of metadata/ with every split), edited."""
     target = ws.case(name) / ("metadata" if layout else split)
     shutil.copytree(ws.data / "metadata" / ("" if layout else split), target)
@@ -156,6 +276,7 @@ def set_label(value: int, line: int = 1) -> Callable[[Path], None]:
         image_id = lines[line - 1].split(",")[0]
         lines[line - 1] = f"{image_id},{value}"
         (folder / "class_labels.txt").write_text("\n".join(lines) + "\n")
+
     return edit
 
 
@@ -198,7 +319,12 @@ def a_file(ws: Workspace, name: str) -> Path:
 def masks_copy(ws: Workspace, name: str, raw: bytes | None = None, shape=None) -> Path:
     masks = ws.case(name) / "masks"
     shutil.copytree(ws.data / "masks", masks)
-    first = (ws.data / "metadata" / "test" / "mask_localization.txt").read_text().splitlines()[0].split(",")[1]
+    first = (
+        (ws.data / "metadata" / "test" / "mask_localization.txt")
+        .read_text()
+        .splitlines()[0]
+        .split(",")[1]
+    )
     if raw is not None:
         (masks / first).write_bytes(raw)
     else:
@@ -206,7 +332,9 @@ def masks_copy(ws: Workspace, name: str, raw: bytes | None = None, shape=None) -
     return masks
 
 
-def cub(ws: Workspace, name: str, labels="1", flags="1", box="2 2 10 10", path="a/1.png") -> list[str]:
+def cub(
+    ws: Workspace, name: str, labels="1", flags="1", box="2 2 10 10", path="a/1.png"
+) -> list[str]:
     """A two-image CUB_200_2011 folder whose first image has the given native values."""
     root = ws.case(name) / "CUB"
     (root / "images" / "a").mkdir(parents=True)
@@ -216,14 +344,25 @@ def cub(ws: Workspace, name: str, labels="1", flags="1", box="2 2 10 10", path="
     (root / "image_class_labels.txt").write_text(f"1 {labels}\n2 1\n")
     (root / "train_test_split.txt").write_text(f"1 {flags}\n2 0\n")
     (root / "bounding_boxes.txt").write_text(f"1 {box}\n2 1 1 5 5\n")
-    return ["data", "convert", "cub", "--root", str(root), "--out", str(ws.case(name) / "out"),
-            "--val-per-class", "1"]
+    return [
+        "data",
+        "convert",
+        "cub",
+        "--root",
+        str(root),
+        "--out",
+        str(ws.case(name) / "out"),
+        "--val-per-class",
+        "1",
+    ]
 
 
 def results_csv(ws: Workspace, name: str, value: str) -> str:
     path = ws.case(name) / "results.csv"
-    path.write_text("dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
-                    f"d,test,b,m,none,spa,top1_loc,{value}\n")
+    path.write_text(
+        "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
+        f"d,test,b,m,none,spa,top1_loc,{value}\n"
+    )
     return str(path)
 
 
@@ -245,130 +384,610 @@ def rgb_mask_bigger(ws):  # a mask whose size differs from its image's
 
 CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     # bench: the suite, its overrides and the command line
-    ("bench-suite-name-climbs", lambda ws: bench(ws, "s1", old='name = "tiny"', new='name = "../../x"'), "name = '../../x'"),
-    ("bench-suite-name-absolute", lambda ws: bench(ws, "s2", old='name = "tiny"', new='name = "/tmp/x"'), "name = '/tmp/x'"),
-    ("bench-label-climbs", lambda ws: bench(ws, "s3", old="[methods.cam]", new='[methods."../evil"]\nmethod = "cam"'), "method label methods.../evil"),
+    (
+        "bench-suite-name-climbs",
+        lambda ws: bench(ws, "s1", old='name = "tiny"', new='name = "../../x"'),
+        "name = '../../x'",
+    ),
+    (
+        "bench-suite-name-absolute",
+        lambda ws: bench(ws, "s2", old='name = "tiny"', new='name = "/tmp/x"'),
+        "name = '/tmp/x'",
+    ),
+    (
+        "bench-label-climbs",
+        lambda ws: bench(ws, "s3", old="[methods.cam]", new='[methods."../evil"]\nmethod = "cam"'),
+        "method label methods.../evil",
+    ),
     ("bench-methods-empty", lambda ws: bench(ws, "s4", "--methods", ","), "--methods"),
     ("bench-methods-unknown", lambda ws: bench(ws, "s5", "--methods", "cam,nope"), "--methods"),
-    ("bench-map-size-zero", lambda ws: bench(ws, "s6", old="map_size = 32", new="map_size = 0"), "evaluation.map_size"),
-    ("bench-eval-batch-zero", lambda ws: bench(ws, "s7", old="batch_size = 8", new="batch_size = 0"), "evaluation.batch_size"),
+    (
+        "bench-map-size-zero",
+        lambda ws: bench(ws, "s6", old="map_size = 32", new="map_size = 0"),
+        "evaluation.map_size",
+    ),
+    (
+        "bench-eval-batch-zero",
+        lambda ws: bench(ws, "s7", old="batch_size = 8", new="batch_size = 0"),
+        "evaluation.batch_size",
+    ),
     ("bench-lr-negative", lambda ws: bench(ws, "s8", old="lr = 0.01", new="lr = -1"), "train.lr"),
-    ("bench-hparam-not-a-number", lambda ws: bench(ws, "s9", old="grid_size = 4", new='grid_size = "big"'), "methods.has.grid_size"),
-    ("bench-hparam-out-of-range", lambda ws: bench(ws, "s10", old="grid_size = 4", new="drop_rate = 2.0"), "methods.has"),
-    ("bench-hparam-unknown", lambda ws: bench(ws, "s11", old="grid_size = 4", new="alpha = 1"), "unknown hyperparameter 'alpha'"),
+    (
+        "bench-hparam-not-a-number",
+        lambda ws: bench(ws, "s9", old="grid_size = 4", new='grid_size = "big"'),
+        "methods.has.grid_size",
+    ),
+    (
+        "bench-hparam-out-of-range",
+        lambda ws: bench(ws, "s10", old="grid_size = 4", new="drop_rate = 2.0"),
+        "methods.has",
+    ),
+    (
+        "bench-hparam-unknown",
+        lambda ws: bench(ws, "s11", old="grid_size = 4", new="alpha = 1"),
+        "unknown hyperparameter 'alpha'",
+    ),
     ("bench-suite-not-utf8", lambda ws: bench(ws, "s12", raw=b'name = "t\xff"\n'), "not UTF-8"),
-    ("bench-milestones-not-ints", lambda ws: bench(ws, "s13", old="lr_milestones = []", new='lr_milestones = ["a"]'), "train.lr_milestones"),
-    ("bench-pp-option-type", lambda ws: bench(ws, "s14", old="fo_th = 0.1", new='fo_th = "high"'), "postprocessors.scg.fo_th"),
-    ("bench-pp-option-value", lambda ws: bench(ws, "s15", old="fo_th = 0.1", new='mode = "sideways"'), "postprocessors.scg"),
-    ("bench-pp-option-unknown", lambda ws: bench(ws, "s16", old="fo_th = 0.1", new="colour = 1"), "unknown option 'colour'"),
-    ("bench-pp-unknown", lambda ws: bench(ws, "s17", old="[postprocessors.none]", new="[postprocessors.blur]"), "postprocessors.blur"),
-    ("bench-set-epochs-zero", lambda ws: bench(ws, "s18", "--set", "train.epochs=0"), "--set train.epochs=0"),
-    ("bench-set-lr-word", lambda ws: bench(ws, "s19", "--set", "train.lr=fast"), "--set train.lr=fast"),
+    (
+        "bench-milestones-not-ints",
+        lambda ws: bench(ws, "s13", old="lr_milestones = []", new='lr_milestones = ["a"]'),
+        "train.lr_milestones",
+    ),
+    (
+        "bench-pp-option-type",
+        lambda ws: bench(ws, "s14", old="fo_th = 0.1", new='fo_th = "high"'),
+        "postprocessors.scg.fo_th",
+    ),
+    (
+        "bench-pp-option-value",
+        lambda ws: bench(ws, "s15", old="fo_th = 0.1", new='mode = "sideways"'),
+        "postprocessors.scg",
+    ),
+    (
+        "bench-pp-option-unknown",
+        lambda ws: bench(ws, "s16", old="fo_th = 0.1", new="colour = 1"),
+        "unknown option 'colour'",
+    ),
+    (
+        "bench-pp-unknown",
+        lambda ws: bench(ws, "s17", old="[postprocessors.none]", new="[postprocessors.blur]"),
+        "postprocessors.blur",
+    ),
+    (
+        "bench-set-epochs-zero",
+        lambda ws: bench(ws, "s18", "--set", "train.epochs=0"),
+        "--set train.epochs=0",
+    ),
+    (
+        "bench-set-lr-word",
+        lambda ws: bench(ws, "s19", "--set", "train.lr=fast"),
+        "--set train.lr=fast",
+    ),
     ("bench-set-malformed", lambda ws: bench(ws, "s20", "--set", "epochs=3"), "--set epochs=3"),
-    ("bench-curve-interval-tiny", lambda ws: bench(ws, "s21", old="cam_curve_interval = 0.01", new="cam_curve_interval = 1e-7"), "evaluation.cam_curve_interval"),
-    ("bench-iou-150", lambda ws: bench(ws, "s22", old="iou_thresholds = [30, 50, 70]", new="iou_thresholds = [150]"), "evaluation.iou_thresholds"),
-    ("bench-box-thresholds-empty", lambda ws: bench(ws, "s23", old="box_thresholds = [0.2]", new="box_thresholds = []"), "evaluation.box_thresholds"),
+    (
+        "bench-curve-interval-tiny",
+        lambda ws: bench(
+            ws, "s21", old="cam_curve_interval = 0.01", new="cam_curve_interval = 1e-7"
+        ),
+        "evaluation.cam_curve_interval",
+    ),
+    (
+        "bench-iou-150",
+        lambda ws: bench(
+            ws, "s22", old="iou_thresholds = [30, 50, 70]", new="iou_thresholds = [150]"
+        ),
+        "evaluation.iou_thresholds",
+    ),
+    (
+        "bench-box-thresholds-empty",
+        lambda ws: bench(ws, "s23", old="box_thresholds = [0.2]", new="box_thresholds = []"),
+        "evaluation.box_thresholds",
+    ),
     ("bench-device-bogus", lambda ws: bench(ws, "s24", "--device", "quantum"), "--device"),
     ("bench-runs-dir-is-a-file", lambda ws: bench(ws, "s25", runs=a_file(ws, "s25")), "--runs-dir"),
     ("bench-out-is-a-file", lambda ws: bench(ws, "s26", out=a_file(ws, "s26")), "--out"),
-    ("bench-epochs-bool", lambda ws: bench(ws, "s27", old="epochs = 1", new="epochs = true"), "train.epochs"),
+    (
+        "bench-epochs-bool",
+        lambda ws: bench(ws, "s27", old="epochs = 1", new="epochs = true"),
+        "train.epochs",
+    ),
     ("bench-seed-float", lambda ws: bench(ws, "s28", "--set", "train.seed=1.5"), "train.seed"),
-    ("bench-workers-negative", lambda ws: bench(ws, "s29", old="workers = 0", new="workers = -1"), "train.workers"),
-    ("bench-recipe-unknown", lambda ws: bench(ws, "s30", "--set", "train.recipe=fast"), "train.recipe"),
-    ("bench-synthetic-classes", lambda ws: bench(ws, "s31", old="num_classes = 2,", new="num_classes = 1000,"), "dataset.synthetic.num_classes"),
-    ("bench-num-classes-negative", lambda ws: bench(ws, "s32", "--set", "dataset.num_classes=-1"), "dataset.num_classes"),
-    ("bench-unknown-method", lambda ws: bench(ws, "s33", old="[methods.cam]", new="[methods.camm]"), "unknown method 'camm'"),
-    ("bench-unknown-train-key", lambda ws: bench(ws, "s34", old="epochs = 1", new="epoch = 1"), "train.epoch"),
+    (
+        "bench-workers-negative",
+        lambda ws: bench(ws, "s29", old="workers = 0", new="workers = -1"),
+        "train.workers",
+    ),
+    (
+        "bench-recipe-unknown",
+        lambda ws: bench(ws, "s30", "--set", "train.recipe=fast"),
+        "train.recipe",
+    ),
+    (
+        "bench-synthetic-classes",
+        lambda ws: bench(ws, "s31", old="num_classes = 2,", new="num_classes = 1000,"),
+        "dataset.synthetic.num_classes",
+    ),
+    (
+        "bench-num-classes-negative",
+        lambda ws: bench(ws, "s32", "--set", "dataset.num_classes=-1"),
+        "dataset.num_classes",
+    ),
+    (
+        "bench-unknown-method",
+        lambda ws: bench(ws, "s33", old="[methods.cam]", new="[methods.camm]"),
+        "unknown method 'camm'",
+    ),
+    (
+        "bench-unknown-train-key",
+        lambda ws: bench(ws, "s34", old="epochs = 1", new="epoch = 1"),
+        "train.epoch",
+    ),
     ("bench-invalid-toml", lambda ws: bench(ws, "s35", raw=b"name = [\n"), "invalid TOML"),
-    ("bench-backbone-unknown", lambda ws: bench(ws, "s36", "--set", "train.backbone=resnet9000"), "train.backbone"),
-    ("bench-decay-contradicts-recipe", lambda ws: bench(ws, "s37", "--set", "train.lr_decay=multistep"), "train.lr_decay"),
-    ("bench-resize-smaller", lambda ws: bench(ws, "s38", "--set", "dataset.resize_size=16"), "dataset.resize_size"),
-    ("bench-suite-missing", lambda ws: ["bench", "--suite", str(ws.case("s39") / "nope.toml")], "nope.toml"),
+    (
+        "bench-backbone-unknown",
+        lambda ws: bench(ws, "s36", "--set", "train.backbone=resnet9000"),
+        "train.backbone",
+    ),
+    (
+        "bench-decay-contradicts-recipe",
+        lambda ws: bench(ws, "s37", "--set", "train.lr_decay=multistep"),
+        "train.lr_decay",
+    ),
+    (
+        "bench-resize-smaller",
+        lambda ws: bench(ws, "s38", "--set", "dataset.resize_size=16"),
+        "dataset.resize_size",
+    ),
+    (
+        "bench-suite-missing",
+        lambda ws: ["bench", "--suite", str(ws.case("s39") / "nope.toml")],
+        "nope.toml",
+    ),
     # train
     ("train-lr-negative", lambda ws: train(ws, "t1", "--lr", "-1"), "--lr"),
     ("train-epochs-zero", lambda ws: train(ws, "t2", "--epochs", "0"), "--epochs"),
     ("train-batch-size-word", lambda ws: train(ws, "t3", "--batch-size", "abc"), "--batch-size"),
-    ("train-hparam-not-a-number", lambda ws: train(ws, "t4", "--method", "has", "--hparam", "grid_size=big"), "--hparam.grid_size"),
-    ("train-hparam-out-of-range", lambda ws: train(ws, "t5", "--method", "has", "--hparam", "drop_rate=2"), "--hparam"),
+    (
+        "train-hparam-not-a-number",
+        lambda ws: train(ws, "t4", "--method", "has", "--hparam", "grid_size=big"),
+        "--hparam.grid_size",
+    ),
+    (
+        "train-hparam-out-of-range",
+        lambda ws: train(ws, "t5", "--method", "has", "--hparam", "drop_rate=2"),
+        "--hparam",
+    ),
     ("train-hparam-no-equals", lambda ws: train(ws, "t6", "--hparam", "grid_size"), "--hparam"),
     ("train-device-bogus", lambda ws: train(ws, "t7", "--device", "quantum"), "--device"),
-    ("train-milestones-words", lambda ws: train(ws, "t8", "--lr-milestones", "a,b"), "--lr-milestones"),
-    ("train-decay-contradicts-recipe", lambda ws: train(ws, "t9", "--lr-decay", "multistep"), "--lr-decay"),
+    (
+        "train-milestones-words",
+        lambda ws: train(ws, "t8", "--lr-milestones", "a,b"),
+        "--lr-milestones",
+    ),
+    (
+        "train-decay-contradicts-recipe",
+        lambda ws: train(ws, "t9", "--lr-decay", "multistep"),
+        "--lr-decay",
+    ),
     ("train-resize-smaller", lambda ws: train(ws, "t10", "--resize-size", "16"), "--resize-size"),
     ("train-num-classes-zero", lambda ws: train(ws, "t11", "--num-classes", "0"), "--num-classes"),
     ("train-no-data", lambda ws: train(ws, "t12", where=False), "--data"),
     ("train-finished-run-kept", lambda ws: train(ws, "t13", out=ws.run), "last.pt"),
-    ("train-resume-and-overwrite", lambda ws: train(ws, "t14", "--resume", "--overwrite"), "--overwrite"),
-    ("train-label-negative", lambda ws: train(ws, "t15", data=metadata_copy(ws, "t15", "train", set_label(-1), layout=True)), "class_labels.txt:1"),
-    ("train-label-huge", lambda ws: train(ws, "t16", data=metadata_copy(ws, "t16", "train", set_label(10**12), layout=True)), "class_labels.txt"),
-    ("train-label-beyond-num-classes", lambda ws: train(ws, "t17", "--num-classes", "2", data=metadata_copy(ws, "t17", "train", set_label(5), layout=True)), "class_labels.txt"),
-    ("train-out-under-a-file", lambda ws: train(ws, "t18", out=a_file(ws, "t18") / "sub"), "a-file"),
+    (
+        "train-resume-and-overwrite",
+        lambda ws: train(ws, "t14", "--resume", "--overwrite"),
+        "--overwrite",
+    ),
+    (
+        "train-label-negative",
+        lambda ws: train(
+            ws, "t15", data=metadata_copy(ws, "t15", "train", set_label(-1), layout=True)
+        ),
+        "class_labels.txt:1",
+    ),
+    (
+        "train-label-huge",
+        lambda ws: train(
+            ws, "t16", data=metadata_copy(ws, "t16", "train", set_label(10**12), layout=True)
+        ),
+        "class_labels.txt",
+    ),
+    (
+        "train-label-beyond-num-classes",
+        lambda ws: train(
+            ws,
+            "t17",
+            "--num-classes",
+            "2",
+            data=metadata_copy(ws, "t17", "train", set_label(5), layout=True),
+        ),
+        "class_labels.txt",
+    ),
+    (
+        "train-out-under-a-file",
+        lambda ws: train(ws, "t18", out=a_file(ws, "t18") / "sub"),
+        "a-file",
+    ),
     ("train-method-unknown", lambda ws: train(ws, "t19", "--method", "gradcam9"), "--method"),
     ("train-workers-negative", lambda ws: train(ws, "t20", "--workers", "-1"), "--workers"),
-    ("train-bad-image-in-worker", lambda ws: train(ws, "t21", "--workers", "1", images=first_image(ws, "t21", PNG_GARBAGE)), "image_ids.txt:1"),
-    ("train-resume-other-workers", lambda ws: train(ws, "t22", "--resume", "--workers", "1", out=ws.run), "workers"),
-    ("train-resume-other-device", lambda ws: train(ws, "t25", "--resume", out=_run_with(ws, "t25", execution={"device": "cuda", "dtype": "bfloat16", "channels_last": True, "world_size": 1})), "device cuda -> cpu"),
+    (
+        "train-bad-image-in-worker",
+        lambda ws: train(ws, "t21", "--workers", "1", images=first_image(ws, "t21", PNG_GARBAGE)),
+        "image_ids.txt:1",
+    ),
+    (
+        "train-resume-other-workers",
+        lambda ws: train(ws, "t22", "--resume", "--workers", "1", out=ws.run),
+        "workers",
+    ),
+    (
+        "train-resume-other-device",
+        lambda ws: train(
+            ws,
+            "t25",
+            "--resume",
+            out=_run_with(
+                ws,
+                "t25",
+                execution={
+                    "device": "cuda",
+                    "dtype": "bfloat16",
+                    "channels_last": True,
+                    "world_size": 1,
+                },
+            ),
+        ),
+        "device cuda -> cpu",
+    ),
     ("train-nesterov-word", lambda ws: train(ws, "t23", "--nesterov", "maybe"), "--nesterov"),
     ("train-recipe-unknown", lambda ws: train(ws, "t24", "--recipe", "fast"), "--recipe"),
     # infer
     ("infer-map-size-zero", lambda ws: infer(ws, "i1", "--map-size", "0"), "--map-size"),
     ("infer-batch-size-zero", lambda ws: infer(ws, "i2", "--batch-size", "0"), "--batch-size"),
-    ("infer-pp-option-type", lambda ws: infer(ws, "i3", "--postprocessor", "scg", "--pp-option", "fo_th=high"), "--pp-option.fo_th"),
-    ("infer-pp-option-value", lambda ws: infer(ws, "i4", "--postprocessor", "scg", "--pp-option", "mode=sideways"), "--pp-option"),
-    ("infer-pp-option-no-equals", lambda ws: infer(ws, "i5", "--pp-option", "fo_th"), "--pp-option"),
-    ("infer-postprocessor-unknown", lambda ws: infer(ws, "i6", "--postprocessor", "blur"), "--postprocessor"),
+    (
+        "infer-pp-option-type",
+        lambda ws: infer(ws, "i3", "--postprocessor", "scg", "--pp-option", "fo_th=high"),
+        "--pp-option.fo_th",
+    ),
+    (
+        "infer-pp-option-value",
+        lambda ws: infer(ws, "i4", "--postprocessor", "scg", "--pp-option", "mode=sideways"),
+        "--pp-option",
+    ),
+    (
+        "infer-pp-option-no-equals",
+        lambda ws: infer(ws, "i5", "--pp-option", "fo_th"),
+        "--pp-option",
+    ),
+    (
+        "infer-postprocessor-unknown",
+        lambda ws: infer(ws, "i6", "--postprocessor", "blur"),
+        "--postprocessor",
+    ),
     ("infer-device-bogus", lambda ws: infer(ws, "i7", "--device", "quantum"), "--device"),
     ("infer-checkpoint-pickled", lambda ws: infer(ws, "i8", checkpoint=_pickled(ws)), "pickled.pt"),
-    ("infer-checkpoint-field-type", lambda ws: infer(ws, "i9", checkpoint=checkpoint_with(ws, "i9", num_classes="ten")), "bad.pt"),
-    ("infer-checkpoint-bad-hparams", lambda ws: infer(ws, "i10", checkpoint=checkpoint_with(ws, "i10", hparams={"grid_size": 3})), "bad.pt"),
-    ("infer-checkpoint-config-field", lambda ws: infer(ws, "i17", checkpoint=checkpoint_with(ws, "i17", config={"image_size": "big"})), "bad.pt"),
-    ("infer-checkpoint-missing", lambda ws: infer(ws, "i11", checkpoint=ws.case("i11") / "none.pt"), "none.pt"),
+    (
+        "infer-checkpoint-field-type",
+        lambda ws: infer(ws, "i9", checkpoint=checkpoint_with(ws, "i9", num_classes="ten")),
+        "bad.pt",
+    ),
+    (
+        "infer-checkpoint-bad-hparams",
+        lambda ws: infer(
+            ws, "i10", checkpoint=checkpoint_with(ws, "i10", hparams={"grid_size": 3})
+        ),
+        "bad.pt",
+    ),
+    (
+        "infer-checkpoint-config-field",
+        lambda ws: infer(
+            ws, "i17", checkpoint=checkpoint_with(ws, "i17", config={"image_size": "big"})
+        ),
+        "bad.pt",
+    ),
+    (
+        "infer-checkpoint-missing",
+        lambda ws: infer(ws, "i11", checkpoint=ws.case("i11") / "none.pt"),
+        "none.pt",
+    ),
     ("infer-out-is-a-file", lambda ws: infer(ws, "i12", out=a_file(ws, "i12")), "--out"),
-    ("infer-label-beyond-model", lambda ws: infer(ws, "i13", meta=metadata_copy(ws, "i13", "test", set_label(7))), "class_labels.txt"),
-    ("infer-truncated-image-in-worker", lambda ws: infer(ws, "i14", "--workers", "1", images=first_image(ws, "i14", truncated_png(ws))), "image_ids.txt:1"),
+    (
+        "infer-label-beyond-model",
+        lambda ws: infer(ws, "i13", meta=metadata_copy(ws, "i13", "test", set_label(7))),
+        "class_labels.txt",
+    ),
+    (
+        "infer-truncated-image-in-worker",
+        lambda ws: infer(
+            ws, "i14", "--workers", "1", images=first_image(ws, "i14", truncated_png(ws))
+        ),
+        "image_ids.txt:1",
+    ),
     ("infer-workers-word", lambda ws: infer(ws, "i15", "--workers", "many"), "--workers"),
-    ("infer-out-symlink-escapes", lambda ws: infer(ws, "i16", out=_symlinked_out(ws, "i16")), "outside"),
+    (
+        "infer-out-symlink-escapes",
+        lambda ws: infer(ws, "i16", out=_symlinked_out(ws, "i16")),
+        "outside",
+    ),
     # evaluate
     ("evaluate-iou-150", lambda ws: evaluate(ws, "--iou-thresholds", "150"), "--iou-thresholds"),
-    ("evaluate-curve-interval-tiny", lambda ws: evaluate(ws, "--cam-curve-interval", "1e-7"), "--cam-curve-interval"),
-    ("evaluate-curve-interval-word", lambda ws: evaluate(ws, "--cam-curve-interval", "fine"), "--cam-curve-interval"),
-    ("evaluate-output-is-a-folder", lambda ws: evaluate(ws, "--output", str(ws.case("e4"))), "--output"),
-    ("evaluate-output-under-a-file", lambda ws: evaluate(ws, "--output", str(a_file(ws, "e5") / "r.json")), "a-file"),
-    ("evaluate-map-truncated", lambda ws: evaluate(ws, maps=first_map(ws, "e6", raw=b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (16, 16), }" + b" " * 50 + b"\n" + b"\x00" * 10)), ".npy"),
-    ("evaluate-map-npz", lambda ws: evaluate(ws, maps=first_map(ws, "e7", raw=_npz_bytes())), ".npy"),
-    ("evaluate-map-3d", lambda ws: evaluate(ws, maps=first_map(ws, "e8", np.zeros((2, 16, 16), np.float32))), ".npy"),
-    ("evaluate-map-complex", lambda ws: evaluate(ws, maps=first_map(ws, "e9", np.zeros((16, 16), np.complex64))), ".npy"),
-    ("evaluate-map-nan", lambda ws: evaluate(ws, maps=first_map(ws, "e10", np.full((16, 16), np.nan, np.float32))), ".npy"),
-    ("evaluate-map-huge-header", lambda ws: evaluate(ws, maps=first_map(ws, "e11", raw=_header_only((10**6, 10**6)))), ".npy"),
-    ("evaluate-map-pickle", lambda ws: evaluate(ws, maps=first_map(ws, "e12", np.array([{"x": 1}], dtype=object))), ".npy"),
-    ("evaluate-strict-other-split", lambda ws: evaluate(ws, "--strict", maps=_with_val_maps(ws, "e13")), ".npy"),
+    (
+        "evaluate-curve-interval-tiny",
+        lambda ws: evaluate(ws, "--cam-curve-interval", "1e-7"),
+        "--cam-curve-interval",
+    ),
+    (
+        "evaluate-curve-interval-word",
+        lambda ws: evaluate(ws, "--cam-curve-interval", "fine"),
+        "--cam-curve-interval",
+    ),
+    (
+        "evaluate-output-is-a-folder",
+        lambda ws: evaluate(ws, "--output", str(ws.case("e4"))),
+        "--output",
+    ),
+    (
+        "evaluate-output-under-a-file",
+        lambda ws: evaluate(ws, "--output", str(a_file(ws, "e5") / "r.json")),
+        "a-file",
+    ),
+    (
+        "evaluate-map-truncated",
+        lambda ws: evaluate(
+            ws,
+            maps=first_map(
+                ws,
+                "e6",
+                raw=b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (16, 16), }"
+                + b" " * 50
+                + b"\n"
+                + b"\x00" * 10,
+            ),
+        ),
+        ".npy",
+    ),
+    (
+        "evaluate-map-npz",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e7", raw=_npz_bytes())),
+        ".npy",
+    ),
+    (
+        "evaluate-map-3d",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e8", np.zeros((2, 16, 16), np.float32))),
+        ".npy",
+    ),
+    (
+        "evaluate-map-complex",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e9", np.zeros((16, 16), np.complex64))),
+        ".npy",
+    ),
+    (
+        "evaluate-map-nan",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e10", np.full((16, 16), np.nan, np.float32))),
+        ".npy",
+    ),
+    (
+        "evaluate-map-huge-header",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e11", raw=_header_only((10**6, 10**6)))),
+        ".npy",
+    ),
+    (
+        "evaluate-map-pickle",
+        lambda ws: evaluate(ws, maps=first_map(ws, "e12", np.array([{"x": 1}], dtype=object))),
+        ".npy",
+    ),
+    (
+        "evaluate-strict-other-split",
+        lambda ws: evaluate(ws, "--strict", maps=_with_val_maps(ws, "e13")),
+        ".npy",
+    ),
     ("evaluate-map-missing", lambda ws: evaluate(ws, maps=_without_first(ws, "e14")), ".npy"),
-    ("evaluate-mask-unreadable", lambda ws: evaluate(ws, "--mask-root", str(masks_copy(ws, "e15", raw=PNG_GARBAGE))), ".png"),
+    (
+        "evaluate-mask-unreadable",
+        lambda ws: evaluate(ws, "--mask-root", str(masks_copy(ws, "e15", raw=PNG_GARBAGE))),
+        ".png",
+    ),
     ("evaluate-workers-zero", lambda ws: evaluate(ws, "--workers", "0"), "--workers"),
-    ("evaluate-metadata-missing", lambda ws: evaluate(ws, meta=ws.case("e17") / "nothing"), "nothing"),
+    (
+        "evaluate-metadata-missing",
+        lambda ws: evaluate(ws, meta=ws.case("e17") / "nothing"),
+        "nothing",
+    ),
     # data
-    ("data-validate-label-negative", lambda ws: ["data", "validate", "--metadata-root", str(metadata_copy(ws, "d1", "test", set_label(-1, 2)))], "class_labels.txt:2"),
-    ("data-validate-label-range", lambda ws: ["data", "validate", "--num-classes", "2", "--metadata-root", str(metadata_copy(ws, "d2", "test", set_label(5)))], "class_labels.txt"),
-    ("data-validate-mask-unreadable", lambda ws: ["data", "validate", "--metadata-root", str(ws.meta()), "--mask-root", str(masks_copy(ws, "d3", raw=PNG_GARBAGE))], "mask_localization.txt:1"),
-    ("data-validate-mask-wrong-size", lambda ws: ["data", "validate", "--metadata-root", str(ws.meta()), "--mask-root", str(rgb_mask_bigger(ws))], "mask_localization.txt:1"),
+    (
+        "data-validate-label-negative",
+        lambda ws: [
+            "data",
+            "validate",
+            "--metadata-root",
+            str(metadata_copy(ws, "d1", "test", set_label(-1, 2))),
+        ],
+        "class_labels.txt:2",
+    ),
+    (
+        "data-validate-label-range",
+        lambda ws: [
+            "data",
+            "validate",
+            "--num-classes",
+            "2",
+            "--metadata-root",
+            str(metadata_copy(ws, "d2", "test", set_label(5))),
+        ],
+        "class_labels.txt",
+    ),
+    (
+        "data-validate-mask-unreadable",
+        lambda ws: [
+            "data",
+            "validate",
+            "--metadata-root",
+            str(ws.meta()),
+            "--mask-root",
+            str(masks_copy(ws, "d3", raw=PNG_GARBAGE)),
+        ],
+        "mask_localization.txt:1",
+    ),
+    (
+        "data-validate-mask-wrong-size",
+        lambda ws: [
+            "data",
+            "validate",
+            "--metadata-root",
+            str(ws.meta()),
+            "--mask-root",
+            str(rgb_mask_bigger(ws)),
+        ],
+        "mask_localization.txt:1",
+    ),
     ("data-cub-class-zero", lambda ws: cub(ws, "d5", labels="0"), "image_class_labels.txt:1"),
     ("data-cub-split-flag", lambda ws: cub(ws, "d6", flags="2"), "train_test_split.txt:1"),
     ("data-cub-box-outside", lambda ws: cub(ws, "d7", box="25 2 20 10"), "bounding_boxes.txt:1"),
     ("data-cub-path-climbs", lambda ws: cub(ws, "d8", path="../x.png"), "images.txt:1"),
     ("data-cub-val-zero", lambda ws: [*cub(ws, "d9")[:-1], "0"], "--val-per-class"),
-    ("data-synth-one-class", lambda ws: ["data", "synth", "--out", str(ws.case("d10") / "s"), "--num-classes", "1"], "--num-classes"),
-    ("data-ilsvrc-synsets-missing", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d11")), "--out", str(ws.case("d11") / "out"), "--synsets", str(ws.case("d11") / "none.txt")], "none.txt"),
-    ("data-ilsvrc-prefix-climbs", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d12")), "--out", str(ws.case("d12") / "out"), "--image-prefix", "../"], "prefix"),
-    ("data-ilsvrc-box-outside", lambda ws: ["data", "convert", "ilsvrc", "--annotations", str(_voc(ws, "d13", box=(5, 5, 90, 10))), "--out", str(ws.case("d13") / "out")], "1.xml"),
-    ("data-cub-out-is-a-file", lambda ws: [*cub(ws, "d15")[:-3], str(a_file(ws, "d15")), "--val-per-class", "1"], "--out"),
-    ("data-openimages-second-split-bad", lambda ws: ["data", "convert", "openimages", "--metadata-root", str(metadata_copy(ws, "d14", "test", set_label(-1), layout=True)), "--out", str(ws.case("d14") / "out")], "class_labels.txt:1"),
+    (
+        "data-synth-one-class",
+        lambda ws: ["data", "synth", "--out", str(ws.case("d10") / "s"), "--num-classes", "1"],
+        "--num-classes",
+    ),
+    (
+        "data-ilsvrc-synsets-missing",
+        lambda ws: [
+            "data",
+            "convert",
+            "ilsvrc",
+            "--annotations",
+            str(_voc(ws, "d11")),
+            "--out",
+            str(ws.case("d11") / "out"),
+            "--synsets",
+            str(ws.case("d11") / "none.txt"),
+        ],
+        "none.txt",
+    ),
+    (
+        "data-ilsvrc-prefix-climbs",
+        lambda ws: [
+            "data",
+            "convert",
+            "ilsvrc",
+            "--annotations",
+            str(_voc(ws, "d12")),
+            "--out",
+            str(ws.case("d12") / "out"),
+            "--image-prefix",
+            "../",
+        ],
+        "prefix",
+    ),
+    (
+        "data-ilsvrc-box-outside",
+        lambda ws: [
+            "data",
+            "convert",
+            "ilsvrc",
+            "--annotations",
+            str(_voc(ws, "d13", box=(5, 5, 90, 10))),
+            "--out",
+            str(ws.case("d13") / "out"),
+        ],
+        "1.xml",
+    ),
+    (
+        "data-cub-out-is-a-file",
+        lambda ws: [*cub(ws, "d15")[:-3], str(a_file(ws, "d15")), "--val-per-class", "1"],
+        "--out",
+    ),
+    (
+        "data-openimages-second-split-bad",
+        lambda ws: [
+            "data",
+            "convert",
+            "openimages",
+            "--metadata-root",
+            str(metadata_copy(ws, "d14", "test", set_label(-1), layout=True)),
+            "--out",
+            str(ws.case("d14") / "out"),
+        ],
+        "class_labels.txt:1",
+    ),
     # leaderboard, scg
-    ("leaderboard-value-not-a-number", lambda ws: ["leaderboard", results_csv(ws, "l1", "=cmd|' /C calc'!A0"), "--out", str(ws.case("l1") / "lb"), "--quiet"], "results.csv:2"),
-    ("leaderboard-out-is-a-file", lambda ws: ["leaderboard", results_csv(ws, "l2", "1.0"), "--out", str(a_file(ws, "l2")), "--quiet"], "a-file"),
-    ("leaderboard-results-missing", lambda ws: ["leaderboard", str(ws.case("l3") / "none.csv"), "--out", str(ws.case("l3") / "lb")], "none.csv"),
-    ("scg-num-images-zero", lambda ws: ["scg", "figures", "--checkpoint", str(ws.checkpoint), "--data", str(ws.data), "--out", str(ws.case("g1") / "f"), "--num-images", "0"], "--num-images"),
-    ("scg-points-outside", lambda ws: ["scg", "figures", "--checkpoint", str(ws.checkpoint), "--data", str(ws.data), "--out", str(ws.case("g2") / "f"), "--points", "2,2"], "--points"),
-    ("cli-unknown-flag", lambda ws: ["evaluate", "--metadata-root", str(ws.meta()), "--scoremap-root", str(ws.maps), "--colour"], "--colour"),
+    (
+        "leaderboard-value-not-a-number",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "l1", "=cmd|' /C calc'!A0"),
+            "--out",
+            str(ws.case("l1") / "lb"),
+            "--quiet",
+        ],
+        "results.csv:2",
+    ),
+    (
+        "leaderboard-out-is-a-file",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "l2", "1.0"),
+            "--out",
+            str(a_file(ws, "l2")),
+            "--quiet",
+        ],
+        "a-file",
+    ),
+    (
+        "leaderboard-results-missing",
+        lambda ws: [
+            "leaderboard",
+            str(ws.case("l3") / "none.csv"),
+            "--out",
+            str(ws.case("l3") / "lb"),
+        ],
+        "none.csv",
+    ),
+    (
+        "scg-num-images-zero",
+        lambda ws: [
+            "scg",
+            "figures",
+            "--checkpoint",
+            str(ws.checkpoint),
+            "--data",
+            str(ws.data),
+            "--out",
+            str(ws.case("g1") / "f"),
+            "--num-images",
+            "0",
+        ],
+        "--num-images",
+    ),
+    (
+        "scg-points-outside",
+        lambda ws: [
+            "scg",
+            "figures",
+            "--checkpoint",
+            str(ws.checkpoint),
+            "--data",
+            str(ws.data),
+            "--out",
+            str(ws.case("g2") / "f"),
+            "--points",
+            "2,2",
+        ],
+        "--points",
+    ),
+    (
+        "cli-unknown-flag",
+        lambda ws: [
+            "evaluate",
+            "--metadata-root",
+            str(ws.meta()),
+            "--scoremap-root",
+            str(ws.maps),
+            "--colour",
+        ],
+        "--colour",
+    ),
 ]
 
 
@@ -409,7 +1028,9 @@ def _header_only(shape) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
     return buffer.getvalue() + b"\x00" * 64
 
 
@@ -436,7 +1057,8 @@ def _voc(ws: Workspace, name: str, box=(5, 5, 20, 10)) -> Path:
     (folder / "1.xml").write_text(
         f"<annotation><filename>1</filename><size><width>40</width><height>30</height></size>"
         f"<object><name>n01</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
-        f"<ymax>{y1}</ymax></bndbox></object></annotation>")
+        f"<ymax>{y1}</ymax></bndbox></object></annotation>"
+    )
     return folder
 
 
@@ -493,7 +1115,11 @@ def test_a_decompression_bomb_is_refused_naming_the_image(ws, tmp_path, monkeypa
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the 32 px images are "bombs" now
     assert main(infer(ws, "bomb", out=tmp_path / "maps")) == 2
     message = capsys.readouterr().err.strip()
-    assert "image_ids.txt:1" in message and "decompression bomb" in message.lower() and len(message.splitlines()) == 1
+    assert (
+        "image_ids.txt:1" in message
+        and "decompression bomb" in message.lower()
+        and len(message.splitlines()) == 1
+    )
     assert not (tmp_path / "maps").exists()
 
 
@@ -511,7 +1137,12 @@ def test_corrupt_caches_are_recomputed_or_named(ws, tmp_path):
     run_dir.mkdir()
     console = Console(record=True, width=300)
     path = bench._scores_file(run_dir, tiny)
-    for corrupt in ("{not json", json.dumps({"rows": [{"metric": "x"}], "curves": []}), "[]", "\xff"):
+    for corrupt in (
+        "{not json",
+        json.dumps({"rows": [{"metric": "x"}], "curves": []}),
+        "[]",
+        "\xff",
+    ):
         path.write_text(corrupt, encoding="latin-1")
         assert bench._load_scores(run_dir, tiny, console) is None
     assert console.export_text().count("corrupt cached scores") == 4
@@ -529,14 +1160,26 @@ def test_formula_cells_are_neutralized_in_csv_and_read_back(tmp_path):
     )
 
     label = "=cmd|' /C calc'!A0"
-    rows = make_rows(dataset="d", split="test", backbone="b", method=label, postprocessor="@sum",
-                     protocol="spa", metrics={"top1_loc": -1.5}, versions="{}")
+    rows = make_rows(
+        dataset="d",
+        split="test",
+        backbone="b",
+        method=label,
+        postprocessor="@sum",
+        protocol="spa",
+        metrics={"top1_loc": -1.5},
+        versions="{}",
+    )
     csv_path, _ = write_results(results_frame(rows), tmp_path)
     text = csv_path.read_text()
     assert "'=cmd|" in text and "'@sum" in text and ",-1.5," in text  # numbers stay numbers
     assert not re.search(r"(^|,)[=+@]", text, re.MULTILINE)
     back = read_results(csv_path)
-    assert back["method"][0] == label and back["postprocessor"][0] == "@sum" and back["value"][0] == -1.5
+    assert (
+        back["method"][0] == label
+        and back["postprocessor"][0] == "@sum"
+        and back["value"][0] == -1.5
+    )
 
 
 def test_evaluate_is_a_drop_in_for_a_root_holding_every_split(ws, tmp_path, capsys):
@@ -562,11 +1205,39 @@ def test_sigkill_then_resume_is_bit_identical_with_loader_workers(ws, tmp_path):
     import sys
 
     torch.set_num_threads(1)  # as in the killed process: CPU float sums depend on the thread count
-    args = ["--data", str(ws.data), "--image-size", "32", "--resize-size", "36", "--epochs", "3",
-            "--batch-size", "2", "--workers", "1", "--device", "cpu", "--no-progress"]
+    args = [
+        "--data",
+        str(ws.data),
+        "--image-size",
+        "32",
+        "--resize-size",
+        "36",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     killed, flag = tmp_path / "killed", tmp_path / "first-epoch-done"
-    process = subprocess.run([sys.executable, "-c", _KILLED_IN_EPOCH_TWO, str(flag), "train", *args,
-                              "--out", str(killed)], capture_output=True, text=True, timeout=600)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_IN_EPOCH_TWO,
+            str(flag),
+            "train",
+            *args,
+            "--out",
+            str(killed),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert process.returncode == -9, process.stderr[-2000:]
     assert torch.load(killed / "last.pt", weights_only=True)["epoch"] == 1
     assert main(["train", *args, "--out", str(killed), "--resume"]) == 0

@@ -1,4 +1,5 @@
 """The main job end to end on a tiny synthetic suite: results, caching, resume, report."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -45,8 +46,12 @@ def tiny_suite(tmp_path: Path, **overrides):
 
 def run(suite, tmp_path):
     return bench.run_bench(
-        suite, runs_dir=tmp_path / "runs", out_dir=tmp_path / "lb", device="cpu",
-        console=Console(width=200, record=True), progress=False,
+        suite,
+        runs_dir=tmp_path / "runs",
+        out_dir=tmp_path / "lb",
+        device="cpu",
+        console=Console(width=200, record=True),
+        progress=False,
     )
 
 
@@ -56,7 +61,17 @@ def test_bench_writes_every_metric_family_and_caches(tmp_path, monkeypatch):
     results = run(suite, tmp_path)
     assert torch.get_num_threads() == threads  # the next method trains as it would alone
     metrics = set(results["metric"])
-    for metric in ("top1_loc", "top5_loc", "gt_known_loc", "err_cls", "MaxBoxAcc", "MaxBoxAccV2", "PxAP", "PeakIoU", "PeakT"):
+    for metric in (
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+        "err_cls",
+        "MaxBoxAcc",
+        "MaxBoxAccV2",
+        "PxAP",
+        "PeakIoU",
+        "PeakT",
+    ):
         assert metric in metrics
     assert set(results["postprocessor"]) == {"none", "scg"}
     assert set(results["protocol"]) == {"spa", "wsolevaluation", "peak"}
@@ -66,7 +81,13 @@ def test_bench_writes_every_metric_family_and_caches(tmp_path, monkeypatch):
         errors = sum(values[m] for m in ("err_cls", "err_mins", "err_part", "err_more", "err_ot"))
         assert errors == pytest.approx(100 - values["top1_loc"])
     out = tmp_path / "lb" / "tiny"
-    for name in ("leaderboard.md", "results.csv", "results.json", "report.html", "figures/overlays.png"):
+    for name in (
+        "leaderboard.md",
+        "results.csv",
+        "results.json",
+        "report.html",
+        "figures/overlays.png",
+    ):
         assert (out / name).is_file(), name
     saved = pd.read_csv(out / "results.csv")
     assert len(saved) == len(results) and saved["config_hash"].nunique() == 1
@@ -96,7 +117,9 @@ def test_interrupted_bench_resumes_to_the_same_result(tmp_path, monkeypatch):
     fresh = run(suite, tmp_path / "b")
     assert resumed["value"].tolist() == fresh["value"].tolist()
     weights = [
-        torch.load(next((tmp_path / d / "runs" / "tiny").glob("cam-*/last.pt")), weights_only=True)["model"]
+        torch.load(next((tmp_path / d / "runs" / "tiny").glob("cam-*/last.pt")), weights_only=True)[
+            "model"
+        ]
         for d in ("a", "b")
     ]
     assert weights[0].keys() == weights[1].keys()
@@ -111,6 +134,9 @@ def test_results_carry_provenance(tmp_path):
     # One configuration hash: the run folder's name, the checkpoint's and every row's.
     checkpoint_path = next((tmp_path / "runs" / "tiny").glob("cam-*/last.pt"))
     recorded = torch.load(checkpoint_path, weights_only=True)["config_hash"]
-    assert results["config_hash"].eq(recorded).all() and checkpoint_path.parent.name == f"cam-{recorded[:12]}"
+    assert (
+        results["config_hash"].eq(recorded).all()
+        and checkpoint_path.parent.name == f"cam-{recorded[:12]}"
+    )
     note = (tmp_path / "lb" / "tiny" / "leaderboard.md").read_text()
     assert "Reproduce with `wsolbench bench --suite" in note

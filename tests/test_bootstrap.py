@@ -1,5 +1,6 @@
 """Bootstrap intervals: coverage on simulated data, paired vs unpaired, reproducibility,
 several seeds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,11 +21,19 @@ def _record(method, outcome, postprocessor="none", seed=0):
     """A record with only spa outcomes at one box threshold (0 = correct)."""
     outcome = np.asarray(outcome, np.uint8).reshape(-1, 1)
     count = len(outcome)
-    arrays = {"index": np.arange(count), "classic.outcome": outcome,
-              "classic.top5_loc": outcome == 0, "classic.gt_known_loc": outcome == 0,
-              "classic.top1_cls": np.ones(count, bool), "classic.top5_cls": np.ones(count, bool)}
-    return Record({"dataset": "d", "method": method, "postprocessor": postprocessor, "seed": seed},
-                  arrays, {"box_threshold": 0.2, "box_thresholds": [0.2]})
+    arrays = {
+        "index": np.arange(count),
+        "classic.outcome": outcome,
+        "classic.top5_loc": outcome == 0,
+        "classic.gt_known_loc": outcome == 0,
+        "classic.top1_cls": np.ones(count, bool),
+        "classic.top5_cls": np.ones(count, bool),
+    }
+    return Record(
+        {"dataset": "d", "method": method, "postprocessor": postprocessor, "seed": seed},
+        arrays,
+        {"box_threshold": 0.2, "box_thresholds": [0.2]},
+    )
 
 
 def test_intervals_cover_the_true_value_at_the_stated_rate():
@@ -46,8 +55,14 @@ def test_max_over_thresholds_is_re_chosen_in_every_resample():
     distribution of the max is never below the pooled per-threshold accuracies' resamples."""
     rng = np.random.default_rng(1)
     columns = (rng.random((150, 2)) < [0.5, 0.48]).astype(np.float64)
-    both = replicates([Statistic(columns, _max_percent), Statistic(columns[:, :1], _percent),
-                       Statistic(columns[:, 1:], _percent)], resamples=300)
+    both = replicates(
+        [
+            Statistic(columns, _max_percent),
+            Statistic(columns[:, :1], _percent),
+            Statistic(columns[:, 1:], _percent),
+        ],
+        resamples=300,
+    )
     assert (both[0] >= np.maximum(both[1], both[2]) - 1e-12).all()
     assert (both[0] > both[1]).any() and (both[0] > both[2]).any()
 
@@ -60,8 +75,11 @@ def test_paired_intervals_are_narrower_than_unpaired_on_correlated_data():
     scg = np.where(flip, rng.random(count) < 0.8, plain)
     records = [_record("cam", np.where(plain, 0, 3)), _record("cam", np.where(scg, 0, 3), "scg")]
     boot = Bootstrap(records, resamples=500)
-    paired = boot.difference({"method": "cam", "dataset": "d", "postprocessor": "scg"},
-                             {"method": "cam", "dataset": "d", "postprocessor": "none"}, "top1_loc")
+    paired = boot.difference(
+        {"method": "cam", "dataset": "d", "postprocessor": "scg"},
+        {"method": "cam", "dataset": "d", "postprocessor": "none"},
+        "top1_loc",
+    )
     # Unpaired: resample the two sides independently.
     s_plain = replicates([Statistic(plain[:, None].astype(float), _percent)], 500, seed=11)[0]
     s_scg = replicates([Statistic(scg[:, None].astype(float), _percent)], 500, seed=12)[0]
@@ -75,14 +93,25 @@ def test_significance_mark_follows_the_interval():
     rng = np.random.default_rng(4)
     base = rng.random(200) < 0.3
     better = base | (rng.random(200) < 0.3)
-    boot = Bootstrap([_record("cam", np.where(base, 0, 3)),
-                      _record("cam", np.where(better, 0, 3), "scg"),
-                      _record("has", np.where(base, 0, 3)),
-                      _record("has", np.where(base, 0, 3), "scg")], resamples=300)
-    gain = boot.difference({"dataset": "d", "method": "cam", "postprocessor": "scg"},
-                           {"dataset": "d", "method": "cam", "postprocessor": "none"}, "top1_loc")
-    none = boot.difference({"dataset": "d", "method": "has", "postprocessor": "scg"},
-                           {"dataset": "d", "method": "has", "postprocessor": "none"}, "top1_loc")
+    boot = Bootstrap(
+        [
+            _record("cam", np.where(base, 0, 3)),
+            _record("cam", np.where(better, 0, 3), "scg"),
+            _record("has", np.where(base, 0, 3)),
+            _record("has", np.where(base, 0, 3), "scg"),
+        ],
+        resamples=300,
+    )
+    gain = boot.difference(
+        {"dataset": "d", "method": "cam", "postprocessor": "scg"},
+        {"dataset": "d", "method": "cam", "postprocessor": "none"},
+        "top1_loc",
+    )
+    none = boot.difference(
+        {"dataset": "d", "method": "has", "postprocessor": "scg"},
+        {"dataset": "d", "method": "has", "postprocessor": "none"},
+        "top1_loc",
+    )
     assert gain.significant and gain.low > 0
     assert not none.significant and none.value == 0
 
@@ -102,8 +131,10 @@ def test_same_seed_gives_identical_intervals_and_another_seed_differs():
 
 def test_several_seeds_are_combined_with_images():
     rng = np.random.default_rng(6)
-    records = [_record("cam", np.where(rng.random(150) < p, 0, 3), seed=s)
-               for s, p in ((0, 0.3), (1, 0.5), (2, 0.4))]
+    records = [
+        _record("cam", np.where(rng.random(150) < p, 0, 3), seed=s)
+        for s, p in ((0, 0.3), (1, 0.5), (2, 0.4))
+    ]
     boot = Bootstrap(records, resamples=400)
     key = {"dataset": "d", "method": "cam", "postprocessor": "none"}
     combined = boot.interval(key, "top1_loc")
@@ -118,6 +149,11 @@ def test_several_seeds_are_combined_with_images():
 def test_differences_need_the_same_images_and_seeds():
     records = [_record("cam", [0, 3, 0], seed=0), _record("cam", [0, 0, 0], "scg", seed=1)]
     boot = Bootstrap(records, resamples=50)
-    assert boot.difference({"dataset": "d", "method": "cam", "postprocessor": "scg"},
-                           {"dataset": "d", "method": "cam", "postprocessor": "none"},
-                           "top1_loc") is None
+    assert (
+        boot.difference(
+            {"dataset": "d", "method": "cam", "postprocessor": "scg"},
+            {"dataset": "d", "method": "cam", "postprocessor": "none"},
+            "top1_loc",
+        )
+        is None
+    )

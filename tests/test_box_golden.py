@@ -9,6 +9,7 @@ quantized rings with plateaus and holes, sparse border blobs) stored as their ui
 (image sizes 100..600). The file keeps the maps, boxes and upstream's `num_correct` per
 threshold; only values are committed, no upstream code.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,12 @@ def test_correct_counts_equal_upstream_box_evaluator(golden, batch):
     maps = golden["levels"].astype(np.float64) / 255.0
     offsets, boxes = golden["box_offsets"], golden["boxes"]
     gt = [
-        rescale_boxes(boxes[offsets[i]:offsets[i + 1]], tuple(golden["sizes"][i]), (224, 224))
+        rescale_boxes(boxes[offsets[i] : offsets[i + 1]], tuple(golden["sizes"][i]), (224, 224))
         for i in range(len(maps))
     ]
     accumulator = BoxAccumulator(cam_curve_interval=0.001, iou_thresholds=(30, 50, 70))
     for start in range(0, len(maps), batch):
-        accumulator.accumulate(maps[start:start + batch], gt[start:start + batch])
+        accumulator.accumulate(maps[start : start + batch], gt[start : start + batch])
     result = accumulator.compute()
     for row, delta in enumerate(("30", "50", "70")):
         assert result["box_correct_counts_v1"][delta] == golden["counts_v1"][row].tolist()

@@ -1,4 +1,5 @@
 """MaxBoxAcc / MaxBoxAccV2: hand-made maps and a randomized equivalence with the OpenCV oracle."""
+
 import sys
 from pathlib import Path
 
@@ -18,7 +19,9 @@ def counts(scoremap, gt, thresholds, deltas=(30, 50, 70)):
     acc = BoxAccumulator(thresholds=thresholds, iou_thresholds=deltas)
     acc.accumulate(np.asarray(scoremap, np.float64)[None], [np.asarray(gt).reshape(-1, 4)])
     column = {int(d): j for j, d in enumerate(acc.deltas)}
-    return acc.correct_v1[:, [column[d] for d in deltas]], acc.correct_v2[:, [column[d] for d in deltas]]
+    return acc.correct_v1[:, [column[d] for d in deltas]], acc.correct_v2[
+        :, [column[d] for d in deltas]
+    ]
 
 
 def v1_box_is(scoremap, threshold, box):
@@ -31,16 +34,28 @@ def v1_box_is(scoremap, threshold, box):
 # (test_compute_bboxes_from_scoremaps_{degenerate,unimodal,multimodal}), thresholds arange(0, 1, 0.2).
 UPSTREAM_CASES = {
     "degenerate": (np.zeros((3, 3)), [[0, 0, 0, 0]] * 5),
-    "unimodal": (np.array([[0.0, 0.0, 0.0, 0.0, 0.0],
-                           [0.0, 0.4, 0.4, 0.4, 0.6],
-                           [0.0, 0.4, 1.0, 0.8, 0.6],
-                           [0.0, 0.4, 0.4, 0.4, 0.6]]),
-                 [[1, 1, 4, 3], [1, 1, 4, 3], [2, 1, 4, 3], [2, 2, 4, 3], [2, 2, 3, 3]]),
-    "multimodal": (np.array([[0.4, 0.0, 0.2, 0.2, 0.2],
-                             [0.4, 0.4, 0.0, 0.4, 0.0],
-                             [0.0, 0.0, 0.0, 0.4, 0.0],
-                             [1.0, 0.6, 0.8, 0.2, 0.2]]),
-                   [[0, 0, 4, 3], [0, 0, 2, 2], [0, 3, 3, 3], [2, 3, 3, 3], [0, 3, 1, 3]]),
+    "unimodal": (
+        np.array(
+            [
+                [0.0, 0.0, 0.0, 0.0, 0.0],
+                [0.0, 0.4, 0.4, 0.4, 0.6],
+                [0.0, 0.4, 1.0, 0.8, 0.6],
+                [0.0, 0.4, 0.4, 0.4, 0.6],
+            ]
+        ),
+        [[1, 1, 4, 3], [1, 1, 4, 3], [2, 1, 4, 3], [2, 2, 4, 3], [2, 2, 3, 3]],
+    ),
+    "multimodal": (
+        np.array(
+            [
+                [0.4, 0.0, 0.2, 0.2, 0.2],
+                [0.4, 0.4, 0.0, 0.4, 0.0],
+                [0.0, 0.0, 0.0, 0.4, 0.0],
+                [1.0, 0.6, 0.8, 0.2, 0.2],
+            ]
+        ),
+        [[0, 0, 4, 3], [0, 0, 2, 2], [0, 3, 3, 3], [2, 3, 3, 3], [0, 3, 1, 3]],
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """The report of a real (tiny) bench run: per-image statistics beside the results, intervals in
 the tables, and report.html's failure browser (structure; the page itself was checked in
 headless Chromium)."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ def board(tmp_path_factory):
     path = tmp / "tiny.toml"
     path.write_text(TINY.format(root=tmp / "data"))
     suite = load_suite(path, ["methods.spa={}"])
-    results = bench.run_bench(suite, runs_dir=tmp / "runs", out_dir=tmp / "lb", device="cpu",
-                              console=Console(width=80, record=True), progress=False)
+    results = bench.run_bench(
+        suite,
+        runs_dir=tmp / "runs",
+        out_dir=tmp / "lb",
+        device="cpu",
+        console=Console(width=80, record=True),
+        progress=False,
+    )
     return tmp, tmp / "lb" / "tiny", results
 
 
@@ -71,15 +78,19 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
     assert len(records) == 4 and {r.key["postprocessor"] for r in records} == {"none", "scg"}
     checked = 0
     for record in records:
-        rows = results[(results["method"] == record.key["method"])
-                       & (results["postprocessor"] == record.key["postprocessor"])]
+        rows = results[
+            (results["method"] == record.key["method"])
+            & (results["postprocessor"] == record.key["postprocessor"])
+        ]
         values = dict(zip(rows["metric"], rows["value"]))
         for metric, stat in statistics(record).items():
             assert stat.point() == pytest.approx(values[metric], abs=1e-9), (record.key, metric)
             checked += 1
     assert checked == 4 * 18  # 10 spa, 6 wsolevaluation, 2 peak metrics
     split = read_split(out.parents[1] / "data" / "metadata" / "test")
-    assert images[0].image_ids == split.image_ids and len(images[0].pictures) == len(split.image_ids)
+    assert images[0].image_ids == split.image_ids and len(images[0].pictures) == len(
+        split.image_ids
+    )
 
 
 def test_tables_carry_intervals_and_marks(board):
@@ -95,8 +106,16 @@ def test_report_html_has_a_self_contained_failure_browser(board):
     page = (out / "report.html").read_text()
     parser = _Page()
     parser.feed(page)
-    for control in ("filter-method", "filter-postprocessor", "filter-type", "filter-from",
-                    "filter-changed", "browser-flip", "browser-canvas", "browser-transitions"):
+    for control in (
+        "filter-method",
+        "filter-postprocessor",
+        "filter-type",
+        "filter-from",
+        "filter-changed",
+        "browser-flip",
+        "browser-canvas",
+        "browser-transitions",
+    ):
         assert control in parser.ids, control
     assert parser.options["filter-method"] == ["cam", "spa"]
     assert parser.options["filter-postprocessor"] == ["none", "scg"]
@@ -119,9 +138,12 @@ def test_leaderboard_cli_rerenders_with_the_per_image_statistics(board, tmp_path
     assert main(["leaderboard", str(out / "results.csv"), "--out", str(again), "--quiet"]) == 0
     page = (again / "report.html").read_text()
     assert 'id="browser"' in page and (again / "per_image.npz").is_file()
+
     def measured(path):  # the same tables, intervals and marks (the notes differ)
         return path.read_text().split("## Measured results", 1)[1].split("## Figures")[0]
 
     assert measured(again / "leaderboard.md") == measured(out / "leaderboard.md")
-    pd.testing.assert_frame_equal(pd.read_csv(again / "results.csv"), pd.read_csv(out / "results.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(again / "results.csv"), pd.read_csv(out / "results.csv")
+    )
     assert np.isfinite(results["value"]).all()

@@ -1,4 +1,5 @@
 """Classic localization (spa protocol): union boxes, Top-1/Top-5/GT-known Loc, error types."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,19 +18,22 @@ def test_union_box_covers_all_components_and_empty_is_zero():
 GT = [[10, 10, 29, 29]]  # 20 x 20 = 400 pixels
 
 
-@pytest.mark.parametrize("pred_label, box, gt, expected", [
-    (3, [10, 10, 29, 29], GT, "cls"),  # wrong class first, even with a perfect box
-    (1, [10, 10, 29, 29], GT, "correct"),
-    (1, [10, 10, 29, 17], GT, "part"),  # IoU 160/400 = 0.4, IoP 1
-    (1, [0, 0, 39, 39], GT, "more"),  # IoU 400/1600, IoG 1
-    (1, [25, 25, 49, 49], GT, "ot"),
-    # Two GT boxes both covered with IoG > 0.3 by a box that matches neither: M-Ins.
-    (1, [0, 0, 39, 19], [[0, 0, 9, 19], [30, 0, 39, 19]], "m-ins"),
-    # M-Ins needs MORE than one GT box with IoG > 0.3: only one here -> part.
-    (1, [0, 0, 3, 19], [[0, 0, 9, 19], [30, 0, 39, 19]], "part"),
-    # M-Ins is checked before part/more.
-    (1, [0, 0, 39, 19], [[0, 0, 9, 19], [30, 0, 39, 19], [0, 0, 100, 100]], "m-ins"),
-])
+@pytest.mark.parametrize(
+    "pred_label, box, gt, expected",
+    [
+        (3, [10, 10, 29, 29], GT, "cls"),  # wrong class first, even with a perfect box
+        (1, [10, 10, 29, 29], GT, "correct"),
+        (1, [10, 10, 29, 17], GT, "part"),  # IoU 160/400 = 0.4, IoP 1
+        (1, [0, 0, 39, 39], GT, "more"),  # IoU 400/1600, IoG 1
+        (1, [25, 25, 49, 49], GT, "ot"),
+        # Two GT boxes both covered with IoG > 0.3 by a box that matches neither: M-Ins.
+        (1, [0, 0, 39, 19], [[0, 0, 9, 19], [30, 0, 39, 19]], "m-ins"),
+        # M-Ins needs MORE than one GT box with IoG > 0.3: only one here -> part.
+        (1, [0, 0, 3, 19], [[0, 0, 9, 19], [30, 0, 39, 19]], "part"),
+        # M-Ins is checked before part/more.
+        (1, [0, 0, 39, 19], [[0, 0, 9, 19], [30, 0, 39, 19], [0, 0, 100, 100]], "m-ins"),
+    ],
+)
 def test_error_types(pred_label, box, gt, expected):
     assert localization_error_type(pred_label, box, 1, gt) == expected
 
@@ -46,10 +50,19 @@ def test_accumulator_counts_add_up_to_top1_error():
     good[10:30, 10:30] = 1
     bad = torch.zeros(h, w)
     bad[0:3, 0:3] = 1
-    loc_maps = [torch.stack([good] * 5), torch.stack([bad, good, bad, bad, bad]), torch.stack([good] * 5)]
+    loc_maps = [
+        torch.stack([good] * 5),
+        torch.stack([bad, good, bad, bad, bad]),
+        torch.stack([good] * 5),
+    ]
     acc = ClassicLocAccumulator([0.2, 0.5])
-    acc.accumulate(labels=[1, 1, 1], top5=[[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [2, 1, 3, 4, 5]],
-                   loc_maps=loc_maps, gt_loc_maps=[good, good, good], gt_boxes_original=gt_boxes)
+    acc.accumulate(
+        labels=[1, 1, 1],
+        top5=[[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [2, 1, 3, 4, 5]],
+        loc_maps=loc_maps,
+        gt_loc_maps=[good, good, good],
+        gt_boxes_original=gt_boxes,
+    )
     r = acc.compute()
     assert r["Top1Loc"] == pytest.approx(100 / 3)
     assert r["Top5Loc"] == pytest.approx(200 / 3)  # image 3: class 1 is 2nd with a good box

@@ -1,4 +1,5 @@
 """Converters on miniature native trees built in tmp_path."""
+
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ def _cub_tree(root: Path) -> Path:
         Image.new("RGB", size, (i * 20, 0, 0)).save(root / "images" / name)
         names.append(name)
     (root / "images.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(names, 1)))
-    (root / "image_class_labels.txt").write_text("".join(f"{i} {1 + (i > 3)}\n" for i in range(1, 7)))
+    (root / "image_class_labels.txt").write_text(
+        "".join(f"{i} {1 + (i > 3)}\n" for i in range(1, 7))
+    )
     (root / "train_test_split.txt").write_text("1 1\n2 1\n3 0\n4 1\n5 1\n6 0\n")
     (root / "bounding_boxes.txt").write_text(
         "1 2.0 3.0 10.0 5.0\n2 0.0 0.0 25.0 25.0\n3 1.5 2.7 4.6 4.9\n"
@@ -31,13 +34,19 @@ def _cub_tree(root: Path) -> Path:
 
 
 def test_cub_conversion(tmp_path):
-    splits = convert_cub(_cub_tree(tmp_path / "CUB_200_2011"), tmp_path / "out", val_per_class=1, seed=3)
+    splits = convert_cub(
+        _cub_tree(tmp_path / "CUB_200_2011"), tmp_path / "out", val_per_class=1, seed=3
+    )
     train, val, test = (read_split(tmp_path / "out" / n) for n in ("train", "val", "test"))
     assert len(train) == 2 and len(val) == 2 and len(test) == 2
     assert sorted(val.labels.tolist()) == [0, 1] and sorted(train.labels.tolist()) == [0, 1]
     assert not set(train.image_ids) & set(val.image_ids)
     assert set(train.image_ids) | set(val.image_ids) == {
-        "001.Bird_1/bird_1.jpg", "001.Bird_1/bird_2.jpg", "002.Bird_2/bird_4.jpg", "002.Bird_2/bird_5.jpg"}
+        "001.Bird_1/bird_1.jpg",
+        "001.Bird_1/bird_2.jpg",
+        "002.Bird_2/bird_4.jpg",
+        "002.Bird_2/bird_5.jpg",
+    }
     assert test.image_ids == ["001.Bird_1/bird_3.jpg", "002.Bird_2/bird_6.jpg"]
     assert test.labels.tolist() == [0, 1]
     assert test.sizes.tolist() == [[40, 16], [18, 18]]
@@ -75,7 +84,10 @@ def test_ilsvrc_xml_conversion(tmp_path):
         (xml / f"{name}.xml").write_text(VOC.format(name=name, w=w, h=h, objects=body))
     split = convert_ilsvrc(xml, tmp_path / "out" / "test")
     back = read_split(tmp_path / "out" / "test")
-    assert back.image_ids == ["val/ILSVRC2012_val_00000001.JPEG", "val/ILSVRC2012_val_00000002.JPEG"]
+    assert back.image_ids == [
+        "val/ILSVRC2012_val_00000001.JPEG",
+        "val/ILSVRC2012_val_00000002.JPEG",
+    ]
     assert back.labels.tolist() == [1, 0]  # sorted synsets: n01 -> 0, n02 -> 1
     assert back.boxes[1].tolist() == [[0, 0, 10, 10], [3, 4, 29, 29]]  # clipped to the image
     assert back.sizes.tolist() == [[50, 40], [30, 30]] and len(split) == 2
@@ -105,12 +117,40 @@ def test_cli_convert_cub_and_openimages(tmp_path, capsys):
     from wsolbench.cli import main
 
     root = _cub_tree(tmp_path / "CUB_200_2011")
-    assert main(["data", "convert", "cub", "--root", str(root), "--out", str(tmp_path / "cub"),
-                 "--val-per-class", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub",
+                "--root",
+                str(root),
+                "--out",
+                str(tmp_path / "cub"),
+                "--val-per-class",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "test" in capsys.readouterr().out and len(read_split(tmp_path / "cub" / "test")) == 2
-    assert main(["data", "convert", "openimages", "--metadata-root", str(DATA / "OpenImages" / "val"),
-                 "--out", str(tmp_path / "oi" / "val")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "openimages",
+                "--metadata-root",
+                str(DATA / "OpenImages" / "val"),
+                "--out",
+                str(tmp_path / "oi" / "val"),
+            ]
+        )
+        == 0
+    )
     assert read_split(tmp_path / "oi" / "val").num_masks == 149
     (root / "images.txt").unlink()
-    assert main(["data", "convert", "cub", "--root", str(root), "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(["data", "convert", "cub", "--root", str(root), "--out", str(tmp_path / "bad")]) == 2
+    )
     assert "images.txt: missing" in capsys.readouterr().err.replace("\n", "")

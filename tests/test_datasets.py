@@ -1,4 +1,5 @@
 """Datasets: shapes, ten-crop, masks at the original size, and no boxes in training."""
+
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,11 @@ import torch
 from PIL import Image
 
 from wsolbench.data.datasets import (
-    IMAGENET_MEAN, EvalDataset, TrainDataset, collate_eval, denormalize,
+    IMAGENET_MEAN,
+    EvalDataset,
+    TrainDataset,
+    collate_eval,
+    denormalize,
 )
 from wsolbench.data.metadata import MaskRef, Split, read_split, write_split
 from wsolbench.errors import WsolbenchError
@@ -34,7 +39,9 @@ def tiny(tmp_path):
     for name, array in (("b_m0", m0), ("b_m1", m1), ("b_ignore", ign)):
         Image.fromarray(array).save(masks / f"{name}.png")
     split = Split(
-        ["a.png", "b.png"], np.array([3, 1]), np.array([[20, 12], [10, 16]]),
+        ["a.png", "b.png"],
+        np.array([3, 1]),
+        np.array([[20, 12], [10, 16]]),
         [np.array([[3, 2, 7, 4]]), np.array([[0, 0, 1, 1], [5, 10, 8, 11]])],
         [MaskRef(["a_m0.png"]), MaskRef(["b_m0.png", "b_m1.png"], "b_ignore.png")],
     )
@@ -42,11 +49,13 @@ def tiny(tmp_path):
 
 
 def test_peak_mask_keeps_instances_above_128_only(tiny):
-    """The peak protocol's GT is mask > 128 (PROTOCOLS.md sec. 6); wsolevaluation's is > 0.5."""
+    """The peak protocol's GT is mask > 128 (docs/protocols.md sec. 6); wsolevaluation's is > 0.5."""
     split, images, masks = tiny
     item = EvalDataset(split, images, image_size=8, mask_root=masks)[1]
     assert int(item["mask"].sum()) == 4 + 8  # b_m1 (value 1) is foreground for PxAP ...
-    assert int(item["peak_mask"].sum()) == 4 and bool(item["peak_mask"][0:2, 0:2].all())  # ... not for Peak
+    assert int(item["peak_mask"].sum()) == 4 and bool(
+        item["peak_mask"][0:2, 0:2].all()
+    )  # ... not for Peak
 
 
 def test_train_dataset_yields_image_and_label_only(tiny):
@@ -54,17 +63,24 @@ def test_train_dataset_yields_image_and_label_only(tiny):
     dataset = TrainDataset(split, images, image_size=8, resize_size=10)
     image, label = dataset[0]
     assert image.shape == (3, 8, 8) and label == 3 and len(dataset) == 2
-    assert not any("box" in name or "mask" in name or isinstance(value, Split)
-                   for name, value in vars(dataset).items())
+    assert not any(
+        "box" in name or "mask" in name or isinstance(value, Split)
+        for name, value in vars(dataset).items()
+    )
 
 
 def test_eval_dataset_fields_and_masks(tiny):
     split, images, masks = tiny
-    dataset = EvalDataset(split, images, image_size=8, mask_root=masks, ten_crop=True, resize_size=10)
+    dataset = EvalDataset(
+        split, images, image_size=8, mask_root=masks, ten_crop=True, resize_size=10
+    )
     item = dataset[1]
     assert item["image"].shape == (3, 8, 8) and item["crops"].shape == (10, 3, 8, 8)
     assert item["size"] == (10, 16) and item["label"] == 1 and item["image_id"] == "b.png"
-    assert item["boxes"].dtype == torch.int64 and item["boxes"].tolist() == [[0, 0, 1, 1], [5, 10, 8, 11]]
+    assert item["boxes"].dtype == torch.int64 and item["boxes"].tolist() == [
+        [0, 0, 1, 1],
+        [5, 10, 8, 11],
+    ]
     mask, ignore = item["mask"], item["ignore"]
     assert mask.shape == (16, 10) and mask.dtype == torch.bool and int(mask.sum()) == 4 + 8
     assert bool(mask[10, 5]) and not bool(ignore[0, 0]) and bool(ignore[3, 3])

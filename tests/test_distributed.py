@@ -1,5 +1,6 @@
 """Two gloo processes on the CPU (torchrun): DDP training runs, and evaluation sharded across
 the ranks merges to exactly the single-process counts."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import sys
 from pathlib import Path
 
 import torch
-
 from engine_helpers import CountingEvaluator, box_inputs, make_tiny_dataset, real_evaluator
+
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
@@ -28,12 +29,21 @@ def test_shards_cover_every_image_once():
 def test_two_gloo_ranks_train_and_merge_evaluation_exactly(tmp_path):
     data = make_tiny_dataset(tmp_path / "synthetic")
     env = {
-        **os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "GLOO_SOCKET_IFNAME": "lo",
         "CUDA_VISIBLE_DEVICES": "",
     }
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-        "--nproc_per_node=2", str(WORKER), str(data), str(tmp_path),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(data),
+        str(tmp_path),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -61,6 +71,8 @@ def test_two_gloo_ranks_train_and_merge_evaluation_exactly(tmp_path):
     assert saved["evaluator"].keys() == expected_state.keys()
     for name, fields in expected_state.items():
         for key, value in fields.items():
-            assert torch.equal(torch.as_tensor(saved["evaluator"][name][key]), torch.as_tensor(value)), (name, key)
+            assert torch.equal(
+                torch.as_tensor(saved["evaluator"][name][key]), torch.as_tensor(value)
+            ), (name, key)
     assert int(expected_state["box"]["count"]) == len(dataset)
     assert reference.compute()["MaxBoxAcc"] >= 0

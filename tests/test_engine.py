@@ -1,4 +1,5 @@
 """Training engine: config hash, learning, exact resume, checkpoints, CLI options."""
+
 from __future__ import annotations
 
 import pickle
@@ -6,14 +7,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
 
+from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
-from wsolbench.engine.infer import predict
-from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
-from wsolbench.cli import main
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
 from wsolbench.engine.config import TrainConfig, parse_hparam_value, parse_hparams
+from wsolbench.engine.infer import predict
 from wsolbench.engine.train import train
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import create_method, list_methods
@@ -41,16 +42,28 @@ def test_config_hash_ignores_run_only_fields_but_not_hyperparameters(tmp_path):
     assert base.config_hash() != tiny_config(tmp_path, tmp_path / "a", workers=2).config_hash()
     assert len(base.config_hash()) == 64
     assert base.config_hash() != tiny_config(tmp_path, tmp_path / "a", device="cuda").config_hash()
-    assert base.execution() == {"device": "cpu", "dtype": "float32", "channels_last": False, "world_size": 1}
+    assert base.execution() == {
+        "device": "cpu",
+        "dtype": "float32",
+        "channels_last": False,
+        "world_size": 1,
+    }
     assert base.config_hash() != tiny_config(tmp_path, tmp_path / "a", lr=0.5).config_hash()
-    assert base.config_hash() != tiny_config(
-        tmp_path, tmp_path / "a", hparams={"grid_size": 8}).config_hash()
+    assert (
+        base.config_hash()
+        != tiny_config(tmp_path, tmp_path / "a", hparams={"grid_size": 8}).config_hash()
+    )
 
 
 def test_config_defaults_follow_the_wsolevaluation_recipe(tmp_path):
     config = TrainConfig(data=str(tmp_path))
     assert (config.lr, config.momentum, config.weight_decay) == (0.01, 0.9, 1e-4)
-    assert (config.nesterov, config.recipe, config.lr_step, config.batch_size) == (True, "wsolevaluation", 30, 64)
+    assert (config.nesterov, config.recipe, config.lr_step, config.batch_size) == (
+        True,
+        "wsolevaluation",
+        30,
+        64,
+    )
     assert config.head_lr_multiplier == 10.0 and config.amp is False
     with pytest.raises(WsolbenchError, match="recipe 'wsolevaluation' decays the lr as 'step'"):
         TrainConfig(data=str(tmp_path), lr_decay="multistep")
@@ -61,9 +74,19 @@ def test_config_defaults_follow_the_wsolevaluation_recipe(tmp_path):
 
 
 def test_hparam_values_and_unknown_keys():
-    assert [parse_hparam_value(v) for v in ("3", "0.5", "true", "False", "abc")] == [3, 0.5, True, False, "abc"]
-    assert parse_hparams(["grid_size=8"], {"grid_size": 4, "drop_rate": 0.5}, "has") == {"grid_size": 8}
-    with pytest.raises(WsolbenchError, match="unknown hyperparameter 'gird_size' .valid: drop_rate, grid_size"):
+    assert [parse_hparam_value(v) for v in ("3", "0.5", "true", "False", "abc")] == [
+        3,
+        0.5,
+        True,
+        False,
+        "abc",
+    ]
+    assert parse_hparams(["grid_size=8"], {"grid_size": 4, "drop_rate": 0.5}, "has") == {
+        "grid_size": 8
+    }
+    with pytest.raises(
+        WsolbenchError, match="unknown hyperparameter 'gird_size' .valid: drop_rate, grid_size"
+    ):
         parse_hparams(["gird_size=8"], {"grid_size": 4, "drop_rate": 0.5}, "has")
     with pytest.raises(WsolbenchError, match="key=value"):
         parse_hparams(["grid_size"], {"grid_size": 4}, "has")
@@ -73,16 +96,41 @@ def test_cli_reports_an_unknown_hparam_in_one_line(tmp_path, capsys):
     code = main(["train", "--method", "cam", "--data", str(tmp_path), "--hparam", "alpha=1"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "--hparam: unknown hyperparameter 'alpha'" in err and "valid:" in err and "Traceback" not in err
+    assert (
+        "--hparam: unknown hyperparameter 'alpha'" in err
+        and "valid:" in err
+        and "Traceback" not in err
+    )
 
 
 def test_cli_trains_and_reports(tiny_data, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main([
-        "train", "--method", "has", "--hparam", "grid_size=8", "--data", str(tiny_data),
-        "--image-size", "32", "--resize-size", "36", "--epochs", "1", "--batch-size", "16",
-        "--workers", "0", "--device", "cpu", "--out", str(out), "--no-progress",
-    ])
+    code = main(
+        [
+            "train",
+            "--method",
+            "has",
+            "--hparam",
+            "grid_size=8",
+            "--data",
+            str(tiny_data),
+            "--image-size",
+            "32",
+            "--resize-size",
+            "36",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint["hparams"]["grid_size"] == 8 and checkpoint["config"]["method"] == "has"
@@ -131,7 +179,9 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_data, tmp_path, wo
     with pytest.raises(Interrupt):
         train(interrupted, on_epoch_end=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
-    resumed = train(tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers, resume=True))
+    resumed = train(
+        tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers, resume=True)
+    )
 
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert b["epoch"] == 2
@@ -210,7 +260,9 @@ def test_every_method_learns_and_reloads(method, tiny_data, tmp_path):
     assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][-1]["loss"])
     assert train_accuracy(path, tiny_data) > 100.0 / NUM_CLASSES + 15
     model = load_model(path)
-    reference = create_method(method, backbone="tinyvgg", num_classes=NUM_CLASSES, **checkpoint["hparams"])
+    reference = create_method(
+        method, backbone="tinyvgg", num_classes=NUM_CLASSES, **checkpoint["hparams"]
+    )
     reference.load_state_dict(checkpoint["model"])
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -221,8 +273,9 @@ def test_optimizer_groups_and_schedules(tmp_path):
     from wsolbench.engine.optim import build_optimizer, build_scheduler
 
     method = create_method("cam", backbone="tinyvgg", num_classes=NUM_CLASSES)
-    config = tiny_config(tmp_path, tmp_path, lr=0.1, head_lr_multiplier=5.0,
-                         recipe="spa", lr_milestones=[2, 3])
+    config = tiny_config(
+        tmp_path, tmp_path, lr=0.1, head_lr_multiplier=5.0, recipe="spa", lr_milestones=[2, 3]
+    )
     optimizer = build_optimizer(method, config)
     # tinyvgg has no reference network: backbone weights / biases, new layers' weights / biases.
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1, 0.2, 0.5, 1.0])

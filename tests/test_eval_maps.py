@@ -4,18 +4,19 @@ ACoL's map of a class erases by that class: wsolevaluation's inference passes th
 the model, so the GT-class map must not depend on what the classifier predicts; each top-k
 class's map (spa protocol) erases by that class.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 from engine_helpers import NUM_CLASSES, make_tiny_dataset
-from wsolbench.methods.base import select_classes
-from wsolbench.methods.scg_extractor import SCGExtractor
 
 import wsolbench
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.infer import predict
+from wsolbench.methods.base import select_classes
+from wsolbench.methods.scg_extractor import SCGExtractor
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """`wsolbench evaluate` end to end on tiny splits written in tmp_path, and its bad inputs."""
+
 import json
 
 import cv2
 import numpy as np
-import pytest
 
 from wsolbench.cli import main
 from wsolbench.evaluation import evaluate_scoremaps
@@ -19,8 +19,10 @@ def _box_split(tmp_path):
     _write(meta / "image_ids.txt", ["a/1.jpg", "a/2.jpg", "b/3.jpg"])
     _write(meta / "class_labels.txt", ["a/1.jpg,0", "a/2.jpg,0", "b/3.jpg,1"])
     _write(meta / "image_sizes.txt", ["a/1.jpg,40,20", "a/2.jpg,20,20", "b/3.jpg,30,60"])
-    _write(meta / "localization.txt", ["a/1.jpg,4,2,19,9", "a/2.jpg,0,0,9,9", "a/2.jpg,10,10,19,19",
-                                       "b/3.jpg,3,6,20,50"])
+    _write(
+        meta / "localization.txt",
+        ["a/1.jpg,4,2,19,9", "a/2.jpg,0,0,9,9", "a/2.jpg,10,10,19,19", "b/3.jpg,3,6,20,50"],
+    )
     maps = tmp_path / "maps"
     rng = np.random.default_rng(0)
     arrays = {}
@@ -36,13 +38,29 @@ def _box_split(tmp_path):
 def test_boxes_end_to_end(tmp_path, capsys):
     meta, maps, arrays = _box_split(tmp_path)
     out = tmp_path / "results.json"
-    code = main(["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
-                 "--output", str(out), "--cam-curve-interval", "0.05", "--device", "cpu"])
+    code = main(
+        [
+            "evaluate",
+            "--metadata-root",
+            str(meta),
+            "--scoremap-root",
+            str(maps),
+            "--output",
+            str(out),
+            "--cam-curve-interval",
+            "0.05",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     # GT rescaled from the original size to the 20x20 maps with int(x * 20 / W).
-    gt = [np.array([[2, 2, 9, 9]]), np.array([[0, 0, 9, 9], [10, 10, 19, 19]]),
-          np.array([[2, 2, 13, 16]])]
+    gt = [
+        np.array([[2, 2, 9, 9]]),
+        np.array([[0, 0, 9, 9], [10, 10, 19, 19]]),
+        np.array([[2, 2, 13, 16]]),
+    ]
     expected = evaluate_scoremaps(np.stack(list(arrays.values())), gt, cam_curve_interval=0.05)
     for key in ("MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2_per_iou", "box_correct_counts_v2"):
         assert result[key] == expected[key]
@@ -55,8 +73,14 @@ def _mask_split(tmp_path):
     _write(meta / "image_ids.txt", ["x/1.jpg", "x/2.jpg"])
     _write(meta / "class_labels.txt", ["x/1.jpg,0", "x/2.jpg,0"])
     _write(meta / "image_sizes.txt", [])
-    _write(meta / "localization.txt", ["x/1.jpg,x/1_m0.png,x/1_ignore.png", "x/1.jpg,x/1_m1.png,",
-                                       "x/2.jpg,x/2_m0.png,x/2_ignore.png"])
+    _write(
+        meta / "localization.txt",
+        [
+            "x/1.jpg,x/1_m0.png,x/1_ignore.png",
+            "x/1.jpg,x/1_m1.png,",
+            "x/2.jpg,x/2_m0.png,x/2_ignore.png",
+        ],
+    )
     masks = tmp_path / "masks"
     (masks / "x").mkdir(parents=True)
     m0 = np.zeros((32, 32), np.uint8)
@@ -65,7 +89,13 @@ def _mask_split(tmp_path):
     m1[20:28, 20:30] = 255
     ignore = np.zeros((32, 32), np.uint8)
     ignore[0:16, 0:16] = 255
-    for name, image in (("1_m0", m0), ("1_m1", m1), ("1_ignore", ignore), ("2_m0", m1), ("2_ignore", ignore)):
+    for name, image in (
+        ("1_m0", m0),
+        ("1_m1", m1),
+        ("1_ignore", ignore),
+        ("2_m0", m1),
+        ("2_ignore", ignore),
+    ):
         cv2.imwrite(str(masks / "x" / f"{name}.png"), image)
     maps = tmp_path / "maps"
     (maps / "x").mkdir(parents=True)
@@ -77,8 +107,21 @@ def _mask_split(tmp_path):
 def test_masks_end_to_end(tmp_path):
     meta, maps, masks = _mask_split(tmp_path)
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
-                 "--mask-root", str(masks), "--output", str(out), "--normalize", "minmax"])
+    code = main(
+        [
+            "evaluate",
+            "--metadata-root",
+            str(meta),
+            "--scoremap-root",
+            str(maps),
+            "--mask-root",
+            str(masks),
+            "--output",
+            str(out),
+            "--normalize",
+            "minmax",
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert 99 < result["PxAP"] < 100  # the maps are the masks, blurred only by the bicubic resize
@@ -116,8 +159,24 @@ def test_nan_and_constant_maps_under_minmax_become_zero(tmp_path):
     np.save(maps / "a" / "1.jpg.npy", np.full((7, 9), np.nan))
     np.save(maps / "a" / "2.jpg.npy", np.full((7, 9), 3.0))
     out = tmp_path / "r.json"
-    assert main(["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
-                 "--normalize", "minmax", "--output", str(out), "--cam-curve-interval", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--metadata-root",
+                str(meta),
+                "--scoremap-root",
+                str(maps),
+                "--normalize",
+                "minmax",
+                "--output",
+                str(out),
+                "--cam-curve-interval",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["num_images"] == 3
 
@@ -125,8 +184,20 @@ def test_nan_and_constant_maps_under_minmax_become_zero(tmp_path):
 def test_wrong_size_mask_is_named(tmp_path, capsys):
     meta, maps, masks = _mask_split(tmp_path)
     cv2.imwrite(str(masks / "x" / "1_m1.png"), np.zeros((10, 10), np.uint8))
-    err = _error(capsys, ["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
-                          "--mask-root", str(masks), "--normalize", "minmax"])
+    err = _error(
+        capsys,
+        [
+            "evaluate",
+            "--metadata-root",
+            str(meta),
+            "--scoremap-root",
+            str(maps),
+            "--mask-root",
+            str(masks),
+            "--normalize",
+            "minmax",
+        ],
+    )
     assert "1_m1.png" in err
 
 
@@ -150,7 +221,15 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, capsys):
     import torch
 
     meta, maps, _ = _box_split(tmp_path)
-    argv = ["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps), "--device", "cuda"]
+    argv = [
+        "evaluate",
+        "--metadata-root",
+        str(meta),
+        "--scoremap-root",
+        str(maps),
+        "--device",
+        "cuda",
+    ]
     if torch.cuda.is_available():
         assert main(argv) == 0
     else:

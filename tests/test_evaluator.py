@@ -1,4 +1,5 @@
 """The unified evaluator: merged halves == whole, batch-size independence, state round trip."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,17 +13,27 @@ def _data(n=12, size=16, seed=0):
     maps = rng.random((n, size, size))
     maps = np.stack([m * (np.arange(size)[None, :] < rng.integers(4, size)) for m in maps])
     maps /= maps.max(axis=(1, 2), keepdims=True)
-    boxes = [np.array([[1, 2, int(rng.integers(3, size)), int(rng.integers(4, size))]]) for _ in range(n)]
+    boxes = [
+        np.array([[1, 2, int(rng.integers(3, size)), int(rng.integers(4, size))]]) for _ in range(n)
+    ]
     masks = maps > 0.5
     masks[:, :2] = True
     ignore = np.zeros_like(masks)
     ignore[:, -1] = True
     loc_maps = [torch.from_numpy(np.stack([m] * 5)) for m in maps]
-    batch = {"scoremaps": maps, "gt_boxes": boxes, "gt_masks": masks, "gt_ignore": ignore,
-             "peak_maps": list(maps), "peak_masks": list(masks),
-             "labels": np.arange(n) % 3, "top5": np.stack([(np.arange(5) + i) % 3 for i in range(n)]),
-             "loc_maps": loc_maps, "gt_loc_maps": [torch.from_numpy(m) for m in maps],
-             "gt_boxes_original": boxes}
+    batch = {
+        "scoremaps": maps,
+        "gt_boxes": boxes,
+        "gt_masks": masks,
+        "gt_ignore": ignore,
+        "peak_maps": list(maps),
+        "peak_masks": list(masks),
+        "labels": np.arange(n) % 3,
+        "top5": np.stack([(np.arange(5) + i) % 3 for i in range(n)]),
+        "loc_maps": loc_maps,
+        "gt_loc_maps": [torch.from_numpy(m) for m in maps],
+        "gt_boxes_original": boxes,
+    }
     return batch
 
 
@@ -34,13 +45,20 @@ def _slice(batch, idx):
 
 
 def _full():
-    return Evaluator(**{name: acc for name, acc in [
-        ("box", Evaluator.preset("wsolevaluation", 0.05, masks=True).accumulators["box"]),
-        ("pxap", Evaluator.preset("wsolevaluation", 0.05, masks=True).accumulators["pxap"]),
-        ("peak", Evaluator.preset("peak").accumulators["peak"]),
-        ("classic", Evaluator.preset("spa", box_thresholds=(0.2, 0.5)).accumulators["classic"]),
-    ]})
-
+    return Evaluator(
+        **{
+            name: acc
+            for name, acc in [
+                ("box", Evaluator.preset("wsolevaluation", 0.05, masks=True).accumulators["box"]),
+                ("pxap", Evaluator.preset("wsolevaluation", 0.05, masks=True).accumulators["pxap"]),
+                ("peak", Evaluator.preset("peak").accumulators["peak"]),
+                (
+                    "classic",
+                    Evaluator.preset("spa", box_thresholds=(0.2, 0.5)).accumulators["classic"],
+                ),
+            ]
+        }
+    )
 
 
 def test_merged_halves_equal_the_whole_and_batch_size_does_not_matter():
@@ -71,8 +89,13 @@ def test_state_dict_round_trip_is_plain_tensors():
     restored = Evaluator.from_state_dict(state)
     assert restored.compute()["MaxBoxAccV2"] == evaluator.compute()["MaxBoxAccV2"]
     # Summing two ranks' states (an all-reduce) equals merging them.
-    doubled = {name: {k: (v * 2 if k not in ("thresholds", "deltas", "iou_thresholds", "edges") else v)
-                      for k, v in s.items()} for name, s in state.items()}
+    doubled = {
+        name: {
+            k: (v * 2 if k not in ("thresholds", "deltas", "iou_thresholds", "edges") else v)
+            for k, v in s.items()
+        }
+        for name, s in state.items()
+    }
     merged = Evaluator.from_state_dict(state).merge(Evaluator.from_state_dict(state))
     assert Evaluator.from_state_dict(doubled).compute() == merged.compute()
 
@@ -88,8 +111,13 @@ def test_presets_and_errors():
 
 def test_python_api_with_masks():
     batch = _data()
-    result = evaluate_scoremaps(batch["scoremaps"], batch["gt_boxes"], batch["gt_masks"],
-                                batch["gt_ignore"], cam_curve_interval=0.05)
+    result = evaluate_scoremaps(
+        batch["scoremaps"],
+        batch["gt_boxes"],
+        batch["gt_masks"],
+        batch["gt_ignore"],
+        cam_curve_interval=0.05,
+    )
     for key in ("MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2_per_iou", "PxAP", "PeakIoU", "PeakT"):
         assert key in result
     assert 0 <= result["PxAP"] <= 100 and 0 <= result["PeakT"] <= 255

@@ -1,5 +1,6 @@
 """Explainers: every registered one on a tiny wsolbench checkpoint and a tiny torchvision
 classifier (maps of the right shape that `evaluate` scores), and pytorch-grad-cam's own output."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,22 @@ def tiny_resnet(num_classes: int = 3) -> torch.nn.Module:
 
 
 def test_registry_lists_cam_and_the_library_methods():
-    assert {"cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "eigencam", "hirescam"} <= set(EXPLAINERS)
-    assert {"torchcam-gradcam", "torchcam-gradcam++", "torchcam-layercam", "torchcam-scorecam"} <= set(EXPLAINERS)
+    assert {
+        "cam",
+        "gradcam",
+        "gradcam++",
+        "xgradcam",
+        "layercam",
+        "scorecam",
+        "eigencam",
+        "hirescam",
+    } <= set(EXPLAINERS)
+    assert {
+        "torchcam-gradcam",
+        "torchcam-gradcam++",
+        "torchcam-layercam",
+        "torchcam-scorecam",
+    } <= set(EXPLAINERS)
 
 
 @pytest.mark.parametrize("name", EXPLAINERS)
@@ -58,7 +73,9 @@ def test_every_explainer_on_a_wsolbench_checkpoint(data_and_checkpoint, name):
     split = read_split(data / "metadata" / "test")
     dataset = EvalDataset(split, data / "images", 32)
     explainer = create_explainer(name, **OPTIONS.get(name, {}))
-    batches = list(predict(model, dataset, batch_size=5, ten_crop=False, topk=2, explainer=explainer))
+    batches = list(
+        predict(model, dataset, batch_size=5, ten_crop=False, topk=2, explainer=explainer)
+    )
     side = map_side(name, 32, 8)
     for batch in batches:
         n = len(batch["image_id"])
@@ -73,12 +90,46 @@ def test_every_explainer_on_a_wsolbench_checkpoint(data_and_checkpoint, name):
 def test_infer_then_evaluate_scores_every_explainer(data_and_checkpoint, tmp_path, name):
     data, path = data_and_checkpoint
     options = [f"--explainer-option={k}={v}" for k, v in OPTIONS.get(name, {}).items()]
-    assert main(["infer", "--checkpoint", str(path), "--metadata-root", str(data / "metadata" / "test"),
-                 "--image-root", str(data / "images"), "--out", str(tmp_path / "maps"), "--map-size", "32",
-                 "--workers", "0", "--no-progress", "--explainer", name, *options]) == 0
-    assert main(["evaluate", "--metadata-root", str(data / "metadata" / "test"),
-                 "--scoremap-root", str(tmp_path / "maps"), "--mask-root", str(data / "masks"),
-                 "--output", str(tmp_path / "scores.json")]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--checkpoint",
+                str(path),
+                "--metadata-root",
+                str(data / "metadata" / "test"),
+                "--image-root",
+                str(data / "images"),
+                "--out",
+                str(tmp_path / "maps"),
+                "--map-size",
+                "32",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--explainer",
+                name,
+                *options,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--metadata-root",
+                str(data / "metadata" / "test"),
+                "--scoremap-root",
+                str(tmp_path / "maps"),
+                "--mask-root",
+                str(data / "masks"),
+                "--output",
+                str(tmp_path / "scores.json"),
+            ]
+        )
+        == 0
+    )
     scores = json.loads((tmp_path / "scores.json").read_text())
     text = json.dumps(scores)
     assert "MaxBoxAccV2" in text and "PxAP" in text
@@ -103,10 +154,17 @@ def test_every_explainer_on_a_torchvision_classifier(data_and_checkpoint, classi
         images, topk = [0], 0
     explainer = create_explainer(name, **options)
     subset = torch.utils.data.Subset(dataset, images)
-    batch = next(predict(model, subset, batch_size=2, ten_crop=False, topk=topk, explainer=explainer))
+    batch = next(
+        predict(model, subset, batch_size=2, ten_crop=False, topk=topk, explainer=explainer)
+    )
     side = map_side(name, 64, 16 if name.endswith("scorecam") else 2)
     n = len(images)
-    assert batch["cams_gt"].shape == (n, side, side) and batch["cams_topk"].shape == (n, topk, side, side)
+    assert batch["cams_gt"].shape == (n, side, side) and batch["cams_topk"].shape == (
+        n,
+        topk,
+        side,
+        side,
+    )
     assert torch.isfinite(batch["cams_gt"]).all()
     assert [tap.shape[-1] for tap in batch["taps"]] == [4, 2]
 
@@ -118,8 +176,16 @@ def test_maps_equal_pytorch_grad_cam_called_directly(data_and_checkpoint):
     data, path = data_and_checkpoint
     model = load_model(path)
     dataset = EvalDataset(read_split(data / "metadata" / "test"), data / "images", 32)
-    batch = next(predict(model, dataset, batch_size=6, ten_crop=False, topk=2,
-                         explainer=create_explainer("gradcam++")))
+    batch = next(
+        predict(
+            model,
+            dataset,
+            batch_size=6,
+            ten_crop=False,
+            topk=2,
+            explainer=create_explainer("gradcam++"),
+        )
+    )
     images = torch.stack([dataset[i]["image"] for i in range(6)])
 
     class Logits(torch.nn.Module):  # what a pytorch-grad-cam user writes for a dict output
@@ -132,7 +198,9 @@ def test_maps_equal_pytorch_grad_cam_called_directly(data_and_checkpoint):
 
     with GradCAMPlusPlus(model=Logits(model), target_layers=[model.backbone.block4]) as cam:
         expected_gt = cam(images, targets=[ClassifierOutputTarget(int(c)) for c in batch["label"]])
-        expected_top = cam(images, targets=[ClassifierOutputTarget(int(c)) for c in batch["topk"][:, 1]])
+        expected_top = cam(
+            images, targets=[ClassifierOutputTarget(int(c)) for c in batch["topk"][:, 1]]
+        )
     np.testing.assert_allclose(batch["cams_gt"].numpy(), expected_gt, atol=1e-5)
     np.testing.assert_allclose(batch["cams_topk"][:, 1].numpy(), expected_top, atol=1e-5)
 
@@ -143,8 +211,16 @@ def test_maps_equal_torch_cam_called_directly(data_and_checkpoint, classifier):
     data, _ = data_and_checkpoint
     dataset = EvalDataset(read_split(data / "metadata" / "test"), data / "images", 64)
     subset = torch.utils.data.Subset(dataset, [0, 4, 8])
-    batch = next(predict(classifier, subset, batch_size=3, ten_crop=False, topk=1,
-                         explainer=create_explainer("torchcam-layercam")))
+    batch = next(
+        predict(
+            classifier,
+            subset,
+            batch_size=3,
+            ten_crop=False,
+            topk=1,
+            explainer=create_explainer("torchcam-layercam"),
+        )
+    )
     images = torch.stack([subset[i]["image"] for i in range(3)])
     net = classifier.net  # a plain torchvision model, as a torch-cam user has it
     with LayerCAM(net, target_layer="layer4") as extractor:
@@ -180,7 +256,9 @@ def test_classifier_from_a_weights_file_and_clear_errors(tmp_path):
         mobilenet_v3_small,  # pooled, then two linear layers: no CAM
     )
 
-    mobilenet = ClassifierModel(mobilenet_v3_small(num_classes=3), "mobilenet_v3_small", image_size=64)
+    mobilenet = ClassifierModel(
+        mobilenet_v3_small(num_classes=3), "mobilenet_v3_small", image_size=64
+    )
     assert not mobilenet.has_cams
     with pytest.raises(WsolbenchError, match="no class activation map"):
         create_explainer("cam").check_model(mobilenet)
@@ -229,15 +307,25 @@ def test_bench_grid_of_methods_explainers_postprocessors_and_a_classifier(tmp_pa
     suite = load_suite(path)
 
     def run():
-        return bench.run_bench(suite, runs_dir=tmp_path / "runs", out_dir=tmp_path / "lb", device="cpu",
-                               console=Console(width=200, record=True), progress=False)
+        return bench.run_bench(
+            suite,
+            runs_dir=tmp_path / "runs",
+            out_dir=tmp_path / "lb",
+            device="cpu",
+            console=Console(width=200, record=True),
+            progress=False,
+        )
 
     results = run()
     settings = set(zip(results["method"], results["explainer"], results["postprocessor"]))
-    expected = {(m, e, p) for m in ("cam", "resnet18") for e in ("cam", "gcpp") for p in ("none", "scg")}
+    expected = {
+        (m, e, p) for m in ("cam", "resnet18") for e in ("cam", "gcpp") for p in ("none", "scg")
+    }
     assert settings == expected
     assert set(results["protocol"]) == {"spa", "wsolevaluation", "peak", "cost"}
-    cost = results[results["protocol"] == "cost"].set_index(["method", "explainer", "postprocessor", "metric"])["value"]
+    cost = results[results["protocol"] == "cost"].set_index(
+        ["method", "explainer", "postprocessor", "metric"]
+    )["value"]
     assert cost[("cam", "cam", "none", "explain_ms")] < cost[("cam", "gcpp", "none", "explain_ms")]
     assert (results[results["method"] == "resnet18"]["backbone"] == "resnet18").all()
     assert "Cost per image" in (tmp_path / "lb" / "explained" / "leaderboard.md").read_text()
@@ -251,10 +339,19 @@ def test_suite_errors_name_the_table(tmp_path):
     from wsolbench.suite import load_suite
 
     for table, message in (
-        ('[explainers.x]\nexplainer = "gradcam+++"', "explainers.x: unknown explainer 'gradcam\\+\\+\\+'"),
-        ('[explainers.x]\nexplainer = "gradcam"\ntarget_layer = "a"', "explainers.x: unknown option 'target_layer'"),
-        ('[explainers.x]\nexplainer = "scorecam"\nbatch_size = 0', "explainers.x: scorecam: batch_size must be"),
-        ('[classifiers.r]\nmodel = 3', "classifiers.r.model = 3 is not a str"),
+        (
+            '[explainers.x]\nexplainer = "gradcam+++"',
+            "explainers.x: unknown explainer 'gradcam\\+\\+\\+'",
+        ),
+        (
+            '[explainers.x]\nexplainer = "gradcam"\ntarget_layer = "a"',
+            "explainers.x: unknown option 'target_layer'",
+        ),
+        (
+            '[explainers.x]\nexplainer = "scorecam"\nbatch_size = 0',
+            "explainers.x: scorecam: batch_size must be",
+        ),
+        ("[classifiers.r]\nmodel = 3", "classifiers.r.model = 3 is not a str"),
     ):
         path = tmp_path / "s.toml"
         path.write_text(f'name = "s"\n[methods.cam]\n{table}\n')
@@ -269,4 +366,7 @@ def test_a_local_copy_of_torchvision_weights_loads_with_torchvision_settings(tmp
     path = tmp_path / Path(ResNet18_Weights.IMAGENET1K_V1.url).name  # resnet18-f37072fd.pth
     torch.save(net.state_dict(), path)
     model = build_classifier("resnet18", str(path), num_classes=1000, image_size=64)
-    assert all(torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), net.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.net.state_dict().values(), net.state_dict().values())
+    )

@@ -1,11 +1,12 @@
 """Inference: the batch generator (ten-crop protocol, top-k, maps, taps) and `wsolbench infer`."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
+
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
@@ -44,12 +45,16 @@ def test_predict_yields_maps_taps_and_dataset_fields(checkpoint):
     items = [dataset[i] for i in range(n)]
     with torch.no_grad():
         outputs = model(torch.stack([item["image"] for item in items]))
-        crop_probs = torch.stack([model(item["crops"])["logits"].softmax(1).mean(0) for item in items])
+        crop_probs = torch.stack(
+            [model(item["crops"])["logits"].softmax(1).mean(0) for item in items]
+        )
     assert torch.allclose(batch["probs"], crop_probs, atol=1e-5)
     labels = torch.tensor([item["label"] for item in items])
     assert torch.allclose(batch["cams_gt"], outputs["cams"][torch.arange(n), labels], atol=1e-5)
     top = batch["topk"]
-    assert torch.allclose(batch["cams_topk"][:, 1], outputs["cams"][torch.arange(n), top[:, 1]], atol=1e-5)
+    assert torch.allclose(
+        batch["cams_topk"][:, 1], outputs["cams"][torch.arange(n), top[:, 1]], atol=1e-5
+    )
 
 
 def test_single_view_probabilities_are_the_softmax_of_the_logits(checkpoint):
@@ -62,14 +67,33 @@ def test_single_view_probabilities_are_the_softmax_of_the_logits(checkpoint):
 
 
 @pytest.mark.parametrize("postprocessor", ["identity", "scg"])
-def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(checkpoint, tmp_path, postprocessor):
+def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(
+    checkpoint, tmp_path, postprocessor
+):
     data, path = checkpoint
     out = tmp_path / "maps"
-    code = main([
-        "infer", "--checkpoint", str(path), "--metadata-root", str(data / "metadata" / "test"),
-        "--image-root", str(data / "images"), "--out", str(out), "--map-size", "24",
-        "--postprocessor", postprocessor, "--workers", "0", "--device", "cpu", "--no-progress",
-    ])
+    code = main(
+        [
+            "infer",
+            "--checkpoint",
+            str(path),
+            "--metadata-root",
+            str(data / "metadata" / "test"),
+            "--image-root",
+            str(data / "images"),
+            "--out",
+            str(out),
+            "--map-size",
+            "24",
+            "--postprocessor",
+            postprocessor,
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     split = read_split(data / "metadata" / "test")
     peaks = []
@@ -87,7 +111,20 @@ def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(checkpoint, tmp
 def test_cli_infer_names_a_bad_checkpoint(tmp_path, capsys):
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a checkpoint")
-    code = main(["infer", "--checkpoint", str(bogus), "--metadata-root", str(tmp_path),
-                 "--image-root", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    code = main(
+        [
+            "infer",
+            "--checkpoint",
+            str(bogus),
+            "--metadata-root",
+            str(tmp_path),
+            "--image-root",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2
     assert "bogus.pt" in capsys.readouterr().err

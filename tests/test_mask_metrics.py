@@ -1,4 +1,5 @@
-"""PxAP against hand computations (PROTOCOLS.md sec. 3)."""
+"""PxAP against hand computations (docs/protocols.md sec. 3)."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,11 @@ from wsolbench.evaluation.mask_metrics import pxap_bin_edges
 
 def pxap(scores, mask, ignore=None, interval=0.5):
     acc = PxAPAccumulator(interval)
-    acc.accumulate(np.asarray(scores, np.float64)[None], np.asarray(mask, bool)[None],
-                   None if ignore is None else np.asarray(ignore, bool)[None])
+    acc.accumulate(
+        np.asarray(scores, np.float64)[None],
+        np.asarray(mask, bool)[None],
+        None if ignore is None else np.asarray(ignore, bool)[None],
+    )
     return acc
 
 
@@ -72,8 +76,15 @@ def test_tensor_input_matches_numpy():
 def test_bins_match_numpy_histogram_at_the_edges(interval):
     edges = pxap_bin_edges(interval)
     inner = edges[:-2]  # 0 .. 1
-    scores = np.concatenate([inner, np.nextafter(inner, -1)[1:], np.nextafter(inner, 2),
-                             np.random.default_rng(0).random(500), [0.0, 1.0]]).clip(0, 1)
+    scores = np.concatenate(
+        [
+            inner,
+            np.nextafter(inner, -1)[1:],
+            np.nextafter(inner, 2),
+            np.random.default_rng(0).random(500),
+            [0.0, 1.0],
+        ]
+    ).clip(0, 1)
     acc = PxAPAccumulator(interval)
     acc.accumulate(scores[None, None], np.ones((1, 1, len(scores)), bool))
     assert np.array_equal(acc.foreground, np.histogram(scores, bins=edges)[0])

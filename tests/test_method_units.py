@@ -1,4 +1,5 @@
 """Units of the methods on tiny hand-made tensors whose answers are known."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ def test_has_zeroes_whole_patches_at_the_rate():
     hidden = hide_patches(images, grid_size=4, drop_rate=0.5)
     patches = hidden.view(8, 3, 16, 4, 16, 4).permute(0, 2, 4, 1, 3, 5).reshape(8 * 256, -1)
     zero = (patches == 0).all(dim=1)
-    untouched = (patches == images.view(8, 3, 16, 4, 16, 4).permute(0, 2, 4, 1, 3, 5)
-                 .reshape(8 * 256, -1)).all(dim=1)
+    untouched = (
+        patches == images.view(8, 3, 16, 4, 16, 4).permute(0, 2, 4, 1, 3, 5).reshape(8 * 256, -1)
+    ).all(dim=1)
     assert bool((zero | untouched).all())  # each patch is all-zero or untouched
     assert 0.44 < zero.float().mean().item() < 0.56  # 2048 patches: 5 sigma around 0.5
 
@@ -37,14 +39,15 @@ def test_has_crops_border_patches_and_respects_extremes():
     assert out.shape == images.shape
     # the 2-pixel border strip (patch column 2) is constant within each patch
     for row in range(3):
-        block = out[:, :, row * 4:(row + 1) * 4, 8:10]
+        block = out[:, :, row * 4 : (row + 1) * 4, 8:10]
         assert bool(((block == 0).all(dim=(1, 2, 3)) | (block == 1).all(dim=(1, 2, 3))).all())
 
 
 # -- ACoL ----------------------------------------------------------------------------------------
 def test_acol_erases_exactly_positions_at_or_above_threshold():
-    values = torch.tensor([[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0],
-                           [8.0, 9.0, 10.0, 7.0], [1.0, 2.0, 3.0, 4.0]])
+    values = torch.tensor(
+        [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 7.0], [1.0, 2.0, 3.0, 4.0]]
+    )
     class_maps = torch.zeros(1, 3, 4, 4)
     class_maps[0, 2] = values  # normalized = values / 10; class 1's map is ignored
     class_maps[0, 1] = -values
@@ -159,11 +162,17 @@ def test_spg_bce_ignores_255():
 
 # -- SPA's restricted activation loss -----------------------------------------------------------
 def test_ram_loss_matches_a_hand_computation():
-    maps = torch.tensor([
-        [[[2.0, 0.0], [0.1, -1.0]]],
-        [[[0.0, 0.0], [0.2, 1.0]]],
-        [[[-2.0, 0.0], [0.3, 0.5]]],
-    ]).permute(1, 0, 2, 3).contiguous()  # (N=1, C=3, 2, 2)
+    maps = (
+        torch.tensor(
+            [
+                [[[2.0, 0.0], [0.1, -1.0]]],
+                [[[0.0, 0.0], [0.2, 1.0]]],
+                [[[-2.0, 0.0], [0.3, 0.5]]],
+            ]
+        )
+        .permute(1, 0, 2, 3)
+        .contiguous()
+    )  # (N=1, C=3, 2, 2)
     label, tau, gap = 0, 0.1, 0.2
     variances = []
     for y in range(2):

@@ -1,4 +1,5 @@
 """Every registered method on every backbone: shapes, gradients, train/eval, state_dict."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,6 +15,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
 
 INPUT_SIZE = {"tinyvgg": 64, "vgg16": 64, "resnet50": 64, "inception_v3": 96}
 FEATURE_SIZE = {"tinyvgg": 16, "vgg16": 4, "resnet50": 4, "inception_v3": 6}

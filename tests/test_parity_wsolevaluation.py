@@ -26,6 +26,7 @@ The test builds wsolbench's model, loads the same tensors through ``reference_na
 CAM, HaS and CutMix share the ``cam`` networks, as in wsolevaluation (HaS and CutMix are checked
 at 14x14 only, their networks being CAM's).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,17 +46,31 @@ DATA = Path(__file__).parent / "data" / "parity_wsolevaluation.npz"
 SEED = 9
 NUM_CLASSES = 5
 IMAGE_SIZE = 64
-ARCHITECTURE_TYPES = {"cam": "cam", "has": "cam", "cutmix": "cam", "adl": "adl", "acol": "acol", "spg": "spg"}
+ARCHITECTURE_TYPES = {
+    "cam": "cam",
+    "has": "cam",
+    "cutmix": "cam",
+    "adl": "adl",
+    "acol": "acol",
+    "spg": "spg",
+}
 BACKBONES = ("vgg16", "resnet50", "inception_v3")
 # Every (method, backbone) pair at 14x14; every distinct network also with large_feature_map.
 CASES = [(m, b, False) for m in sorted(ARCHITECTURE_TYPES) for b in BACKBONES] + [
     (m, b, True) for m in ("acol", "adl", "cam", "spg") for b in BACKBONES
 ]
 # Reference output -> wsolbench output, for the branches that only training uses.
-BRANCH_OUTPUTS = {"logit_b": "logits_b", "logits_b1": "logits_b1", "logits_b2": "logits_b2", "logits_c": "logits_c"}
+BRANCH_OUTPUTS = {
+    "logit_b": "logits_b",
+    "logits_b1": "logits_b1",
+    "logits_b2": "logits_b2",
+    "logits_c": "logits_c",
+}
 
 
-def reference_state(shapes: dict[str, tuple[int, ...]], seed: int = SEED) -> dict[str, torch.Tensor]:
+def reference_state(
+    shapes: dict[str, tuple[int, ...]], seed: int = SEED
+) -> dict[str, torch.Tensor]:
     """Deterministic weights for a state dict: one generator per key (seeded by the key's
     CRC32), He-scaled convolution/linear weights, BatchNorm statistics near identity."""
     state = {}
@@ -70,7 +85,9 @@ def reference_state(shapes: dict[str, tuple[int, ...]], seed: int = SEED) -> dic
         elif leaf == "running_mean":
             value = 0.1 * torch.randn(shape, generator=generator)
         elif leaf == "bias" or len(shape) == 1:  # biases, BatchNorm scales
-            value = (1.0 if leaf == "weight" else 0.0) + 0.1 * torch.randn(shape, generator=generator)
+            value = (1.0 if leaf == "weight" else 0.0) + 0.1 * torch.randn(
+                shape, generator=generator
+            )
         else:
             fan_in = math.prod(shape[1:])
             value = torch.randn(shape, generator=generator) * math.sqrt(2.0 / fan_in)
@@ -105,18 +122,25 @@ def assert_close_to_scale(actual: torch.Tensor, expected: np.ndarray, what: str)
     expected = torch.from_numpy(expected)
     scale = float(expected.abs().max())
     torch.testing.assert_close(
-        actual.double(), expected.double(), rtol=1e-4, atol=1e-4 * scale, msg=lambda m: f"{what}: {m}"
+        actual.double(),
+        expected.double(),
+        rtol=1e-4,
+        atol=1e-4 * scale,
+        msg=lambda m: f"{what}: {m}",
     )
 
 
 def test_reference_values_record_their_source(reference):
     source = json.loads(str(reference["source"]))
-    assert source["repository"] == "clovaai/wsolevaluation" and source["commit"].startswith("96f4b88")
+    assert source["repository"] == "clovaai/wsolevaluation" and source["commit"].startswith(
+        "96f4b88"
+    )
     assert "wsol/vgg.py" in source["files"]
 
 
 @pytest.mark.parametrize(
-    "method, backbone, large_feature_map", CASES,
+    "method, backbone, large_feature_map",
+    CASES,
     ids=[f"{m}-{b}-{'28x28' if lfs else '14x14'}" for m, b, lfs in CASES],
 )
 def test_same_network_as_wsolevaluation(method, backbone, large_feature_map, reference):
@@ -137,7 +161,9 @@ def test_same_network_as_wsolevaluation(method, backbone, large_feature_map, ref
     load_reference_state(model, state)
     model.eval()
     images = reference_images()
-    assert float(images.double().sum()) == pytest.approx(float(reference[f"{key}/images_sum"]), rel=1e-9)
+    assert float(images.double().sum()) == pytest.approx(
+        float(reference[f"{key}/images_sum"]), rel=1e-9
+    )
     with torch.no_grad():
         outputs = model(images)
         classes = torch.arange(NUM_CLASSES).expand(len(images), -1)

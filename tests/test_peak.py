@@ -1,4 +1,5 @@
-"""Peak-IoU / Peak-T against a hand computation (PROTOCOLS.md sec. 6)."""
+"""Peak-IoU / Peak-T against a hand computation (docs/protocols.md sec. 6)."""
+
 import cv2
 import numpy as np
 import pytest
@@ -32,15 +33,19 @@ def test_map_is_resized_bilinearly_to_the_mask():
     mask[:, 2:] = True
     acc = PeakAccumulator()
     acc.accumulate([raw], [mask])
-    expected = cv2.resize(np.array([[0, 254], [0, 254]], np.uint8), (4, 4), interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(
+        np.array([[0, 254], [0, 254]], np.uint8), (4, 4), interpolation=cv2.INTER_LINEAR
+    )
     assert acc.foreground[:256].sum() == 8
     assert np.array_equal(acc.foreground[:256], np.bincount(expected[mask], minlength=256))
 
 
 def test_pooled_not_mean_of_images():
     acc = PeakAccumulator()
-    acc.accumulate([np.array([[0.0, 1.0]]), np.array([[0.0, 1.0, 1.0]])],
-                   [np.array([[False, True]]), np.array([[True, True, False]])])
+    acc.accumulate(
+        [np.array([[0.0, 1.0]]), np.array([[0.0, 1.0, 1.0]])],
+        [np.array([[False, True]]), np.array([[True, True, False]])],
+    )
     # Level 254 pixels: image 1: fg; image 2: one fg, one bg; level 0: image 2's fg pixel.
     # t = 1..254: tp = 2, fp = 1, fn = 1 -> 2/4; t = 0: tp = 3, fp = 2, fn = 0 -> 3/5 (best).
     result = acc.compute()

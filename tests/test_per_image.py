@@ -1,10 +1,12 @@
 """Per-image statistics: they add up to the evaluator's pooled counts, and the metrics
 recomputed from them equal the aggregate metrics."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+
 from wsolbench.evaluation import (
     BoxAccumulator,
     ClassicLocAccumulator,
@@ -12,7 +14,6 @@ from wsolbench.evaluation import (
     PxAPAccumulator,
 )
 from wsolbench.evaluation.classic_loc import ERROR_TYPES, OUTCOMES
-
 from wsolbench.report import per_image
 from wsolbench.report.bootstrap import statistics
 
@@ -24,7 +25,9 @@ def _maps(rng, count, size=24):
     for i in range(count):
         for _ in range(rng.integers(1, 4)):
             cy, cx, s = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(2, 7)
-            maps[i] += rng.uniform(0.3, 1) * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * s * s))
+            maps[i] += rng.uniform(0.3, 1) * np.exp(
+                -((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * s * s)
+            )
         maps[i] /= maps[i].max()
     return maps
 
@@ -59,8 +62,9 @@ def scored():
         pxap.accumulate(maps[part], masks[part])
         peak.accumulate(list(maps[part]), list(masks[part]))
         loc = [torch.from_numpy(np.stack([maps[i]] * 5)) for i in range(count)][part]
-        classic.accumulate(labels[part], top5[part], loc, list(torch.from_numpy(maps[part])),
-                           boxes[part])
+        classic.accumulate(
+            labels[part], top5[part], loc, list(torch.from_numpy(maps[part])), boxes[part]
+        )
     return box, pxap, peak, classic
 
 
@@ -78,11 +82,15 @@ def test_per_image_records_add_up_to_the_pooled_counts(scored):
     arrays = classic.per_image_arrays()
     np.testing.assert_array_equal((arrays["outcome"] == 0).sum(0), classic.top1_loc)
     for k, kind in enumerate(ERROR_TYPES):
-        np.testing.assert_array_equal((arrays["outcome"] == OUTCOMES.index(kind)).sum(0),
-                                      classic.errors[:, k])
+        np.testing.assert_array_equal(
+            (arrays["outcome"] == OUTCOMES.index(kind)).sum(0), classic.errors[:, k]
+        )
     np.testing.assert_array_equal(arrays["gt_known_loc"].sum(0), classic.gt_known_loc)
     np.testing.assert_array_equal(arrays["top5_loc"].sum(0), classic.top5_loc)
-    assert arrays["top1_cls"].sum() == classic.top1_cls and arrays["top5_cls"].sum() == classic.top5_cls
+    assert (
+        arrays["top1_cls"].sum() == classic.top1_cls
+        and arrays["top5_cls"].sum() == classic.top5_cls
+    )
     assert arrays["top1_box"].shape == (40, 3, 4)
 
 
@@ -91,20 +99,41 @@ def test_metrics_recomputed_from_per_image_data_equal_the_aggregates(scored):
     arrays = {"index": np.arange(40)}
     for name, acc in (("box", box), ("pxap", pxap), ("peak", peak), ("classic", classic)):
         arrays.update({f"{name}.{k}": v for k, v in acc.per_image_arrays().items()})
-    meta = {"box_threshold": 0.3, "box_thresholds": [0.1, 0.3, 0.5],
-            "cam_thresholds": box.thresholds.tolist(), "deltas": box.deltas.tolist(),
-            "iou_thresholds": [30, 50, 70]}
+    meta = {
+        "box_threshold": 0.3,
+        "box_thresholds": [0.1, 0.3, 0.5],
+        "cam_thresholds": box.thresholds.tolist(),
+        "deltas": box.deltas.tolist(),
+        "iou_thresholds": [30, 50, 70],
+    }
     stats = statistics(per_image.Record({"method": "m", "postprocessor": "none"}, arrays, meta))
     expected = {**box.compute(), **pxap.compute(), **peak.compute()}
     at = classic.compute()["classic_per_threshold"]["0.3"]
-    expected.update(top1_loc=at["Top1Loc"], top5_loc=at["Top5Loc"], gt_known_loc=at["GTKnownLoc"],
-                    err_part=at["error_part"], err_cls=at["error_cls"],
-                    top1_cls=classic.compute()["Top1Cls"])
+    expected.update(
+        top1_loc=at["Top1Loc"],
+        top5_loc=at["Top5Loc"],
+        gt_known_loc=at["GTKnownLoc"],
+        err_part=at["error_part"],
+        err_cls=at["error_cls"],
+        top1_cls=classic.compute()["Top1Cls"],
+    )
     for delta, value in zip((30, 50, 70), expected["MaxBoxAccV2_per_iou"]):
         expected[f"MaxBoxAccV2@{delta}"] = value
-    for metric in ("MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2@30", "MaxBoxAccV2@70", "PxAP",
-                   "PeakIoU", "PeakT", "top1_loc", "top5_loc", "gt_known_loc", "err_part",
-                   "err_cls", "top1_cls"):
+    for metric in (
+        "MaxBoxAcc",
+        "MaxBoxAccV2",
+        "MaxBoxAccV2@30",
+        "MaxBoxAccV2@70",
+        "PxAP",
+        "PeakIoU",
+        "PeakT",
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+        "err_part",
+        "err_cls",
+        "top1_cls",
+    ):
         assert stats[metric].point() == pytest.approx(expected[metric], abs=1e-9), metric
     # Non-trivial data: not every image is correct, several thresholds differ.
     assert 0 < expected["MaxBoxAcc"] < 100 and 0 < expected["PxAP"] < 100
@@ -129,14 +158,22 @@ def test_save_and_load_round_trip(tmp_path):
     record = per_image.Record(
         {"dataset": "d", "method": "cam", "postprocessor": "scg", "seed": 3},
         {"index": np.arange(4), "classic.outcome": rng.integers(0, 6, (4, 2)).astype(np.uint8)},
-        {"box_threshold": 0.2, "box_thresholds": [0.1, 0.2]})
-    images = per_image.ImageSet("d", ["a.png", "b.png", "c.png", "d.png"], np.arange(4),
-                                [np.array([[0, 0, 3, 3]])] * 4, np.full((4, 2), 10),
-                                {1: np.zeros((5, 6, 3), np.uint8), 3: np.full((7, 4, 3), 200, np.uint8)})
+        {"box_threshold": 0.2, "box_thresholds": [0.1, 0.2]},
+    )
+    images = per_image.ImageSet(
+        "d",
+        ["a.png", "b.png", "c.png", "d.png"],
+        np.arange(4),
+        [np.array([[0, 0, 3, 3]])] * 4,
+        np.full((4, 2), 10),
+        {1: np.zeros((5, 6, 3), np.uint8), 3: np.full((7, 4, 3), 200, np.uint8)},
+    )
     path = per_image.save(tmp_path / "p.npz", [record], [images])
     records, image_sets = per_image.load(path)
     assert records[0].key == record.key and records[0].meta == record.meta
-    np.testing.assert_array_equal(records[0].arrays["classic.outcome"], record.arrays["classic.outcome"])
+    np.testing.assert_array_equal(
+        records[0].arrays["classic.outcome"], record.arrays["classic.outcome"]
+    )
     assert image_sets[0].pictures[3].shape == (7, 4, 3) and image_sets[0].image_ids[2] == "c.png"
     assert np.abs(image_sets[0].pictures[3].astype(int) - 200).max() <= 2  # JPEG, display only
     assert records[0].box_threshold_index() == 1

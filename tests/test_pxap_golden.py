@@ -7,6 +7,7 @@ an ignore box on the first line of each image, smooth 224 x 224 score maps saved
 `<root>/<image_id>.npy`), with `cam_threshold_list = np.arange(0, 1, 0.001)`. Upstream printed
 PxAP = 23.0437386024688; only that value is committed, no upstream code.
 """
+
 import json
 
 import cv2
@@ -32,13 +33,15 @@ def make_split(root):
         for j in range(int(rng.integers(1, 3))):
             yy, xx = np.mgrid[:h, :w]
             cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, 80)
-            cv2.imwrite(str(masks / f"{folder}/{i}_m{j}.png"),
-                        ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.uint8) * 255)
+            cv2.imwrite(
+                str(masks / f"{folder}/{i}_m{j}.png"),
+                ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.uint8) * 255,
+            )
             ignore = ""
             if j == 0:
                 box = np.zeros((h, w), np.uint8)
                 x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
-                box[y0:y0 + h // 3, x0:x0 + w // 3] = 255
+                box[y0 : y0 + h // 3, x0 : x0 + w // 3] = 255
                 ignore = f"{folder}/{i}_ignore.png"
                 cv2.imwrite(str(masks / ignore), box)
             lines.append(f"{image_id},{folder}/{i}_m{j}.png,{ignore}")
@@ -55,7 +58,20 @@ def make_split(root):
 def test_pxap_equals_upstream_mask_evaluator(tmp_path):
     meta, maps, masks = make_split(tmp_path)
     out = tmp_path / "results.json"
-    code = main(["evaluate", "--metadata-root", str(meta), "--scoremap-root", str(maps),
-                 "--mask-root", str(masks), "--cam-curve-interval", "0.001", "--output", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--metadata-root",
+            str(meta),
+            "--scoremap-root",
+            str(maps),
+            "--mask-root",
+            str(masks),
+            "--cam-curve-interval",
+            "0.001",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     assert json.loads(out.read_text())["PxAP"] == pytest.approx(UPSTREAM_PXAP, rel=1e-12, abs=1e-12)

@@ -1,13 +1,14 @@
 """Masks of real datasets: a miniature LID mask release (ILSVRC) and CUB segmentation tree are
 converted, validated, read back and scored with Peak-IoU and PxAP against hand-computed values."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from native_trees import voc_xml, write_png
+
 from wsolbench.cli import main
 from wsolbench.data.converters import (
     convert_cub,
@@ -22,10 +23,8 @@ from wsolbench.evaluation import PeakAccumulator, PxAPAccumulator
 # Image A (4 x 2) and its LID mask; image B (2 wide, 3 high) whose released mask is 3 x 2: the
 # swapped width and height of the known LID sample ILSVRC2012_val_00017615.
 A, B = "ILSVRC2012_val_00000001", "ILSVRC2012_val_00017615"
-MASK_A = [[255, 255, 0, 0],
-          [255, 0, 0, 0]]
-MASK_B = [[255, 0, 0],
-          [0, 255, 0]]
+MASK_A = [[255, 255, 0, 0], [255, 0, 0, 0]]
+MASK_B = [[255, 0, 0], [0, 255, 0]]
 
 
 def _image(path: Path, width: int, height: int) -> None:
@@ -44,13 +43,17 @@ def lid(tmp_path) -> dict[str, Path]:
     write_png(root / "LID" / "images" / f"{B}.png", MASK_B)
     (root / "LID" / "val_mask.txt").write_text(f"{A}.png\n{B}.png\n")
     (root / "synsets.txt").write_text("n01440764 tench\nn01443537 goldfish\n")
-    return {"root": root, "xml": root / "xml", "masks": root / "LID",
-            "synsets": root / "synsets.txt", "out": tmp_path / "metadata" / "ILSVRC-LID" / "test"}
+    return {
+        "root": root,
+        "xml": root / "xml",
+        "masks": root / "LID",
+        "synsets": root / "synsets.txt",
+        "out": tmp_path / "metadata" / "ILSVRC-LID" / "test",
+    }
 
 
 def test_lid_release_is_converted_with_boxes_labels_and_masks(lid):
-    _, swapped = convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"],
-                                        synsets=lid["synsets"])
+    _, swapped = convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"], synsets=lid["synsets"])
     assert swapped == [B]
     back = read_split(lid["out"])
     assert back.image_ids == [f"val/{A}.JPEG", f"val/{B}.JPEG"]
@@ -64,8 +67,7 @@ def test_lid_release_is_converted_with_boxes_labels_and_masks(lid):
 
 def test_lid_peak_iou_and_pxap_by_hand(lid):
     convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"], synsets=lid["synsets"])
-    dataset = EvalDataset(read_split(lid["out"]), lid["root"], image_size=8,
-                          mask_root=lid["masks"])
+    dataset = EvalDataset(read_split(lid["out"]), lid["root"], image_size=8, mask_root=lid["masks"])
     a, b = dataset[0], dataset[1]
     assert a["peak_mask"].numpy().tolist() == (np.array(MASK_A) > 128).tolist()
     assert tuple(b["peak_mask"].shape) == (2, 3)  # read as released (swapped)
@@ -104,17 +106,56 @@ def test_lid_errors_name_the_file_and_line(lid):
 
 
 def test_lid_cli_convert_and_validate(lid, capsys):
-    assert main(["data", "convert", "ilsvrc-lid", "--annotations", str(lid["xml"]), "--masks",
-                 str(lid["masks"]), "--synsets", str(lid["synsets"]), "--out",
-                 str(lid["out"])]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "ilsvrc-lid",
+                "--annotations",
+                str(lid["xml"]),
+                "--masks",
+                str(lid["masks"]),
+                "--synsets",
+                str(lid["synsets"]),
+                "--out",
+                str(lid["out"]),
+            ]
+        )
+        == 0
+    )
     assert "swapped" in capsys.readouterr().out
-    assert main(["data", "validate", "--metadata-root", str(lid["out"]), "--image-root",
-                 str(lid["root"]), "--mask-root", str(lid["masks"])]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "validate",
+                "--metadata-root",
+                str(lid["out"]),
+                "--image-root",
+                str(lid["root"]),
+                "--mask-root",
+                str(lid["masks"]),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "valid" in out and "00017615" in out
     (lid["masks"] / "images" / f"{A}.png").unlink()
-    assert main(["data", "validate", "--metadata-root", str(lid["out"]), "--mask-root",
-                 str(lid["masks"])]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "validate",
+                "--metadata-root",
+                str(lid["out"]),
+                "--mask-root",
+                str(lid["masks"]),
+            ]
+        )
+        == 2
+    )
     assert "mask_localization.txt:1" in capsys.readouterr().err
 
 
@@ -122,15 +163,19 @@ def test_lid_cli_convert_and_validate(lid, capsys):
 
 # One test image, 4 x 2, with a soft segmentation (annotators' agreement): > 128 keeps the
 # first three pixels of the top row; 102 and 51 (fewer annotators) are background.
-SOFT = [[255, 204, 153, 102],
-        [51, 0, 0, 0]]
+SOFT = [[255, 204, 153, 102], [51, 0, 0, 0]]
 
 
 @pytest.fixture
 def cub(tmp_path) -> dict[str, Path]:
     root = tmp_path / "CUB_200_2011"
-    names = ["001.Bird/a_1.jpg", "001.Bird/b_2.jpg", "002.Fish/c_3.jpg", "001.Bird/d_4.jpg",
-             "002.Fish/e_5.jpg"]
+    names = [
+        "001.Bird/a_1.jpg",
+        "001.Bird/b_2.jpg",
+        "002.Fish/c_3.jpg",
+        "001.Bird/d_4.jpg",
+        "002.Fish/e_5.jpg",
+    ]
     for name in names:
         _image(root / "images" / name, 4, 2)
         write_png(root / "segmentations" / Path(name).with_suffix(".png"), SOFT)
@@ -138,9 +183,15 @@ def cub(tmp_path) -> dict[str, Path]:
     # Two training images per class, so that one per class can go to val.
     (root / "image_class_labels.txt").write_text("1 1\n2 1\n3 2\n4 1\n5 2\n")
     (root / "train_test_split.txt").write_text("1 1\n2 0\n3 1\n4 1\n5 1\n")
-    (root / "bounding_boxes.txt").write_text("1 0 0 3 1\n2 0.0 0.0 3.0 1.0\n3 1 0 2 2\n4 0 0 3 1\n5 1 0 2 2\n")
-    return {"root": root, "segmentations": root / "segmentations",
-            "metadata": tmp_path / "metadata" / "CUB", "masks": tmp_path / "CUB-masks"}
+    (root / "bounding_boxes.txt").write_text(
+        "1 0 0 3 1\n2 0.0 0.0 3.0 1.0\n3 1 0 2 2\n4 0 0 3 1\n5 1 0 2 2\n"
+    )
+    return {
+        "root": root,
+        "segmentations": root / "segmentations",
+        "metadata": tmp_path / "metadata" / "CUB",
+        "masks": tmp_path / "CUB-masks",
+    }
 
 
 def test_cub_segmentations_binarized_and_scored_by_hand(cub):
@@ -172,17 +223,69 @@ def test_cub_segmentations_binarized_and_scored_by_hand(cub):
 
 
 def test_cub_segmentations_cli_and_errors(cub, capsys):
-    assert main(["data", "convert", "cub", "--root", str(cub["root"]), "--out",
-                 str(cub["metadata"]), "--val-per-class", "1"]) == 0
-    assert main(["data", "convert", "cub-segmentations", "--metadata", str(cub["metadata"]),
-                 "--segmentations", str(cub["segmentations"]), "--mask-out",
-                 str(cub["masks"])]) == 0
-    assert main(["data", "validate", "--metadata-root", str(cub["metadata"] / "test"),
-                 "--image-root", str(cub["root"] / "images"), "--mask-root",
-                 str(cub["masks"])]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub",
+                "--root",
+                str(cub["root"]),
+                "--out",
+                str(cub["metadata"]),
+                "--val-per-class",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub-segmentations",
+                "--metadata",
+                str(cub["metadata"]),
+                "--segmentations",
+                str(cub["segmentations"]),
+                "--mask-out",
+                str(cub["masks"]),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "data",
+                "validate",
+                "--metadata-root",
+                str(cub["metadata"] / "test"),
+                "--image-root",
+                str(cub["root"] / "images"),
+                "--mask-root",
+                str(cub["masks"]),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     write_png(cub["segmentations"] / "001.Bird" / "b_2.png", np.zeros((3, 4)))
-    assert main(["data", "convert", "cub-segmentations", "--metadata", str(cub["metadata"]),
-                 "--segmentations", str(cub["segmentations"]), "--mask-out",
-                 str(cub["masks"])]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub-segmentations",
+                "--metadata",
+                str(cub["metadata"]),
+                "--segmentations",
+                str(cub["segmentations"]),
+                "--mask-out",
+                str(cub["masks"]),
+            ]
+        )
+        == 2
+    )
     assert "is 4x3, the image is 4x2" in capsys.readouterr().err

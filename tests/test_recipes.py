@@ -7,6 +7,7 @@ outside the repository by the references' own functions: wsolevaluation's
 ``get_model`` (exper/train_cam_spa.py) / ``reduce_lr`` (exper/my_optim.py) on its VGG16 and on
 SPA2Net's InceptionV3. wsolbench's groups are compared through ``reference_names()``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,7 +25,14 @@ from wsolbench.suite import load_suite
 with gzip.open(Path(__file__).parent / "data" / "recipe_reference.json.gz", "rt") as handle:
     REFERENCE = json.load(handle)
 # wsolbench method -> wsolevaluation's architecture_type (HaS and CutMix train its CAM network).
-WSOLEVALUATION_NETWORKS = {"cam": "cam", "has": "cam", "cutmix": "cam", "adl": "adl", "acol": "acol", "spg": "spg"}
+WSOLEVALUATION_NETWORKS = {
+    "cam": "cam",
+    "has": "cam",
+    "cutmix": "cam",
+    "adl": "adl",
+    "acol": "acol",
+    "spg": "spg",
+}
 BACKBONES = ("vgg16", "resnet50", "inception_v3")
 
 
@@ -35,8 +43,11 @@ NEVER_CALLED = ("conv5_add.",)
 
 def reference_groups(recipe: str, key: str, base_lr: float) -> dict[float, list[str]]:
     return {
-        round(group["lr"] / base_lr, 6): sorted(n for n in group["params"] if not n.startswith(NEVER_CALLED))
-        for group in REFERENCE["groups"][recipe][key] if group["params"]
+        round(group["lr"] / base_lr, 6): sorted(
+            n for n in group["params"] if not n.startswith(NEVER_CALLED)
+        )
+        for group in REFERENCE["groups"][recipe][key]
+        if group["params"]
     }
 
 
@@ -60,16 +71,24 @@ def test_wsolevaluation_groups(name, backbone, tmp_path):
     if all(key == value for key, value in method.reference_names().items()):
         # The comparison runs on the reference's names: until this method maps its keys to
         # wsolevaluation's (reference_names(), the state-dict mapping work), it cannot hold.
-        pytest.xfail(f"{name} on {backbone}: reference_names() does not map to wsolevaluation's names yet")
-    config = TrainConfig(data=str(tmp_path), method=name, backbone=backbone, recipe="wsolevaluation")
-    expected = reference_groups("wsolevaluation", f"{backbone}/{WSOLEVALUATION_NETWORKS[name]}", 0.01)
+        pytest.xfail(
+            f"{name} on {backbone}: reference_names() does not map to wsolevaluation's names yet"
+        )
+    config = TrainConfig(
+        data=str(tmp_path), method=name, backbone=backbone, recipe="wsolevaluation"
+    )
+    expected = reference_groups(
+        "wsolevaluation", f"{backbone}/{WSOLEVALUATION_NETWORKS[name]}", 0.01
+    )
     assert wsolbench_groups(method, config) == expected
 
 
 @pytest.mark.parametrize("backbone", ["vgg16", "inception_v3"])
 def test_spa_groups(backbone, tmp_path):
     method = build_on_meta("spa", backbone, large_feature_map=backbone == "inception_v3")
-    config = TrainConfig(data=str(tmp_path), method="spa", backbone=backbone, recipe="spa", lr=0.001)
+    config = TrainConfig(
+        data=str(tmp_path), method="spa", backbone=backbone, recipe="spa", lr=0.001
+    )
     # SPA's four groups: weights 1x, biases 2x, head weights 10x, head biases 20x.
     expected = reference_groups("spa", f"{backbone}/spa", 0.001)
     assert sorted(expected) == [1.0, 2.0, 10.0, 20.0]
@@ -98,12 +117,25 @@ def lr_per_epoch(config: TrainConfig) -> list[list[float]]:
     return rates
 
 
-@pytest.mark.parametrize("recipe, tag", [("wsolevaluation", "wsolevaluation"), ("spa", "spa_cub"), ("spa", "spa_ilsvrc")])
+@pytest.mark.parametrize(
+    "recipe, tag", [("wsolevaluation", "wsolevaluation"), ("spa", "spa_cub"), ("spa", "spa_ilsvrc")]
+)
 def test_lr_at_every_epoch(recipe, tag, tmp_path):
     ref = REFERENCE["lr"][tag]
-    schedule = {"lr_step": ref["lr_step"]} if recipe == "wsolevaluation" else {"lr_milestones": ref["lr_milestones"]}
-    config = TrainConfig(data=str(tmp_path), method="spa", recipe=recipe, lr=ref["lr"], epochs=ref["epochs"],
-                         head_lr_multiplier=ref["head_lr_multiplier"], **schedule)
+    schedule = (
+        {"lr_step": ref["lr_step"]}
+        if recipe == "wsolevaluation"
+        else {"lr_milestones": ref["lr_milestones"]}
+    )
+    config = TrainConfig(
+        data=str(tmp_path),
+        method="spa",
+        recipe=recipe,
+        lr=ref["lr"],
+        epochs=ref["epochs"],
+        head_lr_multiplier=ref["head_lr_multiplier"],
+        **schedule,
+    )
     rates = lr_per_epoch(config)
     assert len(rates) == len(ref["per_epoch"])
     for epoch, (ours, theirs) in enumerate(zip(rates, ref["per_epoch"])):
@@ -126,16 +158,27 @@ def test_batch_size_is_the_total_over_processes(tmp_path, monkeypatch):
     from wsolbench.errors import WsolbenchError
 
     monkeypatch.setattr(distributed, "world_size", lambda: 3)
-    config = TrainConfig(data=str(tmp_path), batch_size=16, device="cpu", out_dir=str(tmp_path / "run"))
+    config = TrainConfig(
+        data=str(tmp_path), batch_size=16, device="cpu", out_dir=str(tmp_path / "run")
+    )
     with pytest.raises(WsolbenchError, match="batch_size 16 is the total batch .* 3 processes"):
         train(config)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.recipe=sap", r"train.recipe \(from --set train.recipe=sap\) = 'sap' is not allowed"),
-    ("train.lr_decay=multistep", r"decays the lr as 'step' .* not train.lr_decay \(from --set"),
-    ("train.lr_milestones=[3]", r"train.lr_milestones \(from --set .*\) \[3\] would be ignored"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "train.recipe=sap",
+            r"train.recipe \(from --set train.recipe=sap\) = 'sap' is not allowed",
+        ),
+        ("train.lr_decay=multistep", r"decays the lr as 'step' .* not train.lr_decay \(from --set"),
+        (
+            "train.lr_milestones=[3]",
+            r"train.lr_milestones \(from --set .*\) \[3\] would be ignored",
+        ),
+    ],
+)
 def test_suite_recipe_errors_name_the_key(override, message):
     from wsolbench.errors import WsolbenchError
 

@@ -1,5 +1,6 @@
 """Checkpoints trained with the reference code: `import_reference_checkpoint`, the CLI, errors,
 and ResNet50's ImageNet fc kept for a 1000-class CAM head."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,26 +26,53 @@ def trained_elsewhere(method: str, seed: int = 0, **kwargs):
     """A model and its state dict under the reference's names, saved as wsolevaluation's
     main.py saves it (DataParallel-prefixed here, as the SPA code's are)."""
     torch.manual_seed(seed)
-    model = wsolbench.create_method(method, backbone="tinyvgg", num_classes=NUM_CLASSES, **kwargs).eval()
+    model = wsolbench.create_method(
+        method, backbone="tinyvgg", num_classes=NUM_CLASSES, **kwargs
+    ).eval()
     names = model.reference_names()
     state = {f"module.{names[k]}": v.clone() for k, v in model.state_dict().items()}
     return model, state
 
 
 def save_reference(path, state):
-    torch.save({"architecture": "vgg16", "epoch": 3, "state_dict": state,
-                "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0]}]}}, path)
+    torch.save(
+        {
+            "architecture": "vgg16",
+            "epoch": 3,
+            "state_dict": state,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0]}]},
+        },
+        path,
+    )
     return path
 
 
 @pytest.mark.parametrize("method", ["acol", "spg"])
 def test_cli_import_gives_the_same_model(method, tmp_path):
-    model, state = trained_elsewhere(method, erase_threshold=0.6) if method == "acol" else trained_elsewhere(method)
+    model, state = (
+        trained_elsewhere(method, erase_threshold=0.6)
+        if method == "acol"
+        else trained_elsewhere(method)
+    )
     reference = save_reference(tmp_path / "best_checkpoint.pth.tar", state)
     out = tmp_path / "imported.pt"
     options = ["--hparam", "erase_threshold=0.6"] if method == "acol" else []
-    code = main(["checkpoint", "import", str(reference), "--method", method, "--backbone", "tinyvgg",
-                 "--num-classes", str(NUM_CLASSES), "--out", str(out), *options])
+    code = main(
+        [
+            "checkpoint",
+            "import",
+            str(reference),
+            "--method",
+            method,
+            "--backbone",
+            "tinyvgg",
+            "--num-classes",
+            str(NUM_CLASSES),
+            "--out",
+            str(out),
+            *options,
+        ]
+    )
     assert code == 0
     imported = load_model(out)
     assert imported.hparams.get("erase_threshold", 0.6) == 0.6
@@ -71,8 +99,21 @@ def test_unknown_missing_and_misshaped_keys_are_named(tmp_path):
 def test_wrong_method_is_one_clear_error(tmp_path, capsys):
     _, state = trained_elsewhere("acol")
     path = save_reference(tmp_path / "ref.pth", state)
-    code = main(["checkpoint", "import", str(path), "--method", "cam", "--backbone", "tinyvgg",
-                 "--num-classes", str(NUM_CLASSES), "--out", str(tmp_path / "out.pt")])
+    code = main(
+        [
+            "checkpoint",
+            "import",
+            str(path),
+            "--method",
+            "cam",
+            "--backbone",
+            "tinyvgg",
+            "--num-classes",
+            str(NUM_CLASSES),
+            "--out",
+            str(tmp_path / "out.pt"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "classifier_A" in err and "unknown" in err
@@ -109,12 +150,18 @@ def imagenet_resnet(tmp_path_factory):
     return path, state["fc.weight"], state["fc.bias"]
 
 
-@pytest.mark.parametrize("method, num_classes, kept", [
-    ("adl", 1000, True), ("cam", 200, False),
-])
+@pytest.mark.parametrize(
+    "method, num_classes, kept",
+    [
+        ("adl", 1000, True),
+        ("cam", 200, False),
+    ],
+)
 def test_resnet_keeps_imagenet_fc_for_1000_classes(imagenet_resnet, method, num_classes, kept):
     path, weight, bias = imagenet_resnet
-    model = wsolbench.create_method(method, backbone="resnet50", num_classes=num_classes, weights=path)
+    model = wsolbench.create_method(
+        method, backbone="resnet50", num_classes=num_classes, weights=path
+    )
     fc = model.cam_head.fc
     assert torch.equal(fc.weight, weight) is kept and torch.equal(fc.bias, bias) is kept
     assert model.backbone.imagenet_fc is None  # not kept around after use

@@ -15,6 +15,7 @@ suite's own. `ram_start` is 0 so RAM itself runs within the single epoch. Torch 
 thread here: at these input sizes two threads mostly wait on each other (on the shared 2-core
 machine a ResNet50 training step took 0.8-1.2 s of CPU with two threads, 0.17 s with one).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -22,14 +23,21 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from native_trees import make_cub, make_ilsvrc, make_openimages
+
 from wsolbench.cli import main
 from wsolbench.report import read_results
 from wsolbench.suite import BUILTIN_SUITES, load_suite
 
-SHRINK = ["train.epochs=1", "train.batch_size=4", "train.pretrained=false", "train.workers=0",
-          "evaluation.ten_crop=false", "evaluation.overlay_images=0", "evaluation.batch_size=8"]
+SHRINK = [
+    "train.epochs=1",
+    "train.batch_size=4",
+    "train.pretrained=false",
+    "train.workers=0",
+    "evaluation.ten_crop=false",
+    "evaluation.overlay_images=0",
+    "evaluation.batch_size=8",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,8 +49,11 @@ def one_thread():
 
 
 def _input(size: int) -> list[str]:
-    return [f"dataset.image_size={size}", f"dataset.resize_size={size + size // 8}",
-            f"evaluation.map_size={size}"]
+    return [
+        f"dataset.image_size={size}",
+        f"dataset.resize_size={size + size // 8}",
+        f"evaluation.map_size={size}",
+    ]
 
 
 def _size(suite_name: str) -> int:
@@ -54,14 +65,54 @@ def cub(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cub")
     native = make_cub(root / "CUB_200_2011")
     metadata, masks = root / "metadata" / "CUB", root / "CUB-masks"
-    assert main(["data", "convert", "cub", "--root", str(native), "--out", str(metadata),
-                 "--val-per-class", "1"]) == 0
-    assert main(["data", "convert", "cub-segmentations", "--metadata", str(metadata),
-                 "--segmentations", str(native / "segmentations"), "--mask-out",
-                 str(masks)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub",
+                "--root",
+                str(native),
+                "--out",
+                str(metadata),
+                "--val-per-class",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "cub-segmentations",
+                "--metadata",
+                str(metadata),
+                "--segmentations",
+                str(native / "segmentations"),
+                "--mask-out",
+                str(masks),
+            ]
+        )
+        == 0
+    )
     for split in ("train", "val", "test"):
-        assert main(["data", "validate", "--metadata-root", str(metadata / split),
-                     "--image-root", str(native / "images"), "--mask-root", str(masks)]) == 0
+        assert (
+            main(
+                [
+                    "data",
+                    "validate",
+                    "--metadata-root",
+                    str(metadata / split),
+                    "--image-root",
+                    str(native / "images"),
+                    "--mask-root",
+                    str(masks),
+                ]
+            )
+            == 0
+        )
     return {"image_root": native / "images", "metadata_root": metadata, "mask_root": masks}
 
 
@@ -71,24 +122,84 @@ def ilsvrc(tmp_path_factory) -> dict[str, Path]:
     native = make_ilsvrc(root / "ILSVRC")
     metadata, lid = root / "metadata" / "ILSVRC", root / "metadata" / "ILSVRC-LID"
     synsets = ["--synsets", str(native["synsets"])]
-    assert main(["data", "convert", "ilsvrc", "--annotations", str(native["train_xml"]),
-                 "--out", str(metadata / "train"), "--image-prefix", "train/", *synsets]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "ilsvrc",
+                "--annotations",
+                str(native["train_xml"]),
+                "--out",
+                str(metadata / "train"),
+                "--image-prefix",
+                "train/",
+                *synsets,
+            ]
+        )
+        == 0
+    )
     # Train images live in train/<wnid>/: the converter's ids are train/<name>.JPEG, so the
     # images are also laid out flat, as an ILSVRC train id list would name them.
     for image in (native["root"] / "train").glob("*/*.JPEG"):
         shutil.copy(image, native["root"] / "train" / image.name)
     for split in ("val", "test"):
-        assert main(["data", "convert", "ilsvrc", "--annotations", str(native["val_xml"]),
-                     "--out", str(metadata / split), *synsets]) == 0
+        assert (
+            main(
+                [
+                    "data",
+                    "convert",
+                    "ilsvrc",
+                    "--annotations",
+                    str(native["val_xml"]),
+                    "--out",
+                    str(metadata / split),
+                    *synsets,
+                ]
+            )
+            == 0
+        )
     for split in ("train", "val"):  # the Table 3 metadata shares train and val
         shutil.copytree(metadata / split, lid / split)
-    assert main(["data", "convert", "ilsvrc-lid", "--annotations", str(native["val_xml"]),
-                 "--masks", str(native["lid"]), "--out", str(lid / "test"), *synsets]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "ilsvrc-lid",
+                "--annotations",
+                str(native["val_xml"]),
+                "--masks",
+                str(native["lid"]),
+                "--out",
+                str(lid / "test"),
+                *synsets,
+            ]
+        )
+        == 0
+    )
     for folder in (metadata / "test", lid / "test"):
-        assert main(["data", "validate", "--metadata-root", str(folder), "--image-root",
-                     str(native["root"]), "--mask-root", str(native["lid"])]) == 0
-    return {"image_root": native["root"], "ILSVRC": metadata, "ILSVRC-LID": lid,
-            "mask_root": native["lid"]}
+        assert (
+            main(
+                [
+                    "data",
+                    "validate",
+                    "--metadata-root",
+                    str(folder),
+                    "--image-root",
+                    str(native["root"]),
+                    "--mask-root",
+                    str(native["lid"]),
+                ]
+            )
+            == 0
+        )
+    return {
+        "image_root": native["root"],
+        "ILSVRC": metadata,
+        "ILSVRC-LID": lid,
+        "mask_root": native["lid"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +207,41 @@ def openimages(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("openimages")
     native = make_openimages(root / "native")
     metadata = root / "metadata" / "OpenImages"
-    assert main(["data", "convert", "openimages", "--metadata-root", str(native["metadata"]),
-                 "--out", str(metadata), "--image-root", str(native["images"]),
-                 "--mask-root", str(native["masks"])]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                "openimages",
+                "--metadata-root",
+                str(native["metadata"]),
+                "--out",
+                str(metadata),
+                "--image-root",
+                str(native["images"]),
+                "--mask-root",
+                str(native["masks"]),
+            ]
+        )
+        == 0
+    )
     for split in ("val", "test"):
-        assert main(["data", "validate", "--metadata-root", str(metadata / split),
-                     "--image-root", str(native["images"]), "--mask-root",
-                     str(native["masks"])]) == 0
-    return {"image_root": native["images"], "metadata_root": metadata,
-            "mask_root": native["masks"]}
+        assert (
+            main(
+                [
+                    "data",
+                    "validate",
+                    "--metadata-root",
+                    str(metadata / split),
+                    "--image-root",
+                    str(native["images"]),
+                    "--mask-root",
+                    str(native["masks"]),
+                ]
+            )
+            == 0
+        )
+    return {"image_root": native["images"], "metadata_root": metadata, "mask_root": native["masks"]}
 
 
 def _data_overrides(suite_name: str, cub, ilsvrc, openimages) -> list[str]:
@@ -112,15 +249,21 @@ def _data_overrides(suite_name: str, cub, ilsvrc, openimages) -> list[str]:
     if dataset == "CUB":
         paths = dict(cub)
     elif dataset in ("ILSVRC", "ILSVRC-LID"):
-        paths = {"image_root": ilsvrc["image_root"], "metadata_root": ilsvrc[dataset],
-                 "mask_root": ilsvrc["mask_root"]}
+        paths = {
+            "image_root": ilsvrc["image_root"],
+            "metadata_root": ilsvrc[dataset],
+            "mask_root": ilsvrc["mask_root"],
+        }
     else:
         paths = dict(openimages)
     return [f"dataset.{key}='{value}'" for key, value in paths.items()]
 
 
-REAL_SUITES = [name for name in BUILTIN_SUITES
-               if not name.startswith("synthetic-") and name != "ilsvrc-classifiers"]
+REAL_SUITES = [
+    name
+    for name in BUILTIN_SUITES
+    if not name.startswith("synthetic-") and name != "ilsvrc-classifiers"
+]
 
 
 def test_every_builtin_suite_is_rehearsed_here():
@@ -128,7 +271,10 @@ def test_every_builtin_suite_is_rehearsed_here():
     # The rest: the synthetic suites run in test_bench / test_explainers, the classifiers'
     # suite in test_rehearsal_classifiers below.
     assert set(BUILTIN_SUITES) - set(REAL_SUITES) == {
-        "synthetic-default", "synthetic-explainers", "ilsvrc-classifiers"}
+        "synthetic-default",
+        "synthetic-explainers",
+        "ilsvrc-classifiers",
+    }
     for name in REAL_SUITES:
         suite = load_suite(name)
         assert "Table" in suite.description or "table" in suite.description, name
@@ -153,12 +299,23 @@ EXPECTED = {
 @pytest.mark.parametrize("suite_name", REAL_SUITES)
 def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     suite = load_suite(suite_name)
-    overrides = SHRINK + _input(_size(suite_name)) + _data_overrides(
-        suite_name, cub, ilsvrc, openimages)
+    overrides = (
+        SHRINK + _input(_size(suite_name)) + _data_overrides(suite_name, cub, ilsvrc, openimages)
+    )
     if any(spec.method == "spa" for spec in suite.methods):
         overrides.append("methods.spa.ram_start=0")
-    args = ["bench", "--suite", suite_name, "--runs-dir", str(tmp_path / "runs"), "--out",
-            str(tmp_path / "lb"), "--device", "cpu", "--no-progress"]
+    args = [
+        "bench",
+        "--suite",
+        suite_name,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     for override in overrides:
         args += ["--set", override]
     assert main(args) == 0
@@ -172,8 +329,10 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     assert "peak" in protocols or Path(suite.dataset["metadata_root"]).name == "ILSVRC"
 
     board = tmp_path / "board"
-    assert main(["leaderboard", str(results_path), "--out", str(board), "--quiet",
-                 "--with-reported"]) == 0
+    assert (
+        main(["leaderboard", str(results_path), "--out", str(board), "--quiet", "--with-reported"])
+        == 0
+    )
     markdown = (board / "leaderboard.md").read_text()
     comparison = markdown.split("## Reproduced vs reported", 1)[1].split("## Published", 1)[0]
     method, postprocessor, metric = EXPECTED[suite_name]
@@ -185,13 +344,28 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
 def test_rehearsal_classifiers(ilsvrc, tmp_path):
     """torchvision's classifiers as they are (random weights here: no download), explained and
     scored on the miniature ILSVRC tree; published numbers have no such rows."""
-    overrides = ["classifiers.resnet50.weights=''", "classifiers.vgg16.weights=''",
-                 "evaluation.ten_crop=false", "evaluation.overlay_images=0", "evaluation.batch_size=8"]
+    overrides = [
+        "classifiers.resnet50.weights=''",
+        "classifiers.vgg16.weights=''",
+        "evaluation.ten_crop=false",
+        "evaluation.overlay_images=0",
+        "evaluation.batch_size=8",
+    ]
     # 64 px: ResNet50's layer4 is then 2 x 2, still a map (at 32 px it is 1 x 1 and the CAM
     # layer would be layer3, which is not what its fc reads).
     overrides += _input(64) + _data_overrides("ilsvrc-vgg16", None, ilsvrc, None)
-    args = ["bench", "--suite", "ilsvrc-classifiers", "--runs-dir", str(tmp_path / "runs"), "--out",
-            str(tmp_path / "lb"), "--device", "cpu", "--no-progress"]
+    args = [
+        "bench",
+        "--suite",
+        "ilsvrc-classifiers",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     for override in overrides:
         args += ["--set", override]
     assert main(args) == 0
@@ -200,4 +374,7 @@ def test_rehearsal_classifiers(ilsvrc, tmp_path):
     assert set(results["postprocessor"]) == {"none", "scg"}
     # VGG16's classifier is not GAP + fc: no CAM for it, Grad-CAM++ and LayerCAM for both.
     explained = results.groupby("method")["explainer"].agg(set).to_dict()
-    assert explained == {"resnet50": {"cam", "gradcam++", "layercam"}, "vgg16": {"gradcam++", "layercam"}}
+    assert explained == {
+        "resnet50": {"cam", "gradcam++", "layercam"},
+        "vgg16": {"gradcam++", "layercam"},
+    }

@@ -1,4 +1,5 @@
 """Leaderboard rendering from a small, hand-made results table (tests/test_report.py)."""
+
 from __future__ import annotations
 
 import json
@@ -27,19 +28,42 @@ METHODS = {"cam": 0.0, "spa-noram": 2.0, "spa": 4.0, EVIL: 6.0}
 
 
 def _setting_rows(dataset, method, postprocessor, shift, masks=True, seed=0):
-    common = dict(dataset=dataset, split="test", backbone="tinyvgg", method=method,
-                  postprocessor=postprocessor, seed=seed, versions={"numpy": "test"})
-    spa = dict(top1_loc=40 + shift, top5_loc=50 + shift, gt_known_loc=60 + shift,
-               top1_cls=70 + shift, top5_cls=90.0, err_cls=30 - shift, err_mins=5.0,
-               err_part=10.0, err_more=10.0, err_ot=5.0, box_threshold=0.25)
-    wsol = {"MaxBoxAcc": 55 + shift, "MaxBoxAccV2": 50 + shift, "MaxBoxAccV2@30": 70 + shift,
-            "MaxBoxAccV2@50": 50 + shift, "MaxBoxAccV2@70": 30 + shift}
+    common = dict(
+        dataset=dataset,
+        split="test",
+        backbone="tinyvgg",
+        method=method,
+        postprocessor=postprocessor,
+        seed=seed,
+        versions={"numpy": "test"},
+    )
+    spa = dict(
+        top1_loc=40 + shift,
+        top5_loc=50 + shift,
+        gt_known_loc=60 + shift,
+        top1_cls=70 + shift,
+        top5_cls=90.0,
+        err_cls=30 - shift,
+        err_mins=5.0,
+        err_part=10.0,
+        err_more=10.0,
+        err_ot=5.0,
+        box_threshold=0.25,
+    )
+    wsol = {
+        "MaxBoxAcc": 55 + shift,
+        "MaxBoxAccV2": 50 + shift,
+        "MaxBoxAccV2@30": 70 + shift,
+        "MaxBoxAccV2@50": 50 + shift,
+        "MaxBoxAccV2@70": 30 + shift,
+    }
     if masks:
         wsol["PxAP"] = 45 + shift
     rows = make_rows(protocol="spa", metrics=spa, **common)
     rows += make_rows(protocol="wsolevaluation", metrics=wsol, **common)
-    rows += make_rows(protocol="peak", metrics={"PeakIoU": 35 + shift, "PeakT": 100 + shift},
-                      **common)
+    rows += make_rows(
+        protocol="peak", metrics={"PeakIoU": 35 + shift, "PeakT": 100 + shift}, **common
+    )
     return rows
 
 
@@ -56,14 +80,27 @@ def make_curves():
     curves = []
     for method in ("cam", "spa"):
         for postprocessor in ("none", "scg"):
-            key = dict(dataset="synth", backbone="tinyvgg", method=method,
-                       postprocessor=postprocessor)
+            key = dict(
+                dataset="synth", backbone="tinyvgg", method=method, postprocessor=postprocessor
+            )
             thresholds = np.linspace(0, 1, 11).tolist()
             for iou in (30, 50, 70):
-                curves.append(dict(key, curve=f"box_acc_v2@{iou}", x=thresholds,
-                                   y=[100 - iou * t for t in thresholds]))
-            curves.append(dict(key, curve="peak_iou", x=list(range(256)),
-                               y=[50 * np.sin(np.pi * t / 255) for t in range(256)]))
+                curves.append(
+                    dict(
+                        key,
+                        curve=f"box_acc_v2@{iou}",
+                        x=thresholds,
+                        y=[100 - iou * t for t in thresholds],
+                    )
+                )
+            curves.append(
+                dict(
+                    key,
+                    curve="peak_iou",
+                    x=list(range(256)),
+                    y=[50 * np.sin(np.pi * t / 255) for t in range(256)],
+                )
+            )
             curves.append(dict(key, curve="pxap_pr", x=[0.0, 0.5, 1.0], y=[1.0, 0.8, 0.3]))
     return curves
 
@@ -72,16 +109,20 @@ def make_overlays():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (20, 24, 3), dtype=np.uint8) for _ in range(3)]
     maps = [rng.random((20, 24)) for _ in range(3)]
-    return {"images": images, "rows": {"cam / none": maps, "cam / scg": maps[::-1]},
-            "boxes": [np.array([[2, 3, 10, 12]]), None, np.array([[0, 0, 23, 19], [1, 1, 5, 5]])]}
+    return {
+        "images": images,
+        "rows": {"cam / none": maps, "cam / scg": maps[::-1]},
+        "boxes": [np.array([[2, 3, 10, 12]]), None, np.array([[0, 0, 23, 19], [1, 1, 5, 5]])],
+    }
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("board")
     results = make_results()
-    written = render_leaderboard(results, out, curves=make_curves(), overlays=make_overlays(),
-                                 title="Tiny board")
+    written = render_leaderboard(
+        results, out, curves=make_curves(), overlays=make_overlays(), title="Tiny board"
+    )
     return out, results, written
 
 
@@ -102,8 +143,13 @@ def test_markdown_has_every_table_with_protocol_lines(rendered):
     out, _, written = rendered
     markdown = (out / "leaderboard.md").read_text()
     assert written["markdown"] == out / "leaderboard.md"
-    for heading in ("Peak-IoU, Peak-T", "Localization error analysis", "Localization and "
-                    "classification error", "SCG x RAM ablation", "MaxBoxAcc, MaxBoxAccV2"):
+    for heading in (
+        "Peak-IoU, Peak-T",
+        "Localization error analysis",
+        "Localization and classification error",
+        "SCG x RAM ablation",
+        "MaxBoxAcc, MaxBoxAccV2",
+    ):
         assert "### " + heading in markdown
     assert markdown.count("_Protocol: ") == 6
     assert markdown.index("### Headline") < markdown.index("### Peak-IoU, Peak-T")
@@ -142,7 +188,8 @@ def test_best_value_per_column_is_marked(rendered):
     errors = _table_rows(markdown, "Localization error analysis")
     cls = errors_header.index("Cls")
     assert [row[1] for row in errors if row[cls].startswith("**")] == [
-        EVIL.replace("<", "&lt;")]  # lowest error is best
+        EVIL.replace("<", "&lt;")
+    ]  # lowest error is best
 
 
 def test_peak_table_and_error_statistics(rendered):
@@ -154,7 +201,13 @@ def test_peak_table_and_error_statistics(rendered):
     assert _cell(header, spa, "Peak-T", "scg") == "105"
     errors = _table_rows(markdown, "Localization error analysis")
     header = _header(markdown, "Localization error analysis")
-    assert [h for h in header if h not in ("+ SCG", "Δ")][2:] == ["Cls", "M-Ins", "Part", "More", "OT"]
+    assert [h for h in header if h not in ("+ SCG", "Δ")][2:] == [
+        "Cls",
+        "M-Ins",
+        "Part",
+        "More",
+        "OT",
+    ]
     column = header.index("M-Ins")
     assert all(float(row[column].strip("*")) == 5.0 for row in errors)
 
@@ -199,18 +252,35 @@ def test_missing_masks_skip_pxap_cleanly():
     boxes_only = next(r for r in mixed.rows if r[0] == "boxes-only")
     assert boxes_only[mixed.columns.index("PxAP")] == "–"
     assert boxes_only[mixed.columns.index("MaxBoxAcc") + 1] == "–"  # no + SCG for it
-    only_peak = results_frame(make_rows(dataset="d", split="test", backbone="b", method="cam",
-                                        postprocessor="none", protocol="peak",
-                                        metrics={"PeakIoU": 1.0, "PeakT": 2}, versions=""))
+    only_peak = results_frame(
+        make_rows(
+            dataset="d",
+            split="test",
+            backbone="b",
+            method="cam",
+            postprocessor="none",
+            protocol="peak",
+            metrics={"PeakIoU": 1.0, "PeakT": 2},
+            versions="",
+        )
+    )
     assert [t.key for t in build_tables(only_peak)] == ["headline", "peak"]
 
 
 def test_several_seeds_show_mean_and_std():
     rows = []
     for seed, value in ((0, 40.0), (1, 44.0)):
-        rows += make_rows(dataset="d", split="test", backbone="b", method="cam",
-                          postprocessor="none", protocol="peak", seed=seed, versions="",
-                          metrics={"PeakIoU": value, "PeakT": 10})
+        rows += make_rows(
+            dataset="d",
+            split="test",
+            backbone="b",
+            method="cam",
+            postprocessor="none",
+            protocol="peak",
+            seed=seed,
+            versions="",
+            metrics={"PeakIoU": value, "PeakT": 10},
+        )
     table = next(t for t in build_tables(results_frame(rows)) if t.key == "peak")
     assert table.rows[0][table.columns.index("Peak-IoU")] == "42.00 ± 2.00"
 
@@ -218,7 +288,7 @@ def test_several_seeds_show_mean_and_std():
 def test_html_is_self_contained_and_escaped(rendered):
     html = (rendered[0] / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
-    assert 'src="http' not in html and "href=\"http" not in html and "<link" not in html
+    assert 'src="http' not in html and 'href="http' not in html and "<link" not in html
     assert EVIL not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     figures = list((rendered[0] / "figures").glob("*.png"))
@@ -230,9 +300,13 @@ def test_html_is_self_contained_and_escaped(rendered):
 def test_figures_written_and_non_empty(rendered):
     out, _, written = rendered
     names = {path.name for path in (out / "figures").glob("*.png")}
-    assert {"box_acc_v2_synth_tinyvgg.png", "peak_iou_synth_tinyvgg.png",
-            "pxap_pr_synth_tinyvgg.png", "error_types_synth_tinyvgg.png",
-            "overlays.png"} <= names
+    assert {
+        "box_acc_v2_synth_tinyvgg.png",
+        "peak_iou_synth_tinyvgg.png",
+        "pxap_pr_synth_tinyvgg.png",
+        "error_types_synth_tinyvgg.png",
+        "overlays.png",
+    } <= names
     for path in (out / "figures").glob("*.png"):
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
@@ -249,14 +323,24 @@ def test_results_csv_json_round_trip(tmp_path):
     assert records[0]["versions"] == '{"numpy":"test"}'
 
 
-@pytest.mark.parametrize("content, suffix, message", [
-    ("dataset,split,backbone,method,postprocessor,protocol,value\nd,t,b,m,p,spa,1\n", ".csv",
-     "lack column(s): metric"),
-    ('{"not": "a list"', ".json", "cannot parse results"),
-    ("dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
-     "d,t,b,m,p,spa,top1_loc,1\nd,t,b,m,p,spa,top5_loc,abc\n", ".csv", ":3: value 'abc'"),
-    ("a,b\n1,2\n", ".txt", "must end in .csv or .json"),
-])
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        (
+            "dataset,split,backbone,method,postprocessor,protocol,value\nd,t,b,m,p,spa,1\n",
+            ".csv",
+            "lack column(s): metric",
+        ),
+        ('{"not": "a list"', ".json", "cannot parse results"),
+        (
+            "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
+            "d,t,b,m,p,spa,top1_loc,1\nd,t,b,m,p,spa,top5_loc,abc\n",
+            ".csv",
+            ":3: value 'abc'",
+        ),
+        ("a,b\n1,2\n", ".txt", "must end in .csv or .json"),
+    ],
+)
 def test_read_results_errors_name_the_file(tmp_path, content, suffix, message):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)
@@ -278,12 +362,17 @@ def test_cli_renders_from_results_files(tmp_path, capsys):
     write_results(make_results(), run_dir)
     write_curves(make_curves(), run_dir)
     out = tmp_path / "board"
-    assert main(["leaderboard", str(run_dir / "results.csv"), "--out", str(out),
-                 "--title", "CLI board"]) == 0
+    assert (
+        main(
+            ["leaderboard", str(run_dir / "results.csv"), "--out", str(out), "--title", "CLI board"]
+        )
+        == 0
+    )
     assert (out / "leaderboard.md").read_text().startswith("# CLI board")
     assert (out / "figures" / "box_acc_v2_synth_tinyvgg.png").exists()
-    pd.testing.assert_frame_equal(read_results(out / "results.csv"), make_results(),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        read_results(out / "results.csv"), make_results(), check_dtype=False
+    )
     assert "Localization error analysis" in capsys.readouterr().out
 
 
@@ -307,6 +396,8 @@ def test_an_explainer_axis_becomes_a_column_or_the_caption():
     assert headline.columns[2:5] == ["Top-1 Cls", "GT-known Loc", "+ SCG"]  # Cls: plain only
     assert peak.columns[:2] == ["Method", "Explainer"]
     assert [row[:2] for row in peak.rows] == [["cam", "gradcam"], ["cam", "scorecam"]]
-    assert peak.rows[1][peak.columns.index("Peak-IoU") + 2] == "+1.00"  # SCG vs plain, same explainer
+    assert (
+        peak.rows[1][peak.columns.index("Peak-IoU") + 2] == "+1.00"
+    )  # SCG vs plain, same explainer
     one = build_tables(results_frame([r for r in rows if r["explainer"] == "gradcam"]))
     assert "Explainer: gradcam" in one[1].caption and "Explainer" not in one[1].columns

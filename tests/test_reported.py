@@ -1,18 +1,18 @@
 """Published reference numbers (leaderboards/reported) and `leaderboard --with-reported`."""
+
 from __future__ import annotations
 
 import re
 
 import pandas as pd
 import pytest
+from test_report import make_results  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from wsolbench.cli import main
 from wsolbench.errors import WsolbenchError
 from wsolbench.report import read_reported, read_results, reported_tables, write_results
 from wsolbench.report.reported import default_reported_dir
 from wsolbench.report.results import PROTOCOL_METRICS
-
-from test_report import make_results  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +35,26 @@ def test_reported_files_are_valid_and_documented(reported):
     assert reported.loc[~peak_t, "value"].between(0, 100).all()
     assert reported.loc[peak_t, "value"].between(0, 255).all()
     # One number per setting and source (two tables may print the same setting differently).
-    keys = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric",
-            "source"]
+    keys = [
+        "dataset",
+        "split",
+        "backbone",
+        "method",
+        "postprocessor",
+        "protocol",
+        "metric",
+        "source",
+    ]
     assert not reported.duplicated(keys).any()
 
 
 def _value(reported, dataset, backbone, method):
-    match = reported[(reported["dataset"] == dataset) & (reported["backbone"] == backbone)
-                     & (reported["method"] == method)
-                     & reported["source"].str.startswith("Choe et al.")]
+    match = reported[
+        (reported["dataset"] == dataset)
+        & (reported["backbone"] == backbone)
+        & (reported["method"] == method)
+        & reported["source"].str.startswith("Choe et al.")
+    ]
     assert len(match) == 1
     return float(match["value"].iloc[0])
 
@@ -69,7 +80,7 @@ def test_differences_to_cam_are_added_exactly(reported):
 def test_reported_tables_are_marked_and_keep_printed_precision(reported):
     tables = reported_tables(reported)
     assert tables and all("(reported, " in table.title for table in tables)
-    cells = [cell for table in tables for row in table.rows for cell in row[table.labels:]]
+    cells = [cell for table in tables for row in table.rows for cell in row[table.labels :]]
     assert "63.7" in cells and "63.70" not in cells
 
 
@@ -82,8 +93,19 @@ def test_cli_with_reported_adds_marked_rows_and_leaves_measured_alone(tmp_path):
     results_path, _ = write_results(make_results(), tmp_path / "run")
     plain, with_reported = tmp_path / "plain", tmp_path / "with"
     assert main(["leaderboard", str(results_path), "--out", str(plain), "--quiet"]) == 0
-    assert main(["leaderboard", str(results_path), "--out", str(with_reported), "--quiet",
-                 "--with-reported"]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                str(results_path),
+                "--out",
+                str(with_reported),
+                "--quiet",
+                "--with-reported",
+            ]
+        )
+        == 0
+    )
     plain_md = (plain / "leaderboard.md").read_text()
     reported_md = (with_reported / "leaderboard.md").read_text()
     assert "## Published numbers" not in plain_md

@@ -6,6 +6,7 @@ The expected values below were copied by hand from the project's transcription o
 variant, metric, value as printed), and checked against it when this test was written; the test
 does not read that file (users' clones do not have it).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -28,22 +29,122 @@ PAPER = "Pan et al. CVPR 2021, "
 # (source table, dataset, backbone, method, post-processor, protocol, metric, value printed,
 #  printed as an error?)  <- shared/reference/spa_cvpr2021_published.csv
 PRINTED = [
-    ("main Table 1 + supplementary Table 1", "ILSVRC", "vgg16", "spa", "scg", "spa", "top1_loc", "50.44", True),
+    (
+        "main Table 1 + supplementary Table 1",
+        "ILSVRC",
+        "vgg16",
+        "spa",
+        "scg",
+        "spa",
+        "top1_loc",
+        "50.44",
+        True,
+    ),
     ("main Table 1", "ILSVRC", "inception_v3", "spa", "scg", "spa", "top1_loc", "47.27", True),
-    ("supplementary Table 1", "ILSVRC", "inception_v3", "spa", "scg", "spa", "top1_loc", "47.29", True),
-    ("main Table 1 + supplementary Table 1", "ILSVRC", "googlenet", "acol", "none", "spa", "top5_loc", "42.58", True),
-    ("main Table 2 + supplementary Table 2", "CUB", "vgg16", "spa", "scg", "spa", "gt_known_loc", "22.71", True),
-    ("main Table 2 + supplementary Table 2", "CUB", "inception_v3", "danet", "none", "spa", "top1_loc", "50.55", True),
-    ("main Table 3", "ILSVRC-LID", "inception_v3", "cutmix", "scg", "peak", "PeakIoU", "56.96", False),
+    (
+        "supplementary Table 1",
+        "ILSVRC",
+        "inception_v3",
+        "spa",
+        "scg",
+        "spa",
+        "top1_loc",
+        "47.29",
+        True,
+    ),
+    (
+        "main Table 1 + supplementary Table 1",
+        "ILSVRC",
+        "googlenet",
+        "acol",
+        "none",
+        "spa",
+        "top5_loc",
+        "42.58",
+        True,
+    ),
+    (
+        "main Table 2 + supplementary Table 2",
+        "CUB",
+        "vgg16",
+        "spa",
+        "scg",
+        "spa",
+        "gt_known_loc",
+        "22.71",
+        True,
+    ),
+    (
+        "main Table 2 + supplementary Table 2",
+        "CUB",
+        "inception_v3",
+        "danet",
+        "none",
+        "spa",
+        "top1_loc",
+        "50.55",
+        True,
+    ),
+    (
+        "main Table 3",
+        "ILSVRC-LID",
+        "inception_v3",
+        "cutmix",
+        "scg",
+        "peak",
+        "PeakIoU",
+        "56.96",
+        False,
+    ),
     ("main Table 3", "ILSVRC-LID", "inception_v3", "cutmix", "scg", "peak", "PeakT", "83", False),
-    ("main Table 3", "ILSVRC-LID", "inception_v3", "cutmix", "scg", "spa", "gt_known_loc", "68.23", False),
+    (
+        "main Table 3",
+        "ILSVRC-LID",
+        "inception_v3",
+        "cutmix",
+        "scg",
+        "spa",
+        "gt_known_loc",
+        "68.23",
+        False,
+    ),
     ("main Table 3", "ILSVRC-LID", "inception_v3", "acol", "scg", "peak", "PeakT", "132", False),
     ("main Table 3", "ILSVRC-LID", "inception_v3", "has", "sem", "peak", "PeakIoU", "51.59", False),
-    ("main Table 4 + supplementary Table 3", "ILSVRC", "inception_v3", "spa-noram", "none", "spa", "err_mins", "10.36", False),
-    ("main Table 4 + supplementary Table 3", "CUB", "vgg16", "spa", "scg", "spa", "err_part", "9.25", False),
+    (
+        "main Table 4 + supplementary Table 3",
+        "ILSVRC",
+        "inception_v3",
+        "spa-noram",
+        "none",
+        "spa",
+        "err_mins",
+        "10.36",
+        False,
+    ),
+    (
+        "main Table 4 + supplementary Table 3",
+        "CUB",
+        "vgg16",
+        "spa",
+        "scg",
+        "spa",
+        "err_part",
+        "9.25",
+        False,
+    ),
     ("main Table 5", "ILSVRC", "vgg16", "spa", "none", "spa", "top1_loc", "52.33", True),
     ("main Table 6", "CUB", "vgg16", "spa", "none", "spa", "top1_loc", "49.34", True),
-    ("main Table 6", "CUB", "inception_v3", "spa-noram", "scg", "spa", "gt_known_loc", "30.77", True),
+    (
+        "main Table 6",
+        "CUB",
+        "inception_v3",
+        "spa-noram",
+        "scg",
+        "spa",
+        "gt_known_loc",
+        "30.77",
+        True,
+    ),
 ]
 
 
@@ -54,10 +155,16 @@ def spa() -> pd.DataFrame:
 
 
 def _stored(spa, table, dataset, backbone, method, postprocessor, protocol, metric):
-    match = spa[(spa["source"] == PAPER + table) & (spa["dataset"] == dataset)
-                & (spa["split"] == "test") & (spa["backbone"] == backbone)
-                & (spa["method"] == method) & (spa["postprocessor"] == postprocessor)
-                & (spa["protocol"] == protocol) & (spa["metric"] == metric)]
+    match = spa[
+        (spa["source"] == PAPER + table)
+        & (spa["dataset"] == dataset)
+        & (spa["split"] == "test")
+        & (spa["backbone"] == backbone)
+        & (spa["method"] == method)
+        & (spa["postprocessor"] == postprocessor)
+        & (spa["protocol"] == protocol)
+        & (spa["metric"] == metric)
+    ]
     assert len(match) == 1, (table, dataset, backbone, method, postprocessor, metric)
     return match.iloc[0]
 
@@ -95,34 +202,71 @@ def test_published_tables_keep_unimplemented_methods_apart(spa):
             assert not method_cells & {row[table.columns.index("Method")] for row in table.rows}
     peak = next(t for t in own if t.key == "peak" and "main Table 3" in t.title)
     cutmix = next(row for row in peak.rows if row[0] == "cutmix")
-    scg = [i for i, column in enumerate(peak.columns) if column == "+ SCG"]  # Peak-IoU, Peak-T, GT-known
+    scg = [
+        i for i, column in enumerate(peak.columns) if column == "+ SCG"
+    ]  # Peak-IoU, Peak-T, GT-known
     assert [cutmix[i] for i in scg] == ["56.96", "83.00", "68.23"]
 
 
 def _measured() -> pd.DataFrame:
-    rows = make_rows(dataset="CUB", split="test", backbone="vgg16", method="spa",
-                     postprocessor="scg", protocol="spa", versions="",
-                     metrics={"top1_loc": 61.0, "gt_known_loc": 76.5, "err_part": 10.0})
-    rows += make_rows(dataset="ILSVRC-LID", split="test", backbone="inception_v3",
-                      method="cutmix", postprocessor="scg", protocol="peak", versions="",
-                      metrics={"PeakIoU": 55.5, "PeakT": 90})
-    rows += make_rows(dataset="CUB", split="test", backbone="vgg16", method="cam",
-                      postprocessor="scg", protocol="spa", versions="", metrics={"top1_loc": 50.0})
+    rows = make_rows(
+        dataset="CUB",
+        split="test",
+        backbone="vgg16",
+        method="spa",
+        postprocessor="scg",
+        protocol="spa",
+        versions="",
+        metrics={"top1_loc": 61.0, "gt_known_loc": 76.5, "err_part": 10.0},
+    )
+    rows += make_rows(
+        dataset="ILSVRC-LID",
+        split="test",
+        backbone="inception_v3",
+        method="cutmix",
+        postprocessor="scg",
+        protocol="peak",
+        versions="",
+        metrics={"PeakIoU": 55.5, "PeakT": 90},
+    )
+    rows += make_rows(
+        dataset="CUB",
+        split="test",
+        backbone="vgg16",
+        method="cam",
+        postprocessor="scg",
+        protocol="spa",
+        versions="",
+        metrics={"top1_loc": 50.0},
+    )
     return results_frame(rows)
 
 
 def test_comparison_pairs_measured_and_published_rows(spa):
     (table,) = comparison_tables(_measured(), spa)
-    assert table.columns == ["Dataset", "Backbone", "Method", "Post-processor", "Metric",
-                             "Measured", "Reported", "Δ", "Source"]
+    assert table.columns == [
+        "Dataset",
+        "Backbone",
+        "Method",
+        "Post-processor",
+        "Metric",
+        "Measured",
+        "Reported",
+        "Δ",
+        "Source",
+    ]
     rows = {(row[0], row[2], row[4], row[8].removeprefix(PAPER)): row[5:8] for row in table.rows}
     # Errors where the paper prints errors: 100 - 61 = 39 against 39.73.
-    assert rows[("CUB", "spa", "Top-1 Loc err", "main Table 2 + supplementary Table 2")] == \
-        ["39.00", "39.73", "-0.73"]
+    assert rows[("CUB", "spa", "Top-1 Loc err", "main Table 2 + supplementary Table 2")] == [
+        "39.00",
+        "39.73",
+        "-0.73",
+    ]
     assert rows[("CUB", "spa", "Top-1 Loc err", "main Table 6")] == ["39.00", "39.73", "-0.73"]
     assert rows[("CUB", "spa", "GT-known Loc err", "main Table 6")] == ["23.50", "22.71", "+0.79"]
-    assert rows[("CUB", "spa", "Part error (% images)", "main Table 4 + supplementary Table 3")] \
-        == ["10.00", "9.25", "+0.75"]
+    assert rows[
+        ("CUB", "spa", "Part error (% images)", "main Table 4 + supplementary Table 3")
+    ] == ["10.00", "9.25", "+0.75"]
     assert rows[("ILSVRC-LID", "cutmix", "Peak-IoU", "main Table 3")] == ["55.50", "56.96", "-1.46"]
     assert rows[("ILSVRC-LID", "cutmix", "Peak-T", "main Table 3")] == ["90", "83", "+7"]
     # cam + scg on CUB was never published: no comparison row.
@@ -133,8 +277,10 @@ def test_comparison_pairs_measured_and_published_rows(spa):
 def test_comparison_in_markdown_html_and_terminal(tmp_path, spa):
     results_path, _ = write_results(_measured(), tmp_path / "run")
     out = tmp_path / "board"
-    assert main(["leaderboard", str(results_path), "--out", str(out), "--quiet",
-                 "--with-reported"]) == 0
+    assert (
+        main(["leaderboard", str(results_path), "--out", str(out), "--quiet", "--with-reported"])
+        == 0
+    )
     markdown = (out / "leaderboard.md").read_text()
     measured, rest = markdown.split("## Reproduced vs reported", 1)
     assert "## Measured results" in measured and "## Published numbers" in rest
@@ -145,8 +291,10 @@ def test_comparison_in_markdown_html_and_terminal(tmp_path, spa):
     assert "methods not implemented in wsolbench)" in published
     html = (out / "report.html").read_text()
     assert '<section class="comparison"><h2>Reproduced vs reported</h2>' in html
-    assert ('<td class="label">Peak-T</td><td class="num" data-value="90">90</td>'
-            '<td class="num" data-value="83">83</td>') in html
+    assert (
+        '<td class="label">Peak-T</td><td class="num" data-value="90">90</td>'
+        '<td class="num" data-value="83">83</td>'
+    ) in html
     plain = tmp_path / "plain"
     assert main(["leaderboard", str(results_path), "--out", str(plain), "--quiet"]) == 0
     assert "Reproduced vs reported" not in (plain / "leaderboard.md").read_text()

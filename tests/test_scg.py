@@ -13,6 +13,7 @@ index; an ellipse "object" on the grid, two random prototypes (object, backgroun
 ``relu(prototype + 0.8 * normal)`` per layer, position (0, 0) set to a zero vector; CAM
 ``2 * upper_half_of_object + 0.5 * object + 0.4 * normal - 0.3`` (negative values included).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,15 @@ def golden():
 
 def _golden_scg(golden, name: str) -> tuple[SCG, list[torch.Tensor], torch.Tensor, tuple[int, int]]:
     fo, so, weight, fg, bg, order = golden[f"{name}/params"]
-    scg = SCG(fo_th=fo, so_th=so, so_weight=weight, fg_th=fg, bg_th=bg, order=int(order),
-              mode=str(golden[f"{name}/mode"]))
+    scg = SCG(
+        fo_th=fo,
+        so_th=so,
+        so_weight=weight,
+        fg_th=fg,
+        bg_th=bg,
+        order=int(order),
+        mode=str(golden[f"{name}/mode"]),
+    )
     taps = [torch.from_numpy(golden[f"{name}/feat4"]), torch.from_numpy(golden[f"{name}/feat5"])]
     cam = torch.from_numpy(golden[f"{name}/cam"])[None]
     return scg, taps, cam, tuple(golden[f"{name}/image_size"].tolist())
@@ -151,7 +159,7 @@ def test_batch_equals_per_image_and_chunked_equals_unchunked(variant):
     chunked = SCG(variant=variant, chunk_size=1)(cam, taps, sizes)
     assert isinstance(batched, list) and [tuple(m.shape) for m in batched] == sizes
     for i, size in enumerate(sizes):
-        single = scg(cam[i:i + 1], [t[i:i + 1] for t in taps], size)[0]
+        single = scg(cam[i : i + 1], [t[i : i + 1] for t in taps], size)[0]
         torch.testing.assert_close(batched[i], single, atol=1e-6, rtol=0)
         torch.testing.assert_close(chunked[i], batched[i], atol=1e-6, rtol=0)
     together = scg(cam, taps, (13, 17))
@@ -173,8 +181,12 @@ POSTPROCESSORS = [(name, {}) for name in list_postprocessors()] + [
 ]
 
 
-@pytest.mark.parametrize("sizes", [(13, 17), [(13, 17), (20, 9), (13, 17)]], ids=["one-size", "per-image"])
-@pytest.mark.parametrize("name,options", POSTPROCESSORS, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "sizes", [(13, 17), [(13, 17), (20, 9), (13, 17)]], ids=["one-size", "per-image"]
+)
+@pytest.mark.parametrize(
+    "name,options", POSTPROCESSORS, ids=lambda v: v if isinstance(v, str) else None
+)
 def test_k_class_maps_in_one_call_equal_one_call_per_class_exactly(name, options, sizes):
     taps, _ = _random_batch()
     cams = _class_maps()
@@ -197,7 +209,11 @@ def test_scg_computes_the_self_correlation_once_for_all_classes(monkeypatch):
     taps, _ = _random_batch()
     layers = []
     matrices = SCG._matrices
-    monkeypatch.setattr(SCG, "_matrices", lambda self, feat, wanted: layers.append(feat.shape[0]) or matrices(self, feat, wanted))
+    monkeypatch.setattr(
+        SCG,
+        "_matrices",
+        lambda self, feat, wanted: layers.append(feat.shape[0]) or matrices(self, feat, wanted),
+    )
     SCG()(_class_maps(classes=6), taps, (12, 12))
     assert layers == [3, 3]  # each layer once, for the three images and six classes together
     layers.clear()
@@ -264,7 +280,9 @@ def test_paper_order_h_is_the_mean_over_intermediate_points():
 def test_taps_of_different_sizes_are_resized_to_the_finer_grid():
     taps, cam = _random_batch(n=2, grid=(8, 8))
     coarse = torch.rand(2, 8, 4, 4)
-    upsampled = torch.nn.functional.interpolate(coarse, size=(8, 8), mode="bilinear", align_corners=False)
+    upsampled = torch.nn.functional.interpolate(
+        coarse, size=(8, 8), mode="bilinear", align_corners=False
+    )
     scg = SCG()
     out = scg(cam, [coarse, taps[1]], (16, 16))
     torch.testing.assert_close(out, scg(cam, [upsampled, taps[1]], (16, 16)))
@@ -306,8 +324,12 @@ def test_registry_entries_run_with_the_postprocessor_signature():
     maps = identity(cam, taps, (10, 12))
     relu = cam.clamp(min=0)
     low, high = relu.amin(dim=(1, 2), keepdim=True), relu.amax(dim=(1, 2), keepdim=True)
-    expected = torch.nn.functional.interpolate(((relu - low) / (high - low + 1e-10))[:, None], size=(10, 12),
-                                               mode="bilinear", align_corners=False)[:, 0]
+    expected = torch.nn.functional.interpolate(
+        ((relu - low) / (high - low + 1e-10))[:, None],
+        size=(10, 12),
+        mode="bilinear",
+        align_corners=False,
+    )[:, 0]
     torch.testing.assert_close(maps, expected)
     listed = identity(cam, None, [(5, 7), (10, 12)])
     assert [tuple(m.shape) for m in listed] == [(5, 7), (10, 12)]
@@ -319,8 +341,13 @@ class TinyNet(nn.Module):
 
     def __init__(self, classes: int = 3):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1),
+            nn.ReLU(),
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(8, classes)
 
@@ -353,7 +380,9 @@ def test_extractor_uses_top1_class_by_default():
     torch.manual_seed(1)
     model = TinyNet().eval()
     images = torch.rand(2, 3, 16, 16)
-    with SCGExtractor(model, [model.features[2], model.features[4]], scg=SCG.from_preset("cub")) as extractor:
+    with SCGExtractor(
+        model, [model.features[2], model.features[4]], scg=SCG.from_preset("cub")
+    ) as extractor:
         top1 = model(images).argmax(dim=1).tolist()
         torch.testing.assert_close(extractor(images), extractor(images, top1))
 
@@ -365,22 +394,68 @@ def test_cli_scg_figures_writes_pngs(tmp_path):
     from wsolbench.registry import create_method
 
     torch.manual_seed(0)
-    data = generate(tmp_path / "synth", num_classes=2, image_size=32, train_per_class=1,
-                    val_per_class=1, test_per_class=1)
+    data = generate(
+        tmp_path / "synth",
+        num_classes=2,
+        image_size=32,
+        train_per_class=1,
+        val_per_class=1,
+        test_per_class=1,
+    )
     method = create_method("cam", backbone="tinyvgg", num_classes=2)
-    checkpoint = save_checkpoint(tmp_path / "cam.pt", {
-        "model": method.state_dict(), "method": "cam", "backbone": "tinyvgg",
-        "hparams": dict(method.hparams), "num_classes": 2, "config": {"image_size": 32},
-    })
+    checkpoint = save_checkpoint(
+        tmp_path / "cam.pt",
+        {
+            "model": method.state_dict(),
+            "method": "cam",
+            "backbone": "tinyvgg",
+            "hparams": dict(method.hparams),
+            "num_classes": 2,
+            "config": {"image_size": 32},
+        },
+    )
     out = tmp_path / "figures"
-    code = main(["scg", "figures", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out),
-                 "--num-images", "2", "--points", "0.5,0.5", "0.1,0.9", "--device", "cpu", "--no-progress"])
+    code = main(
+        [
+            "scg",
+            "figures",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--num-images",
+            "2",
+            "--points",
+            "0.5,0.5",
+            "0.1,0.9",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 4 and sum(name.endswith("_scg_process.png") for name in pngs) == 2
     assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
-    assert main(["scg", "figures", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out),
-                 "--points", "2,0.5"]) == 2  # a bad point is one clear error line
+    assert (
+        main(
+            [
+                "scg",
+                "figures",
+                "--checkpoint",
+                str(checkpoint),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--points",
+                "2,0.5",
+            ]
+        )
+        == 2
+    )  # a bad point is one clear error line
 
 
 class DictNet(TinyNet):
@@ -417,6 +492,8 @@ def test_resize_is_opencv_on_cpu_and_matches_interpolate_closely():
     maps = torch.rand(3, 7, 9, generator=torch.Generator().manual_seed(1))
     resized = resize_bilinear(maps, (50, 31))
     for m, r in zip(maps, resized):
-        assert np.array_equal(r.numpy(), cv2.resize(m.numpy(), (31, 50), interpolation=cv2.INTER_LINEAR))
+        assert np.array_equal(
+            r.numpy(), cv2.resize(m.numpy(), (31, 50), interpolation=cv2.INTER_LINEAR)
+        )
     other = F.interpolate(maps[:, None], size=(50, 31), mode="bilinear", align_corners=False)[:, 0]
     assert torch.allclose(resized, other, atol=1e-5)

@@ -1,5 +1,6 @@
 """The bench's scoring: one post-processor call per batch (GT class + top-k) feeds exactly the
 counts that one call per class map fed before."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,12 @@ from wsolbench.evaluation import (
 from wsolbench.evaluation.scoremaps import minmax_normalize
 from wsolbench.scoring import Scorer, wsolevaluation_scoremaps
 
-EVALUATION = {"map_size": 24, "iou_thresholds": [30, 50, 70], "cam_curve_interval": 0.01,
-              "box_thresholds": [0.1, 0.2, 0.3, 0.4, 0.5]}
+EVALUATION = {
+    "map_size": 24,
+    "iou_thresholds": [30, 50, 70],
+    "cam_curve_interval": 0.01,
+    "box_thresholds": [0.1, 0.2, 0.3, 0.4, 0.5],
+}
 SIZES = [(40, 32), (29, 45), (40, 32), (64, 64), (17, 50)]  # (W, H), as datasets give them
 
 
@@ -39,45 +44,65 @@ def _batch(seed: int) -> dict:
         x0, y0 = width // 4, height // 5
         boxes.append(np.array([[x0, y0, width - 1 - x0 // 2, height - 1 - y0]], np.int64))
         mask = np.zeros((height, width), bool)
-        mask[y0:height - y0, x0:width - x0 // 2] = True
+        mask[y0 : height - y0, x0 : width - x0 // 2] = True
         masks.append(mask)
         ignores.append(np.roll(mask, 3, axis=1) & ~mask)
     taps = [torch.rand(n, 16, *grid, generator=generator) for _ in range(2)]
     return {
-        "label": labels, "topk": top, "size": SIZES, "boxes": boxes, "taps": taps,
-        "cams_gt": gather_classes(cams, labels[:, None])[:, 0], "cams_topk": gather_classes(cams, top),
-        "mask": masks, "ignore": ignores, "peak_mask": [torch.from_numpy(m) for m in masks],
+        "label": labels,
+        "topk": top,
+        "size": SIZES,
+        "boxes": boxes,
+        "taps": taps,
+        "cams_gt": gather_classes(cams, labels[:, None])[:, 0],
+        "cams_topk": gather_classes(cams, top),
+        "mask": masks,
+        "ignore": ignores,
+        "peak_mask": [torch.from_numpy(m) for m in masks],
     }
 
 
 def _per_map_inputs(batch: dict, pp, name: str) -> dict:
     """The evaluator inputs as scoring built them with one post-processor call per class map."""
     sizes = [(h, w) for w, h in batch["size"]]
-    topk_maps = [pp(batch["cams_topk"][:, k], batch["taps"], sizes) for k in range(batch["topk"].shape[1])]
+    topk_maps = [
+        pp(batch["cams_topk"][:, k], batch["taps"], sizes) for k in range(batch["topk"].shape[1])
+    ]
     gt_maps = pp(batch["cams_gt"], batch["taps"], sizes)
     size = (EVALUATION["map_size"],) * 2
     # wsolevaluation: plain maps start from the raw CAM, SCG maps from their original-size output.
-    sources = batch["cams_gt"].double().numpy() if name == "identity" else [m.double().numpy() for m in gt_maps]
+    sources = (
+        batch["cams_gt"].double().numpy()
+        if name == "identity"
+        else [m.double().numpy() for m in gt_maps]
+    )
     return {
-        "labels": batch["label"], "top5": batch["topk"],
+        "labels": batch["label"],
+        "top5": batch["topk"],
         "loc_maps": [torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
-        "gt_loc_maps": list(gt_maps), "gt_boxes_original": batch["boxes"],
+        "gt_loc_maps": list(gt_maps),
+        "gt_boxes_original": batch["boxes"],
         "gt_boxes": [rescale_boxes(b, (w, h), size) for b, (h, w) in zip(batch["boxes"], sizes)],
         "scoremaps": torch.from_numpy(np.stack([minmax_normalize(m, size) for m in sources])),
         "gt_masks": np.stack([resize_mask(m, size) for m in batch["mask"]]),
         "gt_ignore": np.stack([resize_mask(m, size) for m in batch["ignore"]]),
-        "peak_maps": list(gt_maps), "peak_masks": list(batch["peak_mask"]),
+        "peak_maps": list(gt_maps),
+        "peak_masks": list(batch["peak_mask"]),
     }
 
 
-@pytest.mark.parametrize("name,options", [("identity", {}), ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0})])
+@pytest.mark.parametrize(
+    "name,options", [("identity", {}), ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0})]
+)
 def test_one_call_per_batch_gives_the_counts_of_one_call_per_map(name, options):
     pp = create_postprocessor(name, **options)
     scorer = Scorer(EVALUATION)
     interval = EVALUATION["cam_curve_interval"]
     reference = Evaluator(
-        box=BoxAccumulator(interval, EVALUATION["iou_thresholds"]), pxap=PxAPAccumulator(interval),
-        peak=PeakAccumulator(), classic=ClassicLocAccumulator(EVALUATION["box_thresholds"]),
+        box=BoxAccumulator(interval, EVALUATION["iou_thresholds"]),
+        pxap=PxAPAccumulator(interval),
+        peak=PeakAccumulator(),
+        classic=ClassicLocAccumulator(EVALUATION["box_thresholds"]),
     )
     for seed in (0, 1):
         batch = _batch(seed)
@@ -87,12 +112,21 @@ def test_one_call_per_batch_gives_the_counts_of_one_call_per_map(name, options):
     assert got.keys() == expected.keys()
     for accumulator, state in expected.items():
         for key, value in state.items():
-            assert torch.equal(torch.as_tensor(got[accumulator][key]), torch.as_tensor(value)), (accumulator, key)
+            assert torch.equal(torch.as_tensor(got[accumulator][key]), torch.as_tensor(value)), (
+                accumulator,
+                key,
+            )
     # Not vacuous: boxes, masks and classification were all counted.
     computed = scorer.evaluator.compute()
     assert computed["MaxBoxAccV2"] > 0 and 0 < computed["PxAP"] < 100 and computed["PeakIoU"] > 0
     rows = scorer.rows({"postprocessor": name}, box_threshold=0.2)
-    assert {r["metric"] for r in rows} >= {"top1_loc", "gt_known_loc", "MaxBoxAccV2", "PxAP", "PeakIoU"}
+    assert {r["metric"] for r in rows} >= {
+        "top1_loc",
+        "gt_known_loc",
+        "MaxBoxAccV2",
+        "PxAP",
+        "PeakIoU",
+    }
 
 
 def test_wsolevaluation_scoremaps_start_where_the_postprocessor_says():

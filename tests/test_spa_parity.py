@@ -7,6 +7,7 @@ the seeded weights of tests/parity_weights.py, in float64 and eval mode. Here th
 reach wsolbench's model through a checkpoint in the reference's own format, loaded with
 ``load_reference_state`` (so the state-dict mapping is what is tested).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +49,9 @@ def reference_checkpoint(method, path: Path, extra: dict | None = None) -> Path:
 def test_spa_equals_reference(backbone, tmp_path):
     method = create_method("spa", backbone=backbone, num_classes=5, **BACKBONES[backbone]).double()
     # vgg_spa.py builds a `conv5_add` block its forward never calls: ignored on import.
-    unused = {"module.conv5_add.0.weight": torch.zeros(512, 512, 3, 3)} if backbone == "vgg16" else {}
+    unused = (
+        {"module.conv5_add.0.weight": torch.zeros(512, 512, 3, 3)} if backbone == "vgg16" else {}
+    )
     path = reference_checkpoint(method, tmp_path / "ref.pth", unused)
     load_reference_state(method, torch.load(path, weights_only=True)["state_dict"], source=path)
     x = inputs(64)

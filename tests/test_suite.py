@@ -1,4 +1,5 @@
 """Suite files: the built-in suites parse, and every mistake gives one clear message."""
+
 from importlib import resources
 from pathlib import Path
 
@@ -74,16 +75,34 @@ def test_overrides_apply_and_change_the_run_hash(tmp_path):
     "text, message",
     [
         (MINIMAL + "[methods.foo]\n", "unknown method 'foo'"),
-        (MINIMAL.replace("[methods.cam]", "[methods.cam]\ndrop_rate = 0.5"), "unknown hyperparameter 'drop_rate'"),
-        (MINIMAL + "[train]\nepochs = 'ten'\n", "train.epochs = 'ten' is not allowed: expected an integer >= 1"),
-        (MINIMAL + "[train]\nepochs = 0\n", "train.epochs = 0 is not allowed: expected an integer >= 1"),
+        (
+            MINIMAL.replace("[methods.cam]", "[methods.cam]\ndrop_rate = 0.5"),
+            "unknown hyperparameter 'drop_rate'",
+        ),
+        (
+            MINIMAL + "[train]\nepochs = 'ten'\n",
+            "train.epochs = 'ten' is not allowed: expected an integer >= 1",
+        ),
+        (
+            MINIMAL + "[train]\nepochs = 0\n",
+            "train.epochs = 0 is not allowed: expected an integer >= 1",
+        ),
         (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
-        (MINIMAL + "[train]\nrecipe = 'caffe'\n", "train.recipe = 'caffe' is not allowed: expected one of 'wsolevaluation', 'spa'"),
-        (MINIMAL + "[train]\nrecipe = 1\n", "train.recipe = 1 is not allowed: expected one of 'wsolevaluation', 'spa'"),
+        (
+            MINIMAL + "[train]\nrecipe = 'caffe'\n",
+            "train.recipe = 'caffe' is not allowed: expected one of 'wsolevaluation', 'spa'",
+        ),
+        (
+            MINIMAL + "[train]\nrecipe = 1\n",
+            "train.recipe = 1 is not allowed: expected one of 'wsolevaluation', 'spa'",
+        ),
         (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
         (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),
         (MINIMAL + "[postprocessors.scg]\nfoo = 1\n", "postprocessors.scg: unknown option 'foo'"),
-        (MINIMAL.replace('kind = "synthetic"', 'kind = "metadata"'), "dataset.image_root is required"),
+        (
+            MINIMAL.replace('kind = "synthetic"', 'kind = "metadata"'),
+            "dataset.image_root is required",
+        ),
         ("colour = 1\n" + MINIMAL, "unknown top-level key 'colour'"),
         ("name = [\n", "invalid TOML"),
     ],

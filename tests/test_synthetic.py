@@ -1,4 +1,5 @@
 """The synthetic benchmark: deterministic bytes, exact boxes, readable by the real reader."""
+
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,20 @@ from wsolbench.data.metadata import read_split, validate_files
 from wsolbench.data.synthetic import MAX_CLASSES, class_part, generate, tight_box
 from wsolbench.errors import WsolbenchError
 
-TINY = dict(num_classes=3, image_size=32, train_per_class=2, val_per_class=1, test_per_class=4,
-            multi_instance_prob=0.5)
+TINY = dict(
+    num_classes=3,
+    image_size=32,
+    train_per_class=2,
+    val_per_class=1,
+    test_per_class=4,
+    multi_instance_prob=0.5,
+)
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -22,7 +31,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     second = _files(generate(tmp_path / "b", seed=1, **TINY))
     other = _files(generate(tmp_path / "c", seed=2, **TINY))
     assert first == second
-    assert set(first) != set(other) or any(first[k] != other[k] for k in first if k.endswith(".png"))
+    assert set(first) != set(other) or any(
+        first[k] != other[k] for k in first if k.endswith(".png")
+    )
     assert "metadata/test/mask_localization.txt" in first and "synthetic.json" in first
 
 
@@ -48,8 +59,15 @@ def test_boxes_are_tight_boxes_of_masks(tmp_path):
 def test_class_parts_are_distinct_and_visible(tmp_path):
     parts = {class_part(c) for c in range(MAX_CLASSES)}
     assert len(parts) == MAX_CLASSES
-    out = generate(tmp_path / "s", seed=0, num_classes=2, image_size=64, train_per_class=0,
-                   val_per_class=0, test_per_class=3)
+    out = generate(
+        tmp_path / "s",
+        seed=0,
+        num_classes=2,
+        image_size=64,
+        train_per_class=0,
+        val_per_class=0,
+        test_per_class=3,
+    )
     split = read_split(out / "metadata" / "test")
     shape, colour = class_part(1)
     from wsolbench.data.synthetic import PART_COLOURS
@@ -70,10 +88,28 @@ def test_cli_synth_writes_a_valid_benchmark(tmp_path, capsys):
     from wsolbench.cli import main
 
     out = tmp_path / "synth"
-    code = main(["data", "synth", "--out", str(out), "--num-classes", "2", "--image-size", "32",
-                 "--train-per-class", "1", "--val-per-class", "1", "--test-per-class", "1"])
+    code = main(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--num-classes",
+            "2",
+            "--image-size",
+            "32",
+            "--train-per-class",
+            "1",
+            "--val-per-class",
+            "1",
+            "--test-per-class",
+            "1",
+        ]
+    )
     assert code == 0
     assert "train" in capsys.readouterr().out
     assert len(read_split(out / "metadata" / "test")) == 2
     assert main(["data", "synth", "--out", str(tmp_path / "x"), "--num-classes", "1"]) == 2
-    assert "--num-classes: expected an integer in [2, 64]" in capsys.readouterr().err.replace("\n", "")
+    assert "--num-classes: expected an integer in [2, 64]" in capsys.readouterr().err.replace(
+        "\n", ""
+    )

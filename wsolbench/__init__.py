@@ -1,4 +1,5 @@
 """wsolbench: weakly supervised object localization under one exact, fast protocol."""
+
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import (
     create_backbone,

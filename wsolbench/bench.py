@@ -8,6 +8,7 @@ the class maps into score maps for every protocol. `[classifiers.<label>]` (torc
 classifiers as they are) skip training. Scores are cached beside the checkpoint, so a second run
 with the same suite only re-renders the report.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,6 @@ from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
 
-
 SCORES_FORMAT = 5  # bump when the cached scores' content changes, so old caches are recomputed
 
 
@@ -60,15 +60,19 @@ def prepare_data(suite: Suite, console: Console) -> DataPaths:
             from wsolbench.data.synthetic import generate
 
             if distributed.is_main():
-                console.print(f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})")
+                console.print(
+                    f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})"
+                )
                 generate(root, **options)
             distributed.barrier()
         try:
             recorded = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
             assert isinstance(recorded, dict)
         except (OSError, UnicodeDecodeError, ValueError, AssertionError):
-            raise WsolbenchError("not a synthetic benchmark description: delete the folder to regenerate it",
-                                 root / "synthetic.json") from None
+            raise WsolbenchError(
+                "not a synthetic benchmark description: delete the folder to regenerate it",
+                root / "synthetic.json",
+            ) from None
         differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
         if differing:
             raise WsolbenchError(
@@ -98,7 +102,9 @@ def run_bench(
     console = console or Console()
     started = time.perf_counter()
     if not (suite.methods or suite.classifiers) or only is not None and not only:
-        raise WsolbenchError(f"no method selected: suite {suite.name} would give an empty leaderboard")
+        raise WsolbenchError(
+            f"no method selected: suite {suite.name} would give an empty leaderboard"
+        )
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
     # Outputs first: a folder we cannot write fails now, not after hours of training.
     check_writable_dir(Path(runs_dir), "runs folder (--runs-dir)")
@@ -140,7 +146,9 @@ def run_bench(
         seconds["score"] += scores.get("score_seconds", 0.0)
         devices.add(scores.get("device", "unknown device"))
         if distributed.is_main():
-            records += report_per_image.load(_per_image_file(_classifier_run_dir(suite, classifier, runs_dir), suite))[0]
+            records += report_per_image.load(
+                _per_image_file(_classifier_run_dir(suite, classifier, runs_dir), suite)
+            )[0]
     if not distributed.is_main():
         return pd.DataFrame(rows)
     results = report_results.results_frame(rows)
@@ -153,8 +161,13 @@ def run_bench(
 
     bootstrap = Bootstrap(records) if records else None
     render_leaderboard(
-        results, leaderboard_dir, curves=curves, overlays=overlays.build(), per_image=per_image,
-        bootstrap=bootstrap, title=suite.description or suite.name,
+        results,
+        leaderboard_dir,
+        curves=curves,
+        overlays=overlays.build(),
+        per_image=per_image,
+        bootstrap=bootstrap,
+        title=suite.description or suite.name,
         notes=_reproduction_note(suite, seconds, devices),
     )
     print_leaderboard(results, console, bootstrap=bootstrap)
@@ -176,7 +189,9 @@ def _describe(device: torch.device) -> str:
 
 def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str]) -> str:
     source = suite.name if suite.source.startswith("<built-in") else suite.source
-    command = " ".join(["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)])
+    command = " ".join(
+        ["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)]
+    )
     return (
         f"Reproduce with `{command}`. Training took {seconds['train'] / 60:.1f} min and inference with "
         f"scoring {seconds['score'] / 60:.1f} min on {', '.join(sorted(devices))}."
@@ -184,9 +199,15 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    scoring = {"postprocessors": suite.postprocessors, "evaluation": suite.evaluation, "format": SCORES_FORMAT,
-               "per_image": report_per_image.FORMAT}
-    if suite.explainers != DEFAULT_EXPLAINERS:  # default: the cache key (and caches) as before explainers
+    scoring = {
+        "postprocessors": suite.postprocessors,
+        "evaluation": suite.evaluation,
+        "format": SCORES_FORMAT,
+        "per_image": report_per_image.FORMAT,
+    }
+    if (
+        suite.explainers != DEFAULT_EXPLAINERS
+    ):  # default: the cache key (and caches) as before explainers
         scoring["explainers"] = [vars(spec) for spec in suite.explainers]
     return run_dir / f"scores-{config_hash(scoring)}.json"
 
@@ -203,13 +224,19 @@ def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
     count = len(split.image_ids)
     pictures = {}
     for index in sorted(report_per_image.browser_indices(count)):
-        image = load_image(paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
-                           index + 1)
+        image = load_image(
+            paths.image_root,
+            split.image_ids[index],
+            split.metadata_dir / "image_ids.txt",
+            index + 1,
+        )
         pictures[index] = report_per_image.image_picture(np.asarray(image))
     sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
     boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
     dataset = records[0].key["dataset"] if records else paths.name
-    return report_per_image.ImageSet(dataset, list(split.image_ids), split.labels, boxes, sizes, pictures)
+    return report_per_image.ImageSet(
+        dataset, list(split.image_ids), split.labels, boxes, sizes, pictures
+    )
 
 
 _SCORES_KEYS = {"rows": list, "curves": list}
@@ -222,14 +249,18 @@ def _load_scores(run_dir: Path, suite: Suite, console: Console) -> dict | None:
         return None
     try:
         scores = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(scores, dict) or any(not isinstance(scores.get(k), t) for k, t in _SCORES_KEYS.items()):
+        if not isinstance(scores, dict) or any(
+            not isinstance(scores.get(k), t) for k, t in _SCORES_KEYS.items()
+        ):
             raise ValueError("not a scores object")
         report_results.results_frame(scores["rows"])  # every row well-formed
         return scores
     except (OSError, UnicodeDecodeError, ValueError, WsolbenchError) as error:
         if distributed.is_main():
-            console.print(f"[yellow]{path}: corrupt cached scores ({str(error)[:80]}): recomputing[/]",
-                          soft_wrap=True)
+            console.print(
+                f"[yellow]{path}: corrupt cached scores ({str(error)[:80]}): recomputing[/]",
+                soft_wrap=True,
+            )
         return None
 
 
@@ -238,17 +269,30 @@ def _check_splits(suite: Suite, paths: DataPaths) -> None:
     from wsolbench.data.metadata import check_labels
 
     train_split = read_split(paths.metadata_root / "train")
-    num_classes = check_labels(train_split, suite.dataset["num_classes"] or None, require_every_class=True,
-                               what="dataset.num_classes")
+    num_classes = check_labels(
+        train_split,
+        suite.dataset["num_classes"] or None,
+        require_every_class=True,
+        what="dataset.num_classes",
+    )
     for name in ("val", "test"):
-        check_labels(read_split(paths.metadata_root / name), num_classes, what="the train split's classes")
+        check_labels(
+            read_split(paths.metadata_root / name), num_classes, what="the train split's classes"
+        )
 
 
-def _train_config(suite: Suite, spec: MethodSpec, paths: DataPaths, runs_dir, device: str,
-                  progress: bool) -> TrainConfig:
+def _train_config(
+    suite: Suite, spec: MethodSpec, paths: DataPaths, runs_dir, device: str, progress: bool
+) -> TrainConfig:
     """The method's TrainConfig; its run folder is <runs>/<suite>/<label>-<config hash>."""
-    run = dict(image_root=str(paths.image_root), metadata_root=str(paths.metadata_root),
-               dataset=paths.name, device=device, resume=True, progress=progress)
+    run = dict(
+        image_root=str(paths.image_root),
+        metadata_root=str(paths.metadata_root),
+        dataset=paths.name,
+        device=device,
+        resume=True,
+        progress=progress,
+    )
     config = suite.train_config(spec, **run)
     config.out_dir = str(Path(runs_dir) / suite.name / f"{spec.label}-{config.config_hash()[:12]}")
     return config
@@ -258,21 +302,33 @@ def _train_and_score(suite, spec, config: TrainConfig, paths, console, progress)
     if distributed.is_main():
         console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
     trained = train(config)
-    checkpoint_path, torch_device, run_dir = trained.checkpoint, trained.device, Path(config.out_dir)
+    checkpoint_path, torch_device, run_dir = (
+        trained.checkpoint,
+        trained.device,
+        Path(config.out_dir),
+    )
     started = time.perf_counter()
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path, device=torch_device)
     postprocessors = _postprocessors(suite)
     common = dict(
-        dataset=paths.name, split="test", backbone=config.backbone, seed=config.seed,
-        config_hash=trained.config_hash, checkpoint_hash=checkpoint_hash(checkpoint_path),
+        dataset=paths.name,
+        split="test",
+        backbone=config.backbone,
+        seed=config.seed,
+        config_hash=trained.config_hash,
+        checkpoint_hash=checkpoint_hash(checkpoint_path),
         versions=report_results.package_versions(),
     )
-    rows, curves, records = _score_model(model, spec.label, common, postprocessors, suite, paths, torch_device, progress)
+    rows, curves, records = _score_model(
+        model, spec.label, common, postprocessors, suite, paths, torch_device, progress
+    )
     scores = {
-        "rows": rows, "curves": curves,
+        "rows": rows,
+        "curves": curves,
         "train_seconds": sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
-        "score_seconds": time.perf_counter() - started, "device": _describe(torch_device),
+        "score_seconds": time.perf_counter() - started,
+        "device": _describe(torch_device),
     }
     if distributed.is_main():
         _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
@@ -289,7 +345,9 @@ def _postprocessors(suite: Suite) -> dict[str, Any]:
     }
 
 
-def _score_model(model, label, common, postprocessors, suite, paths, device, progress) -> tuple[list, list, list]:
+def _score_model(
+    model, label, common, postprocessors, suite, paths, device, progress
+) -> tuple[list, list, list]:
     """Rows, curves and per-image records of one model for every explainer x post-processor of the suite; a suite
     with explainers also gets the cost per image of each explainer's maps and of each
     post-processing + scoring (protocol "cost")."""
@@ -299,11 +357,23 @@ def _score_model(model, label, common, postprocessors, suite, paths, device, pro
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
-        val = _score_split(model, paths, "val", postprocessors, suite, device, progress, explainer=explainer)
+        val = _score_split(
+            model, paths, "val", postprocessors, suite, device, progress, explainer=explainer
+        )
         thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
         timings: dict[str, float] = {}
-        test = _score_split(model, paths, "test", postprocessors, suite, device, progress, per_image=True,
-                            explainer=explainer, timings=timings)
+        test = _score_split(
+            model,
+            paths,
+            "test",
+            postprocessors,
+            suite,
+            device,
+            progress,
+            per_image=True,
+            explainer=explainer,
+            timings=timings,
+        )
         for name, scorer in test.items():
             setting = dict(common, method=label, postprocessor=name)
             if suite.explainers != DEFAULT_EXPLAINERS:  # the report's optional explainer axis
@@ -311,10 +381,16 @@ def _score_model(model, label, common, postprocessors, suite, paths, device, pro
             rows.extend(scorer.rows(setting, box_threshold=thresholds[name]))
             records.append(report_per_image.record_from_scorer(scorer, setting, thresholds[name]))
             if suite.explainers != DEFAULT_EXPLAINERS:  # wall times: measured, not reproduced
-                for metric, value in (("explain_ms", explainer.ms_per_image()),
-                                      ("score_ms", 1000.0 * timings[name] / max(timings["images"], 1))):
+                for metric, value in (
+                    ("explain_ms", explainer.ms_per_image()),
+                    ("score_ms", 1000.0 * timings[name] / max(timings["images"], 1)),
+                ):
                     rows.append({**setting, "protocol": "cost", "metric": metric, "value": value})
-            curves.extend(scorer.curves({k: setting[k] for k in ("dataset", "backbone", "method", "postprocessor")}))
+            curves.extend(
+                scorer.curves(
+                    {k: setting[k] for k in ("dataset", "backbone", "method", "postprocessor")}
+                )
+            )
     return rows, curves, records
 
 
@@ -329,22 +405,49 @@ def _score_classifier(suite, classifier, paths, runs_dir, device, console, progr
     if scores is not None and _per_image_file(run_dir, suite).is_file():
         return scores
     if distributed.is_main():
-        console.rule(f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: {classifier.weights or 'random'})")
+        console.rule(
+            f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: {classifier.weights or 'random'})"
+        )
     started = time.perf_counter()
     torch_device = distributed.init_from_env() or resolve_device(device)
-    num_classes = suite.dataset["num_classes"] or int(read_split(paths.metadata_root / "test").labels.max()) + 1
-    model = build_classifier(classifier.model, classifier.weights or None, num_classes,
-                             suite.dataset["image_size"], classifier.tap_layers, torch_device)
+    num_classes = (
+        suite.dataset["num_classes"]
+        or int(read_split(paths.metadata_root / "test").labels.max()) + 1
+    )
+    model = build_classifier(
+        classifier.model,
+        classifier.weights or None,
+        num_classes,
+        suite.dataset["image_size"],
+        classifier.tap_layers,
+        torch_device,
+    )
     weights = Path(classifier.weights)
     common = {
-        "dataset": paths.name, "split": "test", "backbone": classifier.model, "seed": 0, "config_hash": run_hash,
+        "dataset": paths.name,
+        "split": "test",
+        "backbone": classifier.model,
+        "seed": 0,
+        "config_hash": run_hash,
         "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
         "versions": report_results.package_versions(),
     }
-    rows, curves, records = _score_model(model, classifier.label, common, _postprocessors(suite), suite, paths,
-                                         torch_device, progress)
-    scores = {"rows": rows, "curves": curves, "score_seconds": time.perf_counter() - started,
-              "device": _describe(torch_device)}
+    rows, curves, records = _score_model(
+        model,
+        classifier.label,
+        common,
+        _postprocessors(suite),
+        suite,
+        paths,
+        torch_device,
+        progress,
+    )
+    scores = {
+        "rows": rows,
+        "curves": curves,
+        "score_seconds": time.perf_counter() - started,
+        "device": _describe(torch_device),
+    }
     if distributed.is_main():
         report_per_image.save(_per_image_file(run_dir, suite), records, [])
         write_json(_scores_file(run_dir, suite), scores)
@@ -361,13 +464,27 @@ def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: boo
     split = read_split(paths.metadata_root / split_name)
     mask_root = paths.mask_root if split.masks is not None and paths.mask_root else None
     return EvalDataset(
-        split, paths.image_root, image_size=suite.dataset["image_size"], mask_root=mask_root,
-        ten_crop=ten_crop, resize_size=suite.dataset["resize_size"],
+        split,
+        paths.image_root,
+        image_size=suite.dataset["image_size"],
+        mask_root=mask_root,
+        ten_crop=ten_crop,
+        resize_size=suite.dataset["resize_size"],
     )
 
 
-def _score_split(model, paths, split_name, postprocessors, suite, device, progress, per_image=False,
-                 explainer=None, timings: dict[str, float] | None = None) -> dict[str, Scorer]:
+def _score_split(
+    model,
+    paths,
+    split_name,
+    postprocessors,
+    suite,
+    device,
+    progress,
+    per_image=False,
+    explainer=None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Scorer]:
     """One inference pass; every post-processor's maps feed its own scorer (merged over ranks),
     which keeps per-image outcomes when ``per_image``. `timings` (when given) receives each
     post-processor's seconds and the count of images."""
@@ -377,10 +494,17 @@ def _score_split(model, paths, split_name, postprocessors, suite, device, progre
     scorers = {name: Scorer(evaluation) for name in postprocessors}
     if per_image:
         shown = report_per_image.browser_indices(len(full))
-        scorers = {name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()}
+        scorers = {
+            name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()
+        }
     for batch in predict(
-        model, dataset, batch_size=evaluation["batch_size"], device=device,
-        ten_crop=evaluation["ten_crop"], progress=progress and distributed.is_main(), explainer=explainer,
+        model,
+        dataset,
+        batch_size=evaluation["batch_size"],
+        device=device,
+        ten_crop=evaluation["ten_crop"],
+        progress=progress and distributed.is_main(),
+        explainer=explainer,
     ):
         for name, pp in postprocessors.items():
             started = time.perf_counter()
@@ -443,13 +567,18 @@ class _OverlayCollector:
                 indices = [int(i) for i in data["indices"].tolist()]
                 rows = {}
                 for name in self.suite.postprocessors:
-                    keys = sorted((k for k in data.files if k.startswith(f"{name}_")),
-                                  key=lambda k: int(k.rsplit("_", 1)[1]))
+                    keys = sorted(
+                        (k for k in data.files if k.startswith(f"{name}_")),
+                        key=lambda k: int(k.rsplit("_", 1)[1]),
+                    )
                     suffix = "" if name == "none" else f" + {name.upper()}"
                     rows[f"{label}{suffix}"] = [_overlay_map(data[k]) for k in keys]
         except Exception as error:  # zip, npy or key errors: all mean a corrupt cache file
-            raise WsolbenchError(f"corrupt overlay cache ({type(error).__name__}: {str(error)[:80]}); "
-                                 "delete it and the scores-*.json beside it to recompute both", path) from None
+            raise WsolbenchError(
+                f"corrupt overlay cache ({type(error).__name__}: {str(error)[:80]}); "
+                "delete it and the scores-*.json beside it to recompute both",
+                path,
+            ) from None
         self.indices = indices
         self.rows.update(rows)
 
@@ -457,15 +586,23 @@ class _OverlayCollector:
         if self.indices is not None and self.rows:
             split_length = len(read_split(self.paths.metadata_root / "test"))
             if any(not 0 <= i < split_length for i in self.indices):
-                raise WsolbenchError("overlay cache refers to images the test split does not have; "
-                                     "delete the runs' overlays.npz and scores-*.json to recompute")
+                raise WsolbenchError(
+                    "overlay cache refers to images the test split does not have; "
+                    "delete the runs' overlays.npz and scores-*.json to recompute"
+                )
         if not self.rows or self.indices is None:
             return None
         split = read_split(self.paths.metadata_root / "test")
         images, boxes = [], []
         for index in self.indices:
-            image = load_image(self.paths.image_root, split.image_ids[index], split.metadata_dir / "image_ids.txt",
-                               index + 1)
+            image = load_image(
+                self.paths.image_root,
+                split.image_ids[index],
+                split.metadata_dir / "image_ids.txt",
+                index + 1,
+            )
             images.append(np.asarray(image))
-            boxes.append(split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64))
+            boxes.append(
+                split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64)
+            )
         return {"images": images, "rows": self.rows, "boxes": boxes}

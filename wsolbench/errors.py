@@ -1,4 +1,5 @@
 """One error type for every user-facing failure: the CLI prints it as one clear line."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,17 +3,18 @@
 A failed write (read-only folder, disk full) is one WsolbenchError naming the file, and the
 previous file stays intact. `check_writable_*` find such problems before the work starts.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from wsolbench.errors import WsolbenchError
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -105,5 +106,7 @@ def inside(root: str | Path, path: str | Path, what: str = "file") -> Path:
     resolved_root = root.resolve()
     parent = path.parent.resolve()
     if parent != resolved_root and resolved_root not in parent.parents:
-        raise WsolbenchError(f"{what} would be written outside {root} (through a symlink or '..')", path)
+        raise WsolbenchError(
+            f"{what} would be written outside {root} (through a symlink or '..')", path
+        )
     return path

@@ -6,18 +6,26 @@ key, flag or `--set` expression and says what is allowed. Registered factories (
 post-processors) declare their options by their keyword defaults; `options_from_defaults`
 derives an `Option` from each default, so their keys are type-checked the same way.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from wsolbench.errors import WsolbenchError
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-          list: "a list", dict: "a table"}
+_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,9 @@ def check(value: Any, option: Option, name: str, source: str | Path | None = Non
     naming `name` (a key such as `train.lr`, a flag such as `--lr`) and `source` (a file)."""
     checked = _checked(value, option)
     if checked is _BAD:
-        raise WsolbenchError(f"{name} = {_show(value)} is not allowed: expected {option.describe()}", source)
+        raise WsolbenchError(
+            f"{name} = {_show(value)} is not allowed: expected {option.describe()}", source
+        )
     return checked
 
 
@@ -74,7 +84,9 @@ def _checked(value: Any, option: Option) -> Any:
     if option.kind is list:
         if not isinstance(value, (list, tuple)) or len(value) < option.min_items:
             return _BAD
-        inner = Option(option.item or float, option.low, option.high, option.low_open, option.high_open)
+        inner = Option(
+            option.item or float, option.low, option.high, option.low_open, option.high_open
+        )
         items = [_checked(v, inner) for v in value]
         return _BAD if any(v is _BAD for v in items) else items
     if option.kind is dict:
@@ -88,14 +100,20 @@ def _checked(value: Any, option: Option) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             return _BAD
     elif option.kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return _BAD
         value = float(value)
     if option.choices is not None and value not in option.choices:
         return _BAD
     if option.low is not None and (value < option.low or option.low_open and value == option.low):
         return _BAD
-    if option.high is not None and (value > option.high or option.high_open and value == option.high):
+    if option.high is not None and (
+        value > option.high or option.high_open and value == option.high
+    ):
         return _BAD
     return value
 
@@ -177,8 +195,13 @@ def option_from_default(default: Any) -> Option | None:
     return None
 
 
-def check_keywords(values: Mapping[str, Any], defaults: Mapping[str, Any], name: str,
-                   what: str, source: str | Path | None = None) -> dict[str, Any]:
+def check_keywords(
+    values: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    name: str,
+    what: str,
+    source: str | Path | None = None,
+) -> dict[str, Any]:
     """Check `values` against a factory's keyword `defaults`: known keys, the defaults' types.
     `name` prefixes keys in errors (e.g. `methods.has` or `--hparam`)."""
     checked = {}
@@ -189,7 +212,9 @@ def check_keywords(values: Mapping[str, Any], defaults: Mapping[str, Any], name:
         option = option_from_default(defaults[key])
         if option is None:
             if not isinstance(value, (bool, int, float, str)) and value is not None:
-                raise WsolbenchError(f"{name}.{key} = {_show(value)} is not allowed: expected a scalar", source)
+                raise WsolbenchError(
+                    f"{name}.{key} = {_show(value)} is not allowed: expected a scalar", source
+                )
             checked[key] = value
         else:
             checked[key] = check(value, option, f"{name}.{key}", source)

@@ -4,11 +4,13 @@ Entries register themselves with a decorator when their module is imported; the 
 imports the packages that hold them the first time it is asked, so ``list_methods()`` works
 without the caller importing anything first.
 """
+
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from wsolbench.errors import WsolbenchError
 
@@ -17,7 +19,11 @@ _PROVIDERS = {
     "method": ("wsolbench.methods",),
     "backbone": ("wsolbench.backbones",),
     "post-processor": ("wsolbench.methods",),
-    "explainer": ("wsolbench.explainers.base", "wsolbench.explainers.gradcam", "wsolbench.explainers.torchcam"),
+    "explainer": (
+        "wsolbench.explainers.base",
+        "wsolbench.explainers.gradcam",
+        "wsolbench.explainers.torchcam",
+    ),
 }
 
 

@@ -8,9 +8,11 @@ One `Scorer` per post-processor. For each batch it builds, from the raw class ma
   masks resized nearest;
 - peak protocol: the GT class's map at the original size against the mask.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,7 +30,13 @@ from wsolbench.evaluation import (
 )
 from wsolbench.evaluation.scoremaps import minmax_normalize
 
-ERROR_METRICS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more": "err_more", "ot": "err_ot"}
+ERROR_METRICS = {
+    "cls": "err_cls",
+    "m-ins": "err_mins",
+    "part": "err_part",
+    "more": "err_more",
+    "ot": "err_ot",
+}
 
 
 class Scorer:
@@ -45,7 +53,7 @@ class Scorer:
         self.has_boxes = self.has_masks = False
         self.per_image: dict[str, list] | None = None
 
-    def keep_per_image(self, thumbnails: Callable[[int], bool] = lambda index: False) -> "Scorer":
+    def keep_per_image(self, thumbnails: Callable[[int], bool] = lambda index: False) -> Scorer:
         """Also keep every image's outcome under every protocol (``per_image_arrays``) and, for
         the images ``thumbnails(dataset index)`` selects, a small picture of its top-1 map."""
         for accumulator in self.evaluator.accumulators.values():
@@ -73,7 +81,10 @@ class Scorer:
                 loc_maps=[m[1:] for m in maps],
                 gt_loc_maps=gt_maps,
                 gt_boxes_original=boxes,
-                gt_boxes=[rescale_boxes(b, (w, h), (self.map_size, self.map_size)) for b, (h, w) in zip(boxes, sizes)],
+                gt_boxes=[
+                    rescale_boxes(b, (w, h), (self.map_size, self.map_size))
+                    for b, (h, w) in zip(boxes, sizes)
+                ],
             )
         inputs["scoremaps"] = wsolevaluation_scoremaps(batch, postprocessor, self.map_size, gt_maps)
         if "mask" in batch:
@@ -104,16 +115,24 @@ class Scorer:
             return {}
         if "gathered" in self.per_image:
             return self.per_image["gathered"]
-        arrays = {"index": np.asarray(self.per_image["index"], np.int64),
-                  "thumb_index": np.asarray(self.per_image["thumb_index"], np.int64),
-                  "thumbs": np.asarray(self.per_image["thumbs"], np.uint8).reshape(-1, THUMB, THUMB)}
+        arrays = {
+            "index": np.asarray(self.per_image["index"], np.int64),
+            "thumb_index": np.asarray(self.per_image["thumb_index"], np.int64),
+            "thumbs": np.asarray(self.per_image["thumbs"], np.uint8).reshape(-1, THUMB, THUMB),
+        }
         for name, accumulator in self.evaluator.accumulators.items():
             for key, value in accumulator.per_image_arrays().items():
                 arrays[f"{name}.{key}"] = value
-        order, thumb_order = np.argsort(arrays["index"], kind="stable"), np.argsort(arrays["thumb_index"], kind="stable")
-        return {key: value[thumb_order if key.startswith("thumb") else order] for key, value in arrays.items()}
+        order, thumb_order = (
+            np.argsort(arrays["index"], kind="stable"),
+            np.argsort(arrays["thumb_index"], kind="stable"),
+        )
+        return {
+            key: value[thumb_order if key.startswith("thumb") else order]
+            for key, value in arrays.items()
+        }
 
-    def all_reduce(self) -> "Scorer":
+    def all_reduce(self) -> Scorer:
         """Merge every rank's counts (exact: integer sums)."""
         if distributed.world_size() > 1:
             if self.per_image is not None:  # the counts' merge below drops per-image records
@@ -121,8 +140,10 @@ class Scorer:
                 gathered = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
                 order = np.argsort(gathered["index"], kind="stable")
                 thumb_order = np.argsort(gathered["thumb_index"], kind="stable")
-                self.per_image["gathered"] = {key: value[thumb_order if key.startswith("thumb") else order]
-                                              for key, value in gathered.items()}
+                self.per_image["gathered"] = {
+                    key: value[thumb_order if key.startswith("thumb") else order]
+                    for key, value in gathered.items()
+                }
             states = distributed.all_gather_objects(self.evaluator.state_dict())
             merged = Evaluator.from_state_dict(states[0])
             for state in states[1:]:
@@ -187,11 +208,32 @@ class Scorer:
         if "box" in computed:
             box = computed["box"]
             for delta, ys in box["box_acc_curve_v2"].items():
-                curves.append({**common, "curve": f"box_acc_v2@{delta}", "x": box["box_cam_thresholds"], "y": ys})
+                curves.append(
+                    {
+                        **common,
+                        "curve": f"box_acc_v2@{delta}",
+                        "x": box["box_cam_thresholds"],
+                        "y": ys,
+                    }
+                )
         if "peak" in computed:
-            curves.append({**common, "curve": "peak_iou", "x": list(range(256)), "y": computed["peak"]["peak_iou_curve"]})
+            curves.append(
+                {
+                    **common,
+                    "curve": "peak_iou",
+                    "x": list(range(256)),
+                    "y": computed["peak"]["peak_iou_curve"],
+                }
+            )
             pxap = computed["pxap"]
-            curves.append({**common, "curve": "pxap_pr", "x": pxap["pxap_recall"], "y": pxap["pxap_precision"]})
+            curves.append(
+                {
+                    **common,
+                    "curve": "pxap_pr",
+                    "x": pxap["pxap_recall"],
+                    "y": pxap["pxap_precision"],
+                }
+            )
         return curves
 
 
@@ -201,7 +243,9 @@ THUMB = 32  # side of the map thumbnails kept for the report's failure browser
 def map_thumbnail(score_map: np.ndarray) -> np.ndarray:
     """A map in [0, 1] as a THUMB x THUMB uint8 picture (area average; the browser stretches it
     over the image, whose aspect it had)."""
-    small = cv2.resize(np.asarray(score_map, np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        np.asarray(score_map, np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA
+    )
     return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
 
 
@@ -210,7 +254,9 @@ def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
     return [(int(h), int(w)) for (w, h) in batch["size"]]
 
 
-def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map_size: int, originals=None) -> torch.Tensor:
+def wsolevaluation_scoremaps(
+    batch: dict[str, Any], postprocessor: Callable, map_size: int, originals=None
+) -> torch.Tensor:
     """GT-class maps prepared as wsolevaluation's CAM computer does: bicubic resize to
     map_size x map_size, then min-max (NaN or constant -> zeros). Plain maps start from the raw
     CAM as upstream does; post-processed maps from their original-size output (`originals`,
@@ -220,4 +266,6 @@ def wsolevaluation_scoremaps(batch: dict[str, Any], postprocessor: Callable, map
     if originals is None:
         originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
     sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
-    return torch.from_numpy(np.stack([minmax_normalize(m.double().cpu().numpy(), size) for m in sources]))
+    return torch.from_numpy(
+        np.stack([minmax_normalize(m.double().cpu().numpy(), size) for m in sources])
+    )

@@ -5,6 +5,7 @@ and `[evaluation]` (see `wsolbench/suites/synthetic-default.toml`, the documente
 Every value is checked here, so a typo fails before any training starts, with a message that
 names the file and the key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,9 +34,19 @@ from wsolbench.explainers.suite import (
 from wsolbench.options import Option, check
 
 BUILTIN_SUITES = (
-    "synthetic-default", "synthetic-explainers", "cub-vgg16", "cub-inceptionv3", "ilsvrc-vgg16",
-    "ilsvrc-inceptionv3", "ilsvrc-inceptionv3-table3", "ilsvrc-resnet50", "cub-resnet50",
-    "openimages-vgg16", "openimages-inceptionv3", "openimages-resnet50", "ilsvrc-classifiers",
+    "synthetic-default",
+    "synthetic-explainers",
+    "cub-vgg16",
+    "cub-inceptionv3",
+    "ilsvrc-vgg16",
+    "ilsvrc-inceptionv3",
+    "ilsvrc-inceptionv3-table3",
+    "ilsvrc-resnet50",
+    "cub-resnet50",
+    "openimages-vgg16",
+    "openimages-inceptionv3",
+    "openimages-resnet50",
+    "ilsvrc-classifiers",
 )
 
 _STR, _BOOL = Option(str), Option(bool)
@@ -105,20 +116,29 @@ class Suite:
     explainers: list[ExplainerSpec] = field(default_factory=lambda: parse_explainers(None, ""))
     classifiers: list[ClassifierSpec] = field(default_factory=list)  # scored as they are, untrained
 
-    def train_config(self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any) -> TrainConfig:
+    def train_config(
+        self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any
+    ) -> TrainConfig:
         """The TrainConfig of one method: the suite's [train] table, the dataset's sizes and
         options, the method's hyperparameters, and `run` (data roots, out_dir, device, ...);
         errors name `names[field]` (the suite's keys)."""
         ds = self.dataset
         paths = {"image_root": ".", "metadata_root": "."}  # not hashed: placeholders until known
-        return TrainConfig.checked({
-            **self.train, **paths,
-            "method": spec.method, "hparams": dict(spec.hparams),
-            "image_size": ds["image_size"], "resize_size": ds["resize_size"],
-            "num_classes": ds["num_classes"] or None,
-            "dataset_options": dataset_identity(ds),
-            **run,
-        }, names, self.source)
+        return TrainConfig.checked(
+            {
+                **self.train,
+                **paths,
+                "method": spec.method,
+                "hparams": dict(spec.hparams),
+                "image_size": ds["image_size"],
+                "resize_size": ds["resize_size"],
+                "num_classes": ds["num_classes"] or None,
+                "dataset_options": dataset_identity(ds),
+                **run,
+            },
+            names,
+            self.source,
+        )
 
     def run_hash(self, spec: MethodSpec, **run: Any) -> str:
         """The method's configuration hash (TrainConfig.config_hash): cache key and provenance."""
@@ -136,7 +156,15 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
     """The [dataset] values that change what is trained on; folders are not among them."""
-    where = ("root", "image_root", "metadata_root", "mask_root", "image_size", "resize_size", "num_classes")
+    where = (
+        "root",
+        "image_root",
+        "metadata_root",
+        "mask_root",
+        "image_size",
+        "resize_size",
+        "num_classes",
+    )
     return {k: v for k, v in dataset.items() if k not in where}
 
 
@@ -150,9 +178,13 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
         except UnicodeDecodeError as error:
-            raise WsolbenchError(f"suite file is not UTF-8 text (byte {error.start})", path) from None
+            raise WsolbenchError(
+                f"suite file is not UTF-8 text (byte {error.start})", path
+            ) from None
         except OSError as error:
-            raise WsolbenchError(f"cannot read suite file: {error.strerror or error}", path) from None
+            raise WsolbenchError(
+                f"cannot read suite file: {error.strerror or error}", path
+            ) from None
     elif str(name_or_path) in BUILTIN_SUITES:
         text = resources.files("wsolbench.suites").joinpath(f"{name_or_path}.toml").read_text()
         source = f"<built-in suite {name_or_path}>"
@@ -205,22 +237,42 @@ class _Names:
         return key
 
 
-def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str, str] | None = None) -> Suite:
+def parse_suite(
+    raw: dict[str, Any], source: str = "<suite>", origins: dict[str, str] | None = None
+) -> Suite:
     raw = copy.deepcopy(raw)
     name_of = _Names(origins or {})
-    known = {"name", "description", "dataset", "train", "methods", "postprocessors", "evaluation",
-             "explainers", "classifiers"}
+    known = {
+        "name",
+        "description",
+        "dataset",
+        "train",
+        "methods",
+        "postprocessors",
+        "evaluation",
+        "explainers",
+        "classifiers",
+    }
     for key in raw:
         if key not in known:
-            raise WsolbenchError(f"unknown top-level key '{key}' (expected one of {sorted(known)})", source)
-    sections = {section: _check_section(raw.get(section, {}), section, schema, source, name_of)
-                for section, schema in (("dataset", _SCHEMA["dataset"]), ("train", _train_schema()),
-                                        ("evaluation", _SCHEMA["evaluation"]))}
+            raise WsolbenchError(
+                f"unknown top-level key '{key}' (expected one of {sorted(known)})", source
+            )
+    sections = {
+        section: _check_section(raw.get(section, {}), section, schema, source, name_of)
+        for section, schema in (
+            ("dataset", _SCHEMA["dataset"]),
+            ("train", _train_schema()),
+            ("evaluation", _SCHEMA["evaluation"]),
+        )
+    }
     dataset = sections["dataset"]
     if dataset["kind"] == "metadata":
         for key in ("image_root", "metadata_root"):
             if not dataset[key]:
-                raise WsolbenchError(f"dataset.{key} is required when dataset.kind = 'metadata'", source)
+                raise WsolbenchError(
+                    f"dataset.{key} is required when dataset.kind = 'metadata'", source
+                )
     dataset["synthetic"] = _check_synthetic(dataset["synthetic"], source, name_of)
     name = _safe_name(raw.get("name"), name_of("name"), source)
     if not isinstance(raw.get("description", ""), str):
@@ -231,7 +283,9 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str,
         dataset=dataset,
         train=sections["train"],
         # A suite of classifiers only (the zero-training rows) trains nothing.
-        methods=[] if raw.get("classifiers") and not raw.get("methods") else _parse_methods(raw.get("methods"), source, name_of),
+        methods=[]
+        if raw.get("classifiers") and not raw.get("methods")
+        else _parse_methods(raw.get("methods"), source, name_of),
         postprocessors=_parse_postprocessors(raw.get("postprocessors"), source, name_of),
         evaluation=sections["evaluation"],
         source=source,
@@ -240,12 +294,20 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", origins: dict[str,
     )
     # The whole training configuration, checked as TrainConfig checks it (cross-field rules).
     train_names = {key: name_of(f"train.{key}") for key in suite.train} | {
-        "image_size": name_of("dataset.image_size"), "resize_size": name_of("dataset.resize_size")}
+        "image_size": name_of("dataset.image_size"),
+        "resize_size": name_of("dataset.resize_size"),
+    }
     for spec in suite.methods:
         config = suite.train_config(spec, train_names)
-        spec.hparams = check_method(spec.method, config.backbone, spec.hparams, name_of(f"methods.{spec.label}"),
-                                    source, config.large_feature_map,
-                                    keys=(name_of(f"methods.{spec.label}.method"), name_of("train.backbone")))
+        spec.hparams = check_method(
+            spec.method,
+            config.backbone,
+            spec.hparams,
+            name_of(f"methods.{spec.label}"),
+            source,
+            config.large_feature_map,
+            keys=(name_of(f"methods.{spec.label}.method"), name_of("train.backbone")),
+        )
     return suite
 
 
@@ -258,17 +320,24 @@ def _check_section(table: Any, section: str, schema, source: str, name_of) -> di
         raise WsolbenchError(f"{name_of(section)}: [{section}] must be a table", source)
     for key in table:
         if key not in schema:
-            raise WsolbenchError(f"unknown key '{name_of(f'{section}.{key}')}' (valid: {', '.join(schema)})", source)
-    return {key: check(table.get(key, default), option, name_of(f"{section}.{key}"), source)
-            for key, (option, default) in schema.items()}
+            raise WsolbenchError(
+                f"unknown key '{name_of(f'{section}.{key}')}' (valid: {', '.join(schema)})", source
+            )
+    return {
+        key: check(table.get(key, default), option, name_of(f"{section}.{key}"), source)
+        for key, (option, default) in schema.items()
+    }
 
 
 def _check_synthetic(table: dict[str, Any], source: str, name_of) -> dict[str, Any]:
     checked = {}
     for key, value in table.items():
         if key not in _SYNTHETIC:
-            raise WsolbenchError(f"unknown key '{name_of(f'dataset.synthetic.{key}')}' "
-                                 f"(valid: {', '.join(_SYNTHETIC)})", source)
+            raise WsolbenchError(
+                f"unknown key '{name_of(f'dataset.synthetic.{key}')}' "
+                f"(valid: {', '.join(_SYNTHETIC)})",
+                source,
+            )
         checked[key] = check(value, _SYNTHETIC[key], name_of(f"dataset.synthetic.{key}"), source)
     return checked
 
@@ -278,7 +347,9 @@ def _safe_name(value: Any, key: str, source: str) -> str:
     if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise WsolbenchError(
             f"{key} = {value!r} is not allowed: expected a folder name of letters, digits and . _ + - "
-            "(starting with a letter or digit, at most 100 characters)", source)
+            "(starting with a letter or digit, at most 100 characters)",
+            source,
+        )
     return value
 
 
@@ -294,7 +365,9 @@ def _parse_methods(table: Any, source: str, name_of) -> list[MethodSpec]:
         options = dict(options)
         method = options.pop("method", label)
         if not isinstance(method, str):
-            raise WsolbenchError(f"{name_of(f'methods.{label}.method')} must be a method name", source)
+            raise WsolbenchError(
+                f"{name_of(f'methods.{label}.method')} must be a method name", source
+            )
         specs.append(MethodSpec(label=label, method=method, hparams=options))
     return specs
 
@@ -302,7 +375,9 @@ def _parse_methods(table: Any, source: str, name_of) -> list[MethodSpec]:
 def _parse_postprocessors(table: Any, source: str, name_of) -> dict[str, dict[str, Any]]:
     table = {"none": {}} if table is None else table
     if not isinstance(table, dict) or not table:
-        raise WsolbenchError("[postprocessors] must name at least one (e.g. [postprocessors.none])", source)
+        raise WsolbenchError(
+            "[postprocessors] must name at least one (e.g. [postprocessors.none])", source
+        )
     from wsolbench.registry import POSTPROCESSORS
 
     parsed = {}

@@ -3,6 +3,7 @@
 ``create_backbone(name, pretrained=False, weights=None, large_feature_map=False, inserts=None)``
 (re-exported from :mod:`wsolbench`) builds one; see :mod:`wsolbench.backbones.base`.
 """
+
 from wsolbench.backbones import inception, resnet, tinyvgg, vgg  # noqa: F401  (registers)
 from wsolbench.backbones.base import Backbone, load_weights
 from wsolbench.registry import create_backbone, list_backbones

@@ -11,11 +11,13 @@ ACoL and SPG bodies differ), its initialization, and the reference code's parame
 (``reference_names``). How each method's head attaches to a family is also declared here
 (``cam_head``, ``acol_smoothing``, ``spg_layout``), so the methods stay family-agnostic.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -88,7 +90,12 @@ class Backbone(nn.Module):
     acol_smoothing: bool = False
     spg_layout: SpgLayout
     # wsolevaluation's init mode of the whole model per architecture type (heads included).
-    init_modes: ClassVar[Mapping[str, str]] = {"cam": "he", "adl": "he", "acol": "xavier", "spg": "xavier"}
+    init_modes: ClassVar[Mapping[str, str]] = {
+        "cam": "he",
+        "adl": "he",
+        "acol": "xavier",
+        "spg": "xavier",
+    }
 
     def __init__(
         self, inserts: Mapping[str, nn.Module] | None = None, architecture_type: str = "cam"
@@ -176,7 +183,8 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
     except Exception as error:
         raise WsolbenchError(
             f"cannot read weights ({type(error).__name__}: {error}); expected a state_dict "
-            "saved with torch.save", path=path
+            "saved with torch.save",
+            path=path,
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a checkpoint wrapping its state_dict

@@ -15,10 +15,12 @@ Mixed_5d and Mixed_6a and ``cal_sc`` takes blocks 4 and 5 = Mixed_5d and Mixed_6
 224 px. That network is this backbone with ``large_feature_map=True`` (the ``cub-inceptionv3``
 suite sets it; tests/test_spa_parity.py checks it against SPA2Net's outputs).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -68,10 +70,20 @@ class InceptionV3(Backbone):
     out_channels = 768
     tap_channels = {"Mixed_5d": 288, "Mixed_6d": 768, "Mixed_6e": 768}
     spg_layout = SpgLayout(
-        b1_tap="Mixed_5d", b2_tap="Mixed_6d", hidden=1024, branch=512, side=512, dropout=True,
+        b1_tap="Mixed_5d",
+        b2_tap="Mixed_6d",
+        hidden=1024,
+        branch=512,
+        side=512,
+        dropout=True,
         head_names=("SPG_A3_1b.0", "SPG_A3_2b.0", "SPG_A4"),
     )
-    init_modes: ClassVar[Mapping[str, str]] = {"cam": "xavier", "adl": "xavier", "acol": "xavier", "spg": "xavier"}
+    init_modes: ClassVar[Mapping[str, str]] = {
+        "cam": "xavier",
+        "adl": "xavier",
+        "acol": "xavier",
+        "spg": "xavier",
+    }
 
     def __init__(
         self,
@@ -96,7 +108,10 @@ class InceptionV3(Backbone):
         self._check_inserts()
         initialize_weights(self, self.init_mode)
         load_weights(
-            self, name="inception_v3", pretrained=pretrained, weights=weights,
+            self,
+            name="inception_v3",
+            pretrained=pretrained,
+            weights=weights,
             torchvision_weights=Inception_V3_Weights.IMAGENET1K_V1,
         )
 

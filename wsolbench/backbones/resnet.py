@@ -10,10 +10,12 @@ branches). ADL insertion points follow wsolevaluation's positions: ``layer3_0``,
 gives wsolevaluation's names: ADL's layers shift the block indices after them, SPG splits
 layer3 into ``SPG_A1`` (block 0) and ``SPG_A2`` (blocks 1-5).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -61,10 +63,20 @@ class ResNet50(Backbone):
     out_channels = 2048
     tap_channels = {"layer3_0": 1024, "layer3": 1024, "layer4": 2048}
     spg_layout = SpgLayout(
-        b1_tap="layer3_0", b2_tap="layer3", hidden=0, branch=1024, side=512, dropout=False,
+        b1_tap="layer3_0",
+        b2_tap="layer3",
+        hidden=0,
+        branch=1024,
+        side=512,
+        dropout=False,
         head_names=("SPG_A4",),
     )
-    init_modes: ClassVar[Mapping[str, str]] = {"cam": "xavier", "adl": "xavier", "acol": "he", "spg": "xavier"}
+    init_modes: ClassVar[Mapping[str, str]] = {
+        "cam": "xavier",
+        "adl": "xavier",
+        "acol": "he",
+        "spg": "xavier",
+    }
 
     def __init__(
         self,
@@ -83,14 +95,20 @@ class ResNet50(Backbone):
             _stride_one(net.layer3)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
         )
         self.feature_stride = 8 if large_feature_map else 16
         self._check_inserts()
         initialize_weights(self, self.init_mode)
         # V1 weights are the ones wsolevaluation loads (resnet50-19c8e357 is the same model).
         state = load_weights(
-            self, name="resnet50", pretrained=pretrained, weights=weights,
+            self,
+            name="resnet50",
+            pretrained=pretrained,
+            weights=weights,
             torchvision_weights=ResNet50_Weights.IMAGENET1K_V1,
         )
         # wsolevaluation keeps ImageNet's fc for cam/adl on ILSVRC (drops it for acol/spg):

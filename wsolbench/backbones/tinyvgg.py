@@ -13,10 +13,11 @@ stride-2 padding-1 max-pools (stride 1 for the second with ``large_feature_map``
 ``reference_names`` gives the VGG16 analogue of each name (``features.<key>``; SPG's renamed
 blocks ``SPG_A_1`` / ``SPG_A_2``), so name-based recipes treat it as they treat VGG16.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -67,8 +68,13 @@ class TinyVGG(Backbone):
         self.out_channels = width
         self.tap_channels = {"feat4": width, "feat5": width}
         self.spg_layout = SpgLayout(
-            b1_tap="feat4", b2_tap="feat5", hidden=width, branch=width, side=width,
-            dropout=False, head_names=("SPG_A_3.0", "SPG_A_3.2", "SPG_A_4"),
+            b1_tap="feat4",
+            b2_tap="feat5",
+            hidden=width,
+            branch=width,
+            side=width,
+            dropout=False,
+            head_names=("SPG_A_3.0", "SPG_A_3.2", "SPG_A_4"),
         )
         self.feature_stride = 2 if large_feature_map else 4
         self._check_inserts()
@@ -84,9 +90,13 @@ class TinyVGG(Backbone):
         return self.pool5(feat5), {"feat4": feat4, "feat5": feat5}
 
     def reference_names(self) -> dict[str, str]:
-        spg = {"block3.": "SPG_A_1.", "block4.": "SPG_A_2."} if self.architecture_type == "spg" else {}
+        spg = (
+            {"block3.": "SPG_A_1.", "block4.": "SPG_A_2."}
+            if self.architecture_type == "spg"
+            else {}
+        )
         names = {}
         for key in self.state_dict():
             prefix = next((p for p in spg if key.startswith(p)), None)
-            names[key] = spg[prefix] + key[len(prefix):] if prefix else f"features.{key}"
+            names[key] = spg[prefix] + key[len(prefix) :] if prefix else f"features.{key}"
         return names

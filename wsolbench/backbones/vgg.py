@@ -13,10 +13,11 @@ Taps: ``feat4`` = conv4 block output after pool4 (SPA's ``feat4``), ``feat5`` = 
 ReLU. ADL insertion points as wsolevaluation: ``pool3`` (after pool3), ``conv4`` (after conv4_3's
 ReLU, before pool4), ``conv5`` (after conv5_3's ReLU).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -95,7 +96,12 @@ class VGG16(Backbone):
     tap_channels = {"feat4": 512, "feat5": 512}
     acol_smoothing = True
     spg_layout = SpgLayout(
-        b1_tap="feat4", b2_tap="feat5", hidden=512, branch=512, side=512, dropout=False,
+        b1_tap="feat4",
+        b2_tap="feat5",
+        hidden=512,
+        branch=512,
+        side=512,
+        dropout=False,
         head_names=("SPG_A_3.0", "SPG_A_3.2", "SPG_A_4"),
     )
 
@@ -116,7 +122,10 @@ class VGG16(Backbone):
         from torchvision.models import VGG16_Weights
 
         load_weights(
-            self, name="vgg16", pretrained=pretrained, weights=weights,
+            self,
+            name="vgg16",
+            pretrained=pretrained,
+            weights=weights,
             torchvision_weights=VGG16_Weights.IMAGENET1K_V1,
         )
 

@@ -3,6 +3,7 @@
 Each module in ``COMMANDS`` defines ``register(subparsers)``, which adds its parser and sets
 ``func`` (called with the parsed arguments, returning an exit code or None).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,17 @@ from rich_argparse import RichHelpFormatter
 
 from wsolbench.errors import WsolbenchError
 
-COMMANDS = ("bench", "train", "infer", "evaluate", "scg", "leaderboard", "data", "checkpoint", "list")
+COMMANDS = (
+    "bench",
+    "train",
+    "infer",
+    "evaluate",
+    "scg",
+    "leaderboard",
+    "data",
+    "checkpoint",
+    "list",
+)
 
 console = Console(stderr=True)
 

@@ -1,4 +1,5 @@
 """`wsolbench bench`: the main job (train, post-process, score, leaderboard)."""
+
 from __future__ import annotations
 
 from wsolbench.cli import add_command
@@ -16,23 +17,36 @@ def register(subparsers) -> None:
         "training uses DistributedDataParallel and evaluation shards merge exactly.",
     )
     parser.add_argument(
-        "--suite", default="synthetic-default",
+        "--suite",
+        default="synthetic-default",
         help="a built-in suite name (synthetic-default, cub-vgg16, cub-inceptionv3, ilsvrc-vgg16) "
         "or the path of a suite TOML file (default: %(default)s)",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override a suite value, e.g. --set train.epochs=2 --set dataset.image_root=/data/CUB "
         "(repeatable; TOML values)",
     )
     parser.add_argument(
-        "--methods", default=None, metavar="LABEL,...",
+        "--methods",
+        default=None,
+        metavar="LABEL,...",
         help="run only these of the suite's methods (comma-separated labels); the others stay in "
         "the leaderboard from their cached scores",
     )
-    parser.add_argument("--runs-dir", default="runs", help="checkpoints and cached scores (default: %(default)s)")
-    parser.add_argument("--out", default="leaderboards", help="leaderboards root (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument(
+        "--runs-dir", default="runs", help="checkpoints and cached scores (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", default="leaderboards", help="leaderboards root (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     parser.set_defaults(func=run)
 
@@ -50,13 +64,21 @@ def run(args) -> int:
     if args.methods is not None:
         wanted = [label.strip() for label in args.methods.split(",") if label.strip()]
         if not wanted:
-            raise WsolbenchError(f"--methods {args.methods!r} selects no method (give comma-separated labels)")
+            raise WsolbenchError(
+                f"--methods {args.methods!r} selects no method (give comma-separated labels)"
+            )
         known = {spec.label for spec in suite.methods}
         unknown = [label for label in wanted if label not in known]
         if unknown:
             raise WsolbenchError(
                 f"--methods: {', '.join(unknown)} not in suite {suite.name} (has: {', '.join(sorted(known))})"
             )
-    run_bench(suite, runs_dir=args.runs_dir, out_dir=args.out, device=args.device, progress=not args.no_progress,
-              only=wanted)
+    run_bench(
+        suite,
+        runs_dir=args.runs_dir,
+        out_dir=args.out,
+        device=args.device,
+        progress=not args.no_progress,
+        only=wanted,
+    )
     return 0

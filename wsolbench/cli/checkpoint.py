@@ -1,5 +1,6 @@
 """`wsolbench checkpoint import`: a model trained with the reference code, as a wsolbench
 checkpoint (`load_model`, `--checkpoint` of infer/scg read it)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,38 @@ def register(subparsers) -> None:
         "the reference model was built with.",
     )
     imported.add_argument("reference", metavar="PATH", help="the reference code's checkpoint")
-    imported.add_argument("--method", required=True, metavar="NAME",
-                          help="wsolbench method (wsolevaluation's cam, has, cutmix, adl, acol, spg)")
-    imported.add_argument("--backbone", required=True, metavar="NAME",
-                          help="vgg16, resnet50 or inception_v3")
-    imported.add_argument("--num-classes", required=True, type=int, metavar="N",
-                          help="classes of the trained model (CUB 200, ILSVRC 1000)")
-    imported.add_argument("--large-feature-map", action="store_true",
-                          help="the model was trained with --large_feature_map (default: off)")
-    imported.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
-                          help="method hyperparameter the model was trained with, repeatable "
-                          "(e.g. erase_threshold=0.6 for ACoL) (default: none)")
-    imported.add_argument("--out", required=True, metavar="PATH", help="wsolbench checkpoint to write")
+    imported.add_argument(
+        "--method",
+        required=True,
+        metavar="NAME",
+        help="wsolbench method (wsolevaluation's cam, has, cutmix, adl, acol, spg)",
+    )
+    imported.add_argument(
+        "--backbone", required=True, metavar="NAME", help="vgg16, resnet50 or inception_v3"
+    )
+    imported.add_argument(
+        "--num-classes",
+        required=True,
+        type=int,
+        metavar="N",
+        help="classes of the trained model (CUB 200, ILSVRC 1000)",
+    )
+    imported.add_argument(
+        "--large-feature-map",
+        action="store_true",
+        help="the model was trained with --large_feature_map (default: off)",
+    )
+    imported.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method hyperparameter the model was trained with, repeatable "
+        "(e.g. erase_threshold=0.6 for ACoL) (default: none)",
+    )
+    imported.add_argument(
+        "--out", required=True, metavar="PATH", help="wsolbench checkpoint to write"
+    )
     imported.set_defaults(func=run_import)
 
 
@@ -50,9 +71,16 @@ def run_import(args: argparse.Namespace) -> int:
 
     hparams = parse_hparams(args.hparam, method_hparam_defaults(args.method), args.method)
     model = import_reference_checkpoint(
-        args.reference, args.method, args.backbone, args.num_classes,
-        large_feature_map=args.large_feature_map, out=args.out, **hparams,
+        args.reference,
+        args.method,
+        args.backbone,
+        args.num_classes,
+        large_feature_map=args.large_feature_map,
+        out=args.out,
+        **hparams,
     )
     tensors = len(model.state_dict())
-    Console().print(f"{args.reference}: {tensors} tensors -> {args.out} ({args.method}, {args.backbone})")
+    Console().print(
+        f"{args.reference}: {tensors} tensors -> {args.out} ({args.method}, {args.backbone})"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`wsolbench data`: generate the synthetic benchmark, convert native datasets, validate splits."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,9 @@ console = Console()
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "data", help="Generate the synthetic benchmark, convert datasets, validate metadata.",
+        subparsers,
+        "data",
+        help="Generate the synthetic benchmark, convert datasets, validate metadata.",
         description="Data in the wsolevaluation metadata format: generate the embedded synthetic "
         "benchmark, convert CUB-200-2011 / ILSVRC / OpenImages from their native layouts, or "
         "validate a split folder.",
@@ -33,103 +36,241 @@ def register(subparsers) -> None:
 
 
 def _register_synth(commands) -> None:
-    p = add_command(commands, "synth", help="Write the synthetic WSOL benchmark (images, masks, metadata).",
-                    description="Write the synthetic WSOL benchmark: OUT/images, OUT/masks and "
-                    "OUT/metadata/{train,val,test} (see docs/synthetic.md). Same seed, same bytes.")
+    p = add_command(
+        commands,
+        "synth",
+        help="Write the synthetic WSOL benchmark (images, masks, metadata).",
+        description="Write the synthetic WSOL benchmark: OUT/images, OUT/masks and "
+        "OUT/metadata/{train,val,test} (see docs/synthetic.md). Same seed, same bytes.",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=_SEED, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--num-classes", type=flag_type(Option(int, low=2, high=64)), default=10,
-                   help="number of classes, 2..64 (default: %(default)s)")
-    p.add_argument("--image-size", type=flag_type(Option(int, low=32, high=1024)), default=64,
-                   help="nominal image side; width and height vary in [7/8, 5/4] of it (default: %(default)s)")
-    p.add_argument("--train-per-class", type=_COUNT, default=80, help="training images per class (default: %(default)s)")
-    p.add_argument("--val-per-class", type=_COUNT, default=5,
-                   help="val (train-fullsup) images per class, for threshold selection (default: %(default)s)")
-    p.add_argument("--test-per-class", type=_COUNT, default=20, help="test images per class (default: %(default)s)")
-    p.add_argument("--multi-instance-prob", type=_PROBABILITY, default=0.15,
-                   help="fraction of images with 2-3 instances of the class (default: %(default)s)")
-    p.add_argument("--body-class-corr", type=_PROBABILITY, default=0.35,
-                   help="chance that an object's body texture is one of its class's own (default: %(default)s)")
-    p.add_argument("--fake-part-prob", type=_PROBABILITY, default=0.1,
-                   help="chance of a fake part of another class in the background (default: %(default)s)")
+    p.add_argument(
+        "--num-classes",
+        type=flag_type(Option(int, low=2, high=64)),
+        default=10,
+        help="number of classes, 2..64 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=flag_type(Option(int, low=32, high=1024)),
+        default=64,
+        help="nominal image side; width and height vary in [7/8, 5/4] of it (default: %(default)s)",
+    )
+    p.add_argument(
+        "--train-per-class",
+        type=_COUNT,
+        default=80,
+        help="training images per class (default: %(default)s)",
+    )
+    p.add_argument(
+        "--val-per-class",
+        type=_COUNT,
+        default=5,
+        help="val (train-fullsup) images per class, for threshold selection (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test-per-class",
+        type=_COUNT,
+        default=20,
+        help="test images per class (default: %(default)s)",
+    )
+    p.add_argument(
+        "--multi-instance-prob",
+        type=_PROBABILITY,
+        default=0.15,
+        help="fraction of images with 2-3 instances of the class (default: %(default)s)",
+    )
+    p.add_argument(
+        "--body-class-corr",
+        type=_PROBABILITY,
+        default=0.35,
+        help="chance that an object's body texture is one of its class's own (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fake-part-prob",
+        type=_PROBABILITY,
+        default=0.1,
+        help="chance of a fake part of another class in the background (default: %(default)s)",
+    )
     p.set_defaults(func=_synth)
 
 
 def _register_convert(commands) -> None:
-    p = add_command(commands, "convert", help="Convert a dataset from its native layout to the metadata format.")
+    p = add_command(
+        commands, "convert", help="Convert a dataset from its native layout to the metadata format."
+    )
     kinds = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    cub = add_command(kinds, "cub", help="CUB-200-2011 -> OUT/{train,val,test}.",
-                      description="Convert CUB_200_2011 (images.txt, image_class_labels.txt, "
-                      "train_test_split.txt, bounding_boxes.txt, images/) to OUT/{train,val,test}. "
-                      "Image ids are relative to ROOT/images; val is taken out of train.")
+    cub = add_command(
+        kinds,
+        "cub",
+        help="CUB-200-2011 -> OUT/{train,val,test}.",
+        description="Convert CUB_200_2011 (images.txt, image_class_labels.txt, "
+        "train_test_split.txt, bounding_boxes.txt, images/) to OUT/{train,val,test}. "
+        "Image ids are relative to ROOT/images; val is taken out of train.",
+    )
     cub.add_argument("--root", type=Path, required=True, help="the CUB_200_2011 folder")
     cub.add_argument("--out", type=Path, required=True, help="output metadata folder")
-    cub.add_argument("--val-per-class", type=_COUNT, default=5,
-                     help="training images per class moved to val (default: %(default)s)")
-    cub.add_argument("--seed", type=_SEED, default=0, help="seed of the val draw (default: %(default)s)")
+    cub.add_argument(
+        "--val-per-class",
+        type=_COUNT,
+        default=5,
+        help="training images per class moved to val (default: %(default)s)",
+    )
+    cub.add_argument(
+        "--seed", type=_SEED, default=0, help="seed of the val draw (default: %(default)s)"
+    )
     cub.set_defaults(func=_convert_cub)
 
-    ilsvrc = add_command(kinds, "ilsvrc", help="ILSVRC validation XMLs -> one split folder.",
-                         description="Convert a folder of ILSVRC validation XML annotations to one split folder.")
-    ilsvrc.add_argument("--annotations", type=Path, required=True, help="folder of <image>.xml files")
-    ilsvrc.add_argument("--out", type=Path, required=True, help="output split folder (e.g. metadata/ILSVRC/test)")
-    ilsvrc.add_argument("--synsets", type=Path, default=None,
-                        help="file whose lines start with a wnid, in label order (default: the sorted "
-                        "synsets of the annotations)")
-    ilsvrc.add_argument("--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)")
-    ilsvrc.add_argument("--extension", default=".JPEG", help="image file extension (default: %(default)s)")
+    ilsvrc = add_command(
+        kinds,
+        "ilsvrc",
+        help="ILSVRC validation XMLs -> one split folder.",
+        description="Convert a folder of ILSVRC validation XML annotations to one split folder.",
+    )
+    ilsvrc.add_argument(
+        "--annotations", type=Path, required=True, help="folder of <image>.xml files"
+    )
+    ilsvrc.add_argument(
+        "--out", type=Path, required=True, help="output split folder (e.g. metadata/ILSVRC/test)"
+    )
+    ilsvrc.add_argument(
+        "--synsets",
+        type=Path,
+        default=None,
+        help="file whose lines start with a wnid, in label order (default: the sorted "
+        "synsets of the annotations)",
+    )
+    ilsvrc.add_argument(
+        "--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)"
+    )
+    ilsvrc.add_argument(
+        "--extension", default=".JPEG", help="image file extension (default: %(default)s)"
+    )
     ilsvrc.set_defaults(func=_convert_ilsvrc)
 
-    oi = add_command(kinds, "openimages", help="Validate and copy OpenImages30k metadata.",
-                     description="Validate wsolevaluation's OpenImages metadata (a folder with train/val/test "
-                     "or one split folder) and copy it to OUT.")
+    oi = add_command(
+        kinds,
+        "openimages",
+        help="Validate and copy OpenImages30k metadata.",
+        description="Validate wsolevaluation's OpenImages metadata (a folder with train/val/test "
+        "or one split folder) and copy it to OUT.",
+    )
     oi.add_argument("--metadata-root", type=Path, required=True, help="source metadata folder")
     oi.add_argument("--out", type=Path, required=True, help="output folder")
-    oi.add_argument("--image-root", type=Path, default=None, help="check that images exist here (default: not checked)")
-    oi.add_argument("--mask-root", type=Path, default=None, help="check that masks exist here (default: not checked)")
+    oi.add_argument(
+        "--image-root",
+        type=Path,
+        default=None,
+        help="check that images exist here (default: not checked)",
+    )
+    oi.add_argument(
+        "--mask-root",
+        type=Path,
+        default=None,
+        help="check that masks exist here (default: not checked)",
+    )
     oi.set_defaults(func=_convert_openimages)
     _register_mask_converters(kinds)
 
 
 def _register_mask_converters(kinds) -> None:
-    lid = add_command(kinds, "ilsvrc-lid", help="ILSVRC validation images with LID-challenge masks -> one split folder.",
-                      description="Convert the ILSVRC validation images listed in the LID-challenge mask release "
-                      "(MASKS/val_mask.txt, MASKS/images/<image>.png; 23,151 images, SEM's val split, as SPA and "
-                      "SPA2Net use it) to one split folder with boxes (from the XMLs) and masks "
-                      "(mask_localization.txt, paths relative to MASKS: use it as dataset.mask_root).")
-    lid.add_argument("--annotations", type=Path, required=True, help="folder of ILSVRC validation <image>.xml files")
+    lid = add_command(
+        kinds,
+        "ilsvrc-lid",
+        help="ILSVRC validation images with LID-challenge masks -> one split folder.",
+        description="Convert the ILSVRC validation images listed in the LID-challenge mask release "
+        "(MASKS/val_mask.txt, MASKS/images/<image>.png; 23,151 images, SEM's val split, as SPA and "
+        "SPA2Net use it) to one split folder with boxes (from the XMLs) and masks "
+        "(mask_localization.txt, paths relative to MASKS: use it as dataset.mask_root).",
+    )
+    lid.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder of ILSVRC validation <image>.xml files",
+    )
     lid.add_argument("--masks", type=Path, required=True, help="the LID mask release folder")
-    lid.add_argument("--out", type=Path, required=True, help="output split folder (e.g. metadata/ILSVRC-LID/test)")
-    lid.add_argument("--synsets", type=Path, default=None,
-                     help="file whose lines start with a wnid, in label order (default: the sorted synsets "
-                     "of the listed annotations; pass LOC_synset_mapping.txt for ImageNet's labels)")
-    lid.add_argument("--list", type=Path, default=None, dest="mask_list",
-                     help="image list to convert (default: MASKS/val_mask.txt)")
-    lid.add_argument("--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)")
-    lid.add_argument("--extension", default=".JPEG", help="image file extension (default: %(default)s)")
+    lid.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output split folder (e.g. metadata/ILSVRC-LID/test)",
+    )
+    lid.add_argument(
+        "--synsets",
+        type=Path,
+        default=None,
+        help="file whose lines start with a wnid, in label order (default: the sorted synsets "
+        "of the listed annotations; pass LOC_synset_mapping.txt for ImageNet's labels)",
+    )
+    lid.add_argument(
+        "--list",
+        type=Path,
+        default=None,
+        dest="mask_list",
+        help="image list to convert (default: MASKS/val_mask.txt)",
+    )
+    lid.add_argument(
+        "--image-prefix", default="val/", help="prefix of image ids (default: %(default)s)"
+    )
+    lid.add_argument(
+        "--extension", default=".JPEG", help="image file extension (default: %(default)s)"
+    )
     lid.set_defaults(func=_convert_ilsvrc_lid)
 
-    seg = add_command(kinds, "cub-segmentations", help="Add CUB-200-2011 segmentation masks to converted CUB splits.",
-                      description="Binarize CUB-200-2011's soft segmentations (segmentations/<class>/<image>.png; "
-                      "foreground = value > 128 of 255, the peak protocol's rule) into MASK_OUT and list them in "
-                      "mask_localization.txt of METADATA/val and METADATA/test (run `data convert cub` first; "
-                      "use MASK_OUT as dataset.mask_root).")
-    seg.add_argument("--metadata", type=Path, required=True, help="converted CUB metadata folder (holds val/ and test/)")
+    seg = add_command(
+        kinds,
+        "cub-segmentations",
+        help="Add CUB-200-2011 segmentation masks to converted CUB splits.",
+        description="Binarize CUB-200-2011's soft segmentations (segmentations/<class>/<image>.png; "
+        "foreground = value > 128 of 255, the peak protocol's rule) into MASK_OUT and list them in "
+        "mask_localization.txt of METADATA/val and METADATA/test (run `data convert cub` first; "
+        "use MASK_OUT as dataset.mask_root).",
+    )
+    seg.add_argument(
+        "--metadata",
+        type=Path,
+        required=True,
+        help="converted CUB metadata folder (holds val/ and test/)",
+    )
     seg.add_argument("--segmentations", type=Path, required=True, help="the segmentations folder")
     seg.add_argument("--mask-out", type=Path, required=True, help="folder for the binary masks")
     seg.set_defaults(func=_convert_cub_segmentations)
 
 
 def _register_validate(commands) -> None:
-    p = add_command(commands, "validate", help="Check a split folder (and optionally its files).",
-                    description="Read and validate one metadata split folder; exits 0 with a summary "
-                    "when valid, 2 with the offending file and line otherwise.")
-    p.add_argument("--metadata-root", type=Path, required=True, help="the split folder (e.g. metadata/CUB/test)")
-    p.add_argument("--image-root", type=Path, default=None, help="check that every image exists here (default: not checked)")
-    p.add_argument("--mask-root", type=Path, default=None,
-                   help="open every mask here and check its size against its image (default: not checked)")
-    p.add_argument("--num-classes", type=flag_type(Option(int, low=1, high=100_000)), default=None,
-                   help="check every label is in 0..N-1 (default: labels are only checked to be >= 0)")
+    p = add_command(
+        commands,
+        "validate",
+        help="Check a split folder (and optionally its files).",
+        description="Read and validate one metadata split folder; exits 0 with a summary "
+        "when valid, 2 with the offending file and line otherwise.",
+    )
+    p.add_argument(
+        "--metadata-root",
+        type=Path,
+        required=True,
+        help="the split folder (e.g. metadata/CUB/test)",
+    )
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        default=None,
+        help="check that every image exists here (default: not checked)",
+    )
+    p.add_argument(
+        "--mask-root",
+        type=Path,
+        default=None,
+        help="open every mask here and check its size against its image (default: not checked)",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=flag_type(Option(int, low=1, high=100_000)),
+        default=None,
+        help="check every label is in 0..N-1 (default: labels are only checked to be >= 0)",
+    )
     p.set_defaults(func=_validate)
 
 
@@ -140,14 +281,26 @@ def _synth(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "benchmark folder (--out)")
     from wsolbench.data.synthetic import generate
 
-    with Progress(TextColumn("synthesizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("synthesizing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("synth", total=None)
         out = generate(
-            args.out, seed=args.seed, num_classes=args.num_classes, image_size=args.image_size,
-            train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-            test_per_class=args.test_per_class, multi_instance_prob=args.multi_instance_prob,
-            body_class_corr=args.body_class_corr, fake_part_prob=args.fake_part_prob,
+            args.out,
+            seed=args.seed,
+            num_classes=args.num_classes,
+            image_size=args.image_size,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            test_per_class=args.test_per_class,
+            multi_instance_prob=args.multi_instance_prob,
+            body_class_corr=args.body_class_corr,
+            fake_part_prob=args.fake_part_prob,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     _summaries(out / "metadata", ("train", "val", "test"), title=f"synthetic benchmark in {out}")
@@ -167,8 +320,13 @@ def _convert_ilsvrc(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "split folder (--out)")
     from wsolbench.data.converters import convert_ilsvrc
 
-    convert_ilsvrc(args.annotations, args.out, synsets=args.synsets, image_prefix=args.image_prefix,
-                   extension=args.extension)
+    convert_ilsvrc(
+        args.annotations,
+        args.out,
+        synsets=args.synsets,
+        image_prefix=args.image_prefix,
+        extension=args.extension,
+    )
     _summaries(args.out.parent, (args.out.name,), title=f"ILSVRC metadata in {args.out}")
     return 0
 
@@ -189,10 +347,18 @@ def _convert_openimages(args: argparse.Namespace) -> int:
 def _convert_ilsvrc_lid(args: argparse.Namespace) -> int:
     from wsolbench.data.converters import convert_ilsvrc_lid
 
-    _, swapped = convert_ilsvrc_lid(args.annotations, args.masks, args.out, synsets=args.synsets,
-                                    image_prefix=args.image_prefix, extension=args.extension,
-                                    mask_list=args.mask_list)
-    _summaries(args.out.parent, (args.out.name,), title=f"ILSVRC metadata with LID masks in {args.out}")
+    _, swapped = convert_ilsvrc_lid(
+        args.annotations,
+        args.masks,
+        args.out,
+        synsets=args.synsets,
+        image_prefix=args.image_prefix,
+        extension=args.extension,
+        mask_list=args.mask_list,
+    )
+    _summaries(
+        args.out.parent, (args.out.name,), title=f"ILSVRC metadata with LID masks in {args.out}"
+    )
     _swapped_note(swapped)
     return 0
 
@@ -207,21 +373,30 @@ def _convert_cub_segmentations(args: argparse.Namespace) -> int:
 
 def _swapped_note(names) -> None:
     if names:
-        console.print(f"note: the masks of {', '.join(names)} have their image's width and height swapped "
-                      "(known LID samples); kept as released, the map is resized to the mask when scored",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"note: the masks of {', '.join(names)} have their image's width and height swapped "
+            "(known LID samples); kept as released, the map is resized to the mask when scored",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _validate(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import check_labels, validate_files
 
-    split = _summaries(args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False)[0]
+    split = _summaries(
+        args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False
+    )[0]
     check_labels(split, args.num_classes, what="--num-classes")
     checked = []
     if args.image_root is not None or args.mask_root is not None:
         swapped = validate_files(split, args.image_root, args.mask_root)
         _swapped_note([split.image_ids[i] for i in swapped])
-        checked = [name for name, root in (("images found", args.image_root), ("masks read", args.mask_root)) if root]
+        checked = [
+            name
+            for name, root in (("images found", args.image_root), ("masks read", args.mask_root))
+            if root
+        ]
     files = f"; {' and '.join(checked)}" if checked else ""
     _print_table([(args.metadata_root.name, split)], f"valid: {args.metadata_root}{files}")
     return 0
@@ -239,13 +414,22 @@ def _summaries(root: Path, names, title: str | None, show: bool = True):
 def _print_table(rows, title: str | None) -> None:
     table = Table(title=title, title_justify="left")
     for column in ("split", "images", "classes", "boxes", "masks", "multi-box", "sizes (W x H)"):
-        table.add_column(column, justify="left" if column in ("split", "sizes (W x H)") else "right")
+        table.add_column(
+            column, justify="left" if column in ("split", "sizes (W x H)") else "right"
+        )
     for name, split in rows:
         multi = "-" if split.boxes is None else str(sum(len(b) > 1 for b in split.boxes))
         sizes = "-"
         if split.sizes is not None and len(split):
             lo, hi = split.sizes.min(axis=0), split.sizes.max(axis=0)
             sizes = f"{lo[0]}..{hi[0]} x {lo[1]}..{hi[1]}"
-        table.add_row(name, str(len(split)), str(len(set(split.labels.tolist()))), str(split.num_boxes),
-                      str(split.num_masks), multi, sizes)
+        table.add_row(
+            name,
+            str(len(split)),
+            str(len(set(split.labels.tolist()))),
+            str(split.num_boxes),
+            str(split.num_masks),
+            multi,
+            sizes,
+        )
     console.print(table)

@@ -1,12 +1,14 @@
 """`wsolbench evaluate`: score maps on disk (``<root>/<image_id>.npy``) against a split's boxes
 and/or masks, exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus Peak-IoU."""
+
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,7 +21,9 @@ from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import check_writable_file, write_json
 from wsolbench.options import Option, flag_type
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
+cv2.utils.logging.setLogLevel(
+    cv2.utils.logging.LOG_LEVEL_SILENT
+)  # a bad file is one WsolbenchError, not a C++ log line
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
     import torch
@@ -30,42 +34,86 @@ BATCH = 256
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "evaluate", help="Score saved score maps (MaxBoxAcc, MaxBoxAccV2, PxAP, Peak-IoU).",
+        subparsers,
+        "evaluate",
+        help="Score saved score maps (MaxBoxAcc, MaxBoxAccV2, PxAP, Peak-IoU).",
         description="Score maps saved as SCOREMAP_ROOT/<image_id>.npy against a metadata split, "
         "with wsolevaluation's exact protocol: boxes give MaxBoxAcc and MaxBoxAccV2, masks "
-        "(OpenImages format, read from --mask-root) give PxAP and Peak-IoU / Peak-T.")
-    parser.add_argument("--metadata-root", type=Path, required=True,
-                        help="split folder (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
-    parser.add_argument("--scoremap-root", type=Path, required=True,
-                        help="folder of <image_id>.npy score maps, one per image of the split; other "
-                        ".npy files (another split's maps) are left alone, as wsolevaluation does")
-    parser.add_argument("--strict", action="store_true",
-                        help="refuse .npy files beside the split's maps that belong to no image of the "
-                        "split (default: ignore and count them)")
-    parser.add_argument("--mask-root", type=Path, default=None,
-                        help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)")
-    parser.add_argument("--cam-curve-interval", type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
-                        default=0.01, metavar="STEP",
-                        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)")
-    parser.add_argument("--iou-thresholds", type=flag_type(Option(int, low=1, high=100)), nargs="+",
-                        default=[30, 50, 70], metavar="PERCENT",
-                        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)")
-    parser.add_argument("--normalize", choices=("none", "minmax"), default="none",
-                        help="'minmax': wsolevaluation's CAM computer (bicubic resize to 224x224, NaN or "
-                        "constant -> zeros, min-max); 'none': maps must already be in [0, 1] (default: %(default)s)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="write the results as JSON here, atomically (default: print only)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where quantization and histograms run; 'auto' = cuda when available (default: %(default)s)")
-    parser.add_argument("--workers", type=flag_type(Option(int, low=1, high=64)), default=4, metavar="N",
-                        help="threads loading maps and masks in the background (default: %(default)s)")
+        "(OpenImages format, read from --mask-root) give PxAP and Peak-IoU / Peak-T.",
+    )
+    parser.add_argument(
+        "--metadata-root",
+        type=Path,
+        required=True,
+        help="split folder (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)",
+    )
+    parser.add_argument(
+        "--scoremap-root",
+        type=Path,
+        required=True,
+        help="folder of <image_id>.npy score maps, one per image of the split; other "
+        ".npy files (another split's maps) are left alone, as wsolevaluation does",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse .npy files beside the split's maps that belong to no image of the "
+        "split (default: ignore and count them)",
+    )
+    parser.add_argument(
+        "--mask-root",
+        type=Path,
+        default=None,
+        help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)",
+    )
+    parser.add_argument(
+        "--cam-curve-interval",
+        type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
+        default=0.01,
+        metavar="STEP",
+        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)",
+    )
+    parser.add_argument(
+        "--iou-thresholds",
+        type=flag_type(Option(int, low=1, high=100)),
+        nargs="+",
+        default=[30, 50, 70],
+        metavar="PERCENT",
+        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--normalize",
+        choices=("none", "minmax"),
+        default="none",
+        help="'minmax': wsolevaluation's CAM computer (bicubic resize to 224x224, NaN or "
+        "constant -> zeros, min-max); 'none': maps must already be in [0, 1] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="write the results as JSON here, atomically (default: print only)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where quantization and histograms run; 'auto' = cuda when available (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=flag_type(Option(int, low=1, high=64)),
+        default=4,
+        metavar="N",
+        help="threads loading maps and masks in the background (default: %(default)s)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import read_split
-    from wsolbench.evaluation.evaluator import Evaluator
     from wsolbench.evaluation.box_metrics import BoxAccumulator
+    from wsolbench.evaluation.evaluator import Evaluator
     from wsolbench.evaluation.mask_metrics import PxAPAccumulator
     from wsolbench.evaluation.peak import PeakAccumulator
 
@@ -75,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if not len(split):
         raise WsolbenchError("the split has no images", args.metadata_root)
     if split.boxes is None and split.masks is None:
-        raise WsolbenchError("the split has neither boxes nor masks to evaluate", args.metadata_root)
+        raise WsolbenchError(
+            "the split has neither boxes nor masks to evaluate", args.metadata_root
+        )
     if split.masks is not None and split.boxes is None and args.mask_root is None:
         raise WsolbenchError("this split has masks: give --mask-root", args.metadata_root)
     use_masks = split.masks is not None and args.mask_root is not None
@@ -87,9 +137,13 @@ def run(args: argparse.Namespace) -> int:
         _other_maps(args.scoremap_root, split.image_ids, strict=True)
     device = _device(args.device)
     evaluator = Evaluator(
-        box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds) if split.boxes is not None else None,
+        box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds)
+        if split.boxes is not None
+        else None,
         pxap=PxAPAccumulator(args.cam_curve_interval) if use_masks else None,
-        peak=PeakAccumulator() if use_masks else None, protocol="wsolevaluation")
+        peak=PeakAccumulator() if use_masks else None,
+        protocol="wsolevaluation",
+    )
 
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -102,8 +156,11 @@ def run(args: argparse.Namespace) -> int:
     _print_table(results)
     ignored = 0 if args.strict else _other_maps(args.scoremap_root, split.image_ids, strict=False)
     if ignored:
-        console.print(f"ignored {ignored} other .npy file(s) beside the split's maps in {args.scoremap_root} "
-                      "(another split's maps; --strict refuses them)", soft_wrap=True)
+        console.print(
+            f"ignored {ignored} other .npy file(s) beside the split's maps in {args.scoremap_root} "
+            "(another split's maps; --strict refuses them)",
+            soft_wrap=True,
+        )
     if args.output is not None:
         write_json(args.output, results)
         console.print(f"results written to {args.output}")
@@ -132,8 +189,10 @@ def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
         for name in names:
             if name.endswith(".npy") and prefix + name not in known:
                 if strict:
-                    raise ScoreMapError("score map of an image that is not in the split's metadata "
-                                        "(--strict)", Path(folder) / name)
+                    raise ScoreMapError(
+                        "score map of an image that is not in the split's metadata (--strict)",
+                        Path(folder) / name,
+                    )
                 others += 1
     return others
 
@@ -149,7 +208,9 @@ def _load(split, index: int, args, use_masks: bool) -> dict:
     height, width = scoremap.shape
     item = {"scoremap": scoremap}
     if split.boxes is not None:
-        item["boxes"] = rescale_boxes(split.boxes[index], tuple(split.sizes[index]), (width, height))
+        item["boxes"] = rescale_boxes(
+            split.boxes[index], tuple(split.sizes[index]), (width, height)
+        )
     if use_masks:
         item.update(_load_masks(split, index, args.mask_root, (height, width)))
     return item
@@ -166,7 +227,9 @@ def _load_masks(split, index: int, mask_root: Path, map_size: tuple[int, int]) -
     """GT at map size (nearest resize; foreground = any instance > 0.5, ignore = ignore PNG and
     not foreground) for PxAP, and the OR of instances > 128 at the original size for Peak."""
     ref = split.masks[index]
-    expected = None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+    expected = (
+        None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+    )
     height, width = map_size
     foreground = np.zeros(map_size, bool)
     peak_mask = None
@@ -175,9 +238,14 @@ def _load_masks(split, index: int, mask_root: Path, map_size: tuple[int, int]) -
         mask = _read_png(path)
         expected = expected or mask.shape
         if mask.shape != expected:
-            raise WsolbenchError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                                 f"{expected[1]}x{expected[0]}", path)
-        resized = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+            raise WsolbenchError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{expected[1]}x{expected[0]}",
+                path,
+            )
+        resized = cv2.resize(
+            mask.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST
+        )
         foreground |= resized > 0.5
         peak_mask = mask > 128 if peak_mask is None else peak_mask | (mask > 128)
     ignore = np.zeros(map_size, bool)
@@ -185,9 +253,14 @@ def _load_masks(split, index: int, mask_root: Path, map_size: tuple[int, int]) -
         path = Path(mask_root) / ref.ignore
         raw = _read_png(path)
         if expected is not None and raw.shape != expected:
-            raise WsolbenchError(f"ignore mask is {raw.shape[1]}x{raw.shape[0]} but the image is "
-                                 f"{expected[1]}x{expected[0]}", path)
-        resized = cv2.resize(raw.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+            raise WsolbenchError(
+                f"ignore mask is {raw.shape[1]}x{raw.shape[0]} but the image is "
+                f"{expected[1]}x{expected[0]}",
+                path,
+            )
+        resized = cv2.resize(
+            raw.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST
+        )
         ignore = (resized > 0.5) & ~foreground
     return {"mask": foreground, "ignore": ignore, "peak_mask": peak_mask}
 
@@ -196,12 +269,15 @@ def _batches(split, args, use_masks: bool, device: torch.device) -> Iterator[dic
     """Batches of maps; a thread pool loads the next batch while the current one is scored."""
     starts = range(0, len(split), BATCH)
     with ThreadPoolExecutor(max(1, args.workers)) as pool:
+
         def submit(start: int) -> list:
-            return [pool.submit(_load, split, i, args, use_masks)
-                    for i in range(start, min(start + BATCH, len(split)))]
+            return [
+                pool.submit(_load, split, i, args, use_masks)
+                for i in range(start, min(start + BATCH, len(split)))
+            ]
 
         pending = submit(0) if len(split) else []
-        for k, start in enumerate(starts):
+        for k in range(len(starts)):
             items = [future.result() for future in pending]
             pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
             yield _collate(items, split, use_masks, device, args.scoremap_root)
@@ -217,11 +293,16 @@ def _collate(items: list, split, use_masks: bool, device: torch.device, root: Pa
     if use_masks:
         shapes = {tuple(m.shape) for m in maps}
         if len(shapes) > 1:
-            raise WsolbenchError(f"mask evaluation needs score maps of one size, found {sorted(shapes)}", root)
-        batch.update(scoremaps=torch.stack(maps), peak_maps=maps,
-                     peak_masks=[item["peak_mask"] for item in items],
-                     gt_masks=np.stack([item["mask"] for item in items]),
-                     gt_ignore=np.stack([item["ignore"] for item in items]))
+            raise WsolbenchError(
+                f"mask evaluation needs score maps of one size, found {sorted(shapes)}", root
+            )
+        batch.update(
+            scoremaps=torch.stack(maps),
+            peak_maps=maps,
+            peak_masks=[item["peak_mask"] for item in items],
+            gt_masks=np.stack([item["mask"] for item in items]),
+            gt_ignore=np.stack([item["ignore"] for item in items]),
+        )
     return batch
 
 
@@ -233,7 +314,9 @@ def _print_table(results: dict) -> None:
         if key in results:
             value = results[key]
             table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
-    for delta, value in zip(results.get("iou_thresholds", []), results.get("MaxBoxAccV2_per_iou", [])):
+    for delta, value in zip(
+        results.get("iou_thresholds", []), results.get("MaxBoxAccV2_per_iou", [])
+    ):
         table.add_row(f"MaxBoxAccV2 @ IoU {delta}", f"{value:.2f}")
     table.add_row("images", str(results["num_images"]))
     console.print(table)

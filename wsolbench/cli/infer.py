@@ -1,4 +1,5 @@
 """`wsolbench infer`: write a trained model's GT-class score maps in wsolevaluation's layout."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,31 +27,113 @@ def register(subparsers) -> None:
         "Files are written atomically.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="CKPT", help="a checkpoint written by `wsolbench train` (this or --classifier)")
-    source.add_argument("--classifier", metavar="NAME", help="a torchvision classifier as it is, e.g. resnet50 (with --weights)")
-    parser.add_argument("--weights", metavar="W", default=None,
-                        help="--classifier's weights: a torchvision name (DEFAULT, IMAGENET1K_V1; downloaded) "
-                        "or a local state-dict file (default: random initialization)")
-    parser.add_argument("--num-classes", metavar="N", type=int, default=1000, help="--classifier's classes (default: %(default)s, ImageNet)")
-    parser.add_argument("--explainer", metavar="NAME", default="cam",
-                        help="what makes the class maps: cam (the model's own) or a post-hoc explainer, "
-                        "e.g. gradcam++ (`wsolbench list explainers`; default: %(default)s)")
-    parser.add_argument("--explainer-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="explainer option, repeatable, e.g. target_layers=backbone.block4 (default: none)")
-    parser.add_argument("--metadata-root", required=True, metavar="SPLIT",
-                        help="the split's metadata folder, e.g. metadata/test (required)")
-    parser.add_argument("--image-root", required=True, metavar="DIR", help="root the image ids are relative to (required)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="score-map folder to write (required)")
-    parser.add_argument("--postprocessor", metavar="NAME", default="identity", help="identity (ReLU, min-max, resize) or scg (default: %(default)s)")
-    parser.add_argument("--pp-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: none)")
-    parser.add_argument("--map-size", metavar="PX", type=SIZE, default=224, help="side of the written maps in pixels (default: %(default)s)")
-    parser.add_argument("--image-size", metavar="PX", type=SIZE, default=None, help="network input size (default: the checkpoint's training image size)")
-    parser.add_argument("--batch-size", metavar="N", type=flag_type(Option(int, low=1, high=65536)), default=32, help="images per batch (default: %(default)s)")
-    parser.add_argument("--workers", metavar="N", type=flag_type(Option(int, low=0, high=256)), default=2, help="data-loading processes (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--amp", type=parse_bool, default=False, metavar="BOOL", help="bf16 autocast, CUDA only (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    source.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a checkpoint written by `wsolbench train` (this or --classifier)",
+    )
+    source.add_argument(
+        "--classifier",
+        metavar="NAME",
+        help="a torchvision classifier as it is, e.g. resnet50 (with --weights)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="W",
+        default=None,
+        help="--classifier's weights: a torchvision name (DEFAULT, IMAGENET1K_V1; downloaded) "
+        "or a local state-dict file (default: random initialization)",
+    )
+    parser.add_argument(
+        "--num-classes",
+        metavar="N",
+        type=int,
+        default=1000,
+        help="--classifier's classes (default: %(default)s, ImageNet)",
+    )
+    parser.add_argument(
+        "--explainer",
+        metavar="NAME",
+        default="cam",
+        help="what makes the class maps: cam (the model's own) or a post-hoc explainer, "
+        "e.g. gradcam++ (`wsolbench list explainers`; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--explainer-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="explainer option, repeatable, e.g. target_layers=backbone.block4 (default: none)",
+    )
+    parser.add_argument(
+        "--metadata-root",
+        required=True,
+        metavar="SPLIT",
+        help="the split's metadata folder, e.g. metadata/test (required)",
+    )
+    parser.add_argument(
+        "--image-root",
+        required=True,
+        metavar="DIR",
+        help="root the image ids are relative to (required)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="score-map folder to write (required)"
+    )
+    parser.add_argument(
+        "--postprocessor",
+        metavar="NAME",
+        default="identity",
+        help="identity (ReLU, min-max, resize) or scg (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pp-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: none)",
+    )
+    parser.add_argument(
+        "--map-size",
+        metavar="PX",
+        type=SIZE,
+        default=224,
+        help="side of the written maps in pixels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image-size",
+        metavar="PX",
+        type=SIZE,
+        default=None,
+        help="network input size (default: the checkpoint's training image size)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=flag_type(Option(int, low=1, high=65536)),
+        default=32,
+        help="images per batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=flag_type(Option(int, low=0, high=256)),
+        default=2,
+        help="data-loading processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--amp",
+        type=parse_bool,
+        default=False,
+        metavar="BOOL",
+        help="bf16 autocast, CUDA only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
     parser.set_defaults(func=run_infer)
 
 
@@ -71,15 +154,21 @@ def explainer_options(items: list[str], name: str) -> dict:
     valid = EXPLAINERS.defaults(name)
     for key in options:
         if key not in valid:
-            raise WsolbenchError(f"--explainer-option {key}: not an option of {name} "
-                                 f"(valid: {', '.join(sorted(valid)) or 'none'})")
+            raise WsolbenchError(
+                f"--explainer-option {key}: not an option of {name} "
+                f"(valid: {', '.join(sorted(valid)) or 'none'})"
+            )
     return options
 
 
 def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import check_labels, read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
+    from wsolbench.engine.checkpoint import (
+        load_checkpoint,
+        model_from_checkpoint,
+        trained_image_size,
+    )
     from wsolbench.engine.config import DEVICE
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
@@ -92,12 +181,16 @@ def run_infer(args: argparse.Namespace) -> int:
     if not DEVICE.fullmatch(args.device):
         raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
     if args.postprocessor not in POSTPROCESSORS.names():
-        raise WsolbenchError(f"--postprocessor {args.postprocessor!r}: expected one of "
-                             f"{', '.join(POSTPROCESSORS.names())}")
+        raise WsolbenchError(
+            f"--postprocessor {args.postprocessor!r}: expected one of "
+            f"{', '.join(POSTPROCESSORS.names())}"
+        )
     options = parse_options(args.pp_option, args.postprocessor)
     out = check_writable_dir(args.out, "score-map folder (--out)")
     device = resolve_device(args.device)
-    explainer = create_explainer(args.explainer, **explainer_options(args.explainer_option, args.explainer))
+    explainer = create_explainer(
+        args.explainer, **explainer_options(args.explainer_option, args.explainer)
+    )
     if args.checkpoint:
         checkpoint = load_checkpoint(args.checkpoint)
         split = read_split(args.metadata_root)
@@ -110,14 +203,25 @@ def run_infer(args: argparse.Namespace) -> int:
         split = read_split(args.metadata_root)
         check_labels(split, args.num_classes, what="--num-classes")
         image_size = args.image_size or 224
-        model = build_classifier(args.classifier, args.weights, args.num_classes, image_size, device=device)
+        model = build_classifier(
+            args.classifier, args.weights, args.num_classes, image_size, device=device
+        )
     explainer.check_model(model)
     postprocessor = create_postprocessor(args.postprocessor, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     written = 0
-    for batch in predict(model, dataset, batch_size=args.batch_size, device=device,
-                         ten_crop=False, workers=args.workers, amp=args.amp, topk=0,
-                         progress=not args.no_progress, explainer=explainer):  # GT-class maps only
+    for batch in predict(
+        model,
+        dataset,
+        batch_size=args.batch_size,
+        device=device,
+        ten_crop=False,
+        workers=args.workers,
+        amp=args.amp,
+        topk=0,
+        progress=not args.no_progress,
+        explainer=explainer,
+    ):  # GT-class maps only
         maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
@@ -127,11 +231,13 @@ def run_infer(args: argparse.Namespace) -> int:
 
 
 def write_scoremap(path: Path, score_map) -> None:
-    from wsolbench.io import atomic_path
-
     import torch
 
-    array = score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
+    from wsolbench.io import atomic_path
+
+    array = (
+        score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
+    )
     array = np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"

@@ -1,4 +1,5 @@
 """`wsolbench leaderboard`: re-render the leaderboard from one or more results files."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,8 @@ from wsolbench.errors import WsolbenchError
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "leaderboard",
+        subparsers,
+        "leaderboard",
         help="Render leaderboard tables, figures and an HTML report from results files.",
         description="Render leaderboard.md, report.html, figures/*.png and the merged "
         "results.csv / results.json from one or more results files (as written by "
@@ -20,26 +22,49 @@ def register(subparsers) -> None:
         "curves.json beside each results file when there is one, and per-image statistics "
         "(bootstrap intervals, the failure browser) from a per_image.npz beside it.",
     )
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                        help="results files (.csv or .json, the long format: one row per number)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="output folder (created if needed; files are replaced atomically)")
-    parser.add_argument("--with-reported", action="store_true",
-                        help="add the published numbers (SPA CVPR 2021, wsolevaluation CVPR "
-                        "2020) in separate sections marked '(reported, <source>)' "
-                        "(default: off)")
-    parser.add_argument("--reported-dir", type=Path, default=None, metavar="DIR",
-                        help="folder of published-number CSVs (default: leaderboards/reported "
-                        "of this checkout)")
-    parser.add_argument("--title", default="wsolbench leaderboard",
-                        help="title of leaderboard.md and report.html "
-                        "(default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="do not print the tables in the terminal (default: print them)")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="results files (.csv or .json, the long format: one row per number)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder (created if needed; files are replaced atomically)",
+    )
+    parser.add_argument(
+        "--with-reported",
+        action="store_true",
+        help="add the published numbers (SPA CVPR 2021, wsolevaluation CVPR "
+        "2020) in separate sections marked '(reported, <source>)' "
+        "(default: off)",
+    )
+    parser.add_argument(
+        "--reported-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of published-number CSVs (default: leaderboards/reported of this checkout)",
+    )
+    parser.add_argument(
+        "--title",
+        default="wsolbench leaderboard",
+        help="title of leaderboard.md and report.html (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="do not print the tables in the terminal (default: print them)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from wsolbench.io import check_writable_dir
     from wsolbench.report import (
         Bootstrap,
         load_per_image,
@@ -50,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         render_leaderboard,
         write_results,
     )
-
-    from wsolbench.io import check_writable_dir
 
     check_writable_dir(args.out, "leaderboard folder (--out)")
     results = read_results(args.results)
@@ -78,18 +101,28 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_leaderboard(results, console, reported=reported, bootstrap=bootstrap)
     csv_path, json_path = write_results(results, args.out)
-    written = render_leaderboard(results, args.out, curves=curves or None, title=args.title,
-                                 reported=reported, per_image=(records, images) if records else None,
-                                 bootstrap=bootstrap)
+    written = render_leaderboard(
+        results,
+        args.out,
+        curves=curves or None,
+        title=args.title,
+        reported=reported,
+        per_image=(records, images) if records else None,
+        bootstrap=bootstrap,
+    )
     if records:
         from wsolbench.report.per_image import FILE_NAME, save
 
         if (args.out / FILE_NAME).resolve() not in seen:
             save(args.out / FILE_NAME, records, images)
-    names = ", ".join(path.name for path in (written["markdown"], written["html"], csv_path,
-                                              json_path))
-    console.print(f"wrote {names} and {len(written) - 2} figure(s) to {args.out}",
-                  highlight=False, soft_wrap=True)
+    names = ", ".join(
+        path.name for path in (written["markdown"], written["html"], csv_path, json_path)
+    )
+    console.print(
+        f"wrote {names} and {len(written) - 2} figure(s) to {args.out}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -97,8 +130,9 @@ def _unique_curves(curves: list[dict]) -> list[dict]:
     """Drop exact duplicates (two results files in one folder share one curves.json)."""
     seen, unique = set(), []
     for curve in curves:
-        key = tuple(str(curve[k]) for k in ("dataset", "backbone", "method", "postprocessor",
-                                            "curve"))
+        key = tuple(
+            str(curve[k]) for k in ("dataset", "backbone", "method", "postprocessor", "curve")
+        )
         if key not in seen:
             seen.add(key)
             unique.append(curve)

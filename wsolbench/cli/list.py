@@ -1,4 +1,5 @@
 """`wsolbench list methods|backbones|postprocessors|explainers`: what is registered, with defaults."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,20 @@ from rich.table import Table
 from wsolbench.cli import add_command
 from wsolbench.registry import BACKBONES, EXPLAINERS, METHODS, POSTPROCESSORS, Registry
 
-KINDS = {"methods": METHODS, "backbones": BACKBONES, "postprocessors": POSTPROCESSORS, "explainers": EXPLAINERS}
+KINDS = {
+    "methods": METHODS,
+    "backbones": BACKBONES,
+    "postprocessors": POSTPROCESSORS,
+    "explainers": EXPLAINERS,
+}
 # Arguments every method/backbone takes: shown once in the help, not in every row.
 SHARED_ARGUMENTS = {
-    "backbone", "num_classes", "pretrained", "weights", "large_feature_map", "inserts",
+    "backbone",
+    "num_classes",
+    "pretrained",
+    "weights",
+    "large_feature_map",
+    "inserts",
 }
 
 
@@ -28,7 +39,10 @@ def register(subparsers) -> None:
         "backbone, num_classes, pretrained, weights and large_feature_map.",
     )
     parser.add_argument(
-        "kind", choices=sorted(KINDS), nargs="?", default="methods",
+        "kind",
+        choices=sorted(KINDS),
+        nargs="?",
+        default="methods",
         help="what to list (default: %(default)s)",
     )
     parser.set_defaults(func=run)
@@ -37,8 +51,7 @@ def register(subparsers) -> None:
 def describe(registry: Registry, name: str) -> tuple[str, str]:
     """(defaults as 'key=value, ...', first line of the docstring) of one entry."""
     defaults = {
-        key: value for key, value in registry.defaults(name).items()
-        if key not in SHARED_ARGUMENTS
+        key: value for key, value in registry.defaults(name).items() if key not in SHARED_ARGUMENTS
     }
     text = ", ".join(f"{key}={value!r}" for key, value in defaults.items()) or "-"
     doc = inspect.getdoc(registry.get(name)) or ""

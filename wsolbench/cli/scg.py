@@ -1,4 +1,5 @@
 """`wsolbench scg figures`: SCG's pictures for a trained checkpoint (the SPA paper's Fig. 1, 6)."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,22 +32,62 @@ def register(subparsers) -> None:
         "paper's Fig. 1) and <out>/<n>_<id>_scg_process.png (CAM, object map, background map, "
         "final SCG map, Fig. 6), for the ground-truth class.",
     )
-    figures.add_argument("--checkpoint", required=True, metavar="CKPT", help="a checkpoint written by `wsolbench train` (required)")
-    figures.add_argument("--data", required=True, metavar="DIR",
-                         help="dataset root with images/ and metadata/<split>/ (the synthetic layout) (required)")
-    figures.add_argument("--split", default="test", help="metadata split to draw from (default: %(default)s)")
-    figures.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (required)")
-    figures.add_argument("--num-images", type=flag_type(Option(int, low=1, high=1000)), default=4, help="how many images, from the split's start (default: %(default)s)")
-    figures.add_argument("--points", nargs="+", default=None, metavar="Y,X",
-                         help="points whose self-correlation is drawn, as fractions of the image "
-                         "height and width, e.g. 0.5,0.5 0.1,0.9 (default: the CAM's peak and its lowest point)")
-    figures.add_argument("--preset", choices=("ilsvrc", "cub"), default="ilsvrc",
-                         help="official SCG thresholds of this dataset (default: %(default)s)")
-    figures.add_argument("--variant", choices=("official", "paper"), default="official",
-                         help="the released code's formulas or the paper's (default: %(default)s)")
-    figures.add_argument("--image-size", type=flag_type(Option(int, low=1, high=4096)), default=None, help="network input size (default: the checkpoint's training image size)")
-    figures.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    figures.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    figures.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="a checkpoint written by `wsolbench train` (required)",
+    )
+    figures.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="dataset root with images/ and metadata/<split>/ (the synthetic layout) (required)",
+    )
+    figures.add_argument(
+        "--split", default="test", help="metadata split to draw from (default: %(default)s)"
+    )
+    figures.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the PNG files (required)"
+    )
+    figures.add_argument(
+        "--num-images",
+        type=flag_type(Option(int, low=1, high=1000)),
+        default=4,
+        help="how many images, from the split's start (default: %(default)s)",
+    )
+    figures.add_argument(
+        "--points",
+        nargs="+",
+        default=None,
+        metavar="Y,X",
+        help="points whose self-correlation is drawn, as fractions of the image "
+        "height and width, e.g. 0.5,0.5 0.1,0.9 (default: the CAM's peak and its lowest point)",
+    )
+    figures.add_argument(
+        "--preset",
+        choices=("ilsvrc", "cub"),
+        default="ilsvrc",
+        help="official SCG thresholds of this dataset (default: %(default)s)",
+    )
+    figures.add_argument(
+        "--variant",
+        choices=("official", "paper"),
+        default="official",
+        help="the released code's formulas or the paper's (default: %(default)s)",
+    )
+    figures.add_argument(
+        "--image-size",
+        type=flag_type(Option(int, low=1, high=4096)),
+        default=None,
+        help="network input size (default: the checkpoint's training image size)",
+    )
+    figures.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
+    )
+    figures.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
     figures.set_defaults(func=run_figures)
 
 
@@ -58,7 +99,9 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
         try:
             y, x = (float(v) for v in item.split(","))
         except ValueError:
-            raise WsolbenchError(f"--points expects Y,X fractions such as 0.5,0.25, got '{item}'") from None
+            raise WsolbenchError(
+                f"--points expects Y,X fractions such as 0.5,0.25, got '{item}'"
+            ) from None
         if not (0 <= y <= 1 and 0 <= x <= 1):
             raise WsolbenchError(f"--points fractions must lie in [0, 1], got '{item}'")
         points.append((y, x))
@@ -68,7 +111,11 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
 def run_figures(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import read_split
-    from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint, trained_image_size
+    from wsolbench.engine.checkpoint import (
+        load_checkpoint,
+        model_from_checkpoint,
+        trained_image_size,
+    )
     from wsolbench.engine.train import resolve_device
     from wsolbench.methods.scg import SCG
     from wsolbench.report.scg_figures import render_scg_figures
@@ -89,8 +136,16 @@ def run_figures(args: argparse.Namespace) -> int:
     image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
     dataset = EvalDataset(read_split(metadata), data / "images", image_size)
     scg = SCG.from_preset(args.preset, variant=args.variant)
-    written = render_scg_figures(model, dataset, Path(args.out), scg, args.num_images, points, device,
-                                 progress=not args.no_progress)
+    written = render_scg_figures(
+        model,
+        dataset,
+        Path(args.out),
+        scg,
+        args.num_images,
+        points,
+        device,
+        progress=not args.no_progress,
+    )
     table = Table(title=f"SCG figures ({args.preset}, {args.variant})")
     table.add_column("image")
     table.add_column("file")

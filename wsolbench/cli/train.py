@@ -1,4 +1,5 @@
 """`wsolbench train`: train one method on one dataset (alone or under torchrun)."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,18 +31,35 @@ def register(subparsers) -> None:
         "any data is read; the flags are the fields of TrainConfig (a suite's [train] keys).",
     )
     add_train_arguments(parser)
-    parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
-                        help="method hyperparameter, repeatable; checked against the method's "
-                        "defaults (key and type) and its constructor (range) (default: none)")
+    parser.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method hyperparameter, repeatable; checked against the method's "
+        "defaults (key and type) and its constructor (range) (default: none)",
+    )
     run = parser.add_argument_group("output")
-    run.add_argument("--out", default=TrainConfig.__dataclass_fields__["out_dir"].default, metavar="DIR",
-                     help="output folder (default: %(default)s)")
+    run.add_argument(
+        "--out",
+        default=TrainConfig.__dataclass_fields__["out_dir"].default,
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
+    )
     again = run.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue from <out>/last.pt if it exists (default: off)")
-    again.add_argument("--overwrite", action="store_true",
-                       help="replace a previous run in <out> (default: off: a finished run is kept)")
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <out>/last.pt if it exists (default: off)",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous run in <out> (default: off: a finished run is kept)",
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
     parser.set_defaults(func=run_train)
 
 
@@ -50,10 +68,23 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     if args.data is None and (args.image_root is None or args.metadata_root is None):
         raise WsolbenchError("give --data DIR, or both --image-root and --metadata-root")
     hparams = parse_key_values(args.hparam, "--hparam")
-    config = config_from_args(args, hparams, out_dir=args.out, resume=args.resume,
-                              overwrite=args.overwrite, progress=not args.no_progress)
-    config.hparams = check_method(config.method, config.backbone, hparams, "--hparam", None,
-                                  config.large_feature_map, keys=("--method", "--backbone"))
+    config = config_from_args(
+        args,
+        hparams,
+        out_dir=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    config.hparams = check_method(
+        config.method,
+        config.backbone,
+        hparams,
+        "--hparam",
+        None,
+        config.large_feature_map,
+        keys=("--method", "--backbone"),
+    )
     return config
 
 
@@ -71,8 +102,11 @@ def run_train(args: argparse.Namespace) -> int:
             table.add_column(column, justify="right")
         for row in history:
             table.add_row(
-                str(row["epoch"]), f"{row['loss']:.4f}", f"{row['accuracy']:.2f}",
-                f"{row['images_per_second']:,.0f}", f"{row['lr']:.3g}",
+                str(row["epoch"]),
+                f"{row['loss']:.4f}",
+                f"{row['accuracy']:.2f}",
+                f"{row['images_per_second']:,.0f}",
+                f"{row['lr']:.3g}",
             )
         console = Console()
         console.print(table)

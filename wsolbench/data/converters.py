@@ -1,4 +1,4 @@
-"""Converters from native dataset layouts to the metadata format (PROTOCOLS.md section 1).
+"""Converters from native dataset layouts to the metadata format (docs/protocols.md section 1).
 
 - CUB-200-2011: ``images.txt``, ``image_class_labels.txt``, ``train_test_split.txt``,
   ``bounding_boxes.txt`` (float ``x y w h``) and ``images/``; a seeded ``val`` split of

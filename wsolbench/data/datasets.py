@@ -147,7 +147,7 @@ class EvalDataset(Dataset):
 
     def _masks(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Foreground (instances > 0.5, wsolevaluation) and ignore, plus the peak protocol's
-        foreground (instances > 128, PROTOCOLS.md sec. 6), all at the first instance's size."""
+        foreground (instances > 128, docs/protocols.md sec. 6), all at the first instance's size."""
         ref = self.split.masks[index]
         mask_file = self.split.mask_file or self.ids_file.with_name(LOCALIZATION)
         lines = ref.lines or (None,) * len(ref.masks)

@@ -1,6 +1,6 @@
 """The wsolevaluation metadata format: read, validate and write one split folder.
 
-A split is a folder of comma-separated text files (PROTOCOLS.md section 1): ``image_ids.txt``,
+A split is a folder of comma-separated text files (docs/protocols.md section 1): ``image_ids.txt``,
 ``class_labels.txt``, ``image_sizes.txt`` (empty for OpenImages), ``localization.txt`` (boxes,
 5 fields, or instance masks, 3 fields) and wsolbench's optional ``mask_localization.txt`` (masks
 in the OpenImages format beside boxes). Reading is plain string splitting plus integer parsing of

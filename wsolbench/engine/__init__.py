@@ -9,6 +9,7 @@ inference and sharded evaluation, one module each:
 
 (Functions are not re-exported here: `train` and `evaluate` would shadow their modules.)
 """
+
 import importlib
 
 # Resolved on first use, so that `import wsolbench.engine.config` (the CLI's parsers) does not

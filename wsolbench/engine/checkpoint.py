@@ -4,6 +4,7 @@ A checkpoint is a dict: format tag, model / optimizer / scheduler state, complet
 states, the training config, method name, hyperparameters and class count. Loading never
 unpickles arbitrary objects: a file that needs that is refused as unsafe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -105,10 +106,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 # The type of every field a reader uses: a checkpoint edited or written by other code fails
 # here, naming the field, instead of deep inside model building.
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "version": (int,), "model": (dict,), "method": (str,), "backbone": (str,), "hparams": (dict,),
-    "num_classes": (int,), "epoch": (int,), "config": (dict,), "history": (list,),
-    "optimizer": (dict,), "scheduler": (dict,), "rng": (dict,), "config_hash": (str,),
-    "execution": (dict,), "dataset": (str,),
+    "version": (int,),
+    "model": (dict,),
+    "method": (str,),
+    "backbone": (str,),
+    "hparams": (dict,),
+    "num_classes": (int,),
+    "epoch": (int,),
+    "config": (dict,),
+    "history": (list,),
+    "optimizer": (dict,),
+    "scheduler": (dict,),
+    "rng": (dict,),
+    "config_hash": (str,),
+    "execution": (dict,),
+    "dataset": (str,),
 }
 
 
@@ -116,12 +128,17 @@ def _check_fields(checkpoint: dict[str, Any], path: Path) -> None:
     for key, types in _FIELD_TYPES.items():
         value = checkpoint.get(key)
         if key in checkpoint and (isinstance(value, bool) or not isinstance(value, types)):
-            raise WsolbenchError(f"malformed checkpoint: '{key}' is a {type(value).__name__}, "
-                                 f"expected a {types[0].__name__}", path=path)
+            raise WsolbenchError(
+                f"malformed checkpoint: '{key}' is a {type(value).__name__}, "
+                f"expected a {types[0].__name__}",
+                path=path,
+            )
     if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in checkpoint["model"].items()):
         raise WsolbenchError("malformed checkpoint: 'model' must map names to tensors", path=path)
     if not 1 <= checkpoint["num_classes"] <= 100_000:
-        raise WsolbenchError(f"malformed checkpoint: num_classes = {checkpoint['num_classes']}", path=path)
+        raise WsolbenchError(
+            f"malformed checkpoint: num_classes = {checkpoint['num_classes']}", path=path
+        )
     if not all(isinstance(row, dict) for row in checkpoint.get("history", [])):
         raise WsolbenchError("malformed checkpoint: 'history' must be a list of tables", path=path)
     checkpoint.setdefault("config", {})
@@ -163,9 +180,7 @@ def build_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
     return method
 
 
-def load_model(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> torch.nn.Module:
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a trained method from a checkpoint, in eval mode on `device`."""
     return model_from_checkpoint(load_checkpoint(path), path, device)
 
@@ -178,7 +193,9 @@ def model_from_checkpoint(
     try:
         method = build_from_checkpoint(checkpoint)
     except WsolbenchError as error:
-        raise WsolbenchError(f"cannot rebuild the checkpoint's model: {error.message}", path=path) from None
+        raise WsolbenchError(
+            f"cannot rebuild the checkpoint's model: {error.message}", path=path
+        ) from None
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())[:300]  # load_state_dict's report spans lines
         raise WsolbenchError(f"checkpoint does not match its method: {detail}", path=path) from None
@@ -201,10 +218,13 @@ def load_reference_state(
     own = method.state_dict()
     # Layers the reference builds but never calls (SPA's conv5_add) have no counterpart here.
     unused = getattr(method, "reference_unused_prefixes", ())
-    state = {k: v for k, v in state.items() if not k.startswith(tuple(unused)) or k in here_by_reference}
+    state = {
+        k: v for k, v in state.items() if not k.startswith(tuple(unused)) or k in here_by_reference
+    }
     unknown = sorted(set(state) - set(here_by_reference))
     missing = sorted(
-        ref for ref in here_by_reference
+        ref
+        for ref in here_by_reference
         if ref not in state and not ref.endswith("num_batches_tracked")
     )
     mismatched = sorted(
@@ -260,21 +280,35 @@ def import_reference_checkpoint(
         if isinstance(payload, dict) and isinstance(payload.get(wrapper), dict):
             state = payload[wrapper]
             break
-    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise WsolbenchError("no state dict (a dict of tensors, or one under 'state_dict')", path=path)
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(torch.is_tensor(v) for v in state.values())
+    ):
+        raise WsolbenchError(
+            "no state dict (a dict of tensors, or one under 'state_dict')", path=path
+        )
     model = create_method(
-        method, backbone=backbone, num_classes=int(num_classes), pretrained=False, weights=None,
-        large_feature_map=bool(large_feature_map), **hparams,
+        method,
+        backbone=backbone,
+        num_classes=int(num_classes),
+        pretrained=False,
+        weights=None,
+        large_feature_map=bool(large_feature_map),
+        **hparams,
     )
     load_reference_state(model, state, source=path)
     if out is not None:
-        save_checkpoint(out, {
-            "model": model.state_dict(),
-            "method": method,
-            "backbone": backbone,
-            "hparams": {k: v for k, v in model.hparams.items() if k not in BUILD_ARGUMENTS},
-            "num_classes": int(num_classes),
-            "config": {"large_feature_map": bool(large_feature_map)},
-            "imported_from": str(path),
-        })
+        save_checkpoint(
+            out,
+            {
+                "model": model.state_dict(),
+                "method": method,
+                "backbone": backbone,
+                "hparams": {k: v for k, v in model.hparams.items() if k not in BUILD_ARGUMENTS},
+                "num_classes": int(num_classes),
+                "config": {"large_feature_map": bool(large_feature_map)},
+                "imported_from": str(path),
+            },
+        )
     return model.eval()

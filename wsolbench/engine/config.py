@@ -1,6 +1,6 @@
 """The training configuration: one dataclass, its defaults (wsolevaluation's recipe) and hash.
 
-Defaults follow PROTOCOLS.md sec. 7: the ``wsolevaluation`` recipe (``engine/recipes.py``), SGD
+Defaults follow docs/protocols.md sec. 7: the ``wsolevaluation`` recipe (``engine/recipes.py``), SGD
 with Nesterov momentum 0.9, weight decay 1e-4, lr 0.01 decayed x0.1 every 30 epochs (as its
 ``adjust_learning_rate(epoch + 1)``), a total batch of 64, 10x for the recipe's head group,
 fp32, Resize 256 then RandomCrop 224. ``batch_size`` is the TOTAL batch: under torchrun each of
@@ -10,6 +10,7 @@ Each field also says its type and range, its help text, and whether it is a suit
 a `train` flag and part of the configuration hash: the suite schema, the CLI and the checks
 all derive from this one dataclass.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,13 +28,27 @@ LR_DECAYS = ("step", "multistep")
 MAX_CLASSES = 100_000  # more is a typo (ILSVRC has 1,000), and would not fit in memory
 
 
-def _field(default: Any, help: str, option: Option | None = None, *, suite: bool = True,
-           hashed: bool = True, flag: bool = True, metavar: str | None = None) -> Any:
+def _field(
+    default: Any,
+    help: str,
+    option: Option | None = None,
+    *,
+    suite: bool = True,
+    hashed: bool = True,
+    flag: bool = True,
+    metavar: str | None = None,
+) -> Any:
     """A TrainConfig field and what derives from it: `option` (its type and range), `help`
     (the `train` flag's help), `suite` (a key of a suite's [train] table), `hashed` (part of
     the run's identity), `flag` (a `train` CLI flag)."""
-    meta = {"option": option, "help": help, "suite": suite, "hashed": hashed, "flag": flag,
-            "metavar": metavar}
+    meta = {
+        "option": option,
+        "help": help,
+        "suite": suite,
+        "hashed": hashed,
+        "flag": flag,
+        "metavar": metavar,
+    }
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -48,71 +63,170 @@ class TrainConfig:
     """Everything one training run needs. Checked on construction: a bad value raises a
     WsolbenchError naming the field (`check(where=...)` names a suite key or a flag instead)."""
 
-    method: str = _field("cam", "registered method (`wsolbench list`)", Option(str), suite=False, metavar="NAME")
+    method: str = _field(
+        "cam", "registered method (`wsolbench list`)", Option(str), suite=False, metavar="NAME"
+    )
     backbone: str = _field("tinyvgg", "registered backbone", Option(str), metavar="NAME")
-    hparams: dict[str, Any] = _field({}, "method hyperparameters", Option(dict), suite=False, flag=False)
-    recipe: str = _field("wsolevaluation", "parameter groups and lr schedule of a reference: wsolevaluation "
-                         "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
-                         "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
-                         "--lr-milestones)", Option(str, choices=tuple(RECIPES)))
+    hparams: dict[str, Any] = _field(
+        {}, "method hyperparameters", Option(dict), suite=False, flag=False
+    )
+    recipe: str = _field(
+        "wsolevaluation",
+        "parameter groups and lr schedule of a reference: wsolevaluation "
+        "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
+        "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
+        "--lr-milestones)",
+        Option(str, choices=tuple(RECIPES)),
+    )
     # Data: either `data` (a root with images/ and metadata/{train,val,test}) or both roots.
-    data: str | None = _field(None, "dataset root with images/ and metadata/{train,val,test} (the synthetic layout)",
-                              Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
-    image_root: str | None = _field(None, "image root of a real dataset (instead of --data)",
-                                    Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
-    metadata_root: str | None = _field(None, "folder holding train/ val/ test/ metadata (instead of --data)",
-                                       Option(str, nullable=True), suite=False, hashed=False, metavar="DIR")
-    dataset: str = _field("", "dataset name recorded in results (default: the data folder's name)",
-                          Option(str), suite=False, metavar="NAME")
+    data: str | None = _field(
+        None,
+        "dataset root with images/ and metadata/{train,val,test} (the synthetic layout)",
+        Option(str, nullable=True),
+        suite=False,
+        hashed=False,
+        metavar="DIR",
+    )
+    image_root: str | None = _field(
+        None,
+        "image root of a real dataset (instead of --data)",
+        Option(str, nullable=True),
+        suite=False,
+        hashed=False,
+        metavar="DIR",
+    )
+    metadata_root: str | None = _field(
+        None,
+        "folder holding train/ val/ test/ metadata (instead of --data)",
+        Option(str, nullable=True),
+        suite=False,
+        hashed=False,
+        metavar="DIR",
+    )
+    dataset: str = _field(
+        "",
+        "dataset name recorded in results (default: the data folder's name)",
+        Option(str),
+        suite=False,
+        metavar="NAME",
+    )
     # How the data was made (a suite's [dataset] table, e.g. the synthetic generator's options).
-    dataset_options: dict[str, Any] = _field({}, "dataset options", Option(dict), suite=False, flag=False)
-    num_classes: int | None = _field(None, "number of classes (default: 1 + largest train label, every class present)",
-                                     Option(int, low=1, high=MAX_CLASSES, nullable=True), suite=False, metavar="N")
-    image_size: int = _field(224, "training crop size in pixels", _POSITIVE, suite=False, metavar="PX")
-    resize_size: int = _field(256, "resize before the random crop", _POSITIVE, suite=False, metavar="PX")
-    large_feature_map: bool = _field(False, "wsolevaluation's large-feature-map backbone variant", Option(bool))
+    dataset_options: dict[str, Any] = _field(
+        {}, "dataset options", Option(dict), suite=False, flag=False
+    )
+    num_classes: int | None = _field(
+        None,
+        "number of classes (default: 1 + largest train label, every class present)",
+        Option(int, low=1, high=MAX_CLASSES, nullable=True),
+        suite=False,
+        metavar="N",
+    )
+    image_size: int = _field(
+        224, "training crop size in pixels", _POSITIVE, suite=False, metavar="PX"
+    )
+    resize_size: int = _field(
+        256, "resize before the random crop", _POSITIVE, suite=False, metavar="PX"
+    )
+    large_feature_map: bool = _field(
+        False, "wsolevaluation's large-feature-map backbone variant", Option(bool)
+    )
     # Optimization (wsolevaluation recipe).
     epochs: int = _field(40, "epochs", _POSITIVE, metavar="N")
-    batch_size: int = _field(64, "TOTAL images per step; under torchrun each of the N processes takes N-th of it",
-                             _POSITIVE, metavar="N")
-    lr: float = _field(0.01, "backbone learning rate", Option(float, low=0, low_open=True), metavar="LR")
-    momentum: float = _field(0.9, "SGD momentum", Option(float, low=0, high=1, high_open=True), metavar="M")
+    batch_size: int = _field(
+        64,
+        "TOTAL images per step; under torchrun each of the N processes takes N-th of it",
+        _POSITIVE,
+        metavar="N",
+    )
+    lr: float = _field(
+        0.01, "backbone learning rate", Option(float, low=0, low_open=True), metavar="LR"
+    )
+    momentum: float = _field(
+        0.9, "SGD momentum", Option(float, low=0, high=1, high_open=True), metavar="M"
+    )
     nesterov: bool = _field(True, "Nesterov momentum", Option(bool))
     weight_decay: float = _field(1e-4, "weight decay", Option(float, low=0), metavar="WD")
-    head_lr_multiplier: float = _field(10.0, "new layers' lr as a multiple of --lr",
-                                       Option(float, low=0, low_open=True), metavar="X")
-    lr_decay: str | None = _field(None, "must match the recipe if given: step (wsolevaluation) every --lr-step "
-                                  "epochs; multistep (spa) at --lr-milestones (default: the recipe's)",
-                                  Option(str, choices=LR_DECAYS, nullable=True))
+    head_lr_multiplier: float = _field(
+        10.0,
+        "new layers' lr as a multiple of --lr",
+        Option(float, low=0, low_open=True),
+        metavar="X",
+    )
+    lr_decay: str | None = _field(
+        None,
+        "must match the recipe if given: step (wsolevaluation) every --lr-step "
+        "epochs; multistep (spa) at --lr-milestones (default: the recipe's)",
+        Option(str, choices=LR_DECAYS, nullable=True),
+    )
     lr_step: int = _field(30, "epochs between decays for 'step'", _POSITIVE, metavar="N")
-    lr_milestones: list[int] = _field([], "decay epochs for 'multistep', comma-separated",
-                                      Option(list, item=int, low=1), metavar="E1,E2")
-    lr_gamma: float = _field(0.1, "decay factor", Option(float, low=0, high=1, low_open=True), metavar="G")
+    lr_milestones: list[int] = _field(
+        [],
+        "decay epochs for 'multistep', comma-separated",
+        Option(list, item=int, low=1),
+        metavar="E1,E2",
+    )
+    lr_gamma: float = _field(
+        0.1, "decay factor", Option(float, low=0, high=1, low_open=True), metavar="G"
+    )
     # Initialization.
     pretrained: bool = _field(False, "start from torchvision's ImageNet weights", Option(bool))
-    weights: str | None = _field(None, "backbone weights from a local state_dict file",
-                                 Option(str, nullable=True), metavar="PATH")
-    seed: int = _field(0, "seed of weights, data order and augmentation", Option(int, low=0, high=2**63 - 1),
-                       metavar="N")
+    weights: str | None = _field(
+        None,
+        "backbone weights from a local state_dict file",
+        Option(str, nullable=True),
+        metavar="PATH",
+    )
+    seed: int = _field(
+        0,
+        "seed of weights, data order and augmentation",
+        Option(int, low=0, high=2**63 - 1),
+        metavar="N",
+    )
     # Execution. The worker count changes the augmentation stream (each loading process has
     # its own RNG), so it is hashed; device and dtype enter the hash through `execution()`.
-    workers: int = _field(4, "data-loading processes (part of the run's identity: it changes augmentation)",
-                          Option(int, low=0, high=256), metavar="N")
-    device: str = _field("auto", "auto, cpu, cuda or cuda:N", Option(str), suite=False, hashed=False)
-    amp: bool = _field(False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False)
-    channels_last: bool = _field(True, "channels-last memory format, CUDA only", Option(bool), hashed=False)
-    out_dir: str = _field("runs/train", "output folder", Option(str), suite=False, hashed=False, flag=False)
-    resume: bool = _field(False, "continue from <out>/last.pt", Option(bool), suite=False, hashed=False, flag=False)
-    overwrite: bool = _field(False, "replace a previous run in <out>", Option(bool), suite=False, hashed=False,
-                             flag=False)
-    progress: bool = _field(True, "progress bar", Option(bool), suite=False, hashed=False, flag=False)
+    workers: int = _field(
+        4,
+        "data-loading processes (part of the run's identity: it changes augmentation)",
+        Option(int, low=0, high=256),
+        metavar="N",
+    )
+    device: str = _field(
+        "auto", "auto, cpu, cuda or cuda:N", Option(str), suite=False, hashed=False
+    )
+    amp: bool = _field(
+        False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False
+    )
+    channels_last: bool = _field(
+        True, "channels-last memory format, CUDA only", Option(bool), hashed=False
+    )
+    out_dir: str = _field(
+        "runs/train", "output folder", Option(str), suite=False, hashed=False, flag=False
+    )
+    resume: bool = _field(
+        False, "continue from <out>/last.pt", Option(bool), suite=False, hashed=False, flag=False
+    )
+    overwrite: bool = _field(
+        False,
+        "replace a previous run in <out>",
+        Option(bool),
+        suite=False,
+        hashed=False,
+        flag=False,
+    )
+    progress: bool = _field(
+        True, "progress bar", Option(bool), suite=False, hashed=False, flag=False
+    )
 
     def __post_init__(self) -> None:
         self.check()
 
     @classmethod
-    def checked(cls, values: dict[str, Any], names: dict[str, str] | None = None,
-                source: str | Path | None = None) -> "TrainConfig":
+    def checked(
+        cls,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        source: str | Path | None = None,
+    ) -> TrainConfig:
         """A TrainConfig from `values` (defaults for the rest), whose errors name `names[field]`
         (suite keys, flags) and `source` (a file)."""
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
@@ -130,28 +244,42 @@ class TrainConfig:
         for f in fields(self):
             option = f.metadata.get("option")
             if option is not None:
-                setattr(self, f.name, check(getattr(self, f.name), option, names.get(f.name, f.name), source))
+                setattr(
+                    self,
+                    f.name,
+                    check(getattr(self, f.name), option, names.get(f.name, f.name), source),
+                )
         name = lambda field: names.get(field, field)  # noqa: E731 (the key, flag or field)
         schedule = RECIPES[self.recipe].schedule
         if self.lr_decay not in (None, schedule):
             raise WsolbenchError(
                 f"{name('recipe')} '{self.recipe}' decays the lr as '{schedule}' "
                 f"({'every ' + name('lr_step') if schedule == 'step' else 'at ' + name('lr_milestones')}), "
-                f"not {name('lr_decay')} '{self.lr_decay}': leave it unset or choose the other recipe", source)
+                f"not {name('lr_decay')} '{self.lr_decay}': leave it unset or choose the other recipe",
+                source,
+            )
         if schedule == "step" and self.lr_milestones:
             raise WsolbenchError(
                 f"{name('recipe')} '{self.recipe}' decays every {name('lr_step')} epochs: "
                 f"{name('lr_milestones')} {self.lr_milestones} would be ignored (they belong to recipe 'spa')",
-                source)
+                source,
+            )
         if self.resize_size < self.image_size:
             raise WsolbenchError(
                 f"{names.get('resize_size', 'resize_size')} ({self.resize_size}) must be >= "
-                f"{names.get('image_size', 'image_size')} ({self.image_size})", source)
+                f"{names.get('image_size', 'image_size')} ({self.image_size})",
+                source,
+            )
         if self.data is None and (self.image_root is None or self.metadata_root is None):
-            raise WsolbenchError("give the data root, or both the image root and metadata root", source)
+            raise WsolbenchError(
+                "give the data root, or both the image root and metadata root", source
+            )
         if not DEVICE.fullmatch(self.device):
-            raise WsolbenchError(f"{names.get('device', 'device')} = {self.device!r} is not allowed: "
-                                 "expected auto, cpu, cuda or cuda:N", source)
+            raise WsolbenchError(
+                f"{names.get('device', 'device')} = {self.device!r} is not allowed: "
+                "expected auto, cpu, cuda or cuda:N",
+                source,
+            )
         if self.resume and self.overwrite:
             raise WsolbenchError("resume and overwrite exclude each other", source)
 
@@ -176,8 +304,11 @@ class TrainConfig:
 
         import torch
 
-        kind = "cuda" if self.device == "auto" and torch.cuda.is_available() else (
-            "cpu" if self.device == "auto" else torch.device(self.device).type)
+        kind = (
+            "cuda"
+            if self.device == "auto" and torch.cuda.is_available()
+            else ("cpu" if self.device == "auto" else torch.device(self.device).type)
+        )
         on_cuda = kind == "cuda"
         return {
             "device": kind,
@@ -191,7 +322,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -199,13 +330,17 @@ class TrainConfig:
         return cls(**values)
 
     def hashed_fields(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("hashed", True)}
+        values = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("hashed", True)
+        }
         return {**values, "execution": self.execution()}
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of everything that determines the trained model: the
         one configuration hash of checkpoints, run folders and result rows."""
-        canonical = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"), default=str)
+        canonical = json.dumps(
+            self.hashed_fields(), sort_keys=True, separators=(",", ":"), default=str
+        )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -231,7 +366,9 @@ def add_train_arguments(parser) -> None:
             continue
         option: Option = f.metadata["option"]
         group_name = _GROUPS.get(f.name, "optimization")
-        group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
+        group = groups.get(group_name) or groups.setdefault(
+            group_name, parser.add_argument_group(group_name)
+        )
         flag = "--" + f.name.replace("_", "-")
         default = _default(f)
         shown = "none" if default in (None, [], "") else "%(default)s"
@@ -245,7 +382,9 @@ def add_train_arguments(parser) -> None:
                 kwargs["choices"] = option.choices
             else:
                 kwargs["type"] = flag_type(option)
-                kwargs["metavar"] = f.metadata["metavar"] or ("BOOL" if option.kind is bool else "VALUE")
+                kwargs["metavar"] = f.metadata["metavar"] or (
+                    "BOOL" if option.kind is bool else "VALUE"
+                )
             if option.kind is bool:
                 kwargs.update(nargs="?", const=True)
         group.add_argument(flag, **kwargs)
@@ -253,10 +392,23 @@ def add_train_arguments(parser) -> None:
 
 # Where each flag appears in `train --help`; the rest are optimization flags.
 _GROUPS = {
-    "method": "model", "backbone": "model", "recipe": "model", "pretrained": "model", "weights": "model",
-    "large_feature_map": "model", "data": "data", "image_root": "data", "metadata_root": "data",
-    "dataset": "data", "num_classes": "data", "image_size": "data", "resize_size": "data",
-    "workers": "run", "device": "run", "amp": "run", "channels_last": "run",
+    "method": "model",
+    "backbone": "model",
+    "recipe": "model",
+    "pretrained": "model",
+    "weights": "model",
+    "large_feature_map": "model",
+    "data": "data",
+    "image_root": "data",
+    "metadata_root": "data",
+    "dataset": "data",
+    "num_classes": "data",
+    "image_size": "data",
+    "resize_size": "data",
+    "workers": "run",
+    "device": "run",
+    "amp": "run",
+    "channels_last": "run",
 }
 _SWITCHES = frozenset({"large_feature_map"})  # plain on/off flags
 
@@ -319,32 +471,58 @@ def probe(factory, name: str, source: str | Path | None = None, **kwargs: Any) -
         raise WsolbenchError(f"{name}: {type(error).__name__}: {error}", source) from None
 
 
-def check_method(method: str, backbone: str, hparams: dict[str, Any], name: str,
-                 source: str | Path | None = None, large_feature_map: bool = False,
-                 keys: tuple[str, str] = ("method", "backbone")) -> dict[str, Any]:
+def check_method(
+    method: str,
+    backbone: str,
+    hparams: dict[str, Any],
+    name: str,
+    source: str | Path | None = None,
+    large_feature_map: bool = False,
+    keys: tuple[str, str] = ("method", "backbone"),
+) -> dict[str, Any]:
     """A method's hyperparameters: known keys, the defaults' types, its constructor's ranges.
     `name` prefixes hyperparameter errors; `keys` name the method and backbone in errors."""
     from wsolbench.registry import BACKBONES, METHODS
 
     if method not in METHODS.names():
-        raise WsolbenchError(f"{keys[0]}: unknown method '{method}' (available: {', '.join(METHODS.names())})", source)
+        raise WsolbenchError(
+            f"{keys[0]}: unknown method '{method}' (available: {', '.join(METHODS.names())})",
+            source,
+        )
     if backbone not in BACKBONES.names():
-        raise WsolbenchError(f"{keys[1]}: unknown backbone '{backbone}' "
-                             f"(available: {', '.join(BACKBONES.names())})", source)
-    hparams = check_keywords(hparams, method_hparam_defaults(method), name, "hyperparameter", source)
-    probe(METHODS.get(method), name, source, backbone=backbone, num_classes=2, pretrained=False,
-          weights=None, large_feature_map=large_feature_map, **hparams)
+        raise WsolbenchError(
+            f"{keys[1]}: unknown backbone '{backbone}' (available: {', '.join(BACKBONES.names())})",
+            source,
+        )
+    hparams = check_keywords(
+        hparams, method_hparam_defaults(method), name, "hyperparameter", source
+    )
+    probe(
+        METHODS.get(method),
+        name,
+        source,
+        backbone=backbone,
+        num_classes=2,
+        pretrained=False,
+        weights=None,
+        large_feature_map=large_feature_map,
+        **hparams,
+    )
     return hparams
 
 
-def check_postprocessor(name: str, options: dict[str, Any], where: str,
-                        source: str | Path | None = None) -> dict[str, Any]:
+def check_postprocessor(
+    name: str, options: dict[str, Any], where: str, source: str | Path | None = None
+) -> dict[str, Any]:
     """A post-processor's options: known keys, the defaults' types, its constructor's checks."""
     from wsolbench.registry import POSTPROCESSORS
 
     if name not in POSTPROCESSORS.names():
-        raise WsolbenchError(f"{where}: unknown post-processor '{name}' "
-                             f"(available: {', '.join(POSTPROCESSORS.names())})", source)
+        raise WsolbenchError(
+            f"{where}: unknown post-processor '{name}' "
+            f"(available: {', '.join(POSTPROCESSORS.names())})",
+            source,
+        )
     options = check_keywords(options, POSTPROCESSORS.defaults(name), where, "option", source)
     probe(POSTPROCESSORS.get(name), where, source, **options)
     return options

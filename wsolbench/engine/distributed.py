@@ -3,11 +3,13 @@
 Everything here is a no-op in a single process, so the same training and evaluation code runs
 alone or under `torchrun --nproc_per_node=N` (NCCL on CUDA, gloo on CPU).
 """
+
 from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist

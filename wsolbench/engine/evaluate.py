@@ -5,9 +5,11 @@ its evaluator, and the evaluators' integer counts are merged with `all_reduce_st
 result equals a single-process run. Use it on `val` to choose thresholds and hyperparameters;
 choosing is the caller's job, and `test` is only scored with what val chose.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -36,8 +38,15 @@ def evaluate(
     evaluator's `accumulate` reads (post-processed maps at the protocol's size, rescaled boxes,
     masks: see `wsolbench.scoring` for every protocol's inputs)."""
     for batch in predict(
-        model, shard(dataset), batch_size=batch_size, device=device, ten_crop=ten_crop,
-        topk=topk, workers=workers, amp=amp, progress=progress,
+        model,
+        shard(dataset),
+        batch_size=batch_size,
+        device=device,
+        ten_crop=ten_crop,
+        topk=topk,
+        workers=workers,
+        amp=amp,
+        progress=progress,
     ):
         evaluator.accumulate(prepare(batch) if prepare is not None else batch)
     return distributed.all_reduce_state(evaluator)

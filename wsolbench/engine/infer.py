@@ -4,10 +4,12 @@ The caller post-processes (identity, SCG, ...) and feeds an evaluator or writes 
 nothing is written here. Classification follows the spa protocol: with `ten_crop`, softmax per
 crop then the mean over the ten crops; localization uses the single resized view.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -29,7 +31,9 @@ def gather_classes(cams: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return cams.gather(1, index)
 
 
-def class_maps(model: torch.nn.Module, outputs: dict[str, Any], classes: torch.Tensor) -> torch.Tensor:
+def class_maps(
+    model: torch.nn.Module, outputs: dict[str, Any], classes: torch.Tensor
+) -> torch.Tensor:
     """(N, k) classes -> (N, k, h, w) raw maps as the model's reference computes them at
     evaluation (ACoL erases by each class itself): the method's ``class_maps`` hook, else the
     classes' channels of ``cams``."""
@@ -93,9 +97,13 @@ def predict(
     use_amp = amp and device.type == "cuda"
     bar = make_progress(enabled=progress and distributed.is_main())
     with bar:
-        task = bar.add_task("infer" if explainer is None else f"infer ({explainer.name})", total=len(dataset))
+        task = bar.add_task(
+            "infer" if explainer is None else f"infer ({explainer.name})", total=len(dataset)
+        )
         for batch in loader:
-            yield _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer)
+            yield _predict_batch(
+                model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer
+            )
             bar.advance(task, len(batch["label"]))
 
 
@@ -103,7 +111,9 @@ def _autocast(enabled: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
-def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer=None) -> dict:
+def _predict_batch(
+    model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer=None
+) -> dict:
     images = batch["image"].to(device, non_blocking=True)
     labels = torch.as_tensor(batch["label"]).to(device)
     with _autocast(use_amp):
@@ -125,9 +135,7 @@ def _predict_batch(model, batch, device, ten_crop, topk, names, use_amp, to_cpu,
     # The GT class and the top-k classes in one call (ACoL runs classifier B per column).
     with _autocast(use_amp):
         maps = class_maps(model, outputs, torch.cat([labels[:, None], top], dim=1)).float()
-    result = {
-        key: value for key, value in batch.items() if key not in ("image", "crops")
-    }
+    result = {key: value for key, value in batch.items() if key not in ("image", "crops")}
     result.update(
         logits=logits,
         probs=probs,

@@ -1,4 +1,5 @@
 """Optimizer and learning-rate schedule of the configured recipe (``engine/recipes.py``)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Rich progress bars for training and inference (rank 0 only; silent when disabled)."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -34,13 +35,11 @@ class TrainProgress:
     def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True):
         self.enabled = enabled
         self.steps = steps_per_epoch
-        self.progress = make_progress(
-            TextColumn("{task.fields[stats]}"), enabled=enabled
-        )
+        self.progress = make_progress(TextColumn("{task.fields[stats]}"), enabled=enabled)
         self.run_task = self.progress.add_task("train", total=epochs, stats="")
         self.epoch_task = None
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> TrainProgress:
         self.progress.__enter__()
         return self
 
@@ -56,9 +55,7 @@ class TrainProgress:
         if self.epoch_task is not None:
             self.progress.remove_task(self.epoch_task)
             self.progress.advance(self.run_task)
-        self.epoch_task = self.progress.add_task(
-            f"epoch {epoch + 1}", total=self.steps, stats=""
-        )
+        self.epoch_task = self.progress.add_task(f"epoch {epoch + 1}", total=self.steps, stats="")
 
     def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
         stats = f"loss {loss:.4f}  acc {accuracy:5.1f}%  {images_per_second:,.0f} img/s"

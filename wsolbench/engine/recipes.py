@@ -25,6 +25,7 @@ and 1e-4 in wsolevaluation, 0.9 and 5e-4 hard-coded in the SPA code) and train i
 backbone with no reference network (tinyvgg), the backbone is the 1x part and every new layer
 the head (what wsolevaluation's VGG rule gives for a VGG-like network).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -125,18 +126,23 @@ def _spa_groups(method: nn.Module, config: TrainConfig) -> list[Group]:
     return [Group(group, multipliers[group], tuple(keys)) for group, keys in lists.items()]
 
 
-register_recipe(Recipe(
-    name="wsolevaluation",
-    schedule="step",
-    groups=_wsolevaluation_groups,
-    lr_factor=lambda config, epoch: config.lr_gamma ** ((epoch + 1) // config.lr_step),
-))
-register_recipe(Recipe(
-    name="spa",
-    schedule="multistep",
-    groups=_spa_groups,
-    # reduce_lr tests `epoch in change_points`: a repeated milestone decays once.
-    lr_factor=lambda config, epoch: config.lr_gamma ** sum(
-        1 for milestone in set(config.lr_milestones) if milestone <= epoch
-    ),
-))
+register_recipe(
+    Recipe(
+        name="wsolevaluation",
+        schedule="step",
+        groups=_wsolevaluation_groups,
+        lr_factor=lambda config, epoch: config.lr_gamma ** ((epoch + 1) // config.lr_step),
+    )
+)
+register_recipe(
+    Recipe(
+        name="spa",
+        schedule="multistep",
+        groups=_spa_groups,
+        # reduce_lr tests `epoch in change_points`: a repeated milestone decays once.
+        lr_factor=lambda config, epoch: (
+            config.lr_gamma
+            ** sum(1 for milestone in set(config.lr_milestones) if milestone <= epoch)
+        ),
+    )
+)

@@ -4,6 +4,7 @@ Reseeding at each epoch start is what makes `resume` exact: an epoch's augmentat
 order and stochastic layers depend only on the seed and the epoch number, never on how many
 epochs ran in this process before.
 """
+
 from __future__ import annotations
 
 import random

@@ -5,13 +5,15 @@ reseeds every RNG from (seed, epoch, rank) and the sampler from (seed, epoch), a
 is written atomically at the end of every epoch, so `resume=True` continues an interrupted run
 to exactly the weights an uninterrupted run reaches (on CPU, with the same seed).
 """
+
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -47,7 +49,9 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise WsolbenchError(f"device '{name}' asked for, but CUDA is not available")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise WsolbenchError(f"device '{name}' asked for, but there are {torch.cuda.device_count()} CUDA devices")
+        raise WsolbenchError(
+            f"device '{name}' asked for, but there are {torch.cuda.device_count()} CUDA devices"
+        )
     return device
 
 
@@ -125,21 +129,30 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     if "recipe" not in checkpoint["config"]:
         raise WsolbenchError(
             "cannot resume: the checkpoint predates named training recipes (its lr schedule "
-            "differs); start a new run in another --out folder", path=path,
+            "differs); start a new run in another --out folder",
+            path=path,
         )
     try:
         saved = TrainConfig.from_dict(checkpoint["config"]).hashed_fields()
     except (WsolbenchError, TypeError) as error:
-        raise WsolbenchError(f"cannot resume: the checkpoint's config is malformed ({error})", path=path) from None
+        raise WsolbenchError(
+            f"cannot resume: the checkpoint's config is malformed ({error})", path=path
+        ) from None
     saved["execution"] = checkpoint.get("execution", saved["execution"])
     wanted = config.hashed_fields()
     differing = sorted(k for k in wanted if k != "epochs" and saved.get(k) != wanted[k])
     if differing == ["execution"]:
-        changes = ", ".join(f"{k} {saved['execution'].get(k)} -> {v}"
-                            for k, v in wanted["execution"].items() if saved["execution"].get(k) != v)
+        changes = ", ".join(
+            f"{k} {saved['execution'].get(k)} -> {v}"
+            for k, v in wanted["execution"].items()
+            if saved["execution"].get(k) != v
+        )
         changes = changes or "a different execution"
-        raise WsolbenchError(f"cannot resume: it would change the results ({changes}); resume on "
-                             "the same kind of device and dtype, or start a new run", path=path)
+        raise WsolbenchError(
+            f"cannot resume: it would change the results ({changes}); resume on "
+            "the same kind of device and dtype, or start a new run",
+            path=path,
+        )
     if differing:
         raise WsolbenchError(
             f"cannot resume: the checkpoint was trained with other settings ({', '.join(differing)})",
@@ -158,9 +171,7 @@ def _check_output(config: TrainConfig, checkpoint_path: Path) -> None:
         )
 
 
-def train(
-    config: TrainConfig, on_epoch_end: EpochCallback | None = None
-) -> TrainResult:
+def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
     """Train `config.method`; returns the final checkpoint (`<out>/last.pt`), the device and
     the configuration hash.
 
@@ -236,7 +247,11 @@ def train(
         return contextlib.nullcontext()
 
     # Nothing is written before the first epoch ends: a run that fails on its data leaves no trace.
-    saved_config = {**config.to_dict(), "config_hash": config.config_hash(), "execution": config.execution()}
+    saved_config = {
+        **config.to_dict(),
+        "config_hash": config.config_hash(),
+        "execution": config.execution(),
+    }
 
     show = config.progress and distributed.is_main()
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
@@ -291,13 +306,18 @@ def _train_one_epoch(
         with torch.no_grad():
             correct = (outputs["logits"].argmax(dim=1) == labels).sum()
             totals += torch.stack(
-                [loss.detach().double() * labels.numel(), correct.double(),
-                 torch.tensor(float(labels.numel()), dtype=torch.float64, device=device)]
+                [
+                    loss.detach().double() * labels.numel(),
+                    correct.double(),
+                    torch.tensor(float(labels.numel()), dtype=torch.float64, device=device),
+                ]
             )
         if progress.enabled and (step % 10 == 0 or step + 1 == len(loader)):
             loss_sum, correct_sum, seen = totals.tolist()
             progress.update(
-                step + 1, loss_sum / seen, 100.0 * correct_sum / seen,
+                step + 1,
+                loss_sum / seen,
+                100.0 * correct_sum / seen,
                 seen * distributed.world_size() / (time.perf_counter() - started),
             )
     loss_sum, correct_sum, seen = distributed.all_reduce_sum(totals).tolist()

@@ -7,12 +7,16 @@ torchvision classifier. Build one with ``wsolbench.create_explainer(name, **opti
 ``wsolbench.explainers.base`` for the contract. The registry imports ``base`` and ``gradcam``
 (which register the entries) when first asked, so importing this package costs nothing.
 """
+
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "Explainer": "base", "ModelCAM": "base", "ClassifierModel": "classifier", "build_classifier": "classifier",
+    "Explainer": "base",
+    "ModelCAM": "base",
+    "ClassifierModel": "classifier",
+    "build_classifier": "classifier",
 }
 __all__ = ["ClassifierModel", "Explainer", "ModelCAM", "build_classifier"]
 

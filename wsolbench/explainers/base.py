@@ -12,6 +12,7 @@ It returns (N, K, h, w) raw class maps, on the images' device, that the post-pro
 (identity, SCG) and every protocol take as they take a method's CAM. It also counts its own
 wall time (``seconds``, ``images``), so a leaderboard can report each explainer's cost.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,10 +34,14 @@ class Explainer:
         self.seconds = 0.0
         self.images = 0
 
-    def explain(self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict) -> torch.Tensor:
+    def explain(
+        self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict
+    ) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict) -> torch.Tensor:
+    def __call__(
+        self, model, images: torch.Tensor, classes: torch.Tensor, outputs: dict
+    ) -> torch.Tensor:
         started = time.perf_counter()
         maps = self.explain(model, images, classes.long(), outputs)
         if maps.device.type == "cuda":
@@ -45,7 +50,9 @@ class Explainer:
         self.images += int(images.shape[0])
         expected = (*classes.shape, *maps.shape[2:])
         if maps.dim() != 4 or tuple(maps.shape) != expected:
-            raise WsolbenchError(f"explainer {self.name} returned maps of shape {tuple(maps.shape)}, expected {expected}")
+            raise WsolbenchError(
+                f"explainer {self.name} returned maps of shape {tuple(maps.shape)}, expected {expected}"
+            )
         return maps
 
     def ms_per_image(self) -> float:
@@ -88,8 +95,11 @@ class ModelCAM(Explainer):
             )
 
 
-def explain_pairs(images: torch.Tensor, classes: torch.Tensor,
-                  run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def explain_pairs(
+    images: torch.Tensor,
+    classes: torch.Tensor,
+    run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """(N, K, h, w) maps from ``run(images, classes) -> (M, h, w)``, one map per image and class,
     called on the batch's distinct (image, class) pairs (the GT class is usually among the
     top-k) in chunks of the batch size."""
@@ -97,7 +107,9 @@ def explain_pairs(images: torch.Tensor, classes: torch.Tensor,
     width = int(classes.max()) + 1
     keys = torch.arange(n, device=classes.device)[:, None] * width + classes
     pairs, inverse = torch.unique(keys.flatten(), return_inverse=True)
-    chunks = [run(images[chunk // width], chunk % width)
-              for chunk in (pairs[start:start + n] for start in range(0, len(pairs), n))]
+    chunks = [
+        run(images[chunk // width], chunk % width)
+        for chunk in (pairs[start : start + n] for start in range(0, len(pairs), n))
+    ]
     maps = torch.cat(chunks)
     return maps[inverse.to(maps.device)].view(n, k, *maps.shape[1:])

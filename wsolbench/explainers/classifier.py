@@ -7,6 +7,7 @@ pooling plus one linear layer on its last spatial layer (resnet, inception_v3, g
 on a probe batch, so CAM is never computed for a network it does not describe); elsewhere
 (vgg, densenet) only post-hoc explainers apply. ``taps`` are the two layers SCG fuses.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,13 @@ class ClassifierModel(nn.Module):
             layer and the last one at the previous resolution.
     """
 
-    def __init__(self, net: nn.Module, name: str = "classifier", image_size: int = 224,
-                 tap_layers: list[str] | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        name: str = "classifier",
+        image_size: int = 224,
+        tap_layers: list[str] | None = None,
+    ):
         super().__init__()
         self.net = net.eval()
         self.name = name
@@ -59,6 +65,7 @@ class ClassifierModel(nn.Module):
     def _keeper(self, name: str):
         def keep(module, inputs, output):
             self._captured[name] = output
+
         return keep
 
     @torch.no_grad()
@@ -68,7 +75,9 @@ class ClassifierModel(nn.Module):
         features = self._captured[self.cam_layer]
         if self.fc is None or features.dim() != 4 or self.fc.in_features != features.shape[1]:
             return False
-        return bool(torch.allclose(self.fc(features.mean(dim=(2, 3))), logits, rtol=1e-4, atol=1e-4))
+        return bool(
+            torch.allclose(self.fc(features.mean(dim=(2, 3))), logits, rtol=1e-4, atol=1e-4)
+        )
 
     def forward(self, images: torch.Tensor) -> dict | torch.Tensor:
         if not self._ready:  # probing the layers
@@ -87,8 +96,14 @@ class ClassifierModel(nn.Module):
         return f"classifier '{self.name}'"
 
 
-def build_classifier(name: str, weights: str | None = None, num_classes: int = 1000, image_size: int = 224,
-                     tap_layers: list[str] | None = None, device: str | torch.device = "cpu") -> ClassifierModel:
+def build_classifier(
+    name: str,
+    weights: str | None = None,
+    num_classes: int = 1000,
+    image_size: int = 224,
+    tap_layers: list[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> ClassifierModel:
     """A torchvision classifier by name, eval mode on ``device``.
 
     ``weights``: None or "" (random initialization, ``num_classes`` outputs), a torchvision
@@ -102,7 +117,9 @@ def build_classifier(name: str, weights: str | None = None, num_classes: int = 1
 
     available = models.list_models(module=models)
     if name not in available:
-        raise WsolbenchError(f"unknown torchvision classifier '{name}' (available: {', '.join(available)})")
+        raise WsolbenchError(
+            f"unknown torchvision classifier '{name}' (available: {', '.join(available)})"
+        )
     official = _official_file(models, name, weights) if weights else None
     if official is not None:
         net = _load_official(models, name, *official)
@@ -115,8 +132,11 @@ def build_classifier(name: str, weights: str | None = None, num_classes: int = 1
         try:
             net.load_state_dict(state)
         except RuntimeError as error:
-            raise WsolbenchError(f"weights do not fit {name} with {num_classes} classes: "
-                                 f"{str(error).splitlines()[0]}", path=weights) from None
+            raise WsolbenchError(
+                f"weights do not fit {name} with {num_classes} classes: "
+                f"{str(error).splitlines()[0]}",
+                path=weights,
+            ) from None
     elif weights:
         net = _torchvision_pretrained(models, name, weights, num_classes)
     else:
@@ -129,19 +149,23 @@ def _torchvision_pretrained(models, name: str, weights: str, num_classes: int) -
     try:
         chosen = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
     except KeyError:
-        raise WsolbenchError(f"{name} has no torchvision weights '{weights}' (available: DEFAULT, "
-                             f"{', '.join(member.name for member in enum)}; or a state-dict file)") from None
+        raise WsolbenchError(
+            f"{name} has no torchvision weights '{weights}' (available: DEFAULT, "
+            f"{', '.join(member.name for member in enum)}; or a state-dict file)"
+        ) from None
     classes = len(chosen.meta.get("categories") or [])
     if classes != num_classes:
-        raise WsolbenchError(f"{name} weights {chosen.name} predict {classes} classes but the dataset "
-                             f"has {num_classes}: pretrained classifiers are scored on ILSVRC")
+        raise WsolbenchError(
+            f"{name} weights {chosen.name} predict {classes} classes but the dataset "
+            f"has {num_classes}: pretrained classifiers are scored on ILSVRC"
+        )
     try:
         return models.get_model(name, weights=chosen)
     except Exception as error:  # noqa: BLE001  (offline, proxy, corrupted cache: all mean "no weights")
         raise WsolbenchError(
             f"cannot get torchvision weights {name} {chosen.name} ({type(error).__name__}: {error}). "
             f"Download {chosen.url} on a machine with internet and pass the file as the weights "
-            f"(weights = \"/path/{Path(chosen.url).name}\"), or put it in the torch hub cache "
+            f'(weights = "/path/{Path(chosen.url).name}"), or put it in the torch hub cache '
             f"({torch.hub.get_dir()}/checkpoints)"
         ) from None
 
@@ -170,6 +194,8 @@ def _load_official(models, name: str, member, path: Path) -> nn.Module:
         try:
             return models.get_model(name, weights=member)
         except Exception as error:  # noqa: BLE001  (a truncated or foreign file)
-            raise WsolbenchError(f"cannot load {name} {member.name} from this file: {error}", path=path) from None
+            raise WsolbenchError(
+                f"cannot load {name} {member.name} from this file: {error}", path=path
+            ) from None
         finally:
             torch.hub.set_dir(previous)

@@ -11,6 +11,7 @@ activation channel per (image, class) pair, which is why it is orders of magnitu
 The library needs a model that returns logits: wsolbench methods and wrapped classifiers return a
 dict, so the library sees ``Logits(model)``, which hooks the same modules.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,9 @@ def import_library():
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     except ImportError as error:
-        raise WsolbenchError(f"this explainer needs pytorch-grad-cam ({error}): {INSTALL_HINT}") from None
+        raise WsolbenchError(
+            f"this explainer needs pytorch-grad-cam ({error}): {INSTALL_HINT}"
+        ) from None
     return pytorch_grad_cam, ClassifierOutputTarget
 
 
@@ -62,7 +65,12 @@ class GradCamExplainer(LayerExplainer):
     library_class = ""
     class_agnostic = False  # the map does not depend on the target class (EigenCAM)
 
-    def __init__(self, target_layers: list[str] | None = None, aug_smooth: bool = False, eigen_smooth: bool = False):
+    def __init__(
+        self,
+        target_layers: list[str] | None = None,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ):
         super().__init__(target_layers)
         self.aug_smooth, self.eigen_smooth = bool(aug_smooth), bool(eigen_smooth)
 
@@ -78,14 +86,20 @@ class GradCamExplainer(LayerExplainer):
         if self.class_agnostic:
             maps = self._run(library, Target, model, layers, images, classes[:, 0])
             return maps[:, None].expand(*classes.shape, *maps.shape[1:])
-        return explain_pairs(images, classes, lambda x, c: self._run(library, Target, model, layers, x, c))
+        return explain_pairs(
+            images, classes, lambda x, c: self._run(library, Target, model, layers, x, c)
+        )
 
     def _run(self, library, Target, model, layers, images, classes) -> torch.Tensor:
         cam = self.make_cam(library, model, layers)
         try:
             with torch.enable_grad(), self.quiet(), _gradients_down_to(model, layers):
-                maps = cam(input_tensor=images, targets=[Target(int(c)) for c in classes.tolist()],
-                           aug_smooth=self.aug_smooth, eigen_smooth=self.eigen_smooth)
+                maps = cam(
+                    input_tensor=images,
+                    targets=[Target(int(c)) for c in classes.tolist()],
+                    aug_smooth=self.aug_smooth,
+                    eigen_smooth=self.eigen_smooth,
+                )
         finally:
             cam.activations_and_grads.release()
             model.zero_grad(set_to_none=True)
@@ -120,19 +134,46 @@ def _gradients_down_to(model: nn.Module, layers: list[nn.Module]):
 
 
 def _register(name: str, library_class: str, doc: str, **attributes) -> None:
-    cls = type(library_class, (GradCamExplainer,), {
-        "name": name, "library_class": library_class, "__doc__": doc, **attributes,
-    })
+    cls = type(
+        library_class,
+        (GradCamExplainer,),
+        {
+            "name": name,
+            "library_class": library_class,
+            "__doc__": doc,
+            **attributes,
+        },
+    )
     register_explainer(name)(cls)
 
 
 _register("gradcam", "GradCAM", "Grad-CAM (pytorch-grad-cam): channel weights = mean gradient.")
-_register("gradcam++", "GradCAMPlusPlus", "Grad-CAM++ (pytorch-grad-cam): weights from second-order gradient terms.")
-_register("xgradcam", "XGradCAM", "XGrad-CAM (pytorch-grad-cam): gradients weighted by normalized activations.")
-_register("layercam", "LayerCAM", "LayerCAM (pytorch-grad-cam): element-wise positive gradient x activation.")
-_register("hirescam", "HiResCAM", "HiResCAM (pytorch-grad-cam): element-wise gradient x activation, summed.")
-_register("eigencam", "EigenCAM", "EigenCAM (pytorch-grad-cam): first principal component of the activations; class-agnostic.",
-          class_agnostic=True)
+_register(
+    "gradcam++",
+    "GradCAMPlusPlus",
+    "Grad-CAM++ (pytorch-grad-cam): weights from second-order gradient terms.",
+)
+_register(
+    "xgradcam",
+    "XGradCAM",
+    "XGrad-CAM (pytorch-grad-cam): gradients weighted by normalized activations.",
+)
+_register(
+    "layercam",
+    "LayerCAM",
+    "LayerCAM (pytorch-grad-cam): element-wise positive gradient x activation.",
+)
+_register(
+    "hirescam",
+    "HiResCAM",
+    "HiResCAM (pytorch-grad-cam): element-wise gradient x activation, summed.",
+)
+_register(
+    "eigencam",
+    "EigenCAM",
+    "EigenCAM (pytorch-grad-cam): first principal component of the activations; class-agnostic.",
+    class_agnostic=True,
+)
 
 
 @register_explainer("scorecam")
@@ -146,11 +187,18 @@ class ScoreCAMExplainer(GradCamExplainer):
     name = "scorecam"
     library_class = "ScoreCAM"
 
-    def __init__(self, target_layers: list[str] | None = None, aug_smooth: bool = False,
-                 eigen_smooth: bool = False, batch_size: int = 16):
+    def __init__(
+        self,
+        target_layers: list[str] | None = None,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+        batch_size: int = 16,
+    ):
         super().__init__(target_layers, aug_smooth, eigen_smooth)
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise WsolbenchError(f"scorecam: batch_size must be a positive integer, got {batch_size!r}")
+            raise WsolbenchError(
+                f"scorecam: batch_size must be a positive integer, got {batch_size!r}"
+            )
         self.batch_size = batch_size
 
     def make_cam(self, library, model, layers):

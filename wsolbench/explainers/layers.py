@@ -9,6 +9,7 @@ layer before global pooling (resnet ``net.layer4``, vgg ``net.features``, incept
 model once: the last module to finish with an (N, C, h, w) output of more than one position,
 pooling and dropout layers excluded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +20,14 @@ from torch import nn
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.base import Explainer
 
-_SKIPPED = (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AvgPoolNd,
-            nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
-            nn.modules.dropout._DropoutNd, nn.Identity)
+_SKIPPED = (
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.dropout._DropoutNd,
+    nn.Identity,
+)
 
 
 @dataclass(frozen=True)
@@ -48,19 +54,29 @@ def spatial_layers(model: nn.Module, images: torch.Tensor) -> list[SpatialLayer]
 
     def hook(name):
         def record(module, inputs, output):
-            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[2] * output.shape[3] > 1:
+            if (
+                isinstance(output, torch.Tensor)
+                and output.dim() == 4
+                and output.shape[2] * output.shape[3] > 1
+            ):
                 finished.append(SpatialLayer(prefix + name, module, tuple(output.shape[2:])))
+
         return record
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in root.named_modules()
-               if name and not isinstance(m, _SKIPPED)]
+    handles = [
+        m.register_forward_hook(hook(name))
+        for name, m in root.named_modules()
+        if name and not isinstance(m, _SKIPPED)
+    ]
     try:
         model(images)
     finally:
         for handle in handles:
             handle.remove()
     if not finished:
-        raise WsolbenchError(f"{type(root).__name__} has no layer with an (N, C, h, w) output to explain")
+        raise WsolbenchError(
+            f"{type(root).__name__} has no layer with an (N, C, h, w) output to explain"
+        )
     return finished
 
 
@@ -74,7 +90,9 @@ def default_tap_layers(model: nn.Module, images: torch.Tensor) -> list[SpatialLa
     conv4 and conv5); only the last one when the network has a single resolution."""
     layers = spatial_layers(model, images)
     last = layers[-1]
-    larger = [layer for layer in layers if layer.size[0] * layer.size[1] > last.size[0] * last.size[1]]
+    larger = [
+        layer for layer in layers if layer.size[0] * layer.size[1] > last.size[0] * last.size[1]
+    ]
     if not larger:
         return [last]
     previous = min(layer.size[0] * layer.size[1] for layer in larger)
@@ -92,7 +110,9 @@ def named_layers(model: nn.Module, names: list[str]) -> list[nn.Module]:
         except AttributeError:
             prefix, root = feature_root(model)
             children = ", ".join(prefix + child for child, _ in root.named_children())
-            raise WsolbenchError(f"no layer '{name}' in {type(model).__name__} (top-level layers: {children})") from None
+            raise WsolbenchError(
+                f"no layer '{name}' in {type(model).__name__} (top-level layers: {children})"
+            ) from None
     return modules
 
 
@@ -103,8 +123,12 @@ class LayerExplainer(Explainer):
         super().__init__()
         if isinstance(target_layers, str):  # the command line's "backbone.block4,backbone.block3"
             target_layers = [name.strip() for name in target_layers.split(",") if name.strip()]
-        if target_layers is not None and not (isinstance(target_layers, list) and all(isinstance(n, str) for n in target_layers)):
-            raise WsolbenchError(f"{self.name}: target_layers must be a list of layer names, got {target_layers!r}")
+        if target_layers is not None and not (
+            isinstance(target_layers, list) and all(isinstance(n, str) for n in target_layers)
+        ):
+            raise WsolbenchError(
+                f"{self.name}: target_layers must be a list of layer names, got {target_layers!r}"
+            )
         self.target_layers = list(target_layers) if target_layers else None
         self._layers: dict[int, list[nn.Module]] = {}
 

@@ -14,6 +14,7 @@ Every trained method and classifier is explained by every explainer: result rows
 method's (classifier's) label in ``method`` and get the explainer's label in ``explainer`` (the
 report's optional row axis) when the suite has an ``[explainers]`` table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,13 +59,15 @@ def parse_explainers(table: Any, source: str) -> list[ExplainerSpec]:
         name = options.pop("explainer", label)
         if name not in EXPLAINERS.names():
             raise WsolbenchError(
-                f"explainers.{label}: unknown explainer '{name}' (available: {', '.join(EXPLAINERS.names())})", source
+                f"explainers.{label}: unknown explainer '{name}' (available: {', '.join(EXPLAINERS.names())})",
+                source,
             )
         valid = EXPLAINERS.defaults(name)
         for key in options:
             if key not in valid:
                 raise WsolbenchError(
-                    f"explainers.{label}: unknown option '{key}' (valid: {', '.join(sorted(valid)) or 'none'})", source
+                    f"explainers.{label}: unknown option '{key}' (valid: {', '.join(sorted(valid)) or 'none'})",
+                    source,
                 )
         spec = ExplainerSpec(label, name, options)
         try:
@@ -79,16 +82,34 @@ def parse_classifiers(table: Any, source: str) -> list[ClassifierSpec]:
     if table is None:
         return []
     if not isinstance(table, dict):
-        raise WsolbenchError("[classifiers] must be a table of [classifiers.<label>] tables", source)
+        raise WsolbenchError(
+            "[classifiers] must be a table of [classifiers.<label>] tables", source
+        )
     specs = []
     for label, options in table.items():
         if not isinstance(options, dict):
             raise WsolbenchError(f"[classifiers.{label}] must be a table", source)
         for key, value in options.items():
             if key not in _CLASSIFIER_KEYS:
-                raise WsolbenchError(f"unknown key 'classifiers.{label}.{key}' (valid: {', '.join(_CLASSIFIER_KEYS)})", source)
-            if not isinstance(value, _CLASSIFIER_KEYS[key]) or key == "tap_layers" and not all(isinstance(v, str) for v in value):
-                raise WsolbenchError(f"classifiers.{label}.{key} = {value!r} is not a {_CLASSIFIER_KEYS[key].__name__}", source)
-        specs.append(ClassifierSpec(label, options.get("model", label), options.get("weights", ""),
-                                    options.get("tap_layers")))
+                raise WsolbenchError(
+                    f"unknown key 'classifiers.{label}.{key}' (valid: {', '.join(_CLASSIFIER_KEYS)})",
+                    source,
+                )
+            if (
+                not isinstance(value, _CLASSIFIER_KEYS[key])
+                or key == "tap_layers"
+                and not all(isinstance(v, str) for v in value)
+            ):
+                raise WsolbenchError(
+                    f"classifiers.{label}.{key} = {value!r} is not a {_CLASSIFIER_KEYS[key].__name__}",
+                    source,
+                )
+        specs.append(
+            ClassifierSpec(
+                label,
+                options.get("model", label),
+                options.get("weights", ""),
+                options.get("tap_layers"),
+            )
+        )
     return specs

@@ -5,6 +5,7 @@ image, at the target layer's resolution; several layers fused by ``extractor.fus
 computed on the model's device. torch-cam wants a model returning logits, so it sees
 ``Logits(model)``; the K classes are run as distinct (image, class) pairs, as for pytorch-grad-cam.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,7 +50,9 @@ class TorchCamExplainer(LayerExplainer):
 
     def _run(self, methods, model, layers, images, classes) -> torch.Tensor:
         net = Logits(model)
-        extractor = getattr(methods, self.library_class)(net, target_layer=list(layers), **self.extractor_options())
+        extractor = getattr(methods, self.library_class)(
+            net, target_layer=list(layers), **self.extractor_options()
+        )
         try:
             with torch.enable_grad():
                 scores = net(images)
@@ -62,16 +65,36 @@ class TorchCamExplainer(LayerExplainer):
 
 
 def _register(name: str, library_class: str, doc: str) -> None:
-    cls = type(f"TorchCam{library_class}", (TorchCamExplainer,), {
-        "name": name, "library_class": library_class, "__doc__": doc,
-    })
+    cls = type(
+        f"TorchCam{library_class}",
+        (TorchCamExplainer,),
+        {
+            "name": name,
+            "library_class": library_class,
+            "__doc__": doc,
+        },
+    )
     register_explainer(name)(cls)
 
 
-_register("torchcam-gradcam", "GradCAM", "Grad-CAM (torch-cam), on the device, at the layer's resolution.")
-_register("torchcam-gradcam++", "GradCAMpp", "Grad-CAM++ (torch-cam), on the device, at the layer's resolution.")
-_register("torchcam-xgradcam", "XGradCAM", "XGrad-CAM (torch-cam), on the device, at the layer's resolution.")
-_register("torchcam-layercam", "LayerCAM", "LayerCAM (torch-cam), on the device, at the layer's resolution.")
+_register(
+    "torchcam-gradcam", "GradCAM", "Grad-CAM (torch-cam), on the device, at the layer's resolution."
+)
+_register(
+    "torchcam-gradcam++",
+    "GradCAMpp",
+    "Grad-CAM++ (torch-cam), on the device, at the layer's resolution.",
+)
+_register(
+    "torchcam-xgradcam",
+    "XGradCAM",
+    "XGrad-CAM (torch-cam), on the device, at the layer's resolution.",
+)
+_register(
+    "torchcam-layercam",
+    "LayerCAM",
+    "LayerCAM (torch-cam), on the device, at the layer's resolution.",
+)
 
 
 @register_explainer("torchcam-scorecam")
@@ -88,7 +111,9 @@ class TorchCamScoreCAM(TorchCamExplainer):
     def __init__(self, target_layers: list[str] | None = None, batch_size: int = 32):
         super().__init__(target_layers)
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise WsolbenchError(f"torchcam-scorecam: batch_size must be a positive integer, got {batch_size!r}")
+            raise WsolbenchError(
+                f"torchcam-scorecam: batch_size must be a positive integer, got {batch_size!r}"
+            )
         self.batch_size = batch_size
 
     def extractor_options(self) -> dict:

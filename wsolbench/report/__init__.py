@@ -2,10 +2,12 @@
 
 ``render_leaderboard`` is what ``wsolbench bench`` and ``wsolbench leaderboard`` call.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -69,18 +71,33 @@ def render_leaderboard(
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
     preamble = " ".join(part for part in (_preamble(results), notes) if part)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
-    write_text(markdown_path, leaderboard_markdown(title, tables, published, relative, preamble,
-                                                   comparison=comparison))
-    write_text(html_path, leaderboard_html(title, tables, published, figures, preamble,
-                                           browser=browser_html(records, images), comparison=comparison))
+    write_text(
+        markdown_path,
+        leaderboard_markdown(title, tables, published, relative, preamble, comparison=comparison),
+    )
+    write_text(
+        html_path,
+        leaderboard_html(
+            title,
+            tables,
+            published,
+            figures,
+            preamble,
+            browser=browser_html(records, images),
+            comparison=comparison,
+        ),
+    )
     written = {"markdown": markdown_path, "html": html_path}
     written.update({f"figure:{path.stem}": path for _, path in figures})
     return written
 
 
-def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
-                      reported: pd.DataFrame | None = None,
-                      bootstrap: Bootstrap | None = None) -> list[Table]:
+def print_leaderboard(
+    results: pd.DataFrame,
+    console: Console | None = None,
+    reported: pd.DataFrame | None = None,
+    bootstrap: Bootstrap | None = None,
+) -> list[Table]:
     """Print the leaderboard tables (and, apart, the published ones) as rich tables that fit
     the console; with ``bootstrap``, significant differences are marked."""
     console = console or Console()
@@ -103,13 +120,24 @@ def print_leaderboard(results: pd.DataFrame, console: Console | None = None,
 
 def _shift_figures(records: list, folder: Path) -> list[tuple[str, Path]]:
     figures = []
-    for (dataset, backbone) in dict.fromkeys((r.key.get("dataset"), r.key.get("backbone")) for r in records):
-        group = [r for r in records if (r.key.get("dataset"), r.key.get("backbone")) == (dataset, backbone)]
+    for dataset, backbone in dict.fromkeys(
+        (r.key.get("dataset"), r.key.get("backbone")) for r in records
+    ):
+        group = [
+            r
+            for r in records
+            if (r.key.get("dataset"), r.key.get("backbone")) == (dataset, backbone)
+        ]
         path = folder / f"error_shift_{slug(str(dataset), str(backbone))}.png"
         where = f"{dataset}, {backbone}"
         if plot_error_shift(group, path, f"Error types per image, plain -> + SCG ({where})"):
-            figures.append((f"How each image's outcome changes under SCG, per method ({where}); "
-                            "band width = share of test images", path))
+            figures.append(
+                (
+                    f"How each image's outcome changes under SCG, per method ({where}); "
+                    "band width = share of test images",
+                    path,
+                )
+            )
     return figures
 
 
@@ -118,14 +146,29 @@ def _preamble(results: pd.DataFrame) -> str:
         return ""
     seeds = results["seed"].nunique() if "seed" in results else 1
     splits = ", ".join(sorted(results["split"].astype(str).unique()))
-    return (f"{len(results)} numbers from split(s) {splits}; "
-            f"{seeds} seed(s) (mean ± std shown when there are several). "
-            "Error columns are 100 - accuracy.")
+    return (
+        f"{len(results)} numbers from split(s) {splits}; "
+        f"{seeds} seed(s) (mean ± std shown when there are several). "
+        "Error columns are 100 - accuracy."
+    )
 
 
 __all__ = [
-    "COLUMNS", "DEFAULT_TITLE", "Bootstrap", "Table", "build_tables", "comparison_tables",
-    "load_per_image", "make_rows", "print_leaderboard",
-    "read_curves", "read_reported", "read_results", "render_leaderboard", "reported_tables",
-    "results_frame", "write_curves", "write_results",
+    "COLUMNS",
+    "DEFAULT_TITLE",
+    "Bootstrap",
+    "Table",
+    "build_tables",
+    "comparison_tables",
+    "load_per_image",
+    "make_rows",
+    "print_leaderboard",
+    "read_curves",
+    "read_reported",
+    "read_results",
+    "render_leaderboard",
+    "reported_tables",
+    "results_frame",
+    "write_curves",
+    "write_results",
 ]

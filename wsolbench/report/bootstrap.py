@@ -15,10 +15,12 @@ re-choose their best CAM threshold in every resample; PxAP and Peak-IoU recomput
 - Differences (plain vs + SCG, RAM vs no RAM) use the same resamples on both sides; a
   difference is significant when its interval excludes zero.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +33,20 @@ LEVEL = 0.95
 _CHUNK = 100  # resamples per matrix product (bounds memory: _CHUNK x images weights)
 
 Reduce = Callable[[np.ndarray, int], np.ndarray]  # pooled (B, K), image count -> (B,)
-SPA_ERRORS = {"cls": "err_cls", "m-ins": "err_mins", "part": "err_part", "more": "err_more",
-              "ot": "err_ot"}
+SPA_ERRORS = {
+    "cls": "err_cls",
+    "m-ins": "err_mins",
+    "part": "err_part",
+    "more": "err_more",
+    "ot": "err_ot",
+}
 
 
 @dataclass(frozen=True)
 class Statistic:
     """``reduce(weights @ rows)``; or, with ``parts``, the mean of other statistics' values
     (MaxBoxAccV2 = mean over IoU thresholds of each one's maximum over CAM thresholds)."""
+
     rows: np.ndarray | None  # (N, K) per-image sufficient statistics
     reduce: Reduce | None = None
     parts: tuple[Statistic, ...] = ()
@@ -108,32 +116,49 @@ def statistics(record: Record) -> dict[str, Statistic]:
     if "classic.outcome" in arrays:
         t = record.box_threshold_index()
         outcome = arrays["classic.outcome"][:, t]
-        columns = {"top1_loc": outcome == 0,
-                   "top5_loc": arrays["classic.top5_loc"][:, t],
-                   "gt_known_loc": arrays["classic.gt_known_loc"][:, t],
-                   "top1_cls": arrays["classic.top1_cls"], "top5_cls": arrays["classic.top5_cls"]}
-        columns.update({metric: outcome == OUTCOMES.index(kind) for kind, metric in SPA_ERRORS.items()})
-        out.update({metric: Statistic(np.asarray(column, np.float32)[:, None], _percent)
-                    for metric, column in columns.items()})
+        columns = {
+            "top1_loc": outcome == 0,
+            "top5_loc": arrays["classic.top5_loc"][:, t],
+            "gt_known_loc": arrays["classic.gt_known_loc"][:, t],
+            "top1_cls": arrays["classic.top1_cls"],
+            "top5_cls": arrays["classic.top5_cls"],
+        }
+        columns.update(
+            {metric: outcome == OUTCOMES.index(kind) for kind, metric in SPA_ERRORS.items()}
+        )
+        out.update(
+            {
+                metric: Statistic(np.asarray(column, np.float32)[:, None], _percent)
+                for metric, column in columns.items()
+            }
+        )
     if "box.correct_v1" in arrays:
         deltas, count = list(meta["deltas"]), len(meta["cam_thresholds"])
         v1 = _distinct_columns(arrays["box.correct_v1"][:, deltas.index(50)], count)
         out["MaxBoxAcc"] = Statistic(v1, _max_percent)
-        per_iou = [_distinct_columns(arrays["box.correct_v2"][:, deltas.index(d)], count)
-                   for d in meta["iou_thresholds"]]
+        per_iou = [
+            _distinct_columns(arrays["box.correct_v2"][:, deltas.index(d)], count)
+            for d in meta["iou_thresholds"]
+        ]
         for delta, columns in zip(meta["iou_thresholds"], per_iou):
             out[f"MaxBoxAccV2@{delta}"] = Statistic(columns, _max_percent)
-        out["MaxBoxAccV2"] = Statistic(None, parts=tuple(out[f"MaxBoxAccV2@{d}"]
-                                                         for d in meta["iou_thresholds"]))
+        out["MaxBoxAccV2"] = Statistic(
+            None, parts=tuple(out[f"MaxBoxAccV2@{d}"] for d in meta["iou_thresholds"])
+        )
     if "pxap.foreground" in arrays:
         fg, bg = arrays["pxap.foreground"], arrays["pxap.background"]
-        out["PxAP"] = Statistic(np.concatenate([fg, bg], 1).astype(np.float64),
-                                _split_pair(pxap, fg.shape[1]))
+        out["PxAP"] = Statistic(
+            np.concatenate([fg, bg], 1).astype(np.float64), _split_pair(pxap, fg.shape[1])
+        )
     if "peak.foreground" in arrays:
         fg, bg = arrays["peak.foreground"], arrays["peak.background"]
         rows = np.concatenate([fg, bg], 1).astype(np.float64)
-        out["PeakIoU"] = Statistic(rows, _split_pair(lambda f, b: 100.0 * peak_curve(f, b).max(1), fg.shape[1]))
-        out["PeakT"] = Statistic(rows, _split_pair(lambda f, b: peak_curve(f, b).argmax(1).astype(float), fg.shape[1]))
+        out["PeakIoU"] = Statistic(
+            rows, _split_pair(lambda f, b: 100.0 * peak_curve(f, b).max(1), fg.shape[1])
+        )
+        out["PeakT"] = Statistic(
+            rows, _split_pair(lambda f, b: peak_curve(f, b).argmax(1).astype(float), fg.shape[1])
+        )
     return out
 
 
@@ -144,7 +169,11 @@ def image_weights(count: int, resamples: int = RESAMPLES, seed: int = SEED) -> I
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
         draws = rng.integers(0, count, (size, count)) + np.arange(size)[:, None] * count
-        yield np.bincount(draws.ravel(), minlength=size * count).reshape(size, count).astype(np.float64)
+        yield (
+            np.bincount(draws.ravel(), minlength=size * count)
+            .reshape(size, count)
+            .astype(np.float64)
+        )
 
 
 def seed_weights(seeds: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
@@ -160,7 +189,10 @@ class _Pooled:
     for float32 rows: exact for 0/1 rows)."""
 
     def __init__(self, weights: np.ndarray):
-        self.weights = {np.dtype(np.float64): weights, np.dtype(np.float32): weights.astype(np.float32)}
+        self.weights = {
+            np.dtype(np.float64): weights,
+            np.dtype(np.float32): weights.astype(np.float32),
+        }
         self.cache: dict[int, np.ndarray] = {}
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
@@ -202,7 +234,7 @@ class Interval:
         """The interval excludes zero (meaningful for differences)."""
         return self.low > 0 or self.high < 0
 
-    def transformed(self, transform: Callable[[float], float]) -> "Interval":
+    def transformed(self, transform: Callable[[float], float]) -> Interval:
         ends = sorted((transform(self.low), transform(self.high)))
         return Interval(transform(self.value), ends[0], ends[1])
 
@@ -220,8 +252,13 @@ class Bootstrap:
     Settings are the records' keys without the seed; records of one setting and several seeds
     are combined (seeds resampled along with images)."""
 
-    def __init__(self, records: list[Record], resamples: int = RESAMPLES, seed: int = SEED,
-                 level: float = LEVEL):
+    def __init__(
+        self,
+        records: list[Record],
+        resamples: int = RESAMPLES,
+        seed: int = SEED,
+        level: float = LEVEL,
+    ):
         self.level = level
         self.axes = tuple(dict.fromkeys(k for r in records for k in r.key if k != "seed"))
         groups: dict[SettingKey, list[Record]] = {}
@@ -231,7 +268,9 @@ class Bootstrap:
         self._samples: dict[tuple[SettingKey, str], tuple[np.ndarray, np.ndarray, tuple]] = {}
         self._seed_weights: dict[int, np.ndarray] = {}
         self.resamples, self.seed = resamples, seed
-        pending: list[tuple[tuple[SettingKey, str], int, Statistic]] = []  # (entry, seed index, stat)
+        pending: list[
+            tuple[tuple[SettingKey, str], int, Statistic]
+        ] = []  # (entry, seed index, stat)
         seeds_of: dict[tuple[SettingKey, str], tuple[int, ...]] = {}
         for key, group in groups.items():
             group = sorted(group, key=lambda r: int(r.key.get("seed", 0)))
@@ -253,8 +292,11 @@ class Bootstrap:
                 reps.setdefault(entry, {})[index] = row
         for entry, seeds in seeds_of.items():
             order = range(len(seeds))
-            self._samples[entry] = (np.array([points[entry][i] for i in order]),
-                                    np.stack([reps[entry][i] for i in order]), seeds)
+            self._samples[entry] = (
+                np.array([points[entry][i] for i in order]),
+                np.stack([reps[entry][i] for i in order]),
+                seeds,
+            )
 
     def _combined(self, points: np.ndarray, reps: np.ndarray) -> tuple[float, np.ndarray]:
         count = len(points)
@@ -273,8 +315,9 @@ class Bootstrap:
         value, samples = self._combined(found[0], found[1])
         return Interval(value, *percentile_interval(samples, self.level))
 
-    def difference(self, fields_a: Mapping[str, Any], fields_b: Mapping[str, Any],
-                   metric: str) -> Interval | None:
+    def difference(
+        self, fields_a: Mapping[str, Any], fields_b: Mapping[str, Any], metric: str
+    ) -> Interval | None:
         """a - b with a paired interval (same images and seeds drawn on both sides); None
         unless both were measured on the same images with the same seeds."""
         a = self._samples.get((self.key(fields_a), metric))

@@ -7,6 +7,7 @@ Outcomes, classes and boxes are one JSON block; a short script filters, draws an
 between post-processors. Without a browser, every image still has a static entry (thumbnail
 and id), so the page can be read and checked as plain HTML.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,14 @@ from wsolbench.report.tables import (
     pp_label,
 )
 
-OUTCOME_LABELS = {"correct": "correct", "cls": "Cls", "m-ins": "M-Ins", "part": "Part",
-                  "more": "More", "ot": "OT"}
+OUTCOME_LABELS = {
+    "correct": "correct",
+    "cls": "Cls",
+    "m-ins": "M-Ins",
+    "part": "Part",
+    "more": "More",
+    "ot": "OT",
+}
 SPRITE_COLUMNS = 20
 AXES = ("method", "explainer")  # selectable axes besides the post-processor (when present)
 
@@ -46,7 +53,9 @@ def _sprite(cells: list[np.ndarray], cell: int) -> np.ndarray:
     sheet = np.full((rows * cell, SPRITE_COLUMNS * cell, 3), 255, np.uint8)
     for n, picture in enumerate(cells):
         y, x = divmod(n, SPRITE_COLUMNS)
-        sheet[y * cell:y * cell + picture.shape[0], x * cell:x * cell + picture.shape[1]] = picture[..., :3]
+        sheet[y * cell : y * cell + picture.shape[0], x * cell : x * cell + picture.shape[1]] = (
+            picture[..., :3]
+        )
     return sheet
 
 
@@ -59,8 +68,11 @@ def _jet(maps: np.ndarray) -> np.ndarray:
 
 def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] | None:
     """The JSON payload and sprites for one dataset (None without classic outcomes)."""
-    records = [r for r in records if r.key.get("dataset") == image_set.dataset
-               and "classic.outcome" in r.arrays]
+    records = [
+        r
+        for r in records
+        if r.key.get("dataset") == image_set.dataset and "classic.outcome" in r.arrays
+    ]
     if not records or not image_set.pictures:
         return None
     shown = sorted(image_set.pictures)
@@ -69,10 +81,19 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
     for record in sorted(records, key=lambda r: int(r.key.get("seed", 0))):
         setting = tuple((k, str(v)) for k, v in record.key.items() if k != "seed")
         chosen.setdefault(setting, record)
-    records = sorted(chosen.values(), key=lambda r: (
-        tuple(_rank(str(r.key.get(a, "")), METHOD_ORDER) if a == "method" else str(r.key.get(a, ""))
-              for a in AXES),
-        str(r.key.get("method", "")), _rank(str(r.key["postprocessor"]), POSTPROCESSOR_ORDER)))
+    records = sorted(
+        chosen.values(),
+        key=lambda r: (
+            tuple(
+                _rank(str(r.key.get(a, "")), METHOD_ORDER)
+                if a == "method"
+                else str(r.key.get(a, ""))
+                for a in AXES
+            ),
+            str(r.key.get("method", "")),
+            _rank(str(r.key["postprocessor"]), POSTPROCESSOR_ORDER),
+        ),
+    )
     axes = [a for a in AXES if any(a in r.key for r in records)]
     images, positions = [], {}
     for n, index in enumerate(shown):
@@ -80,10 +101,20 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
         y, x = divmod(n, SPRITE_COLUMNS)
         positions[index] = n
         width, height = (int(v) for v in image_set.sizes[index]) if len(image_set.sizes) else (0, 0)
-        images.append({"id": image_set.image_ids[index], "label": int(image_set.labels[index]),
-                       "size": [width or picture.shape[1], height or picture.shape[0]],
-                       "boxes": np.asarray(image_set.boxes[index]).reshape(-1, 4).tolist(),
-                       "cell": [x * IMAGE_CELL, y * IMAGE_CELL, int(picture.shape[1]), int(picture.shape[0])]})
+        images.append(
+            {
+                "id": image_set.image_ids[index],
+                "label": int(image_set.labels[index]),
+                "size": [width or picture.shape[1], height or picture.shape[0]],
+                "boxes": np.asarray(image_set.boxes[index]).reshape(-1, 4).tolist(),
+                "cell": [
+                    x * IMAGE_CELL,
+                    y * IMAGE_CELL,
+                    int(picture.shape[1]),
+                    int(picture.shape[0]),
+                ],
+            }
+        )
     settings = []
     for record in records:
         t = record.box_threshold_index()
@@ -93,27 +124,38 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
             continue
         thumb_of = {int(i): n for n, i in enumerate(record.arrays.get("thumb_index", []))}
         thumbs = record.arrays.get("thumbs")
-        maps = [thumbs[thumb_of[i]] if i in thumb_of else np.zeros((32, 32), np.uint8) for i in shown]
+        maps = [
+            thumbs[thumb_of[i]] if i in thumb_of else np.zeros((32, 32), np.uint8) for i in shown
+        ]
         cell = maps[0].shape[0] if maps else 32
-        settings.append({
-            "axes": {a: str(record.key.get(a, "")) for a in axes},
-            "postprocessor": str(record.key["postprocessor"]),
-            "label": pp_label(str(record.key["postprocessor"])),
-            "types": [int(v) for v in record.arrays["classic.outcome"][rows, t]],
-            "classes": [int(v) for v in record.arrays["classic.top1_class"][rows]],
-            "boxes": record.arrays["classic.top1_box"][rows, t].astype(int).tolist(),
-            "threshold": float(record.meta["box_threshold"]),
-            "maps": _jpeg(_sprite(list(_jet(np.asarray(maps))), cell), 75) if maps else "",
-            "mapCell": int(cell),
-        })
+        settings.append(
+            {
+                "axes": {a: str(record.key.get(a, "")) for a in axes},
+                "postprocessor": str(record.key["postprocessor"]),
+                "label": pp_label(str(record.key["postprocessor"])),
+                "types": [int(v) for v in record.arrays["classic.outcome"][rows, t]],
+                "classes": [int(v) for v in record.arrays["classic.top1_class"][rows]],
+                "boxes": record.arrays["classic.top1_box"][rows, t].astype(int).tolist(),
+                "threshold": float(record.meta["box_threshold"]),
+                "maps": _jpeg(_sprite(list(_jet(np.asarray(maps))), cell), 75) if maps else "",
+                "mapCell": int(cell),
+            }
+        )
     if not settings:
         return None
-    return {"dataset": image_set.dataset, "axes": axes, "types": list(OUTCOMES),
-            "typeLabels": [OUTCOME_LABELS[t] for t in OUTCOMES], "images": images,
-            "settings": settings, "plain": list(PLAIN), "columns": SPRITE_COLUMNS,
-            "cell": IMAGE_CELL,
-            "sprite": _jpeg(_sprite([image_set.pictures[i] for i in shown], IMAGE_CELL), 88),
-            "total": len(image_set.image_ids)}
+    return {
+        "dataset": image_set.dataset,
+        "axes": axes,
+        "types": list(OUTCOMES),
+        "typeLabels": [OUTCOME_LABELS[t] for t in OUTCOMES],
+        "images": images,
+        "settings": settings,
+        "plain": list(PLAIN),
+        "columns": SPRITE_COLUMNS,
+        "cell": IMAGE_CELL,
+        "sprite": _jpeg(_sprite([image_set.pictures[i] for i in shown], IMAGE_CELL), 88),
+        "total": len(image_set.image_ids),
+    }
 
 
 _CSS = """
@@ -274,9 +316,13 @@ _SCRIPT = """
 
 
 def _select(name: str, label: str, options: list[tuple[str, str]]) -> str:
-    items = "".join(f'<option value="{html.escape(v)}">{html.escape(t)}</option>' for v, t in options)
-    return (f'<label>{html.escape(label)} <select id="filter-{html.escape(name)}" '
-            f'name="{html.escape(name)}">{items}</select></label>')
+    items = "".join(
+        f'<option value="{html.escape(v)}">{html.escape(t)}</option>' for v, t in options
+    )
+    return (
+        f'<label>{html.escape(label)} <select id="filter-{html.escape(name)}" '
+        f'name="{html.escape(name)}">{items}</select></label>'
+    )
 
 
 def browser_html(records: list[Record], images: list[ImageSet]) -> str:
@@ -294,32 +340,41 @@ def browser_html(records: list[Record], images: list[ImageSet]) -> str:
     types = [("all", "all")] + list(zip(data["types"], data["typeLabels"]))
     controls.append(_select("type", "Error type", types))
     controls.append(_select("from", "Plain type", types))
-    controls.append('<label><input type="checkbox" id="filter-changed"> changed type vs plain</label>')
+    controls.append(
+        '<label><input type="checkbox" id="filter-changed"> changed type vs plain</label>'
+    )
     controls.append('<label><input type="checkbox" id="browser-map" checked> map</label>')
     controls.append('<button type="button" id="browser-flip">flip post-processor</button>')
     controls.append('<span id="browser-count"></span>')
     entries = []
     for n, image in enumerate(data["images"]):
         x, y = image["cell"][0], image["cell"][1]
-        entries.append(f'<div class="entry" data-n="{n}" data-id="{escape(image["id"])}" '
-                       f'title="{escape(image["id"])}"><div class="thumb" '
-                       f'style="background-position: -{x}px -{y}px"></div>'
-                       f'<span class="badge"></span></div>')
-    shown = (f"all {data['total']} test images" if data["total"] == len(data["images"])
-             else f"{len(data['images'])} of {data['total']} test images, evenly spread")
+        entries.append(
+            f'<div class="entry" data-n="{n}" data-id="{escape(image["id"])}" '
+            f'title="{escape(image["id"])}"><div class="thumb" '
+            f'style="background-position: -{x}px -{y}px"></div>'
+            f'<span class="badge"></span></div>'
+        )
+    shown = (
+        f"all {data['total']} test images"
+        if data["total"] == len(data["images"])
+        else f"{len(data['images'])} of {data['total']} test images, evenly spread"
+    )
     sprite = data.pop("sprite")
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    return (f'<section id="browser"><h2>Failure browser</h2>\n<style>{_CSS}</style>\n'
-            f'<img id="browser-sprite" alt="" hidden src="{sprite}">\n'
-            f"<p>{escape(shown)} of <b>{escape(data['dataset'])}</b>: the spa protocol's outcome of "
-            "each image (correct, or the error type Cls / M-Ins / Part / More / OT of the top-1 "
-            "prediction at the box threshold chosen on val). Click an image: GT boxes in green, "
-            "the predicted top-1 box in red, the top-1 class map over it. The transition table "
-            "lists which images changed type; one click filters them.</p>\n"
-            f'<div class="controls">{"".join(controls)}</div>\n'
-            '<div class="layout"><div class="grid">' + "".join(entries) + "</div>\n"
-            '<div class="detail"><canvas id="browser-canvas" width="400" height="400"></canvas>'
-            '<p id="browser-info"></p><table class="transitions" id="browser-transitions"></table>'
-            "</div></div>\n"
-            f'<script type="application/json" id="browser-data">{payload}</script>\n'
-            f"<script>{_SCRIPT}</script></section>")
+    return (
+        f'<section id="browser"><h2>Failure browser</h2>\n<style>{_CSS}</style>\n'
+        f'<img id="browser-sprite" alt="" hidden src="{sprite}">\n'
+        f"<p>{escape(shown)} of <b>{escape(data['dataset'])}</b>: the spa protocol's outcome of "
+        "each image (correct, or the error type Cls / M-Ins / Part / More / OT of the top-1 "
+        "prediction at the box threshold chosen on val). Click an image: GT boxes in green, "
+        "the predicted top-1 box in red, the top-1 class map over it. The transition table "
+        "lists which images changed type; one click filters them.</p>\n"
+        f'<div class="controls">{"".join(controls)}</div>\n'
+        '<div class="layout"><div class="grid">' + "".join(entries) + "</div>\n"
+        '<div class="detail"><canvas id="browser-canvas" width="400" height="400"></canvas>'
+        '<p id="browser-info"></p><table class="transitions" id="browser-transitions"></table>'
+        "</div></div>\n"
+        f'<script type="application/json" id="browser-data">{payload}</script>\n'
+        f"<script>{_SCRIPT}</script></section>"
+    )

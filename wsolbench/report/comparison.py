@@ -6,6 +6,7 @@ in the convention the paper printed them in: a published accuracy stored as ``10
 (its note starts with ``100 - ``) is shown, with the measured value, as an error again, so the
 "Reported" cell reads as printed and the difference has the paper's sign convention.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,23 +21,42 @@ from wsolbench.report.tables import (
     Table,
 )
 
-_SPA_LABELS = {"top1_loc": "Top-1 Loc", "top5_loc": "Top-5 Loc", "gt_known_loc": "GT-known Loc",
-               "top1_cls": "Top-1 Cls", "top5_cls": "Top-5 Cls"}
+_SPA_LABELS = {
+    "top1_loc": "Top-1 Loc",
+    "top5_loc": "Top-5 Loc",
+    "gt_known_loc": "GT-known Loc",
+    "top1_cls": "Top-1 Cls",
+    "top5_cls": "Top-5 Cls",
+}
 _LABELS = {(c.protocol, c.metric): (c.header, c.decimals) for c in WSOLEVAL_COLUMNS + PEAK_COLUMNS}
-_LABELS.update({(c.protocol, c.metric): (f"{c.header} error (% images)", c.decimals)
-                for c in ERROR_COLUMNS})
+_LABELS.update(
+    {(c.protocol, c.metric): (f"{c.header} error (% images)", c.decimals) for c in ERROR_COLUMNS}
+)
 _LABELS.update({("spa", metric): (label, 2) for metric, label in _SPA_LABELS.items()})
-_METRIC_ORDER = [(protocol, metric) for protocol, metrics in PROTOCOL_METRICS.items()
-                 for metric in metrics]
+_METRIC_ORDER = [
+    (protocol, metric) for protocol, metrics in PROTOCOL_METRICS.items() for metric in metrics
+]
 MEASURED_DECIMALS = 2
 
 TITLE = "Reproduced vs reported"
-NOTE = ("Measured: this leaderboard's numbers (mean ± std over seeds when there are several); "
-        "Reported: the published number with the same dataset, split, backbone, method, "
-        "post-processor, protocol and metric (leaderboards/reported, Source column), as printed; "
-        "Δ = measured - reported, errors where the paper prints errors.")
-COLUMNS = ["Dataset", "Split", "Backbone", "Method", "Post-processor", "Metric", "Measured",
-           "Reported", "Δ", "Source"]
+NOTE = (
+    "Measured: this leaderboard's numbers (mean ± std over seeds when there are several); "
+    "Reported: the published number with the same dataset, split, backbone, method, "
+    "post-processor, protocol and metric (leaderboards/reported, Source column), as printed; "
+    "Δ = measured - reported, errors where the paper prints errors."
+)
+COLUMNS = [
+    "Dataset",
+    "Split",
+    "Backbone",
+    "Method",
+    "Post-processor",
+    "Metric",
+    "Measured",
+    "Reported",
+    "Δ",
+    "Source",
+]
 
 
 def comparison_frame(results: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
@@ -46,10 +66,16 @@ def comparison_frame(results: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
     ``measured_std``, ``seeds``, ``reported``, ``difference``, ``source``, ``decimals``.
     """
     measured = results.dropna(subset=["value"]).groupby(KEY_COLUMNS, sort=False)["value"]
-    measured = pd.DataFrame({"measured": measured.mean(), "measured_std": measured.std(ddof=0),
-                             "seeds": measured.count()}).reset_index()
+    measured = pd.DataFrame(
+        {
+            "measured": measured.mean(),
+            "measured_std": measured.std(ddof=0),
+            "seeds": measured.count(),
+        }
+    ).reset_index()
     published = reported[KEY_COLUMNS + ["value", "source", "note"]].rename(
-        columns={"value": "reported"})
+        columns={"value": "reported"}
+    )
     merged = measured.merge(published, on=KEY_COLUMNS, how="inner")
     if merged.empty:
         return merged.assign(label=[], difference=[], decimals=[])
@@ -58,8 +84,9 @@ def comparison_frame(results: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
         merged[column] = merged[column].where(~as_error, 100.0 - merged[column])
     merged["difference"] = merged["measured"] - merged["reported"]
     labels = [_LABELS.get((p, m), (m, 2)) for p, m in zip(merged["protocol"], merged["metric"])]
-    merged["label"] = [label + (" err" if error else "") for (label, _), error
-                       in zip(labels, as_error)]
+    merged["label"] = [
+        label + (" err" if error else "") for (label, _), error in zip(labels, as_error)
+    ]
     merged["decimals"] = [decimals for _, decimals in labels]
     order = merged.apply(_sort_key, axis=1)
     return merged.loc[order.sort_values(kind="stable").index].reset_index(drop=True)
@@ -81,9 +108,20 @@ def comparison_tables(results: pd.DataFrame, reported: pd.DataFrame | None) -> l
         if row.seeds > 1:
             measured += f" ± {row.measured_std:.{decimals}f}"
         printed = _printed(row.reported, row.decimals)
-        cells = [row.dataset] + ([row.split] if multi_split else []) + [
-            row.backbone, row.method, row.postprocessor, row.label, measured, printed,
-            f"{row.difference:+.{max(decimals, _decimals_of(printed))}f}", row.source]
+        cells = (
+            [row.dataset]
+            + ([row.split] if multi_split else [])
+            + [
+                row.backbone,
+                row.method,
+                row.postprocessor,
+                row.label,
+                measured,
+                printed,
+                f"{row.difference:+.{max(decimals, _decimals_of(printed))}f}",
+                row.source,
+            ]
+        )
         rows.append(cells)
     # Dataset .. Metric are labels; Measured, Reported, Difference are numbers; Source is text.
     return [Table("comparison", TITLE, NOTE, columns, rows, labels=columns.index("Metric") + 1)]
@@ -106,6 +144,13 @@ def _rank(name: str, order) -> int:
 
 
 def _sort_key(row) -> tuple:
-    return (row["dataset"], row["split"], row["backbone"], _rank(row["method"], METHOD_ORDER),
-            row["method"], _rank(row["postprocessor"], POSTPROCESSOR_ORDER),
-            _rank((row["protocol"], row["metric"]), _METRIC_ORDER), row["source"])
+    return (
+        row["dataset"],
+        row["split"],
+        row["backbone"],
+        _rank(row["method"], METHOD_ORDER),
+        row["method"],
+        _rank(row["postprocessor"], POSTPROCESSOR_ORDER),
+        _rank((row["protocol"], row["metric"]), _METRIC_ORDER),
+        row["source"],
+    )

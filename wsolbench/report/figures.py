@@ -2,12 +2,14 @@
 
 Every function writes one PNG and returns its path; none opens a window.
 """
+
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -29,8 +31,12 @@ def slug(*names: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:80] or "x"
 
 
-def render_figures(results: pd.DataFrame, out_dir: Path, curves: Sequence[Mapping] | None = None,
-                   overlays: Mapping[str, Any] | None = None) -> list[tuple[str, Path]]:
+def render_figures(
+    results: pd.DataFrame,
+    out_dir: Path,
+    curves: Sequence[Mapping] | None = None,
+    overlays: Mapping[str, Any] | None = None,
+) -> list[tuple[str, Path]]:
     """Every figure the inputs support, as (caption, path) pairs under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = []
@@ -43,15 +49,24 @@ def render_figures(results: pd.DataFrame, out_dir: Path, curves: Sequence[Mappin
         if plot_box_accuracy_curves(group, path, where):
             figures.append((f"Box accuracy vs CAM threshold per IoU ({where})", path))
         path = out_dir / f"peak_iou_{slug(dataset, backbone)}.png"
-        if plot_single_curve(group, "peak_iou", path, f"Peak-IoU curves ({where})",
-                             "score level t (0..255)", "IoU (%)"):
+        if plot_single_curve(
+            group,
+            "peak_iou",
+            path,
+            f"Peak-IoU curves ({where})",
+            "score level t (0..255)",
+            "IoU (%)",
+        ):
             figures.append((f"IoU vs score level, pooled over the split ({where})", path))
         path = out_dir / f"pxap_pr_{slug(dataset, backbone)}.png"
-        if plot_single_curve(group, "pxap_pr", path, f"Pixel precision-recall ({where})",
-                             "recall", "precision"):
+        if plot_single_curve(
+            group, "pxap_pr", path, f"Pixel precision-recall ({where})", "recall", "precision"
+        ):
             figures.append((f"Pixel precision-recall curves behind PxAP ({where})", path))
-    errors = results[results["metric"].isin([metric for metric, _ in ERROR_TYPES])
-                     & (results["protocol"] == "spa")]
+    errors = results[
+        results["metric"].isin([metric for metric, _ in ERROR_TYPES])
+        & (results["protocol"] == "spa")
+    ]
     for (dataset, backbone), group in errors.groupby(["dataset", "backbone"], sort=False):
         path = out_dir / f"error_types_{slug(dataset, backbone)}.png"
         plot_error_bars(group, path, f"Localization error types ({dataset}, {backbone})")
@@ -75,9 +90,14 @@ def _colors(curves: Iterable[Mapping]) -> dict[str, Any]:
 
 def _plot_lines(axis, curves: Sequence[Mapping], colors: Mapping[str, Any]) -> None:
     for curve in curves:
-        axis.plot(np.asarray(curve["x"], float), np.asarray(curve["y"], float), label=_label(curve),
-                  color=colors[str(curve["method"])],
-                  linestyle=LINESTYLES.get(str(curve["postprocessor"]), ":"), linewidth=1.4)
+        axis.plot(
+            np.asarray(curve["x"], float),
+            np.asarray(curve["y"], float),
+            label=_label(curve),
+            color=colors[str(curve["method"])],
+            linestyle=LINESTYLES.get(str(curve["postprocessor"]), ":"),
+            linewidth=1.4,
+        )
 
 
 def plot_box_accuracy_curves(curves: Sequence[Mapping], path: Path, where: str) -> bool:
@@ -102,8 +122,9 @@ def plot_box_accuracy_curves(curves: Sequence[Mapping], path: Path, where: str) 
     return True
 
 
-def plot_single_curve(curves: Sequence[Mapping], name: str, path: Path, title: str,
-                      xlabel: str, ylabel: str) -> bool:
+def plot_single_curve(
+    curves: Sequence[Mapping], name: str, path: Path, title: str, xlabel: str, ylabel: str
+) -> bool:
     chosen = [c for c in curves if c["curve"] == name]
     if not chosen:
         return False
@@ -122,8 +143,9 @@ def plot_error_bars(errors: pd.DataFrame, path: Path, title: str) -> None:
     """Stacked bars of the five error types (% of images), one bar per method / post-processor."""
     table = errors.groupby(["method", "postprocessor", "metric"], sort=False)["value"].mean()
     table = table.unstack("metric").reindex(columns=[m for m, _ in ERROR_TYPES]).fillna(0.0)
-    order = sorted(table.index, key=lambda key: (_rank(key[0], METHOD_ORDER), key[0],
-                                                 key[1] != "none", key[1]))
+    order = sorted(
+        table.index, key=lambda key: (_rank(key[0], METHOD_ORDER), key[0], key[1] != "none", key[1])
+    )
     table = table.loc[order]
     figure, axis = plt.subplots(figsize=(max(4.0, 0.7 * len(table) + 2), 3.8))
     bottom = np.zeros(len(table))
@@ -144,8 +166,9 @@ def plot_overlays(overlays: Mapping[str, Any], path: Path) -> None:
     images = list(overlays["images"])
     rows = dict(overlays["rows"])
     boxes = overlays.get("boxes")
-    figure, axes = plt.subplots(len(rows), len(images), squeeze=False,
-                                figsize=(1.4 * len(images) + 0.6, 1.4 * len(rows)))
+    figure, axes = plt.subplots(
+        len(rows), len(images), squeeze=False, figsize=(1.4 * len(images) + 0.6, 1.4 * len(rows))
+    )
     for row_index, (label, maps) in enumerate(rows.items()):
         for column, image in enumerate(images):
             axis = axes[row_index][column]
@@ -153,12 +176,26 @@ def plot_overlays(overlays: Mapping[str, Any], path: Path) -> None:
             extent = (0, width, height, 0)
             axis.imshow(np.asarray(image), extent=extent)
             if column < len(maps) and maps[column] is not None:
-                axis.imshow(np.asarray(maps[column], float), cmap="jet", alpha=0.5, vmin=0,
-                            vmax=1, extent=extent)
+                axis.imshow(
+                    np.asarray(maps[column], float),
+                    cmap="jet",
+                    alpha=0.5,
+                    vmin=0,
+                    vmax=1,
+                    extent=extent,
+                )
             if boxes is not None and column < len(boxes) and boxes[column] is not None:
                 for x0, y0, x1, y1 in np.asarray(boxes[column]).reshape(-1, 4):
-                    axis.add_patch(plt.Rectangle((x0, y0), x1 - x0 + 1, y1 - y0 + 1, fill=False,
-                                                 edgecolor="lime", linewidth=1.2))
+                    axis.add_patch(
+                        plt.Rectangle(
+                            (x0, y0),
+                            x1 - x0 + 1,
+                            y1 - y0 + 1,
+                            fill=False,
+                            edgecolor="lime",
+                            linewidth=1.2,
+                        )
+                    )
             axis.set_xticks([])
             axis.set_yticks([])
             if column == 0:

@@ -2,12 +2,13 @@
 
 Every string that comes from results or file names goes through ``html.escape``.
 """
+
 from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from wsolbench.report.tables import SIGNIFICANT, Table
 
@@ -60,8 +61,18 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
   });
 });
 """
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
-                  "SCG", "Metric", "Source"}
+_LABEL_COLUMNS = {
+    "Dataset",
+    "Split",
+    "Backbone",
+    "Method",
+    "Explainer",
+    "Post-processor",
+    "RAM",
+    "SCG",
+    "Metric",
+    "Source",
+}
 
 
 def table_html(table: Table) -> str:
@@ -80,21 +91,31 @@ def table_html(table: Table) -> str:
                 classes += " significant"
             interval = table.intervals.get((r, c))
             extra = f' <span class="ci">[{escape(interval)}]</span>' if interval else ""
-            cells.append(f'<td class="{classes}" data-value="{escape(cell)}">{escape(cell)}{extra}</td>')
+            cells.append(
+                f'<td class="{classes}" data-value="{escape(cell)}">{escape(cell)}{extra}</td>'
+            )
         body.append(f"<tr>{''.join(cells)}</tr>")
-    caption = (f'<p class="caption">{escape(table.caption)}; best value per column in bold.</p>\n'
-               if table.caption else "")
-    return (f"<h3>{escape(table.title)}</h3>\n"
-            f'<p class="protocol">Protocol: {escape(table.note)}</p>\n{caption}'
-            f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(body) + "\n</tbody></table></div>\n")
+    caption = (
+        f'<p class="caption">{escape(table.caption)}; best value per column in bold.</p>\n'
+        if table.caption
+        else ""
+    )
+    return (
+        f"<h3>{escape(table.title)}</h3>\n"
+        f'<p class="protocol">Protocol: {escape(table.note)}</p>\n{caption}'
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody></table></div>\n"
+    )
 
 
 def figure_html(caption: str, path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     alt = html.escape(caption)
-    return (f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{alt}</figcaption></figure>\n")
+    return (
+        f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{alt}</figcaption></figure>\n"
+    )
 
 
 def comparison_html(comparison: Iterable[Table]) -> list[str]:
@@ -102,20 +123,32 @@ def comparison_html(comparison: Iterable[Table]) -> list[str]:
     comparison = list(comparison)
     if not comparison:
         return []
-    opening = ('<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
-               "beside the published numbers they reproduce (same dataset, split, backbone, "
-               "method, post-processor, protocol and metric).</p>")
+    opening = (
+        '<section class="comparison"><h2>Reproduced vs reported</h2><p>Measured numbers '
+        "beside the published numbers they reproduce (same dataset, split, backbone, "
+        "method, post-processor, protocol and metric).</p>"
+    )
     return [opening] + [table_html(table) for table in comparison] + ["</section>"]
 
 
-def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Table] = (),
-                     figures: Iterable[tuple[str, Path]] = (), preamble: str = "",
-                     browser: str = "", comparison: Iterable[Table] = ()) -> str:
+def leaderboard_html(
+    title: str,
+    tables: Iterable[Table],
+    reported: Iterable[Table] = (),
+    figures: Iterable[tuple[str, Path]] = (),
+    preamble: str = "",
+    browser: str = "",
+    comparison: Iterable[Table] = (),
+) -> str:
     """The whole report as one HTML string."""
     escape = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{escape(title)}</title>", f"<style>{_CSS}</style></head><body>",
-             f"<h1>{escape(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
     if preamble:
         parts.append(f"<p>{escape(preamble)}</p>")
     parts.append("<section><h2>Measured results</h2>")
@@ -125,10 +158,12 @@ def leaderboard_html(title: str, tables: Iterable[Table], reported: Iterable[Tab
     parts += comparison_html(comparison)
     reported = list(reported)
     if reported:
-        parts.append('<section class="reported"><h2>Published numbers (reported, not measured '
-                     "here)</h2><p>Copied from the papers listed in "
-                     "<code>leaderboards/reported/SOURCES.md</code>; never mixed with measured "
-                     "rows.</p>")
+        parts.append(
+            '<section class="reported"><h2>Published numbers (reported, not measured '
+            "here)</h2><p>Copied from the papers listed in "
+            "<code>leaderboards/reported/SOURCES.md</code>; never mixed with measured "
+            "rows.</p>"
+        )
         parts += [table_html(table) for table in reported]
         parts.append("</section>")
     figures = list(figures)

@@ -1,7 +1,8 @@
 """Leaderboard tables as GitHub Markdown."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from wsolbench.report.tables import Table, display_cell
 
@@ -15,8 +16,14 @@ def escape_cell(text: str) -> str:
 
 def table_markdown(table: Table) -> str:
     header = "| " + " | ".join(escape_cell(column) for column in table.columns) + " |"
-    align = "|" + "|".join("---" if index < _label_columns(table) else "---:"
-                           for index in range(len(table.columns))) + "|"
+    align = (
+        "|"
+        + "|".join(
+            "---" if index < _label_columns(table) else "---:"
+            for index in range(len(table.columns))
+        )
+        + "|"
+    )
     lines = [f"### {escape_cell(table.title)}", "", f"_Protocol: {escape_cell(table.note)}_", ""]
     if table.caption:
         lines += [f"_{escape_cell(table.caption)}; best value per column in bold._", ""]
@@ -30,9 +37,14 @@ def table_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def leaderboard_markdown(title: str, tables: Iterable[Table],
-                         reported: Iterable[Table] = (), figures: Iterable[tuple[str, str]] = (),
-                         preamble: str = "", comparison: Iterable[Table] = ()) -> str:
+def leaderboard_markdown(
+    title: str,
+    tables: Iterable[Table],
+    reported: Iterable[Table] = (),
+    figures: Iterable[tuple[str, str]] = (),
+    preamble: str = "",
+    comparison: Iterable[Table] = (),
+) -> str:
     """The whole ``leaderboard.md``: measured tables, measured beside published (when any
     match), the published ones, then figures."""
     parts = [f"# {escape_cell(title)}", ""]
@@ -46,10 +58,13 @@ def leaderboard_markdown(title: str, tables: Iterable[Table],
     parts += comparison_markdown(comparison)
     reported = list(reported)
     if reported:
-        parts += ["## Published numbers (reported, not measured here)", "",
-                  "These rows are copied from the papers listed in "
-                  "`leaderboards/reported/SOURCES.md`; they are never mixed with measured rows.",
-                  ""]
+        parts += [
+            "## Published numbers (reported, not measured here)",
+            "",
+            "These rows are copied from the papers listed in "
+            "`leaderboards/reported/SOURCES.md`; they are never mixed with measured rows.",
+            "",
+        ]
         parts += [table_markdown(table) for table in reported]
     figures = list(figures)
     if figures:
@@ -63,10 +78,13 @@ def comparison_markdown(comparison: Iterable[Table]) -> list[str]:
     comparison = list(comparison)
     if not comparison:
         return []
-    intro = ("Measured numbers beside the published numbers they reproduce (same dataset, "
-             "split, backbone, method, post-processor, protocol and metric).")
+    intro = (
+        "Measured numbers beside the published numbers they reproduce (same dataset, "
+        "split, backbone, method, post-processor, protocol and metric)."
+    )
     return ["## Reproduced vs reported", "", intro, ""] + [
-        table_markdown(table) for table in comparison]
+        table_markdown(table) for table in comparison
+    ]
 
 
 def _label_columns(table: Table) -> int:
@@ -74,7 +92,16 @@ def _label_columns(table: Table) -> int:
     if table.labels:
         return table.labels
     for index, column in enumerate(table.columns):
-        if column not in ("Dataset", "Split", "Backbone", "Method", "Post-processor", "RAM",
-                          "SCG", "Metric", "Source"):
+        if column not in (
+            "Dataset",
+            "Split",
+            "Backbone",
+            "Method",
+            "Post-processor",
+            "RAM",
+            "SCG",
+            "Metric",
+            "Source",
+        ):
             return index
     return len(table.columns)

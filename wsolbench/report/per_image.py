@@ -21,6 +21,7 @@ ILSVRC's 50,000 test images thus take about 50 MB per setting in memory at inter
 only; 6 MB compressed in the file, benchmarks/bench_bootstrap.py); the synthetic default's 16
 settings of 200 images about 3 MB with pictures.
 """
+
 from __future__ import annotations
 
 import io
@@ -82,13 +83,19 @@ def record_from_scorer(scorer, key: dict[str, Any], box_threshold: float) -> Rec
         meta["box_thresholds"] = [float(t) for t in accumulators["classic"].thresholds]
     if "box" in accumulators:
         box = accumulators["box"]
-        meta.update(cam_thresholds=[float(t) for t in box.thresholds],
-                    deltas=[int(d) for d in box.deltas], iou_thresholds=list(box.iou_thresholds))
+        meta.update(
+            cam_thresholds=[float(t) for t in box.thresholds],
+            deltas=[int(d) for d in box.deltas],
+            iou_thresholds=list(box.iou_thresholds),
+        )
     if "pxap" in accumulators:
         meta["pxap_edges"] = [float(e) for e in accumulators["pxap"].edges]
-    arrays = {name: value for name, value in scorer.per_image_arrays().items()
-              if (name.split(".")[0] not in ("box", "classic") or scorer.has_boxes)
-              and (name.split(".")[0] not in ("pxap", "peak") or scorer.has_masks)}
+    arrays = {
+        name: value
+        for name, value in scorer.per_image_arrays().items()
+        if (name.split(".")[0] not in ("box", "classic") or scorer.has_boxes)
+        and (name.split(".")[0] not in ("pxap", "peak") or scorer.has_masks)
+    }
     clean = {k: (int(v) if k == "seed" else str(v)) for k, v in key.items() if k not in PROVENANCE}
     return Record(clean, arrays, meta)
 
@@ -126,21 +133,33 @@ def save(path: str | Path, records: list[Record], images: list[ImageSet]) -> Pat
     header: dict[str, Any] = {"format": FORMAT, "records": [], "images": []}
     for number, record in enumerate(records):
         header["records"].append({"key": record.key, "meta": record.meta})
-        arrays.update({f"r{number}/{name}": value for name, value in record.arrays.items()
-                       if name != "thumbs"})
+        arrays.update(
+            {
+                f"r{number}/{name}": value
+                for name, value in record.arrays.items()
+                if name != "thumbs"
+            }
+        )
         thumbs = record.arrays.get("thumbs")
         if thumbs is not None and len(thumbs):
             arrays[f"r{number}/thumbs.jpeg"] = _jpeg(thumbs.reshape(-1, thumbs.shape[-1]))
     for number, image_set in enumerate(images):
         indices = sorted(image_set.pictures)
         encoded = [_jpeg(image_set.pictures[i]) for i in indices]
-        header["images"].append({"dataset": image_set.dataset, "image_ids": image_set.image_ids,
-                                 "boxes": [b.reshape(-1, 4).tolist() for b in image_set.boxes],
-                                 "picture_index": indices,
-                                 "picture_bytes": [len(e) for e in encoded]})
+        header["images"].append(
+            {
+                "dataset": image_set.dataset,
+                "image_ids": image_set.image_ids,
+                "boxes": [b.reshape(-1, 4).tolist() for b in image_set.boxes],
+                "picture_index": indices,
+                "picture_bytes": [len(e) for e in encoded],
+            }
+        )
         arrays[f"i{number}/labels"] = np.asarray(image_set.labels, np.int64)
         arrays[f"i{number}/sizes"] = np.asarray(image_set.sizes, np.int64).reshape(-1, 2)
-        arrays[f"i{number}/pictures"] = np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
+        arrays[f"i{number}/pictures"] = (
+            np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
+        )
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -154,12 +173,19 @@ def load(path: str | Path) -> tuple[list[Record], list[ImageSet]]:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(bytes(data["header"]).decode())
             if header.get("format") != FORMAT:
-                raise WsolbenchError(f"per-image file of format {header.get('format')}, expected "
-                                     f"{FORMAT}: re-run the bench", path=path)
+                raise WsolbenchError(
+                    f"per-image file of format {header.get('format')}, expected "
+                    f"{FORMAT}: re-run the bench",
+                    path=path,
+                )
             records = []
             for number, entry in enumerate(header["records"]):
                 prefix = f"r{number}/"
-                arrays = {name[len(prefix):]: data[name] for name in data.files if name.startswith(prefix)}
+                arrays = {
+                    name[len(prefix) :]: data[name]
+                    for name in data.files
+                    if name.startswith(prefix)
+                }
                 if "thumbs.jpeg" in arrays:
                     stacked = _unjpeg(arrays.pop("thumbs.jpeg"))
                     arrays["thumbs"] = stacked.reshape(-1, stacked.shape[1], stacked.shape[1])
@@ -168,11 +194,18 @@ def load(path: str | Path) -> tuple[list[Record], list[ImageSet]]:
             for number, entry in enumerate(header["images"]):
                 flat, pictures, offset = data[f"i{number}/pictures"], {}, 0
                 for index, size in zip(entry["picture_index"], entry["picture_bytes"]):
-                    pictures[int(index)] = _unjpeg(flat[offset:offset + size])
+                    pictures[int(index)] = _unjpeg(flat[offset : offset + size])
                     offset += size
-                images.append(ImageSet(entry["dataset"], entry["image_ids"], data[f"i{number}/labels"],
-                                       [np.asarray(b, np.int64).reshape(-1, 4) for b in entry["boxes"]],
-                                       data[f"i{number}/sizes"], pictures))
+                images.append(
+                    ImageSet(
+                        entry["dataset"],
+                        entry["image_ids"],
+                        data[f"i{number}/labels"],
+                        [np.asarray(b, np.int64).reshape(-1, 4) for b in entry["boxes"]],
+                        data[f"i{number}/sizes"],
+                        pictures,
+                    )
+                )
     except WsolbenchError:
         raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as error:

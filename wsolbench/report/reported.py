@@ -3,6 +3,7 @@
 The CSVs use the results' long format plus ``source`` (paper and table) and ``reported``
 (always true). Their provenance is documented in ``leaderboards/reported/SOURCES.md``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,9 @@ def read_reported(directory: str | Path | None = None) -> pd.DataFrame:
     directory = Path(directory) if directory is not None else default_reported_dir()
     paths = sorted(directory.glob("*.csv"))
     if not paths:
-        raise WsolbenchError("no published-number CSV files found (pass --reported-dir)",
-                             path=directory)
+        raise WsolbenchError(
+            "no published-number CSV files found (pass --reported-dir)", path=directory
+        )
     frame = read_results(paths)
     for column in REPORTED_COLUMNS:
         if column not in frame.columns:
@@ -50,8 +52,11 @@ def reported_tables(reported: pd.DataFrame) -> list[Table]:
     for own, marker in ((True, ""), (False, "; methods not implemented in wsolbench")):
         part = reported[implemented == own]
         for source, group in part.groupby("source", sort=False):
-            tables += build_tables(group, suffix=f" (reported, {source}{marker})",
-                                   decimals=_printed_decimals(group["value"]))
+            tables += build_tables(
+                group,
+                suffix=f" (reported, {source}{marker})",
+                decimals=_printed_decimals(group["value"]),
+            )
     return tables
 
 

@@ -3,12 +3,14 @@
 Every report is rendered from this long table (see DESIGN.md). Curves for the figures live in
 ``curves.json`` beside ``results.csv``.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -22,11 +24,25 @@ COLUMNS = KEY_COLUMNS + ["value"] + PROVENANCE_COLUMNS
 # The metrics each protocol produces (values in %, except PeakT in 0..255).
 PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
     "spa": (
-        "top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls",
-        "err_cls", "err_mins", "err_part", "err_more", "err_ot", "box_threshold",
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+        "top1_cls",
+        "top5_cls",
+        "err_cls",
+        "err_mins",
+        "err_part",
+        "err_more",
+        "err_ot",
+        "box_threshold",
     ),
     "wsolevaluation": (
-        "MaxBoxAcc", "MaxBoxAccV2", "MaxBoxAccV2@30", "MaxBoxAccV2@50", "MaxBoxAccV2@70", "PxAP",
+        "MaxBoxAcc",
+        "MaxBoxAccV2",
+        "MaxBoxAccV2@30",
+        "MaxBoxAccV2@50",
+        "MaxBoxAccV2@70",
+        "PxAP",
     ),
     "peak": ("PeakIoU", "PeakT"),
 }
@@ -68,12 +84,22 @@ def make_rows(
         versions = json.dumps(dict(versions), separators=(",", ":"), sort_keys=True)
     rows = []
     for metric, value in metrics.items():
-        rows.append({
-            "dataset": dataset, "split": split, "backbone": backbone, "method": method,
-            "postprocessor": postprocessor, "protocol": protocol, "metric": metric,
-            "value": float(value), "seed": int(seed), "config_hash": config_hash,
-            "checkpoint_hash": checkpoint_hash, "versions": versions,
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "split": split,
+                "backbone": backbone,
+                "method": method,
+                "postprocessor": postprocessor,
+                "protocol": protocol,
+                "metric": metric,
+                "value": float(value),
+                "seed": int(seed),
+                "config_hash": config_hash,
+                "checkpoint_hash": checkpoint_hash,
+                "versions": versions,
+            }
+        )
     return rows
 
 
@@ -96,7 +122,8 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+            )
     return frame
 
 
@@ -113,7 +140,12 @@ def _csv_unsafe(frame: pd.DataFrame) -> pd.DataFrame:
     for column in KEY_COLUMNS:
         if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].map(
-                lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:].startswith(FORMULA_STARTS) else v)
+                lambda v: (
+                    v[1:]
+                    if isinstance(v, str) and v[:1] == "'" and v[1:].startswith(FORMULA_STARTS)
+                    else v
+                )
+            )
     return frame
 
 
@@ -166,9 +198,12 @@ def _read_one(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"config_hash": str, "checkpoint_hash": str,
-                                              "versions": str}, keep_default_na=False,
-                                na_values={"value": ["", "nan", "NaN"]})
+            frame = pd.read_csv(
+                path,
+                dtype={"config_hash": str, "checkpoint_hash": str, "versions": str},
+                keep_default_na=False,
+                na_values={"value": ["", "nan", "NaN"]},
+            )
             frame = _csv_unsafe(frame)
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -2,10 +2,11 @@
 image (the SPA paper's Fig. 1) and the SCG process per image: CAM, object map, background map,
 final map (Fig. 6). Every function writes PNG files atomically and returns their paths.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -20,8 +21,15 @@ from wsolbench.report.figures import _save as save_figure  # noqa: E402  (tight 
 Point = tuple[float, float]  # (y, x) as fractions of the image height and width, in [0, 1]
 
 
-def plot_self_correlation(image: np.ndarray, first: np.ndarray, second: np.ndarray, grid: tuple[int, int],
-                          points: Sequence[Point], path: Path, title: str = "") -> Path:
+def plot_self_correlation(
+    image: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    grid: tuple[int, int],
+    points: Sequence[Point],
+    path: Path,
+    title: str = "",
+) -> Path:
     """One row per point: the image with the point, its first- and its second-order map.
 
     ``first`` / ``second`` are (P, P) matrices with the map of point j in column j.
@@ -30,13 +38,20 @@ def plot_self_correlation(image: np.ndarray, first: np.ndarray, second: np.ndarr
     height, width = image.shape[:2]
     for row, (y, x) in enumerate(points):
         index = grid_index(grid, (y, x))
-        for column, (label, matrix) in enumerate((("image", None), ("first order", first),
-                                                  ("second order", second))):
+        for column, (label, matrix) in enumerate(
+            (("image", None), ("first order", first), ("second order", second))
+        ):
             axis = axes[row][column]
             overlay = None if matrix is None else _unit_range(matrix[:, index].reshape(grid))
             _show(axis, image, overlay)
-            axis.plot([x * (width - 1)], [y * (height - 1)], marker="*", color="white",
-                      markeredgecolor="black", markersize=11)
+            axis.plot(
+                [x * (width - 1)],
+                [y * (height - 1)],
+                marker="*",
+                color="white",
+                markeredgecolor="black",
+                markersize=11,
+            )
             if row == 0:
                 axis.set_title(label, fontsize=9)
     if title:
@@ -45,10 +60,17 @@ def plot_self_correlation(image: np.ndarray, first: np.ndarray, second: np.ndarr
     return Path(path)
 
 
-def plot_scg_process(image: np.ndarray, maps: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
+def plot_scg_process(
+    image: np.ndarray, maps: dict[str, np.ndarray], path: Path, title: str = ""
+) -> Path:
     """Image, CAM, object map a, background map b and the final SCG map, side by side."""
-    panels = (("image", None), ("CAM", "cam"), ("object map", "object"),
-              ("background map", "background"), ("SCG map", "final"))
+    panels = (
+        ("image", None),
+        ("CAM", "cam"),
+        ("object map", "object"),
+        ("background map", "background"),
+        ("SCG map", "final"),
+    )
     figure, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(2.2 * len(panels), 2.5))
     for axis, (label, key) in zip(axes[0], panels):
         _show(axis, image, None if key is None else maps[key])
@@ -75,8 +97,15 @@ def default_points(cam: torch.Tensor) -> list[Point]:
     return points
 
 
-def scg_figures_for_image(scg: SCG, image: np.ndarray, cam: torch.Tensor, taps: list[torch.Tensor],
-                          out_dir: Path, stem: str, points: Sequence[Point] | None = None) -> list[Path]:
+def scg_figures_for_image(
+    scg: SCG,
+    image: np.ndarray,
+    cam: torch.Tensor,
+    taps: list[torch.Tensor],
+    out_dir: Path,
+    stem: str,
+    points: Sequence[Point] | None = None,
+) -> list[Path]:
     """Both figures for one image: ``cam`` (h, w) raw class map, ``taps`` (1, C, h, w) each."""
     height, width = image.shape[:2]
     maps = scg.explain(cam[None], taps, (height, width))
@@ -85,8 +114,15 @@ def scg_figures_for_image(scg: SCG, image: np.ndarray, cam: torch.Tensor, taps: 
     points = list(points) if points else default_points(maps["cam"][0])
     arrays = {key: maps[key][0].cpu().numpy() for key in ("cam", "object", "background", "final")}
     return [
-        plot_self_correlation(image, first[0].cpu().numpy(), second[0].cpu().numpy(), grid, points,
-                              out_dir / f"{stem}_self_correlation.png", title=stem),
+        plot_self_correlation(
+            image,
+            first[0].cpu().numpy(),
+            second[0].cpu().numpy(),
+            grid,
+            points,
+            out_dir / f"{stem}_self_correlation.png",
+            title=stem,
+        ),
         plot_scg_process(image, arrays, out_dir / f"{stem}_scg_process.png", title=stem),
     ]
 
@@ -105,15 +141,29 @@ def _show(axis, image: np.ndarray, overlay: np.ndarray | None) -> None:
     extent = (0, width, height, 0)  # maps of any resolution stretch over the whole image
     axis.imshow(image, extent=extent)
     if overlay is not None:
-        axis.imshow(np.asarray(overlay, float), cmap="jet", alpha=0.5, vmin=0, vmax=1,
-                    extent=extent, interpolation="bilinear")
+        axis.imshow(
+            np.asarray(overlay, float),
+            cmap="jet",
+            alpha=0.5,
+            vmin=0,
+            vmax=1,
+            extent=extent,
+            interpolation="bilinear",
+        )
     axis.set_xticks([])
     axis.set_yticks([])
 
 
-def render_scg_figures(model: torch.nn.Module, dataset, out_dir: Path, scg: SCG, num_images: int = 4,
-                       points: Sequence[Point] | None = None, device: str | torch.device = "cpu",
-                       progress: bool = True) -> list[Path]:
+def render_scg_figures(
+    model: torch.nn.Module,
+    dataset,
+    out_dir: Path,
+    scg: SCG,
+    num_images: int = 4,
+    points: Sequence[Point] | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> list[Path]:
     """Both figures for the first ``num_images`` images of an ``EvalDataset``, GT class maps.
 
     The model is a wsolbench method (``forward`` gives ``cams`` and ``taps``); SCG uses the taps
@@ -139,7 +189,11 @@ def render_scg_figures(model: torch.nn.Module, dataset, out_dir: Path, scg: SCG,
             taps = [outputs["taps"][name].float() for name in names]
             cam = outputs["cams"][0, item["label"]].float()
             original = load_image(dataset.image_root, item["image_id"], dataset.ids_file, index + 1)
-            stem = f"{index:03d}_" + Path(item["image_id"]).with_suffix("").as_posix().replace("/", "_")
-            written += scg_figures_for_image(scg, np.asarray(original), cam, taps, Path(out_dir), stem, points)
+            stem = f"{index:03d}_" + Path(item["image_id"]).with_suffix("").as_posix().replace(
+                "/", "_"
+            )
+            written += scg_figures_for_image(
+                scg, np.asarray(original), cam, taps, Path(out_dir), stem, points
+            )
             bar.advance(task)
     return written

@@ -4,6 +4,7 @@ One panel per method (and explainer): two stacked bars (plain, + SCG) of the out
 bands between them whose widths are the numbers of images that moved from one type to another
 (a small Sankey diagram), computed from the per-image outcomes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,13 +42,22 @@ def shift_pairs(records: list[Record]) -> dict[tuple[str, ...], tuple[Record, Re
         if fields["postprocessor"] in PLAIN:
             continue
         for plain_name in PLAIN:
-            plain = by_key.get(tuple((k, plain_name if k == "postprocessor" else v) for k, v in key))
+            plain = by_key.get(
+                tuple((k, plain_name if k == "postprocessor" else v) for k, v in key)
+            )
             if plain is not None:
-                label = tuple(fields.get(a, "") for a in ("dataset", "backbone", "method", "explainer",
-                                                           "postprocessor"))
+                label = tuple(
+                    fields.get(a, "")
+                    for a in ("dataset", "backbone", "method", "explainer", "postprocessor")
+                )
                 pairs[label] = (plain, record)
                 break
-    return dict(sorted(pairs.items(), key=lambda item: (item[0][:2], _rank(item[0][2], METHOD_ORDER), item[0][2:])))
+    return dict(
+        sorted(
+            pairs.items(),
+            key=lambda item: (item[0][:2], _rank(item[0][2], METHOD_ORDER), item[0][2:]),
+        )
+    )
 
 
 def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
@@ -61,7 +71,7 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
     columns = min(4, len(pairs))
     rows = -(-len(pairs) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
-    for axis in axes.ravel()[len(pairs):]:
+    for axis in axes.ravel()[len(pairs) :]:
         axis.axis("off")
     for axis, (label, (plain, other)) in zip(axes.ravel(), pairs.items()):
         counts = transitions(plain, other)
@@ -83,8 +93,14 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
         for x, edges in ((0.1, left), (0.9, right)):
             for k, color in enumerate(COLORS):
                 if edges[k + 1] > edges[k]:
-                    axis.bar(x, edges[k + 1] - edges[k], bottom=edges[k], width=0.2, color=color,
-                             label=LABELS[k] if x == 0.1 else None)
+                    axis.bar(
+                        x,
+                        edges[k + 1] - edges[k],
+                        bottom=edges[k],
+                        width=0.2,
+                        color=color,
+                        label=LABELS[k] if x == 0.1 else None,
+                    )
         method = " / ".join(v for v in (label[2], label[3]) if v)
         axis.set_title(method, fontsize=9)
         axis.set_xticks([0.1, 0.9], ["plain", pp_label(label[4])], fontsize=8)
@@ -93,8 +109,14 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
         axis.set_ylabel("% of test images", fontsize=7)
         axis.tick_params(axis="y", labelsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
-    figure.legend(handles, LABELS, loc="lower center", ncol=len(LABELS), fontsize=8,
-                  bbox_to_anchor=(0.5, -0.08))
+    figure.legend(
+        handles,
+        LABELS,
+        loc="lower center",
+        ncol=len(LABELS),
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.08),
+    )
     figure.suptitle(title, fontsize=10)
     _save(figure, path)
     return True

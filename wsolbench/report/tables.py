@@ -4,18 +4,24 @@ Each builder returns ``Table`` objects (plain strings in cells), so Markdown, HT
 terminal render exactly the same numbers. A table or column whose metrics are absent from the
 results is skipped (e.g. no masks -> no PxAP column).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import pandas as pd
 
 MISSING = "–"
 METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
 POSTPROCESSOR_ORDER = ("none", "identity", "scg")
-ERROR_TYPES = (("err_cls", "Cls"), ("err_mins", "M-Ins"), ("err_part", "Part"),
-               ("err_more", "More"), ("err_ot", "OT"))
+ERROR_TYPES = (
+    ("err_cls", "Cls"),
+    ("err_mins", "M-Ins"),
+    ("err_part", "Part"),
+    ("err_more", "More"),
+    ("err_ot", "OT"),
+)
 
 
 @dataclass
@@ -29,7 +35,9 @@ class Table:
     labels: int = 0  # how many leading columns are labels (never split apart in a terminal)
     groups: list[int] = field(default_factory=list)  # widths of the value-column groups
     best: set[tuple[int, int]] = field(default_factory=set)  # (row, column) best per column
-    intervals: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> "low, high"
+    intervals: dict[tuple[int, int], str] = field(
+        default_factory=dict
+    )  # (row, column) -> "low, high"
 
 
 @dataclass(frozen=True)
@@ -84,27 +92,50 @@ ABLATION_COLUMNS = (
     _Column("Peak-IoU", "peak", "PeakIoU"),
 )
 COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
-    _Column("Maps ms / image", "cost", "explain_ms", decimals=1, better=-1, compare=False, measured=False),
-    _Column("Post-process + scoring ms / image", "cost", "score_ms", decimals=1, better=-1, measured=False),
+    _Column(
+        "Maps ms / image",
+        "cost",
+        "explain_ms",
+        decimals=1,
+        better=-1,
+        compare=False,
+        measured=False,
+    ),
+    _Column(
+        "Post-process + scoring ms / image",
+        "cost",
+        "score_ms",
+        decimals=1,
+        better=-1,
+        measured=False,
+    ),
 )
 # The RAM ablation compares a model trained with RAM to its twin without (labels of the suite).
 RAM_PAIRS = (("spa", "spa-noram"),)
 # Row axes of a table, in order; the post-processor becomes columns (plain | + SCG | difference).
 # "explainer" is an optional axis (post-hoc explainers); absent columns are skipped.
 ROW_AXES = ("dataset", "split", "backbone", "method", "explainer")
-AXIS_HEADERS = {"dataset": "Dataset", "split": "Split", "backbone": "Backbone", "method": "Method",
-                "explainer": "Explainer"}
+AXIS_HEADERS = {
+    "dataset": "Dataset",
+    "split": "Split",
+    "backbone": "Backbone",
+    "method": "Method",
+    "explainer": "Explainer",
+}
 LIFTABLE = ("dataset", "split", "backbone", "explainer")  # the method column always stays
 PLAIN = ("none", "identity")
 SIGNIFICANT = "*"
 DIFFERENCE = "Δ"
 # Two different "CAM"s: the SPA paper's "CAM" rows are SPA's own network trained without RAM.
-WHICH_CAM = (" Labels: cam = wsolevaluation's CAM (its GAP + fc head); spa-noram = SPA's network "
-             "(class-map head) trained without RAM, the row the SPA paper's tables call \"CAM\".")
+WHICH_CAM = (
+    " Labels: cam = wsolevaluation's CAM (its GAP + fc head); spa-noram = SPA's network "
+    '(class-map head) trained without RAM, the row the SPA paper\'s tables call "CAM".'
+)
 
 
-def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None = None,
-                 bootstrap=None) -> list[Table]:
+def build_tables(
+    results: pd.DataFrame, suffix: str = "", decimals: int | None = None, bootstrap=None
+) -> list[Table]:
     """Every leaderboard table the results support, in the SPA paper's order of comparison.
 
     Post-processors sit side by side: each metric shows plain | + SCG | difference, the best
@@ -116,32 +147,67 @@ def build_tables(results: pd.DataFrame, suffix: str = "", decimals: int | None =
     if results.empty:
         return []
     stats = _aggregate(results)
-    significance = (" Intervals: 95 % bootstrap over test images (paired for differences); "
-                    f"{SIGNIFICANT} = the difference's interval excludes 0.") if bootstrap else ""
+    significance = (
+        (
+            " Intervals: 95 % bootstrap over test images (paired for differences); "
+            f"{SIGNIFICANT} = the difference's interval excludes 0."
+        )
+        if bootstrap
+        else ""
+    )
     builders = (
-        ("headline", "Headline: accuracies in %, plain and + SCG", HEADLINE_COLUMNS,
-         "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
-         "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
-         "post-processor."),
-        ("peak", "Peak-IoU, Peak-T and GT-known Loc, plain and + SCG (SPA Table 3 style)",
-         PEAK_COLUMNS, "Peak-IoU / Peak-T: peak protocol (pooled IoU over 256 levels); "
-         "GT-known Loc: spa protocol (IoU > 0.5)."),
-        ("errors", "Localization error analysis, % of images (SPA Table 4 style)",
-         ERROR_COLUMNS, "spa protocol, top-1 (class, box); Cls + M-Ins + Part + More + OT = "
-         "Top-1 Loc error."),
-        ("loc_error", "Localization and classification error, % (SPA Tables 1/2 style)",
-         LOC_ERROR_COLUMNS, "spa protocol: ten-crop classification, box from the map at the "
-         "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy."),
-        ("ablation", "SCG x RAM ablation for SPA (SPA Tables 5/6 style)", ABLATION_COLUMNS,
-         "Loc errors: spa protocol; Peak-IoU: peak protocol; the RAM difference is RAM minus "
-         "no RAM."),
-        ("wsolevaluation", "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
-         WSOLEVAL_COLUMNS, "wsolevaluation protocol: best threshold per IoU on the split; "
-         "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks."),
-        ("cost", "Cost per image of the maps and their scoring", COST_COLUMNS,
-         ("Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
-          "maps beyond the classification forward pass (a model's own CAM comes with it). "
-          "Post-process + scoring: the post-processor and every protocol's evaluator.")),
+        (
+            "headline",
+            "Headline: accuracies in %, plain and + SCG",
+            HEADLINE_COLUMNS,
+            "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
+            "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
+            "post-processor.",
+        ),
+        (
+            "peak",
+            "Peak-IoU, Peak-T and GT-known Loc, plain and + SCG (SPA Table 3 style)",
+            PEAK_COLUMNS,
+            "Peak-IoU / Peak-T: peak protocol (pooled IoU over 256 levels); "
+            "GT-known Loc: spa protocol (IoU > 0.5).",
+        ),
+        (
+            "errors",
+            "Localization error analysis, % of images (SPA Table 4 style)",
+            ERROR_COLUMNS,
+            "spa protocol, top-1 (class, box); Cls + M-Ins + Part + More + OT = Top-1 Loc error.",
+        ),
+        (
+            "loc_error",
+            "Localization and classification error, % (SPA Tables 1/2 style)",
+            LOC_ERROR_COLUMNS,
+            "spa protocol: ten-crop classification, box from the map at the "
+            "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy.",
+        ),
+        (
+            "ablation",
+            "SCG x RAM ablation for SPA (SPA Tables 5/6 style)",
+            ABLATION_COLUMNS,
+            "Loc errors: spa protocol; Peak-IoU: peak protocol; the RAM difference is RAM minus "
+            "no RAM.",
+        ),
+        (
+            "wsolevaluation",
+            "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
+            WSOLEVAL_COLUMNS,
+            "wsolevaluation protocol: best threshold per IoU on the split; "
+            "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks.",
+        ),
+        (
+            "cost",
+            "Cost per image of the maps and their scoring",
+            COST_COLUMNS,
+            (
+                "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
+                "maps beyond the classification forward pass (a model's own CAM comes with it). "
+                "Post-process + scoring: the post-processor and every protocol's evaluator."
+            ),
+        ),
     )
     tables = []
     for key, title, columns, note in builders:
@@ -162,8 +228,9 @@ def _aggregate(results: pd.DataFrame) -> pd.DataFrame:
     frame = results.dropna(subset=["value"]).copy()
     frame[axes] = frame[axes].fillna("").astype(str)  # rows without an optional axis: ""
     grouped = frame.groupby(keys, sort=False)["value"]
-    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0),
-                         "count": grouped.count()}).reset_index()
+    return pd.DataFrame(
+        {"mean": grouped.mean(), "std": grouped.std(ddof=0), "count": grouped.count()}
+    ).reset_index()
 
 
 @dataclass
@@ -173,8 +240,9 @@ class _Cell:
     interval: str = ""
 
 
-def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns, bootstrap
-           ) -> Table | None:
+def _build(
+    stats: pd.DataFrame, key: str, title: str, note: str, columns, bootstrap
+) -> Table | None:
     pairs = set(zip(stats["protocol"], stats["metric"]))
     present = [column for column in columns if (column.protocol, column.metric) in pairs]
     # A table needs at least one of its own defining metrics (not only a borrowed column).
@@ -188,8 +256,10 @@ def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns, bootst
         return _build_ablation(subset, axes, settings, title, note, present, bootstrap)
     if not settings:
         return None
-    lookup = {tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
-              for row in subset.itertuples(index=False)}
+    lookup = {
+        tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
+        for row in subset.itertuples(index=False)
+    }
     postprocessors = _postprocessors(subset)
     header, groups = _value_header(present, postprocessors)
     body = []
@@ -200,27 +270,42 @@ def _build(stats: pd.DataFrame, key: str, title: str, note: str, columns, bootst
             shown = postprocessors if column.compare else postprocessors[:1]
             cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in shown]
             if len(shown) > 1:
-                cells += [_difference_cell(lookup, setting, pp, postprocessors[0], column, fields, bootstrap)
-                          for pp in shown[1:]]
+                cells += [
+                    _difference_cell(
+                        lookup, setting, pp, postprocessors[0], column, fields, bootstrap
+                    )
+                    for pp in shown[1:]
+                ]
         if any(cell.text != MISSING for cell in cells):
             body.append((list(setting), cells))
     if not body:
         return None
-    return _assemble(key, title, note, axes, [AXIS_HEADERS[a] for a in axes], header, groups,
-                     body, _directions(present, postprocessors))
+    return _assemble(
+        key,
+        title,
+        note,
+        axes,
+        [AXIS_HEADERS[a] for a in axes],
+        header,
+        groups,
+        body,
+        _directions(present, postprocessors),
+    )
 
 
 def _build_ablation(subset, axes, settings, title, note, present, bootstrap) -> Table | None:
     """Rows no RAM / RAM / RAM difference per (dataset, backbone, ...), SCG as columns."""
     method_at = axes.index("method")
-    lookup = {tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
-              for row in subset.itertuples(index=False)}
+    lookup = {
+        tuple(getattr(row, name) for name in axes + ["postprocessor", "protocol", "metric"]): row
+        for row in subset.itertuples(index=False)
+    }
     postprocessors = _postprocessors(subset)
     header, groups = _value_header(present, postprocessors)
     found = set(settings)
     body = []
     for with_ram, without in RAM_PAIRS:
-        for group in dict.fromkeys(s[:method_at] + s[method_at + 1:] for s in settings):
+        for group in dict.fromkeys(s[:method_at] + s[method_at + 1 :] for s in settings):
             ram = group[:method_at] + (with_ram,) + group[method_at:]
             plain = group[:method_at] + (without,) + group[method_at:]
             if ram not in found or plain not in found:
@@ -230,23 +315,43 @@ def _build_ablation(subset, axes, settings, title, note, present, bootstrap) -> 
                 fields = dict(zip(axes, setting))
                 cells = []
                 for column in present:
-                    cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in postprocessors]
+                    cells += [
+                        _value_cell(lookup, setting, pp, column, fields, bootstrap)
+                        for pp in postprocessors
+                    ]
                     if len(postprocessors) > 1:
-                        cells += [_difference_cell(lookup, setting, pp, postprocessors[0], column, fields,
-                                                   bootstrap) for pp in postprocessors[1:]]
-                body.append((list(setting[:method_at]) + [label] + list(setting[method_at + 1:]), cells))
+                        cells += [
+                            _difference_cell(
+                                lookup, setting, pp, postprocessors[0], column, fields, bootstrap
+                            )
+                            for pp in postprocessors[1:]
+                        ]
+                body.append(
+                    (list(setting[:method_at]) + [label] + list(setting[method_at + 1 :]), cells)
+                )
             cells = []
             for column in present:
                 for pp in postprocessors:
                     cells.append(_pair_difference(lookup, ram, plain, pp, column, axes, bootstrap))
                 cells += [_Cell()] * (len(postprocessors) - 1)
-            body.append((list(group[:method_at]) + [f"{DIFFERENCE} RAM"] + list(group[method_at:]), cells))
+            body.append(
+                (list(group[:method_at]) + [f"{DIFFERENCE} RAM"] + list(group[method_at:]), cells)
+            )
     if not body:
         return None
     headers = [AXIS_HEADERS[a] if a != "method" else "RAM" for a in axes]
-    return _assemble("ablation", title, note, axes, headers, header, groups, body,
-                     _directions(present, postprocessors), best_rows=[i for i, (labels, _) in enumerate(body)
-                                                                      if labels[method_at] in ("✗", "✓")])
+    return _assemble(
+        "ablation",
+        title,
+        note,
+        axes,
+        headers,
+        header,
+        groups,
+        body,
+        _directions(present, postprocessors),
+        best_rows=[i for i, (labels, _) in enumerate(body) if labels[method_at] in ("✗", "✓")],
+    )
 
 
 def _postprocessors(subset: pd.DataFrame) -> list[str]:
@@ -263,14 +368,23 @@ def _value_header(present, postprocessors) -> tuple[list[str], list[int]]:
     header, groups = [], []
     for column in present:
         if len(postprocessors) == 1 or not column.compare:
-            header.append(column.header if postprocessors[0] in PLAIN
-                          else f"{column.header} ({pp_label(postprocessors[0])})")
+            header.append(
+                column.header
+                if postprocessors[0] in PLAIN
+                else f"{column.header} ({pp_label(postprocessors[0])})"
+            )
             groups.append(1)
             continue
-        first = column.header if postprocessors[0] in PLAIN else f"{column.header} ({pp_label(postprocessors[0])})"
+        first = (
+            column.header
+            if postprocessors[0] in PLAIN
+            else f"{column.header} ({pp_label(postprocessors[0])})"
+        )
         header += [first] + [pp_label(pp) for pp in postprocessors[1:]]
-        header += [DIFFERENCE if len(postprocessors) == 2 else f"{DIFFERENCE} {pp.upper()}"
-                   for pp in postprocessors[1:]]
+        header += [
+            DIFFERENCE if len(postprocessors) == 2 else f"{DIFFERENCE} {pp.upper()}"
+            for pp in postprocessors[1:]
+        ]
         groups.append(2 * len(postprocessors) - 1)
     return header, groups
 
@@ -304,7 +418,9 @@ def _value_cell(lookup, setting, pp, column: _Column, fields, bootstrap) -> _Cel
         interval = bootstrap.interval(dict(fields, postprocessor=pp), column.metric)
         if interval is not None:
             interval = interval.transformed(column.transform)
-            cell.interval = f"{interval.low:.{column.decimals}f}, {interval.high:.{column.decimals}f}"
+            cell.interval = (
+                f"{interval.low:.{column.decimals}f}, {interval.high:.{column.decimals}f}"
+            )
     return cell
 
 
@@ -340,11 +456,15 @@ def _difference(a, b, fields_a, fields_b, column: _Column, bootstrap) -> _Cell:
     return cell
 
 
-def _assemble(key, title, note, axes, label_headers, value_headers, groups, body, directions,
-              best_rows=None) -> Table:
+def _assemble(
+    key, title, note, axes, label_headers, value_headers, groups, body, directions, best_rows=None
+) -> Table:
     """Lift constant label columns into the caption, mark the best value per column."""
-    lift = [i for i, axis in enumerate(axes) if axis in LIFTABLE
-            and len({labels[i] for labels, _ in body}) == 1]
+    lift = [
+        i
+        for i, axis in enumerate(axes)
+        if axis in LIFTABLE and len({labels[i] for labels, _ in body}) == 1
+    ]
     caption = ", ".join(f"{label_headers[i]}: {body[0][0][i]}" for i in lift if body[0][0][i])
     keep = [i for i in range(len(axes)) if i not in lift]
     rows = [[labels[i] for i in keep] + [cell.text for cell in cells] for labels, cells in body]
@@ -352,7 +472,11 @@ def _assemble(key, title, note, axes, label_headers, value_headers, groups, body
     best, intervals = set(), {}
     candidates = range(len(body)) if best_rows is None else best_rows
     for column, direction in enumerate(directions):
-        values = [(body[r][1][column].value, r) for r in candidates if body[r][1][column].value is not None]
+        values = [
+            (body[r][1][column].value, r)
+            for r in candidates
+            if body[r][1][column].value is not None
+        ]
         if direction and len(values) > 1:
             top = max(v * direction for v, _ in values)
             best |= {(r, offset + column) for v, r in values if v * direction == top}
@@ -360,16 +484,33 @@ def _assemble(key, title, note, axes, label_headers, value_headers, groups, body
         for column, cell in enumerate(cells):
             if cell.interval:
                 intervals[(r, offset + column)] = cell.interval
-    return Table(key, title, note, [label_headers[i] for i in keep] + value_headers, rows,
-                 caption=caption, labels=offset, groups=groups, best=best, intervals=intervals)
+    return Table(
+        key,
+        title,
+        note,
+        [label_headers[i] for i in keep] + value_headers,
+        rows,
+        caption=caption,
+        labels=offset,
+        groups=groups,
+        best=best,
+        intervals=intervals,
+    )
 
 
 def _settings(subset: pd.DataFrame, axes: list[str]) -> list[tuple[str, ...]]:
     found = list(dict.fromkeys(map(tuple, subset[axes].itertuples(index=False))))
     first_seen = {setting: index for index, setting in enumerate(found)}
     method_at = axes.index("method")
-    return sorted(found, key=lambda s: (s[:method_at], _rank(s[method_at], METHOD_ORDER),
-                                        s[method_at + 1:], first_seen[s]))
+    return sorted(
+        found,
+        key=lambda s: (
+            s[:method_at],
+            _rank(s[method_at], METHOD_ORDER),
+            s[method_at + 1 :],
+            first_seen[s],
+        ),
+    )
 
 
 def _rank(name: str, order: tuple[str, ...]) -> int:

@@ -4,9 +4,10 @@ A table wider than the console is split into parts between its value-column grou
 with its + SCG and difference columns stays together); every part repeats the label columns,
 so the method name is never dropped. Intervals are left to leaderboard.md and report.html.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,8 +15,18 @@ from rich.table import Table as RichTable
 
 from wsolbench.report.tables import Table
 
-_LABEL_COLUMNS = {"Dataset", "Split", "Backbone", "Method", "Explainer", "Post-processor", "RAM",
-                  "SCG", "Metric", "Source"}
+_LABEL_COLUMNS = {
+    "Dataset",
+    "Split",
+    "Backbone",
+    "Method",
+    "Explainer",
+    "Post-processor",
+    "RAM",
+    "SCG",
+    "Metric",
+    "Source",
+}
 _WRAPPED_COLUMNS = {"Source"}  # a long text wraps, so narrow terminals keep the numbers
 
 
@@ -61,15 +72,24 @@ def rich_tables(table: Table, width: int = 80) -> list[RichTable]:
         if table.caption:
             title += " - " + table.caption
         # Names come from user files: escape them so "[...]" is not read as rich markup.
-        rich = RichTable(title=escape(title), caption=escape(table.note), caption_justify="left",
-                         title_justify="left")
+        rich = RichTable(
+            title=escape(title),
+            caption=escape(table.note),
+            caption_justify="left",
+            title_justify="left",
+        )
         labels = _label_count(table)
         for c in columns:
-            rich.add_column(escape(table.columns[c]), justify="left" if c < labels else "right",
-                            no_wrap=table.columns[c] not in _WRAPPED_COLUMNS)
+            rich.add_column(
+                escape(table.columns[c]),
+                justify="left" if c < labels else "right",
+                no_wrap=table.columns[c] not in _WRAPPED_COLUMNS,
+            )
         for r, row in enumerate(table.rows):
-            cells = [f"[bold]{escape(row[c])}[/]" if (r, c) in table.best else escape(row[c])
-                     for c in columns]
+            cells = [
+                f"[bold]{escape(row[c])}[/]" if (r, c) in table.best else escape(row[c])
+                for c in columns
+            ]
             rich.add_row(*cells)
         out.append(rich)
     return out
