@@ -34,6 +34,9 @@ def test_builtin_suites_parse(name):
 def test_builtin_suites_name_their_table_and_recipe():
     recipes = {}
     for name in BUILTIN_SUITES:
+        if not load_suite(name).methods:
+            assert name == "ilsvrc-classifiers"  # trains nothing: classifiers as they are
+            continue
         text = resources.files("wsolbench.suites").joinpath(f"{name}.toml").read_text()
         assert "recipe = " in text, name  # set explicitly, not left to the default
         recipes[name] = load_suite(name).train["recipe"]
