@@ -296,14 +296,8 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("suite_name", REAL_SUITES)
-def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
-    suite = load_suite(suite_name)
-    overrides = (
-        SHRINK + _input(_size(suite_name)) + _data_overrides(suite_name, cub, ilsvrc, openimages)
-    )
-    if any(spec.method == "spa" for spec in suite.methods):
-        overrides.append("methods.spa.ram_start=0")
+def _bench(suite_name: str, overrides: list[str], tmp_path: Path) -> None:
+    """`wsolbench bench` on the CPU into tmp_path's runs/ and lb/, with these --set overrides."""
     args = [
         "bench",
         "--suite",
@@ -319,6 +313,17 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     for override in overrides:
         args += ["--set", override]
     assert main(args) == 0
+
+
+@pytest.mark.parametrize("suite_name", REAL_SUITES)
+def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
+    suite = load_suite(suite_name)
+    overrides = (
+        SHRINK + _input(_size(suite_name)) + _data_overrides(suite_name, cub, ilsvrc, openimages)
+    )
+    if any(spec.method == "spa" for spec in suite.methods):
+        overrides.append("methods.spa.ram_start=0")
+    _bench(suite_name, overrides, tmp_path)
     shutil.rmtree(tmp_path / "runs")  # full-size checkpoints: about 0.2 GB per method
     results_path = tmp_path / "lb" / suite_name / "results.csv"
     results = read_results(results_path)
@@ -354,21 +359,7 @@ def test_rehearsal_classifiers(ilsvrc, tmp_path):
     # 64 px: ResNet50's layer4 is then 2 x 2, still a map (at 32 px it is 1 x 1 and the CAM
     # layer would be layer3, which is not what its fc reads).
     overrides += _input(64) + _data_overrides("ilsvrc-vgg16", None, ilsvrc, None)
-    args = [
-        "bench",
-        "--suite",
-        "ilsvrc-classifiers",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--out",
-        str(tmp_path / "lb"),
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
-    for override in overrides:
-        args += ["--set", override]
-    assert main(args) == 0
+    _bench("ilsvrc-classifiers", overrides, tmp_path)
     results = read_results(tmp_path / "lb" / "ilsvrc-classifiers" / "results.csv")
     assert set(results["method"]) == {"resnet50", "vgg16"}
     assert set(results["postprocessor"]) == {"none", "scg"}
