@@ -61,24 +61,12 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
   });
 });
 """
-_LABEL_COLUMNS = {
-    "Dataset",
-    "Split",
-    "Backbone",
-    "Method",
-    "Explainer",
-    "Post-processor",
-    "RAM",
-    "SCG",
-    "Metric",
-    "Source",
-}
 
 
 def table_html(table: Table) -> str:
     escape = html.escape
     head = "".join(f'<th title="click to sort">{escape(column)}</th>' for column in table.columns)
-    labels = table.labels or sum(1 for column in table.columns if column in _LABEL_COLUMNS)
+    labels = table.label_count()
     body = []
     for r, row in enumerate(table.rows):
         cells = []

@@ -24,6 +24,23 @@ ERROR_TYPES = (
 )
 
 
+# Columns that name a setting rather than hold a number (left-aligned, never split apart).
+LABEL_COLUMNS = frozenset(
+    {
+        "Dataset",
+        "Split",
+        "Backbone",
+        "Method",
+        "Explainer",
+        "Post-processor",
+        "RAM",
+        "SCG",
+        "Metric",
+        "Source",
+    }
+)
+
+
 @dataclass
 class Table:
     key: str
@@ -35,9 +52,18 @@ class Table:
     labels: int = 0  # how many leading columns are labels (never split apart in a terminal)
     groups: list[int] = field(default_factory=list)  # widths of the value-column groups
     best: set[tuple[int, int]] = field(default_factory=set)  # (row, column) best per column
-    intervals: dict[tuple[int, int], str] = field(
-        default_factory=dict
-    )  # (row, column) -> "low, high"
+    # (row, column) -> "low, high"
+    intervals: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def label_count(self) -> int:
+        """How many leading columns are labels: ``labels`` when set, else the leading run of
+        known label columns (one rule for the terminal and the HTML page)."""
+        if self.labels:
+            return self.labels
+        count = 0
+        while count < len(self.columns) and self.columns[count] in LABEL_COLUMNS:
+            count += 1
+        return count
 
 
 @dataclass(frozen=True)

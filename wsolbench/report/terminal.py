@@ -15,28 +15,7 @@ from rich.table import Table as RichTable
 
 from wsolbench.report.tables import Table
 
-_LABEL_COLUMNS = {
-    "Dataset",
-    "Split",
-    "Backbone",
-    "Method",
-    "Explainer",
-    "Post-processor",
-    "RAM",
-    "SCG",
-    "Metric",
-    "Source",
-}
 _WRAPPED_COLUMNS = {"Source"}  # a long text wraps, so narrow terminals keep the numbers
-
-
-def _label_count(table: Table) -> int:
-    if table.labels:
-        return table.labels
-    count = 0
-    while count < len(table.columns) and table.columns[count] in _LABEL_COLUMNS:
-        count += 1
-    return count
 
 
 def _width(table: Table, column: int) -> int:
@@ -46,7 +25,7 @@ def _width(table: Table, column: int) -> int:
 
 def split_columns(table: Table, width: int) -> list[list[int]]:
     """Column indices of each part: the label columns, then as many whole groups as fit."""
-    labels = list(range(_label_count(table)))
+    labels = list(range(table.label_count()))
     groups = table.groups or [1] * (len(table.columns) - len(labels))
     base = 1 + sum(_width(table, c) for c in labels)
     parts, current, used, start = [], [], base, len(labels)
@@ -78,7 +57,7 @@ def rich_tables(table: Table, width: int = 80) -> list[RichTable]:
             caption_justify="left",
             title_justify="left",
         )
-        labels = _label_count(table)
+        labels = table.label_count()
         for c in columns:
             rich.add_column(
                 escape(table.columns[c]),
