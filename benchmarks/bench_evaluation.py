@@ -57,11 +57,11 @@ def time_fast(maps, boxes, interval: float, batch: int = 256) -> tuple[float, Bo
     """Wall seconds of the fast box evaluator over all maps (after a JIT warm-up); the process
     CPU seconds (all threads) go to ``CPU_SECONDS``, less sensitive to other jobs' load."""
     acc = BoxAccumulator(interval)
-    acc.accumulate(maps[:2], boxes[:2])  # JIT warm-up (cached on disk after the first run)
+    acc.update(maps[:2], boxes[:2])  # JIT warm-up (cached on disk after the first run)
     acc = BoxAccumulator(interval)
     start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(0, len(maps), batch):
-        acc.accumulate(torch.from_numpy(maps[i : i + batch]), boxes[i : i + batch])
+        acc.update(torch.from_numpy(maps[i : i + batch]), boxes[i : i + batch])
     CPU_SECONDS[interval] = time.process_time() - cpu_start
     return time.perf_counter() - start, acc
 
@@ -130,10 +130,10 @@ def main() -> None:
     pxap, peak = PxAPAccumulator(0.001), PeakAccumulator()
     start = time.perf_counter()
     for i in range(0, len(maps), 256):
-        pxap.accumulate(torch.from_numpy(maps[i : i + 256]), torch.from_numpy(masks[i : i + 256]))
+        pxap.update(torch.from_numpy(maps[i : i + 256]), torch.from_numpy(masks[i : i + 256]))
     pxap_rate = len(maps) / (time.perf_counter() - start)
     start = time.perf_counter()
-    peak.accumulate(list(maps), list(masks))
+    peak.update(list(maps), list(masks))
     peak_rate = len(maps) / (time.perf_counter() - start)
     table.add_row("PxAP", "0.001", "-", f"{pxap_rate:.0f}", "-", "-")
     table.add_row("Peak-IoU", "-", "-", f"{peak_rate:.0f}", "-", "-")

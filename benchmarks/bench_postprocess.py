@@ -9,7 +9,7 @@ call per class map (the former path) against one call per batch for all K maps, 
 (The environment, not torch.set_num_threads: numba's OpenMP kernels reset torch's thread count.)
 
 It scores the suite's val and test splits as `wsolbench bench` does (`predict` with ten-crop, the
-suite's post-processors, `wsolbench.scoring.Scorer`). For every batch and post-processor the
+suite's post-processors, `wsolbench.scoring.Scorer` under every protocol). For every batch and post-processor the
 scorer runs twice on the same predictions, in alternating order: once with the post-processor
 called per class map (the top-5 classes and the GT class: six calls, SCG recomputing the
 class-independent self-correlation each time), once with one (N, 6, h, w) call. The integer
@@ -21,6 +21,7 @@ is kept, which damps the noise of a shared machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import time
@@ -33,6 +34,7 @@ from wsolbench.bench import DataPaths, prepare_data
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.infer import predict
+from wsolbench.evaluation import create_protocols
 from wsolbench.methods.postprocessor import PostProcessor
 from wsolbench.registry import create_method, create_postprocessor
 from wsolbench.scoring import Scorer
@@ -126,6 +128,7 @@ def main() -> None:
     paths = prepare_data(suite, console)
     model, described = _model(args, suite, paths, device)
     evaluation = suite.evaluation
+    protocols = create_protocols(evaluation)
     postprocessors = {
         name: create_postprocessor("identity" if name == "none" else name, **options)
         for name, options in suite.postprocessors.items()
@@ -148,7 +151,13 @@ def main() -> None:
             ten_crop=evaluation["ten_crop"],
             resize_size=suite.dataset["resize_size"],
         )
-        scorers = {key: Scorer(evaluation) for key in timers}
+        scorer_of = functools.partial(
+            Scorer,
+            protocols,
+            boxes=split.boxes is not None,
+            masks=paths.mask_root is not None and split.masks is not None,
+        )
+        scorers = {key: scorer_of() for key in timers}
         batches = predict(
             model,
             dataset,
@@ -172,19 +181,15 @@ def main() -> None:
                         timer = timers[name, path]
                         timer.seconds = 0.0
                         start = time.perf_counter()
-                        (scorers[name, path] if repeat == 0 else Scorer(evaluation)).accumulate(
-                            batch, timer
-                        )
+                        (scorers[name, path] if repeat == 0 else scorer_of()).update(batch, timer)
                         best[path] = min(best[path], (time.perf_counter() - start, timer.seconds))
                 for path in PATHS:
                     scoring[name, path] += best[path][0]
                     post[name, path] += best[path][1]
         for name in postprocessors:
             old, new = (scorers[name, path].evaluator.state_dict() for path in PATHS)
-            identical &= all(
-                torch.equal(torch.as_tensor(old[a][k]), torch.as_tensor(new[a][k]))
-                for a in old
-                for k in old[a]
+            identical &= old.keys() == new.keys() and all(
+                torch.equal(old[a][k], new[a][k]) for a in old for k in old[a]
             )
 
     def ms(seconds: float) -> str:

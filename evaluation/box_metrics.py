@@ -14,12 +14,11 @@ from collections.abc import Sequence
 import cv2
 import numba
 import numpy as np
-import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range, quantize
 from wsolbench.evaluation.level_sets import batch_level_hits
-from wsolbench.evaluation.per_image import concat_per_image, merge_per_image
+from wsolbench.evaluation.per_image import CountMetric
 
 
 def cam_thresholds(interval: float) -> np.ndarray:
@@ -39,15 +38,21 @@ def largest_contour_box(mask: np.ndarray) -> np.ndarray:
     return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], np.int64)
 
 
-class BoxAccumulator:
-    """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes."""
+class BoxAccumulator(CountMetric):
+    """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes; ``compute``
+    returns MaxBoxAcc, MaxBoxAccV2, their curves and best thresholds (a dict)."""
+
+    higher_is_better = True
+    record_fields = {"correct_v1": np.uint8, "correct_v2": np.uint8}
 
     def __init__(
         self,
         cam_curve_interval: float = 0.001,
         iou_thresholds: Sequence[int] = (30, 50, 70),
         thresholds=None,
+        **kwargs,
     ):
+        super().__init__(**kwargs)
         self.thresholds = (
             cam_thresholds(cam_curve_interval)
             if thresholds is None
@@ -57,39 +62,41 @@ class BoxAccumulator:
         # V1's MaxBoxAcc is defined at IoU 50 whatever V2 uses.
         self.deltas = np.array(sorted(set(self.iou_thresholds) | {50}), np.int64)
         shape = (len(self.thresholds), len(self.deltas))
-        self.correct_v1 = np.zeros(shape, np.int64)
-        self.correct_v2 = np.zeros(shape, np.int64)
-        self.count = 0
-        self.per_image: list[dict[str, np.ndarray]] | None = None
+        self.add_count("correct_v1", shape)
+        self.add_count("correct_v2", shape)
+        self.add_count("count")
+
+    def settings(self) -> dict:
+        return {"thresholds": self.thresholds.tolist(), "deltas": self.deltas.tolist()}
 
     def keep_per_image(self) -> BoxAccumulator:
         """Also keep each image's outcome: ``correct_v1`` / ``correct_v2`` as bits packed along
         the CAM thresholds, ``(N, len(deltas), ceil(T / 8))`` uint8 (``per_image_arrays``); their
         sums over images are the pooled counts."""
-        self.per_image = []
-        return self
+        return super().keep_per_image()
 
-    def accumulate(self, scoremaps, gt_boxes: Sequence) -> None:
+    def update(self, scoremaps, gt_boxes: Sequence) -> None:
         """``scoremaps``: (N, H, W) in [0, 1] (tensor on any device, array, or a list of maps of
         any sizes); ``gt_boxes``: N arrays ``(k, 4)`` of inclusive boxes in map pixels."""
         if isinstance(scoremaps, (list, tuple)):
             if len(scoremaps) != len(gt_boxes):
                 raise WsolbenchError(f"{len(scoremaps)} score maps but {len(gt_boxes)} box lists")
-            shapes = {tuple(m.shape) for m in scoremaps}
-            if len(shapes) > 1:  # maps of different sizes: one call per size
-                before = len(self.per_image) if self.per_image is not None else 0
-                order = []
-                for shape in shapes:
-                    idx = [i for i, m in enumerate(scoremaps) if tuple(m.shape) == shape]
-                    self.accumulate([scoremaps[i] for i in idx], [gt_boxes[i] for i in idx])
-                    order += idx
-                if self.per_image is not None:  # back to the input's image order
-                    merged = concat_per_image(self.per_image[before:])
-                    inverse = np.argsort(order)
-                    self.per_image[before:] = [{k: v[inverse] for k, v in merged.items()}]
-                return
             if not scoremaps:
                 return
+            shapes = {tuple(m.shape) for m in scoremaps}
+            if len(shapes) > 1:  # maps of different sizes: one pass per size, then input order
+                hits = [None] * len(scoremaps)
+                for shape in shapes:
+                    idx = [i for i, m in enumerate(scoremaps) if tuple(m.shape) == shape]
+                    v1, v2 = self._hits([scoremaps[i] for i in idx], [gt_boxes[i] for i in idx])
+                    for row, i in enumerate(idx):
+                        hits[i] = (v1[row], v2[row])
+                self._add(np.stack([h[0] for h in hits]), np.stack([h[1] for h in hits]))
+                return
+        self._add(*self._hits(scoremaps, gt_boxes))
+
+    def _hits(self, scoremaps, gt_boxes: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """Per image, CAM threshold and IoU threshold: is the V1 / V2 box correct (N, T, D)."""
         maps = as_tensor(scoremaps)
         if maps.dim() == 2:
             maps = maps[None]
@@ -117,17 +124,18 @@ class BoxAccumulator:
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
         self._resolve_ties(levels, gt, cut, v1, ambiguous)
         rows = np.arange(len(levels))[:, None]
-        hits_v1, hits_v2 = v1[rows, cut], v2[rows, cut]  # (N, T, D)
-        self.correct_v1 += hits_v1.sum(0, dtype=np.int64)
-        self.correct_v2 += hits_v2.sum(0, dtype=np.int64)
-        self.count += len(levels)
-        if self.per_image is not None:
-            self.per_image.append(
-                {
-                    "correct_v1": np.packbits(hits_v1.transpose(0, 2, 1).astype(bool), axis=-1),
-                    "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1),
-                }
-            )
+        return v1[rows, cut], v2[rows, cut]
+
+    def _add(self, hits_v1: np.ndarray, hits_v2: np.ndarray) -> None:
+        self.add_counts("correct_v1", hits_v1.sum(0, dtype=np.int64))
+        self.add_counts("correct_v2", hits_v2.sum(0, dtype=np.int64))
+        self.add_counts("count", len(hits_v1))
+        self.add_record(
+            {
+                "correct_v1": np.packbits(hits_v1.transpose(0, 2, 1).astype(bool), axis=-1),
+                "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1),
+            }
+        )
 
     def _resolve_ties(self, levels, gt, cut, v1, ambiguous) -> None:
         """Ask OpenCV for the (map, level) pairs where the largest contour area is tied."""
@@ -137,26 +145,14 @@ class BoxAccumulator:
             box = largest_contour_box(levels[i] > level)
             v1[i, level] = _hits_exact(box, gt[i], self.deltas)
 
-    def merge(self, other: BoxAccumulator) -> BoxAccumulator:
-        if not (
-            np.array_equal(self.thresholds, other.thresholds)
-            and np.array_equal(self.deltas, other.deltas)
-        ):
-            raise WsolbenchError("cannot merge box accumulators with different thresholds")
-        self.correct_v1 += other.correct_v1
-        self.correct_v2 += other.correct_v2
-        self.count += other.count
-        merge_per_image(self, other)
-        return self
-
-    def per_image_arrays(self) -> dict[str, np.ndarray]:
-        return concat_per_image(self.per_image)
-
     def compute(self) -> dict:
-        if self.count == 0:
+        count = int(self.count)
+        if count == 0:
             raise WsolbenchError("no score map was accumulated for box metrics")
-        acc_v1 = 100.0 * self.correct_v1 / self.count
-        acc_v2 = 100.0 * self.correct_v2 / self.count
+        correct_v1 = self.correct_v1.cpu().numpy()
+        correct_v2 = self.correct_v2.cpu().numpy()
+        acc_v1 = 100.0 * correct_v1 / count
+        acc_v2 = 100.0 * correct_v2 / count
         column = {int(d): j for j, d in enumerate(self.deltas)}
         per_iou_v2 = {str(d): float(acc_v2[:, column[d]].max()) for d in self.iou_thresholds}
         per_iou_v1 = {str(d): float(acc_v1[:, column[d]].max()) for d in self.deltas}
@@ -181,34 +177,14 @@ class BoxAccumulator:
                 str(d): acc_v2[:, column[d]].tolist() for d in self.iou_thresholds
             },
             "box_correct_counts_v1": {
-                str(d): self.correct_v1[:, column[d]].tolist() for d in self.deltas
+                str(d): correct_v1[:, column[d]].tolist() for d in self.deltas
             },
             "box_correct_counts_v2": {
-                str(d): self.correct_v2[:, column[d]].tolist() for d in self.iou_thresholds
+                str(d): correct_v2[:, column[d]].tolist() for d in self.iou_thresholds
             },
-            "box_num_images": self.count,
+            "box_num_images": count,
+            **self.computed_records(),
         }
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            "thresholds": torch.from_numpy(self.thresholds.copy()),
-            "deltas": torch.from_numpy(self.deltas.copy()),
-            "iou_thresholds": torch.tensor(self.iou_thresholds, dtype=torch.int64),
-            "correct_v1": torch.from_numpy(self.correct_v1.copy()),
-            "correct_v2": torch.from_numpy(self.correct_v2.copy()),
-            "count": torch.tensor(self.count, dtype=torch.int64),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> BoxAccumulator:
-        acc = cls(
-            thresholds=state["thresholds"].cpu().numpy(),
-            iou_thresholds=state["iou_thresholds"].tolist(),
-        )
-        acc.correct_v1 = state["correct_v1"].cpu().numpy().astype(np.int64).copy()
-        acc.correct_v2 = state["correct_v2"].cpu().numpy().astype(np.int64).copy()
-        acc.count = int(state["count"])
-        return acc
 
 
 def _hits_exact(box: np.ndarray, gt: np.ndarray, deltas: np.ndarray) -> np.ndarray:

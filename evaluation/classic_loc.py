@@ -11,7 +11,7 @@ import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, overlap_ratios
-from wsolbench.evaluation.per_image import concat_per_image, merge_per_image
+from wsolbench.evaluation.per_image import CountMetric
 
 ERROR_TYPES = ("cls", "m-ins", "part", "more", "ot")
 OUTCOMES = ("correct",) + ERROR_TYPES  # per-image outcome codes 0..5 (``keep_per_image``)
@@ -75,33 +75,42 @@ def _correct(box, gt: np.ndarray) -> bool:
     return bool(overlap_ratios(box, gt)[0].max() > 0.5)
 
 
-class ClassicLocAccumulator:
-    """Counts per box threshold: Top-1/Top-5/GT-known Loc and the error types of Top-1."""
+class ClassicLocAccumulator(CountMetric):
+    """Counts per box threshold: Top-1/Top-5/GT-known Loc and the error types of Top-1;
+    ``compute`` returns them per threshold and at the best Top-1 Loc threshold (a dict)."""
 
-    def __init__(self, thresholds: Sequence[float] = (0.2,)):
+    higher_is_better = True
+    record_fields = {
+        "outcome": np.uint8,
+        "top5_loc": bool,
+        "gt_known_loc": bool,
+        "top1_box": np.int32,
+        "top1_cls": bool,
+        "top5_cls": bool,
+        "top1_class": np.int32,
+    }
+
+    def __init__(self, thresholds: Sequence[float] = (0.2,), **kwargs):
+        super().__init__(**kwargs)
         self.thresholds = np.asarray(thresholds, np.float64).reshape(-1)
         t = len(self.thresholds)
-        self.top1_loc = np.zeros(t, np.int64)
-        self.top5_loc = np.zeros(t, np.int64)
-        self.gt_known_loc = np.zeros(t, np.int64)
-        self.errors = np.zeros((t, len(ERROR_TYPES)), np.int64)
-        self.top1_cls = 0
-        self.top5_cls = 0
-        self.count = 0
-        self.per_image: list[dict[str, np.ndarray]] | None = None
+        for name in ("top1_loc", "top5_loc", "gt_known_loc"):
+            self.add_count(name, [t])
+        self.add_count("errors", [t, len(ERROR_TYPES)])
+        for name in ("top1_cls", "top5_cls", "count"):
+            self.add_count(name)
+
+    def settings(self) -> dict:
+        return {"thresholds": self.thresholds.tolist()}
 
     def keep_per_image(self) -> ClassicLocAccumulator:
         """Also keep, per image: ``outcome`` (N, T) uint8 index into ``OUTCOMES`` (correct or
         the error type of the top-1 prediction), ``top5_loc`` / ``gt_known_loc`` (N, T) bool,
         ``top1_box`` (N, T, 4) int32 original pixels, ``top1_cls`` / ``top5_cls`` (N,) bool and
         ``top1_class`` (N,) int32 (``per_image_arrays``); T = number of box thresholds."""
-        self.per_image = []
-        return self
+        return super().keep_per_image()
 
-    def per_image_arrays(self) -> dict[str, np.ndarray]:
-        return concat_per_image(self.per_image)
-
-    def accumulate(
+    def update(
         self, labels, top5, loc_maps: Sequence, gt_loc_maps: Sequence, gt_boxes_original: Sequence
     ) -> None:
         """``labels`` (N,), ``top5`` (N, 5) predicted classes best first, ``loc_maps`` N maps
@@ -124,82 +133,56 @@ class ClassicLocAccumulator:
         for i, label in enumerate(labels):
             gt = np.asarray(gt_boxes_original[i], np.int64).reshape(-1, 4)
             hit5 = top5[i] == label
-            self.top1_cls += int(hit5[0])
-            self.top5_cls += int(hit5.any())
             boxes_at = union_boxes_at(loc_maps[i], self.thresholds).cpu().numpy()
             known_at = union_boxes_at(gt_loc_maps[i], self.thresholds).cpu().numpy()[:, 0]
             for t in range(len(self.thresholds)):
                 boxes, known = boxes_at[t], known_at[t]
-                known_hit = _correct(known, gt)
-                self.gt_known_loc[t] += known_hit
                 kind = localization_error_type(top5[i, 0], boxes[0], label, gt)
-                if kind == "correct":
-                    self.top1_loc[t] += 1
-                else:
-                    self.errors[t, ERROR_TYPES.index(kind)] += 1
-                top5_hit = any(
+                record["outcome"][i, t] = OUTCOMES.index(kind)
+                record["gt_known_loc"][i, t] = _correct(known, gt)
+                record["top5_loc"][i, t] = any(
                     hit5[j] and _correct(boxes[j], gt) for j in range(min(len(boxes), len(hit5)))
                 )
-                self.top5_loc[t] += top5_hit
-                record["outcome"][i, t] = OUTCOMES.index(kind)
-                record["top5_loc"][i, t], record["gt_known_loc"][i, t] = top5_hit, known_hit
                 record["top1_box"][i, t] = boxes[0]
-        self.count += len(labels)
-        if self.per_image is not None:
-            self.per_image.append(record)
-
-    def merge(self, other: ClassicLocAccumulator) -> ClassicLocAccumulator:
-        if not np.array_equal(self.thresholds, other.thresholds):
-            raise WsolbenchError("cannot merge classic accumulators with different thresholds")
-        for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.top1_cls += other.top1_cls
-        self.top5_cls += other.top5_cls
-        self.count += other.count
-        merge_per_image(self, other)
-        return self
+        outcome = record["outcome"]
+        self.add_counts("top1_loc", (outcome == 0).sum(0))
+        self.add_counts("top5_loc", record["top5_loc"].sum(0))
+        self.add_counts("gt_known_loc", record["gt_known_loc"].sum(0))
+        self.add_counts(
+            "errors", np.stack([(outcome == k + 1).sum(0) for k in range(len(ERROR_TYPES))], 1)
+        )
+        self.add_counts("top1_cls", record["top1_cls"].sum())
+        self.add_counts("top5_cls", record["top5_cls"].sum())
+        self.add_counts("count", count)
+        self.add_record(record)
 
     def compute(self) -> dict:
-        if self.count == 0:
+        count = int(self.count)
+        if count == 0:
             raise WsolbenchError("no image was accumulated for classic localization")
-        pct = 100.0 / self.count
+        top1_loc, top5_loc, gt_known_loc, errors = (
+            getattr(self, name).cpu().numpy()
+            for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors")
+        )
+        pct = 100.0 / count
         per_threshold = {}
         for t, threshold in enumerate(self.thresholds):
             row = {
-                "Top1Loc": self.top1_loc[t] * pct,
-                "Top5Loc": self.top5_loc[t] * pct,
-                "GTKnownLoc": self.gt_known_loc[t] * pct,
+                "Top1Loc": top1_loc[t] * pct,
+                "Top5Loc": top5_loc[t] * pct,
+                "GTKnownLoc": gt_known_loc[t] * pct,
             }
-            row.update(
-                {f"error_{kind}": self.errors[t, k] * pct for k, kind in enumerate(ERROR_TYPES)}
-            )
+            row.update({f"error_{kind}": errors[t, k] * pct for k, kind in enumerate(ERROR_TYPES)})
             per_threshold[f"{threshold:g}"] = {k: float(v) for k, v in row.items()}
-        best = f"{self.thresholds[int(self.top1_loc.argmax())]:g}"
+        best = f"{self.thresholds[int(top1_loc.argmax())]:g}"
         result = dict(per_threshold[best])
         result.update(
             {
-                "Top1Cls": 100.0 * self.top1_cls / self.count,
-                "Top5Cls": 100.0 * self.top5_cls / self.count,
+                "Top1Cls": 100.0 * int(self.top1_cls) / count,
+                "Top5Cls": 100.0 * int(self.top5_cls) / count,
                 "classic_best_threshold": float(best),
                 "classic_per_threshold": per_threshold,
+                **self.computed_records(),
             }
         )
         return result
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            "thresholds": torch.from_numpy(self.thresholds.copy()),
-            "top1_loc": torch.from_numpy(self.top1_loc.copy()),
-            "top5_loc": torch.from_numpy(self.top5_loc.copy()),
-            "gt_known_loc": torch.from_numpy(self.gt_known_loc.copy()),
-            "errors": torch.from_numpy(self.errors.copy()),
-            "cls": torch.tensor([self.top1_cls, self.top5_cls, self.count]),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> ClassicLocAccumulator:
-        acc = cls(state["thresholds"].cpu().numpy())
-        for name in ("top1_loc", "top5_loc", "gt_known_loc", "errors"):
-            setattr(acc, name, state[name].cpu().numpy().astype(np.int64).copy())
-        acc.top1_cls, acc.top5_cls, acc.count = (int(v) for v in state["cls"])
-        return acc

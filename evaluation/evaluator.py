@@ -1,127 +1,129 @@
-"""The unified evaluator: one object composed of metric accumulators (integer counts only).
+"""The unified evaluator: protocols with their accumulators, fed batch by batch.
 
-Results do not depend on batch size, order, sharding or device; ``merge`` adds counts exactly,
-and ``state_dict`` / ``from_state_dict`` exchange them as plain tensors (all-reduce or gather).
+``Evaluator(protocols, boxes=..., masks=...)`` builds each protocol's accumulators for a split
+with boxes and/or masks; ``update(MapBatch)`` lets every protocol prepare the batch by its own
+rules and accumulate; ``compute()`` returns each accumulator's output (under DDP torchmetrics
+merges every process's integer counts first, exactly), ``results`` / ``curves`` name them as
+the protocols do. Results do not depend on batch size, order, sharding or device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.evaluation.box_metrics import BoxAccumulator
-from wsolbench.evaluation.classic_loc import ClassicLocAccumulator
-from wsolbench.evaluation.mask_metrics import PxAPAccumulator
-from wsolbench.evaluation.peak import PeakAccumulator
-
-ACCUMULATORS = {
-    "box": BoxAccumulator,
-    "pxap": PxAPAccumulator,
-    "peak": PeakAccumulator,
-    "classic": ClassicLocAccumulator,
-}
-PROTOCOLS = ("wsolevaluation", "spa", "peak")
+from wsolbench.evaluation.per_image import CountMetric
+from wsolbench.evaluation.protocols import GroundTruth, MapBatch, Protocol, create_protocols
 
 
 class Evaluator:
-    """Accumulate batches, merge shards, compute every metric the inputs allow."""
+    """Accumulate batches under several protocols; compute (and merge) their metrics."""
 
-    def __init__(
-        self,
-        box: BoxAccumulator | None = None,
-        pxap: PxAPAccumulator | None = None,
-        peak: PeakAccumulator | None = None,
-        classic: ClassicLocAccumulator | None = None,
-        protocol: str = "custom",
-    ):
-        self.accumulators = {
-            name: acc
-            for name, acc in (("box", box), ("pxap", pxap), ("peak", peak), ("classic", classic))
-            if acc is not None
-        }
-        self.protocol = protocol
+    def __init__(self, protocols: Iterable[Protocol], boxes: bool = True, masks: bool = False):
+        self.protocols = {protocol.name: protocol for protocol in protocols}
+        self.metrics: dict[str, CountMetric] = {}  # accumulator name -> accumulator
+        self._owned: dict[str, list[str]] = {}  # protocol -> its accumulators' names
+        for name, protocol in self.protocols.items():
+            created = protocol.create_metrics(boxes=boxes, masks=masks)
+            clash = set(created) & set(self.metrics)
+            if clash:
+                raise WsolbenchError(f"protocol {name} reuses accumulator names {sorted(clash)}")
+            self.metrics.update(created)
+            self._owned[name] = list(created)
 
-    @classmethod
-    def preset(
-        cls,
-        protocol: str,
-        cam_curve_interval: float = 0.001,
-        iou_thresholds: Sequence[int] = (30, 50, 70),
-        masks: bool = False,
-        box_thresholds: Sequence[float] = (0.2,),
-    ) -> Evaluator:
-        """``wsolevaluation``: MaxBoxAcc/V2 (+ PxAP with ``masks``); ``spa``: Top-1/Top-5/GT-known
-        Loc with the error analysis at ``box_thresholds``; ``peak``: Peak-IoU / Peak-T."""
-        if protocol == "wsolevaluation":
-            return cls(
-                box=BoxAccumulator(cam_curve_interval, iou_thresholds),
-                pxap=PxAPAccumulator(cam_curve_interval) if masks else None,
-                protocol=protocol,
-            )
-        if protocol == "spa":
-            return cls(classic=ClassicLocAccumulator(box_thresholds), protocol=protocol)
-        if protocol == "peak":
-            return cls(peak=PeakAccumulator(), protocol=protocol)
-        raise WsolbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    def of(self, protocol: str) -> dict[str, CountMetric]:
+        """One protocol's accumulators."""
+        return {name: self.metrics[name] for name in self._owned[protocol]}
 
-    def accumulate(self, batch: dict) -> None:
-        """Feed one batch; each accumulator takes the keys it needs (missing keys skip it).
-
-        - ``scoremaps`` (N, H, W) in [0, 1], the GT class's map at map resolution (tensor on any
-          device, array, or list), with ``gt_boxes``: N arrays (k, 4) of inclusive boxes in map
-          pixels -> MaxBoxAcc / MaxBoxAccV2;
-        - ``scoremaps`` with ``gt_masks`` (N, H, W) bool and optional ``gt_ignore`` (N, H, W) bool
-          -> PxAP;
-        - ``peak_maps`` (list of raw maps, any range) with ``peak_masks`` (list of bool masks at
-          their own size; each map is resized to its mask) -> Peak-IoU / Peak-T;
-        - ``labels`` (N,), ``top5`` (N, 5), ``loc_maps`` (list of (5, H, W) maps of the top-5
-          classes at the original size), ``gt_loc_maps`` (list of (H, W) maps of the GT class)
-          and ``gt_boxes_original`` (list of (k, 4) in original pixels) -> classic localization.
-        """
-        if "box" in self.accumulators and "gt_boxes" in batch:
-            self.accumulators["box"].accumulate(batch["scoremaps"], batch["gt_boxes"])
-        if "pxap" in self.accumulators and "gt_masks" in batch:
-            self.accumulators["pxap"].accumulate(
-                batch["scoremaps"], batch["gt_masks"], batch.get("gt_ignore")
-            )
-        if "peak" in self.accumulators and "peak_masks" in batch:
-            self.accumulators["peak"].accumulate(batch["peak_maps"], batch["peak_masks"])
-        if "classic" in self.accumulators and "loc_maps" in batch:
-            self.accumulators["classic"].accumulate(
-                batch["labels"],
-                batch["top5"],
-                batch["loc_maps"],
-                batch["gt_loc_maps"],
-                batch["gt_boxes_original"],
-            )
-
-    def merge(self, other: Evaluator) -> Evaluator:
-        if self.accumulators.keys() != other.accumulators.keys():
-            raise WsolbenchError("cannot merge evaluators with different metrics")
-        for name, acc in self.accumulators.items():
-            acc.merge(other.accumulators[name])
+    def keep_per_image(self) -> Evaluator:
+        for metric in self.metrics.values():
+            metric.keep_per_image()
         return self
 
-    def compute(self) -> dict:
-        results: dict = {"protocol": self.protocol}
-        for acc in self.accumulators.values():
-            results.update(acc.compute())
-        return results
+    def update(self, batch: MapBatch) -> None:
+        for name, protocol in self.protocols.items():
+            if self._owned[name]:
+                protocol.update(self.of(name), batch)
+
+    def compute(self) -> dict[str, dict]:
+        """Accumulator name -> its ``compute()`` (every process's counts under DDP: a
+        collective call, made in the same order on every rank; cached until the next update)."""
+        return {name: metric.compute() for name, metric in self.metrics.items()}
+
+    def results(self, choices: Mapping[str, Mapping] | None = None) -> dict[str, dict[str, float]]:
+        """Protocol -> metric name -> value; ``choices[protocol]`` are settings chosen on val
+        (the spa protocol's box threshold)."""
+        computed, choices = self.compute(), choices or {}
+        out = {}
+        for name, protocol in self.protocols.items():
+            values = protocol.results(_subset(computed, self._owned[name]), choices.get(name))
+            if values:
+                out[name] = values
+        return out
+
+    def choose(self) -> dict[str, dict]:
+        """Protocol -> the settings it chooses on this split (call on val)."""
+        computed = self.compute()
+        return {
+            name: protocol.choose(_subset(computed, self._owned[name]))
+            for name, protocol in self.protocols.items()
+        }
+
+    def curves(self) -> list[tuple[str, list, list]]:
+        computed = self.compute()
+        return [
+            curve
+            for name, protocol in self.protocols.items()
+            for curve in protocol.curves(_subset(computed, self._owned[name]))
+        ]
+
+    def summary(self) -> dict:
+        """Every accumulator's output in one flat dict (``evaluate_scoremaps``, ``wsolbench
+        evaluate``): MaxBoxAcc, MaxBoxAccV2, PxAP, PeakIoU, ... with their curves."""
+        out: dict = {}
+        for values in self.compute().values():
+            out.update({k: v for k, v in values.items() if k != "per_image"})
+        return out
+
+    def merge(self, other: Evaluator) -> Evaluator:
+        """Add another shard's counts (exact integer sums)."""
+        if self.metrics.keys() != other.metrics.keys():
+            raise WsolbenchError(
+                f"cannot merge evaluators with different metrics ({sorted(self.metrics)} vs "
+                f"{sorted(other.metrics)})"
+            )
+        for name, metric in self.metrics.items():
+            metric.merge(other.metrics[name])
+        return self
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {name: acc.state_dict() for name, acc in self.accumulators.items()}
+        return {name: metric.state_dict() for name, metric in self.metrics.items()}
 
-    @classmethod
-    def from_state_dict(cls, state: dict, protocol: str = "custom") -> Evaluator:
-        unknown = set(state) - set(ACCUMULATORS)
+    def load_state_dict(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> Evaluator:
+        unknown = set(state) - set(self.metrics)
         if unknown:
             raise WsolbenchError(f"unknown accumulators in state: {sorted(unknown)}")
-        return cls(
-            **{name: ACCUMULATORS[name].from_state_dict(s) for name, s in state.items()},
-            protocol=protocol,
+        for name, metric_state in state.items():
+            self.metrics[name].load_state_dict(dict(metric_state))
+        return self
+
+
+def _subset(computed: Mapping[str, dict], names: Sequence[str]) -> dict[str, dict]:
+    return {name: computed[name] for name in names}
+
+
+def binary_as_gray(masks) -> list[np.ndarray]:
+    """Binary masks (bool or 0/1, arrays or tensors) as the grayscale PNGs they stand for
+    (0 / 255), so every protocol's threshold reads them as given."""
+    return [
+        np.where(np.asarray(m.cpu() if isinstance(m, torch.Tensor) else m) > 0.5, 255, 0).astype(
+            np.uint8
         )
+        for m in masks
+    ]
 
 
 def evaluate_scoremaps(
@@ -133,27 +135,28 @@ def evaluate_scoremaps(
     iou_thresholds: Sequence[int] = (30, 50, 70),
 ) -> dict:
     """Score maps in [0, 1] (N, H, W) against GT boxes in map pixels (-> ``MaxBoxAcc``,
-    ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou``, curves and best thresholds) and/or GT masks at map
-    size (-> ``PxAP`` and ``PeakIoU`` / ``PeakT``)."""
+    ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou``, curves and best thresholds) and/or binary GT masks
+    at map size (-> ``PxAP`` and ``PeakIoU`` / ``PeakT``): the wsolevaluation and peak
+    protocols with the ground truth already at the maps' size."""
     if gt_boxes is None and gt_masks is None:
         raise WsolbenchError("give gt_boxes and/or gt_masks")
-    evaluator = Evaluator(
-        box=BoxAccumulator(cam_curve_interval, iou_thresholds) if gt_boxes is not None else None,
-        pxap=PxAPAccumulator(cam_curve_interval) if gt_masks is not None else None,
-        peak=PeakAccumulator() if gt_masks is not None else None,
-        protocol="wsolevaluation",
+    protocols = create_protocols(
+        {"cam_curve_interval": cam_curve_interval, "iou_thresholds": iou_thresholds},
+        names=("wsolevaluation", "peak"),
     )
-    batch = {"scoremaps": scoremaps}
-    if gt_boxes is not None:
-        batch["gt_boxes"] = gt_boxes
-    if gt_masks is not None:
-        batch.update(
-            gt_masks=gt_masks,
-            gt_ignore=gt_ignore,
-            peak_maps=list(scoremaps),
-            peak_masks=[
-                m > 0.5 if not isinstance(m, torch.Tensor) else (m > 0.5).cpu() for m in gt_masks
-            ],
+    evaluator = Evaluator(
+        protocols.values(), boxes=gt_boxes is not None, masks=gt_masks is not None
+    )
+    sizes = [(int(m.shape[-1]), int(m.shape[-2])) for m in scoremaps]  # (width, height)
+    evaluator.update(
+        MapBatch(
+            gt=GroundTruth(
+                sizes,
+                boxes=gt_boxes,
+                masks=None if gt_masks is None else binary_as_gray(gt_masks),
+                ignore=None if gt_ignore is None else binary_as_gray(gt_ignore),
+            ),
+            scoremaps=scoremaps,
         )
-    evaluator.accumulate(batch)
-    return evaluator.compute()
+    )
+    return evaluator.summary()

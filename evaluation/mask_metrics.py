@@ -13,7 +13,7 @@ import torch
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.box_metrics import cam_thresholds
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range
-from wsolbench.evaluation.per_image import compact_counts, concat_per_image, merge_per_image
+from wsolbench.evaluation.per_image import CountMetric
 
 
 def pxap_bin_edges(interval: float) -> np.ndarray:
@@ -32,24 +32,30 @@ def bin_index(scores: torch.Tensor, edges: torch.Tensor, interval: float) -> tor
     return guess
 
 
-class PxAPAccumulator:
-    def __init__(self, cam_curve_interval: float = 0.001, edges=None):
+class PxAPAccumulator(CountMetric):
+    """Foreground / background pixel histograms of the score maps; ``compute`` returns PxAP
+    and its precision-recall curve (a dict)."""
+
+    higher_is_better = True
+    record_fields = {"foreground": np.int32, "background": np.int32}
+    histogram_fields = ("foreground", "background")
+
+    def __init__(self, cam_curve_interval: float = 0.001, edges=None, **kwargs):
+        super().__init__(**kwargs)
         self.edges = pxap_bin_edges(cam_curve_interval) if edges is None else np.asarray(edges)
         self.interval = float(self.edges[1] - self.edges[0]) if len(self.edges) > 4 else 1.0
-        self.foreground = np.zeros(len(self.edges) - 1, np.int64)
-        self.background = np.zeros(len(self.edges) - 1, np.int64)
-        self.per_image: list[dict[str, np.ndarray]] | None = None
+        self.add_count("foreground", [len(self.edges) - 1])
+        self.add_count("background", [len(self.edges) - 1])
+
+    def settings(self) -> dict:
+        return {"edges": self.edges.tolist()}
 
     def keep_per_image(self) -> PxAPAccumulator:
         """Also keep each image's two histograms, ``foreground`` / ``background`` (N, bins)
         (uint16 when they fit: 4 bytes per bin and image; ``per_image_arrays``)."""
-        self.per_image = []
-        return self
+        return super().keep_per_image()
 
-    def per_image_arrays(self) -> dict[str, np.ndarray]:
-        return concat_per_image(self.per_image)
-
-    def accumulate(self, scoremaps, gt_masks, gt_ignore=None) -> None:
+    def update(self, scoremaps, gt_masks, gt_ignore=None) -> None:
         """``scoremaps`` (N, H, W) in [0, 1]; ``gt_masks`` (N, H, W) bool (foreground);
         ``gt_ignore`` (N, H, W) bool or None. Ignored foreground pixels stay foreground."""
         maps = as_tensor(scoremaps)
@@ -69,7 +75,7 @@ class PxAPAccumulator:
             code = torch.where(ignore, 2 * nbins, code)
         edges = torch.as_tensor(self.edges, dtype=torch.float64, device=maps.device)
         index = bin_index(maps, edges, self.interval) + code
-        if self.per_image is not None:  # one bincount with images offset by 3 * nbins
+        if self.keeps_per_image:  # one bincount with images offset by 3 * nbins
             if index.dim() == 2:
                 index = index[None]
             offsets = torch.arange(index.shape[0], device=index.device).reshape(-1, 1, 1)
@@ -77,29 +83,21 @@ class PxAPAccumulator:
                 (index + offsets * 3 * nbins).flatten(), minlength=index.shape[0] * 3 * nbins
             )
             per_image = per_image.reshape(-1, 3 * nbins).cpu().numpy()
-            self.per_image.append(
+            self.add_record(
                 {
-                    "foreground": compact_counts(per_image[:, :nbins]),
-                    "background": compact_counts(per_image[:, nbins : 2 * nbins]),
+                    "foreground": per_image[:, :nbins],
+                    "background": per_image[:, nbins : 2 * nbins],
                 }
             )
             counts = per_image.sum(0)
         else:
             counts = torch.bincount(index.flatten(), minlength=3 * nbins).cpu().numpy()
-        self.foreground += counts[:nbins]
-        self.background += counts[nbins : 2 * nbins]
-
-    def merge(self, other: PxAPAccumulator) -> PxAPAccumulator:
-        if not np.array_equal(self.edges, other.edges):
-            raise WsolbenchError("cannot merge PxAP accumulators with different bins")
-        self.foreground += other.foreground
-        self.background += other.background
-        merge_per_image(self, other)
-        return self
+        self.add_counts("foreground", counts[:nbins])
+        self.add_counts("background", counts[nbins : 2 * nbins])
 
     def compute(self) -> dict:
-        tp = self.foreground[::-1].cumsum().astype(np.float64)
-        fp = self.background[::-1].cumsum().astype(np.float64)
+        tp = self.foreground.cpu().numpy()[::-1].cumsum().astype(np.float64)
+        fp = self.background.cpu().numpy()[::-1].cumsum().astype(np.float64)
         if tp[-1] <= 0:
             raise WsolbenchError("PxAP: no positive ground-truth pixel in the evaluated maps")
         if ((tp + fp) <= 0).all():
@@ -113,18 +111,5 @@ class PxAPAccumulator:
             "PxAP": pxap,
             "pxap_precision": np.nan_to_num(precision).tolist(),
             "pxap_recall": recall.tolist(),
+            **self.computed_records(),
         }
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            "edges": torch.from_numpy(self.edges.copy()),
-            "foreground": torch.from_numpy(self.foreground.copy()),
-            "background": torch.from_numpy(self.background.copy()),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> PxAPAccumulator:
-        acc = cls(edges=state["edges"].cpu().numpy())
-        acc.foreground = state["foreground"].cpu().numpy().astype(np.int64).copy()
-        acc.background = state["background"].cpu().numpy().astype(np.int64).copy()
-        return acc

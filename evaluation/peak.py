@@ -10,12 +10,7 @@ import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor
-from wsolbench.evaluation.per_image import (
-    compact_counts,
-    concat_per_image,
-    image_histograms,
-    merge_per_image,
-)
+from wsolbench.evaluation.per_image import CountMetric, image_histograms
 
 LEVELS = 256
 
@@ -43,23 +38,26 @@ def resize_levels(levels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(levels, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-class PeakAccumulator:
-    def __init__(self):
+class PeakAccumulator(CountMetric):
+    """Foreground / background histograms of the maps' 256 levels against the masks;
+    ``compute`` returns Peak-IoU, Peak-T and the IoU curve (a dict)."""
+
+    higher_is_better = True
+    record_fields = {"foreground": np.int32, "background": np.int32}
+    histogram_fields = ("foreground", "background")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         # One bin per level 0..255 plus an empty top bin, so tp(t) = sum of bins >= t.
-        self.foreground = np.zeros(LEVELS + 1, np.int64)
-        self.background = np.zeros(LEVELS + 1, np.int64)
-        self.per_image: list[dict[str, np.ndarray]] | None = None
+        self.add_count("foreground", [LEVELS + 1])
+        self.add_count("background", [LEVELS + 1])
 
     def keep_per_image(self) -> PeakAccumulator:
         """Also keep each image's two 257-bin histograms, ``foreground`` / ``background``
         (``per_image_arrays``)."""
-        self.per_image = []
-        return self
+        return super().keep_per_image()
 
-    def per_image_arrays(self) -> dict[str, np.ndarray]:
-        return concat_per_image(self.per_image)
-
-    def accumulate(self, raw_maps: Sequence, gt_masks: Sequence) -> None:
+    def update(self, raw_maps: Sequence, gt_masks: Sequence) -> None:
         """``raw_maps``: maps of any range and size; ``gt_masks``: bool masks at their own size
         (the map is resized to it)."""
         if len(raw_maps) != len(gt_masks):
@@ -77,34 +75,30 @@ class PeakAccumulator:
 
     def _add(self, levels: np.ndarray, mask: np.ndarray) -> None:
         codes = levels.astype(np.int64) + (LEVELS + 1) * ~mask
-        if self.per_image is not None:
+        if self.keeps_per_image:
             per_image = image_histograms(
                 codes if codes.ndim == 3 else codes[None], 2 * (LEVELS + 1)
             )
-            self.per_image.append(
+            self.add_record(
                 {
-                    "foreground": compact_counts(per_image[:, : LEVELS + 1]),
-                    "background": compact_counts(per_image[:, LEVELS + 1 :]),
+                    "foreground": per_image[:, : LEVELS + 1],
+                    "background": per_image[:, LEVELS + 1 :],
                 }
             )
             counts = per_image.sum(0)
         else:
             counts = np.bincount(codes.ravel(), minlength=2 * (LEVELS + 1))
-        self.foreground += counts[: LEVELS + 1]
-        self.background += counts[LEVELS + 1 :]
-
-    def merge(self, other: PeakAccumulator) -> PeakAccumulator:
-        self.foreground += other.foreground
-        self.background += other.background
-        merge_per_image(self, other)
-        return self
+        self.add_counts("foreground", counts[: LEVELS + 1])
+        self.add_counts("background", counts[LEVELS + 1 :])
 
     def compute(self) -> dict:
-        total_fg = self.foreground.sum()
-        if total_fg + self.background.sum() == 0:
+        foreground = self.foreground.cpu().numpy()
+        background = self.background.cpu().numpy()
+        total_fg = foreground.sum()
+        if total_fg + background.sum() == 0:
             raise WsolbenchError("Peak-IoU: no mask pixel was accumulated")
-        tp = self.foreground[::-1].cumsum()[::-1][:LEVELS].astype(np.float64)
-        fp = self.background[::-1].cumsum()[::-1][:LEVELS].astype(np.float64)
+        tp = foreground[::-1].cumsum()[::-1][:LEVELS].astype(np.float64)
+        fp = background[::-1].cumsum()[::-1][:LEVELS].astype(np.float64)
         denominator = total_fg + fp  # tp + fn + fp
         iou = np.where(denominator > 0, tp / np.where(denominator > 0, denominator, 1), 0.0)
         peak_t = int(iou.argmax())
@@ -112,17 +106,5 @@ class PeakAccumulator:
             "PeakIoU": 100.0 * float(iou[peak_t]),
             "PeakT": peak_t,
             "peak_iou_curve": (100.0 * iou).tolist(),
+            **self.computed_records(),
         }
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            "foreground": torch.from_numpy(self.foreground.copy()),
-            "background": torch.from_numpy(self.background.copy()),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> PeakAccumulator:
-        acc = cls()
-        acc.foreground = state["foreground"].cpu().numpy().astype(np.int64).copy()
-        acc.background = state["background"].cpu().numpy().astype(np.int64).copy()
-        return acc

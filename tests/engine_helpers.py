@@ -44,86 +44,46 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-class CountingEvaluator:
-    """A minimal evaluator with integer count state (the shape of the real one's contract):
-    top-1 hits, images, and a 16-bin histogram of the GT-class map's min-max normalized values."""
-
-    def __init__(self):
-        import torch
-
-        self.counts = torch.zeros(16, dtype=torch.int64)
-        self.correct = 0
-        self.images = 0
-        self.ids: list[str] = []
-
-    def accumulate(self, batch) -> None:
-        import torch
-
-        cams = batch["cams_gt"].relu()
-        low = cams.flatten(1).min(1).values[:, None, None]
-        high = cams.flatten(1).max(1).values[:, None, None]
-        levels = ((cams - low) / (high - low + 1e-10) * 15.999).long().clamp(0, 15)
-        self.counts += torch.bincount(levels.flatten(), minlength=16)
-        self.correct += int((batch["topk"][:, 0] == batch["label"]).sum())
-        self.images += len(batch["label"])
-        self.ids += list(batch["image_id"])
-
-    def state_dict(self) -> dict:
-        return {
-            "counts": self.counts.clone(),
-            "correct": self.correct,
-            "images": self.images,
-            "ids": sorted(self.ids),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.counts = state["counts"].clone()
-        self.correct, self.images, self.ids = state["correct"], state["images"], list(state["ids"])
-
-    def merge(self, other: CountingEvaluator) -> CountingEvaluator:
-        self.counts += other.counts
-        self.correct += other.correct
-        self.images += other.images
-        self.ids += other.ids
-        return self
-
-
-def box_inputs(map_size: int):
-    """`evaluate`'s prepare hook for the real Evaluator: wsolevaluation box inputs (GT-class
-    maps at map_size, boxes rescaled with truncation) and spa classic-localization inputs."""
-    import numpy as np
-    import torch
-
-    from wsolbench.evaluation import rescale_boxes
+def bench_scores(model, data: Path) -> dict:
+    """The bench's scoring path (`engine.evaluate.score_split`: every protocol, plain and SCG
+    maps, per-image records with pictures) on the tiny test split, ten-crop, masks and all; the
+    box threshold is chosen on the split itself (`Scorer.choose`, a collective call too).
+    Post-processor -> {"rows", "curves", "per_image"}."""
+    from wsolbench.data.datasets import EvalDataset
+    from wsolbench.data.metadata import read_split
+    from wsolbench.engine.evaluate import score_split
+    from wsolbench.evaluation import create_protocols
     from wsolbench.registry import create_postprocessor
 
-    identity = create_postprocessor("identity")
-
-    def prepare(batch):
-        sizes = [(int(h), int(w)) for w, h in batch["size"]]
-        boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
-        topk_maps = [
-            identity(batch["cams_topk"][:, k], batch["taps"], sizes)
-            for k in range(batch["topk"].shape[1])
-        ]
-        return {
-            "scoremaps": identity(batch["cams_gt"], batch["taps"], (map_size, map_size)),
-            "gt_boxes": [
-                rescale_boxes(b, (w, h), (map_size, map_size)) for b, (h, w) in zip(boxes, sizes)
-            ],
-            "labels": batch["label"],
-            "top5": batch["topk"],
-            "loc_maps": [torch.stack([maps[i] for maps in topk_maps]) for i in range(len(sizes))],
-            "gt_loc_maps": list(identity(batch["cams_gt"], batch["taps"], sizes)),
-            "gt_boxes_original": boxes,
-        }
-
-    return prepare
-
-
-def real_evaluator():
-    from wsolbench.evaluation import BoxAccumulator, ClassicLocAccumulator, Evaluator
-
-    return Evaluator(
-        box=BoxAccumulator(0.01, (30, 50, 70)), classic=ClassicLocAccumulator((0.1, 0.2, 0.3))
+    dataset = EvalDataset(
+        read_split(data / "metadata" / "test"),
+        data / "images",
+        32,
+        mask_root=data / "masks",
+        ten_crop=True,
+        resize_size=36,
     )
+    protocols = create_protocols(
+        {"map_size": 16, "cam_curve_interval": 0.01, "box_thresholds": [0.1, 0.2, 0.3]}
+    )
+    postprocessors = {
+        "none": create_postprocessor("identity"),
+        "scg": create_postprocessor("scg", fo_th=0.1, so_th=0.5),
+    }
+    scorers = score_split(
+        model,
+        dataset,
+        postprocessors,
+        protocols,
+        batch_size=2,
+        ten_crop=True,
+        thumbnails=lambda index: index % 2 == 0,
+    )
+    return {
+        name: {
+            "rows": scorer.rows({}, scorer.choose()),
+            "curves": scorer.curves({}),
+            "per_image": scorer.per_image_arrays(),
+        }
+        for name, scorer in scorers.items()
+    }

@@ -36,7 +36,7 @@ def test_correct_counts_equal_upstream_box_evaluator(golden, batch):
     ]
     accumulator = BoxAccumulator(cam_curve_interval=0.001, iou_thresholds=(30, 50, 70))
     for start in range(0, len(maps), batch):
-        accumulator.accumulate(maps[start : start + batch], gt[start : start + batch])
+        accumulator.update(maps[start : start + batch], gt[start : start + batch])
     result = accumulator.compute()
     for row, delta in enumerate(("30", "50", "70")):
         assert result["box_correct_counts_v1"][delta] == golden["counts_v1"][row].tolist()

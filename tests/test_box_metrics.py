@@ -17,7 +17,7 @@ from wsolbench.evaluation import BoxAccumulator, box_iou, evaluate_scoremaps, re
 
 def counts(scoremap, gt, thresholds, deltas=(30, 50, 70)):
     acc = BoxAccumulator(thresholds=thresholds, iou_thresholds=deltas)
-    acc.accumulate(np.asarray(scoremap, np.float64)[None], [np.asarray(gt).reshape(-1, 4)])
+    acc.update(np.asarray(scoremap, np.float64)[None], [np.asarray(gt).reshape(-1, 4)])
     column = {int(d): j for j, d in enumerate(acc.deltas)}
     return acc.correct_v1[:, [column[d] for d in deltas]], acc.correct_v2[
         :, [column[d] for d in deltas]
@@ -148,7 +148,7 @@ def test_randomized_equivalence_with_opencv():
         gts.append(np.stack([x0, y0, rng.integers(x0, width), rng.integers(y0, height)], 1))
     thresholds = np.arange(0, 1, 0.01)
     acc = BoxAccumulator(cam_curve_interval=0.01)
-    acc.accumulate(maps, gts)  # maps of many sizes in one call
+    acc.update(maps, gts)  # maps of many sizes in one call
     deltas = list(acc.deltas)
     ref_v1 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=False)
     ref_v2 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=True)

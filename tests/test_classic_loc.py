@@ -56,7 +56,7 @@ def test_accumulator_counts_add_up_to_top1_error():
         torch.stack([good] * 5),
     ]
     acc = ClassicLocAccumulator([0.2, 0.5])
-    acc.accumulate(
+    acc.update(
         labels=[1, 1, 1],
         top5=[[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [2, 1, 3, 4, 5]],
         loc_maps=loc_maps,

@@ -16,6 +16,7 @@ from wsolbench.data.datasets import (
 )
 from wsolbench.data.metadata import MaskRef, Split, read_split, write_split
 from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.protocols import Peak, WsolEvaluation
 
 DATA = Path(__file__).parent / "data" / "metadata"
 
@@ -48,14 +49,17 @@ def tiny(tmp_path):
     return read_split(write_split(split, tmp_path / "meta" / "test")), images, masks
 
 
-def test_peak_mask_keeps_instances_above_128_only(tiny):
-    """The peak protocol's GT is mask > 128 (docs/protocols.md sec. 6); wsolevaluation's is > 0.5."""
+def test_each_protocol_thresholds_the_masks_by_its_own_rule(tiny):
+    """The dataset gives the masks as they are (the instances' pixel-wise maximum); the peak
+    protocol's GT is > 128 (docs/protocols.md sec. 6), wsolevaluation's > 0.5 (sec. 3)."""
     split, images, masks = tiny
     item = EvalDataset(split, images, image_size=8, mask_root=masks)[1]
-    assert int(item["mask"].sum()) == 4 + 8  # b_m1 (value 1) is foreground for PxAP ...
-    assert int(item["peak_mask"].sum()) == 4 and bool(
-        item["peak_mask"][0:2, 0:2].all()
-    )  # ... not for Peak
+    mask = item["mask"].numpy()
+    assert mask.dtype == np.uint8 and sorted(np.unique(mask).tolist()) == [0, 1, 255]
+    foreground, _ = WsolEvaluation.gt_masks(mask, item["ignore"].numpy(), mask.shape)
+    assert int(foreground.sum()) == 4 + 8  # b_m1 (value 1) is foreground for PxAP ...
+    peak = Peak().gt_mask(mask)
+    assert int(peak.sum()) == 4 and bool(peak[0:2, 0:2].all())  # ... not for Peak
 
 
 def test_train_dataset_yields_image_and_label_only(tiny):
@@ -81,9 +85,12 @@ def test_eval_dataset_fields_and_masks(tiny):
         [0, 0, 1, 1],
         [5, 10, 8, 11],
     ]
-    mask, ignore = item["mask"], item["ignore"]
-    assert mask.shape == (16, 10) and mask.dtype == torch.bool and int(mask.sum()) == 4 + 8
-    assert bool(mask[10, 5]) and not bool(ignore[0, 0]) and bool(ignore[3, 3])
+    assert item["mask"].shape == item["ignore"].shape == (16, 10)
+    assert item["mask"].dtype == item["ignore"].dtype == torch.uint8
+    assert int(item["ignore"].sum()) == 16 * 255  # the ignore PNG as it is
+    mask, ignore = WsolEvaluation.gt_masks(item["mask"].numpy(), item["ignore"].numpy(), (16, 10))
+    assert int(mask.sum()) == 4 + 8 and bool(mask[10, 5])
+    assert not bool(ignore[0, 0]) and bool(ignore[3, 3])
     assert int(ignore.sum()) == 16 - 4 and not bool((mask & ignore).any())
     batch = collate_eval([dataset[0], dataset[1]])
     assert batch["image"].shape == (2, 3, 8, 8) and batch["crops"].shape == (2, 10, 3, 8, 8)

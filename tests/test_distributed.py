@@ -1,21 +1,21 @@
-"""Two gloo processes on the CPU (torchrun): DDP training runs, and evaluation sharded across
-the ranks merges to exactly the single-process counts."""
+"""Two gloo processes on the CPU (torchrun): DDP training runs, and the bench's scoring path
+sharded across the ranks gives exactly the single-process results (rows, curves, per-image
+records), merged by torchmetrics."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from engine_helpers import CountingEvaluator, box_inputs, make_tiny_dataset, real_evaluator
+import numpy as np
+from engine_helpers import bench_scores, make_tiny_dataset
 
-from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import load_checkpoint, load_model
-from wsolbench.engine.evaluate import evaluate
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
@@ -26,7 +26,7 @@ def test_shards_cover_every_image_once():
     assert distributed.world_size() == 1 and distributed.is_main()
 
 
-def test_two_gloo_ranks_train_and_merge_evaluation_exactly(tmp_path):
+def test_two_gloo_ranks_train_and_score_exactly_as_one_process(tmp_path):
     data = make_tiny_dataset(tmp_path / "synthetic")
     env = {
         **os.environ,
@@ -48,31 +48,26 @@ def test_two_gloo_ranks_train_and_merge_evaluation_exactly(tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    saved = torch.load(tmp_path / "merged.pt", weights_only=True)
-    assert saved["world_size"] == 2
+    merged = pickle.loads((tmp_path / "scores.pkl").read_bytes())
+    assert merged.pop("world_size") == 2
     checkpoint_path = tmp_path / "run" / "last.pt"
     history = load_checkpoint(checkpoint_path)["history"]
     assert len(history) == 1
     assert history[0]["images"] == len(read_split(data / "metadata" / "train"))  # summed over ranks
 
-    # The same checkpoint evaluated in this single process.
-    dataset = EvalDataset(read_split(data / "metadata" / "test"), data / "images", 32)
-    model = load_model(checkpoint_path)
-    single = evaluate(model, dataset, CountingEvaluator(), batch_size=2)
-    expected = single.state_dict()
-    assert saved["state"]["images"] == expected["images"] == len(dataset)
-    assert saved["state"]["ids"] == expected["ids"]  # every image once, none padded in
-    assert saved["state"]["correct"] == expected["correct"]
-    assert torch.equal(saved["state"]["counts"], expected["counts"])
-
-    # The real evaluator (MaxBoxAcc counts, classic localization counts): the same counts.
-    reference = evaluate(model, dataset, real_evaluator(), prepare=box_inputs(16), batch_size=2)
-    expected_state = reference.state_dict()
-    assert saved["evaluator"].keys() == expected_state.keys()
-    for name, fields in expected_state.items():
-        for key, value in fields.items():
-            assert torch.equal(
-                torch.as_tensor(saved["evaluator"][name][key]), torch.as_tensor(value)
-            ), (name, key)
-    assert int(expected_state["box"]["count"]) == len(dataset)
-    assert reference.compute()["MaxBoxAcc"] >= 0
+    # The same checkpoint scored by the same path in this single process.
+    single = bench_scores(load_model(checkpoint_path), data)
+    test_images = len(read_split(data / "metadata" / "test"))
+    assert merged.keys() == single.keys() == {"none", "scg"}
+    for name, expected in single.items():
+        got = merged[name]
+        assert got["rows"] == expected["rows"], name
+        assert {r["protocol"] for r in got["rows"]} == {"spa", "wsolevaluation", "peak"}
+        assert got["curves"] == expected["curves"], name
+        assert got["per_image"].keys() == expected["per_image"].keys()
+        # every image once (none padded in, none lost), in dataset order
+        assert got["per_image"]["index"].tolist() == list(range(test_images))
+        assert got["per_image"]["thumb_index"].tolist() == list(range(0, test_images, 2))
+        for key, value in expected["per_image"].items():
+            assert np.array_equal(got["per_image"][key], value), (name, key)
+            assert got["per_image"][key].dtype == value.dtype, (name, key)

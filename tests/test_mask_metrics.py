@@ -11,7 +11,7 @@ from wsolbench.evaluation.mask_metrics import pxap_bin_edges
 
 def pxap(scores, mask, ignore=None, interval=0.5):
     acc = PxAPAccumulator(interval)
-    acc.accumulate(
+    acc.update(
         np.asarray(scores, np.float64)[None],
         np.asarray(mask, bool)[None],
         None if ignore is None else np.asarray(ignore, bool)[None],
@@ -64,9 +64,9 @@ def test_tensor_input_matches_numpy():
     scores = rng.random((3, 6, 6)).astype(np.float32)
     mask = rng.random((3, 6, 6)) > 0.6
     a = PxAPAccumulator(0.01)
-    a.accumulate(scores, mask)
+    a.update(scores, mask)
     b = PxAPAccumulator(0.01)
-    b.accumulate(torch.from_numpy(scores), torch.from_numpy(mask))
+    b.update(torch.from_numpy(scores), torch.from_numpy(mask))
     assert np.array_equal(a.foreground, b.foreground) and np.array_equal(a.background, b.background)
     expected_fg, _ = np.histogram(scores[mask], bins=pxap_bin_edges(0.01))
     assert np.array_equal(a.foreground, expected_fg)
@@ -86,5 +86,5 @@ def test_bins_match_numpy_histogram_at_the_edges(interval):
         ]
     ).clip(0, 1)
     acc = PxAPAccumulator(interval)
-    acc.accumulate(scores[None, None], np.ones((1, 1, len(scores)), bool))
+    acc.update(scores[None, None], np.ones((1, 1, len(scores)), bool))
     assert np.array_equal(acc.foreground, np.histogram(scores, bins=edges)[0])

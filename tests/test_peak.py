@@ -18,7 +18,7 @@ def test_hand_computed_peak():
     raw = np.array([[0.0, 1.0, 2.0, 3.0]])
     mask = np.array([[False, False, True, True]])
     acc = PeakAccumulator()
-    acc.accumulate([raw], [mask])
+    acc.update([raw], [mask])
     # Levels 0, 84, 169, 254. IoU(t): t <= 84 -> 2/4; 84 < t <= 169 -> 2/2 = 1; 169 < t <= 254 -> 1/2.
     result = acc.compute()
     assert result["PeakIoU"] == pytest.approx(100.0)
@@ -32,7 +32,7 @@ def test_map_is_resized_bilinearly_to_the_mask():
     mask = np.zeros((4, 4), bool)
     mask[:, 2:] = True
     acc = PeakAccumulator()
-    acc.accumulate([raw], [mask])
+    acc.update([raw], [mask])
     expected = cv2.resize(
         np.array([[0, 254], [0, 254]], np.uint8), (4, 4), interpolation=cv2.INTER_LINEAR
     )
@@ -42,7 +42,7 @@ def test_map_is_resized_bilinearly_to_the_mask():
 
 def test_pooled_not_mean_of_images():
     acc = PeakAccumulator()
-    acc.accumulate(
+    acc.update(
         [np.array([[0.0, 1.0]]), np.array([[0.0, 1.0, 1.0]])],
         [np.array([[False, True]]), np.array([[True, True, False]])],
     )
@@ -58,10 +58,10 @@ def test_batched_and_per_image_paths_agree():
     maps = [rng.random((6, 7)) * 5 for _ in range(4)]
     masks = [rng.random((6, 7)) > 0.5 for _ in range(4)]
     batched = PeakAccumulator()
-    batched.accumulate(maps, masks)
+    batched.update(maps, masks)
     single = PeakAccumulator()
     for m, k in zip(maps, masks):
-        single.accumulate([m], [k])
+        single.update([m], [k])
     assert np.array_equal(batched.foreground, single.foreground)
     assert np.array_equal(batched.background, single.background)
     assert batched.foreground.sum() == sum(k.sum() for k in masks)

@@ -58,11 +58,11 @@ def scored():
     top5[: count // 2, 0] = labels[: count // 2]  # half classified right
     for start in range(0, count, 16):  # several batches
         part = slice(start, start + 16)
-        box.accumulate(torch.from_numpy(maps[part]), boxes[part])
-        pxap.accumulate(maps[part], masks[part])
-        peak.accumulate(list(maps[part]), list(masks[part]))
+        box.update(torch.from_numpy(maps[part]), boxes[part])
+        pxap.update(maps[part], masks[part])
+        peak.update(list(maps[part]), list(masks[part]))
         loc = [torch.from_numpy(np.stack([maps[i]] * 5)) for i in range(count)][part]
-        classic.accumulate(
+        classic.update(
             labels[part], top5[part], loc, list(torch.from_numpy(maps[part])), boxes[part]
         )
     return box, pxap, peak, classic
@@ -145,10 +145,10 @@ def test_box_records_keep_the_input_order_with_maps_of_several_sizes():
     maps = [small[0], large[0], small[1], large[1], small[2], large[2]]
     boxes = [np.array([[2, 2, 8, 8]])] * 6
     mixed = BoxAccumulator(0.05).keep_per_image()
-    mixed.accumulate(maps, boxes)
+    mixed.update(maps, boxes)
     one_by_one = BoxAccumulator(0.05).keep_per_image()
     for m, b in zip(maps, boxes):
-        one_by_one.accumulate([m], [b])
+        one_by_one.update([m], [b])
     for key, value in mixed.per_image_arrays().items():
         np.testing.assert_array_equal(value, one_by_one.per_image_arrays()[key])
 

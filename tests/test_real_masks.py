@@ -19,6 +19,7 @@ from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split, validate_files
 from wsolbench.errors import MetadataError
 from wsolbench.evaluation import PeakAccumulator, PxAPAccumulator
+from wsolbench.evaluation.protocols import Peak, WsolEvaluation
 
 # Image A (4 x 2) and its LID mask; image B (2 wide, 3 high) whose released mask is 3 x 2: the
 # swapped width and height of the known LID sample ILSVRC2012_val_00017615.
@@ -69,8 +70,9 @@ def test_lid_peak_iou_and_pxap_by_hand(lid):
     convert_ilsvrc_lid(lid["xml"], lid["masks"], lid["out"], synsets=lid["synsets"])
     dataset = EvalDataset(read_split(lid["out"]), lid["root"], image_size=8, mask_root=lid["masks"])
     a, b = dataset[0], dataset[1]
-    assert a["peak_mask"].numpy().tolist() == (np.array(MASK_A) > 128).tolist()
-    assert tuple(b["peak_mask"].shape) == (2, 3)  # read as released (swapped)
+    peak_a, peak_b = (Peak().gt_mask(item["mask"].numpy()) for item in (a, b))
+    assert peak_a.tolist() == (np.array(MASK_A) > 128).tolist()
+    assert tuple(peak_b.shape) == (2, 3)  # read as released (swapped)
     # Peak levels of A's map uint8(255 * (s - 1) / (3 + 1e-10)): 4 -> 254, 3 -> 169, 2 -> 84,
     # 1 -> 0. Foreground levels {254, 169, 254}; background {84, 0, 169, 84, 0}. B's map is
     # constant (all level 0 after the resize to its 3 x 2 mask): 2 foreground and 4 background
@@ -79,7 +81,7 @@ def test_lid_peak_iou_and_pxap_by_hand(lid):
     # t in 170..254: 2 / 5. Peak-IoU 50 at Peak-T 85.
     peak = PeakAccumulator()
     map_a = np.array([[4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0]])
-    peak.accumulate([map_a, np.full((3, 2), 0.5)], [a["peak_mask"], b["peak_mask"]])
+    peak.update([map_a, np.full((3, 2), 0.5)], [peak_a, peak_b])
     result = peak.compute()
     assert result["PeakIoU"] == pytest.approx(50.0)
     assert result["PeakT"] == 85
@@ -91,7 +93,8 @@ def test_lid_peak_iou_and_pxap_by_hand(lid):
     # fp 0, 0, 1, 5, so P = 1, .75, .375 and R = 2/3, 1, 1: PxAP = 1 * 2/3 + .75 * 1/3 = 91.67.
     pxap = PxAPAccumulator(0.5)
     scores = np.array([[[1.0, 0.6, 0.3, 0.0], [1.0, 0.6, 0.3, 0.0]]])
-    pxap.accumulate(scores, a["mask"].numpy()[None], a["ignore"].numpy()[None])
+    foreground, ignore = WsolEvaluation.gt_masks(a["mask"].numpy(), a["ignore"].numpy(), (2, 4))
+    pxap.update(scores, foreground[None], ignore[None])
     assert pxap.compute()["PxAP"] == pytest.approx(100 * (2 / 3 + 0.75 / 3))
 
 
@@ -205,20 +208,24 @@ def test_cub_segmentations_binarized_and_scored_by_hand(cub):
     binary = (np.array(SOFT) > 128) * 255
     dataset = EvalDataset(test, cub["root"] / "images", image_size=8, mask_root=cub["masks"])
     item = dataset[0]
-    assert item["mask"].numpy().tolist() == (binary > 0).tolist()  # PxAP GT: > 0.5
-    assert item["peak_mask"].numpy().tolist() == (binary > 128).tolist()  # peak GT: > 128
+    foreground, ignore = WsolEvaluation.gt_masks(
+        item["mask"].numpy(), item["ignore"].numpy(), (2, 4)
+    )
+    peak_mask = Peak().gt_mask(item["mask"].numpy())
+    assert foreground.tolist() == (binary > 0).tolist()  # PxAP GT: > 0.5
+    assert peak_mask.tolist() == (binary > 128).tolist()  # peak GT: > 128
     # Map s; peak levels uint8(255 * s / (0.9 + 1e-10)): .9 -> 254, .7 -> 198, .2 -> 56,
     # .8 -> 226, .1 -> 28, 0 -> 0. Foreground {254, 198, 56}, background {226, 28, 0, 0, 0}:
     # t in 29..56: 3 / (3 + 1) = 0.75 is the peak (t = 0: 3/8, 1..28: 3/5, 57..198: 2/4).
     scores = np.array([[0.9, 0.7, 0.2, 0.8], [0.1, 0.0, 0.0, 0.0]])
     peak = PeakAccumulator()
-    peak.accumulate([scores], [item["peak_mask"]])
+    peak.update([scores], [peak_mask])
     assert (peak.compute()["PeakIoU"], peak.compute()["PeakT"]) == (pytest.approx(75.0), 29)
     # PxAP, bins [0, .5), [.5, 1), [1, 2), [2, 3): foreground (1, 2, 0, 0), background
     # (4, 1, 0, 0); from the top tp 0, 0, 2, 3 and fp 0, 0, 1, 5: P = 2/3, 3/8 at R = 2/3, 1.
     # PxAP = 2/3 * 2/3 + 3/8 * 1/3 = 56.94 (the soft mask read as > 0 would give 5 positives).
     pxap = PxAPAccumulator(0.5)
-    pxap.accumulate(scores[None], item["mask"].numpy()[None], item["ignore"].numpy()[None])
+    pxap.update(scores[None], foreground[None], ignore[None])
     assert pxap.compute()["PxAP"] == pytest.approx(100 * (4 / 9 + 1 / 8))
 
 

@@ -28,9 +28,11 @@ from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
 from wsolbench.engine.config import TrainConfig
-from wsolbench.engine.infer import predict, shard
+from wsolbench.engine.evaluate import score_split
+from wsolbench.engine.infer import predict
 from wsolbench.engine.train import train
 from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation import create_protocols
 from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
 from wsolbench.io import check_writable_dir, write_json
 from wsolbench.registry import create_postprocessor
@@ -352,34 +354,36 @@ def _score_model(
     with explainers also gets the cost per image of each explainer's maps and of each
     post-processing + scoring (protocol "cost")."""
     rows, curves, records = [], [], []
+    protocols = create_protocols(suite.evaluation)
     for explainer_spec in suite.explainers:
         explainer = explainer_spec.create()
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
         val = _score_split(
-            model, paths, "val", postprocessors, suite, device, progress, explainer=explainer
+            model, paths, "val", postprocessors, protocols, suite, device, progress, explainer
         )
-        thresholds = {name: scorer.best_box_threshold() for name, scorer in val.items()}
+        choices = {name: scorer.choose() for name, scorer in val.items()}  # never on test
         timings: dict[str, float] = {}
         test = _score_split(
             model,
             paths,
             "test",
             postprocessors,
+            protocols,
             suite,
             device,
             progress,
+            explainer,
             per_image=True,
-            explainer=explainer,
             timings=timings,
         )
         for name, scorer in test.items():
             setting = dict(common, method=label, postprocessor=name)
             if suite.explainers != DEFAULT_EXPLAINERS:  # the report's optional explainer axis
                 setting["explainer"] = explainer_spec.label
-            rows.extend(scorer.rows(setting, box_threshold=thresholds[name]))
-            records.append(report_per_image.record_from_scorer(scorer, setting, thresholds[name]))
+            rows.extend(scorer.rows(setting, choices[name]))
+            records.append(report_per_image.record_from_scorer(scorer, setting, choices[name]))
             if suite.explainers != DEFAULT_EXPLAINERS:  # wall times: measured, not reproduced
                 for metric, value in (
                     ("explain_ms", explainer.ms_per_image()),
@@ -478,42 +482,32 @@ def _score_split(
     paths,
     split_name,
     postprocessors,
+    protocols,
     suite,
     device,
     progress,
+    explainer,
     per_image=False,
-    explainer=None,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Scorer]:
-    """One inference pass; every post-processor's maps feed its own scorer (merged over ranks),
-    which keeps per-image outcomes when ``per_image``. `timings` (when given) receives each
-    post-processor's seconds and the count of images."""
+    """One inference pass (`engine.evaluate.score_split`); with ``per_image`` the scorers keep
+    every image's outcome, and pictures for the report's failure browser."""
     evaluation = suite.evaluation
-    full = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
-    dataset = shard(full)
-    scorers = {name: Scorer(evaluation) for name in postprocessors}
-    if per_image:
-        shown = report_per_image.browser_indices(len(full))
-        scorers = {
-            name: scorer.keep_per_image(shown.__contains__) for name, scorer in scorers.items()
-        }
-    for batch in predict(
+    dataset = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
+    shown = report_per_image.browser_indices(len(dataset)) if per_image else None
+    return score_split(
         model,
         dataset,
+        postprocessors,
+        protocols,
         batch_size=evaluation["batch_size"],
         device=device,
         ten_crop=evaluation["ten_crop"],
         progress=progress and distributed.is_main(),
+        thumbnails=shown.__contains__ if shown is not None else None,
         explainer=explainer,
-    ):
-        for name, pp in postprocessors.items():
-            started = time.perf_counter()
-            scorers[name].accumulate(batch, pp)
-            if timings is not None:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-        if timings is not None:
-            timings["images"] = timings.get("images", 0) + len(batch["label"])
-    return {name: scorer.all_reduce() for name, scorer in scorers.items()}
+        timings=timings,
+    )
 
 
 def _write_overlay_maps(model, paths, postprocessors, suite, device, run_dir) -> None:

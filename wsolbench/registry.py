@@ -19,6 +19,7 @@ _PROVIDERS = {
     "method": ("wsolbench.methods",),
     "backbone": ("wsolbench.backbones",),
     "post-processor": ("wsolbench.methods",),
+    "protocol": ("wsolbench.evaluation.protocols",),
     "explainer": (
         "wsolbench.explainers.base",
         "wsolbench.explainers.gradcam",
@@ -60,6 +61,11 @@ class Registry:
         self._load()
         return sorted(self._entries)
 
+    def registered(self) -> list[str]:
+        """The names in registration order (the order a module declares its entries in)."""
+        self._load()
+        return list(self._entries)
+
     def defaults(self, name: str) -> dict[str, Any]:
         """Keyword defaults of an entry's factory (its hyperparameters), for `wsolbench list`."""
         target = self.get(name)
@@ -75,11 +81,13 @@ METHODS = Registry("method")
 BACKBONES = Registry("backbone")
 POSTPROCESSORS = Registry("post-processor")
 EXPLAINERS = Registry("explainer")
+PROTOCOLS = Registry("protocol")
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
 register_postprocessor = POSTPROCESSORS.register
 register_explainer = EXPLAINERS.register
+register_protocol = PROTOCOLS.register
 
 
 def create_method(name: str, **kwargs: Any):
@@ -114,3 +122,7 @@ def list_postprocessors() -> list[str]:
 
 def list_explainers() -> list[str]:
     return EXPLAINERS.names()
+
+
+def list_protocols() -> list[str]:
+    return PROTOCOLS.names()

@@ -73,6 +73,8 @@ def run(args) -> int:
             raise WsolbenchError(
                 f"--methods: {', '.join(unknown)} not in suite {suite.name} (has: {', '.join(sorted(known))})"
             )
+    from wsolbench.engine import distributed
+
     run_bench(
         suite,
         runs_dir=args.runs_dir,
@@ -81,4 +83,5 @@ def run(args) -> int:
         progress=not args.no_progress,
         only=wanted,
     )
+    distributed.shutdown()  # under torchrun: leave the process group while Python is alive
     return 0

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,15 +20,12 @@ from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import check_writable_file, write_json
 from wsolbench.options import Option, flag_type
 
-cv2.utils.logging.setLogLevel(
-    cv2.utils.logging.LOG_LEVEL_SILENT
-)  # a bad file is one WsolbenchError, not a C++ log line
-
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
     import torch
 
 console = Console()
 BATCH = 256
+PROTOCOLS = ("wsolevaluation", "peak")  # what maps on disk can be scored by
 
 
 def register(subparsers) -> None:
@@ -112,10 +108,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import read_split
-    from wsolbench.evaluation.box_metrics import BoxAccumulator
-    from wsolbench.evaluation.evaluator import Evaluator
-    from wsolbench.evaluation.mask_metrics import PxAPAccumulator
-    from wsolbench.evaluation.peak import PeakAccumulator
+    from wsolbench.evaluation import Evaluator, create_protocols
 
     if args.output is not None:
         check_writable_file(args.output, "results file (--output)")
@@ -136,24 +129,22 @@ def run(args: argparse.Namespace) -> int:
     if args.strict:  # refused before any work; otherwise counted after it, for the message
         _other_maps(args.scoremap_root, split.image_ids, strict=True)
     device = _device(args.device)
-    evaluator = Evaluator(
-        box=BoxAccumulator(args.cam_curve_interval, args.iou_thresholds)
-        if split.boxes is not None
-        else None,
-        pxap=PxAPAccumulator(args.cam_curve_interval) if use_masks else None,
-        peak=PeakAccumulator() if use_masks else None,
-        protocol="wsolevaluation",
+    # The maps on disk are score maps already (or prepared here by --normalize): the
+    # wsolevaluation protocol's rules for the ground truth, and Peak-IoU where masks are given.
+    protocols = create_protocols(
+        {"cam_curve_interval": args.cam_curve_interval, "iou_thresholds": args.iou_thresholds},
+        names=PROTOCOLS,
     )
+    evaluator = Evaluator(protocols.values(), boxes=split.boxes is not None, masks=use_masks)
 
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("maps", total=len(split))
-        for batch in _batches(split, args, use_masks, device):
-            evaluator.accumulate(batch)
-            progress.advance(task, len(batch["scoremaps"]))
-    results = evaluator.compute()
-    results["num_images"] = len(split)
-    _print_table(results)
+        for batch in _batches(split, args, use_masks, device, protocols["wsolevaluation"]):
+            evaluator.update(batch)
+            progress.advance(task, len(batch.scoremaps))
+    results = {"protocol": "wsolevaluation", **evaluator.summary(), "num_images": len(split)}
+    _print_table(results, protocols)
     ignored = 0 if args.strict else _other_maps(args.scoremap_root, split.image_ids, strict=False)
     if ignored:
         console.print(
@@ -197,123 +188,72 @@ def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
     return others
 
 
-def _load(split, index: int, args, use_masks: bool) -> dict:
-    from wsolbench.evaluation.boxes import rescale_boxes
+def _load(split, index: int, args, use_masks: bool, wsolevaluation) -> dict:
+    from wsolbench.data.datasets import read_masks
     from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
 
     path = scoremap_path(args.scoremap_root, split.image_ids[index])
-    scoremap = load_scoremap(path, args.normalize)
+    scoremap = load_scoremap(path, args.normalize, size=(wsolevaluation.map_size,) * 2)
     if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
         raise ScoreMapError("score map is not finite in [0, 1] after normalization", path)
-    height, width = scoremap.shape
     item = {"scoremap": scoremap}
-    if split.boxes is not None:
-        item["boxes"] = rescale_boxes(
-            split.boxes[index], tuple(split.sizes[index]), (width, height)
-        )
     if use_masks:
-        item.update(_load_masks(split, index, args.mask_root, (height, width)))
+        item["mask"], item["ignore"] = read_masks(split, index, args.mask_root)
     return item
 
 
-def _read_png(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
-    if image is None:
-        raise WsolbenchError("mask image missing or unreadable", path)
-    return image
-
-
-def _load_masks(split, index: int, mask_root: Path, map_size: tuple[int, int]) -> dict:
-    """GT at map size (nearest resize; foreground = any instance > 0.5, ignore = ignore PNG and
-    not foreground) for PxAP, and the OR of instances > 128 at the original size for Peak."""
-    ref = split.masks[index]
-    expected = (
-        None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
-    )
-    height, width = map_size
-    foreground = np.zeros(map_size, bool)
-    peak_mask = None
-    for name in ref.masks:
-        path = Path(mask_root) / name
-        mask = _read_png(path)
-        expected = expected or mask.shape
-        if mask.shape != expected:
-            raise WsolbenchError(
-                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                f"{expected[1]}x{expected[0]}",
-                path,
-            )
-        resized = cv2.resize(
-            mask.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST
-        )
-        foreground |= resized > 0.5
-        peak_mask = mask > 128 if peak_mask is None else peak_mask | (mask > 128)
-    ignore = np.zeros(map_size, bool)
-    if ref.ignore:
-        path = Path(mask_root) / ref.ignore
-        raw = _read_png(path)
-        if expected is not None and raw.shape != expected:
-            raise WsolbenchError(
-                f"ignore mask is {raw.shape[1]}x{raw.shape[0]} but the image is "
-                f"{expected[1]}x{expected[0]}",
-                path,
-            )
-        resized = cv2.resize(
-            raw.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST
-        )
-        ignore = (resized > 0.5) & ~foreground
-    return {"mask": foreground, "ignore": ignore, "peak_mask": peak_mask}
-
-
-def _batches(split, args, use_masks: bool, device: torch.device) -> Iterator[dict]:
+def _batches(split, args, use_masks: bool, device: torch.device, wsolevaluation) -> Iterator:
     """Batches of maps; a thread pool loads the next batch while the current one is scored."""
     starts = range(0, len(split), BATCH)
     with ThreadPoolExecutor(max(1, args.workers)) as pool:
 
         def submit(start: int) -> list:
             return [
-                pool.submit(_load, split, i, args, use_masks)
+                pool.submit(_load, split, i, args, use_masks, wsolevaluation)
                 for i in range(start, min(start + BATCH, len(split)))
             ]
 
         pending = submit(0) if len(split) else []
-        for k in range(len(starts)):
+        for k, start in enumerate(starts):
             items = [future.result() for future in pending]
             pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
-            yield _collate(items, split, use_masks, device, args.scoremap_root)
+            yield _collate(items, split, start, use_masks, device, args.scoremap_root)
 
 
-def _collate(items: list, split, use_masks: bool, device: torch.device, root: Path) -> dict:
+def _collate(items: list, split, start: int, use_masks: bool, device, root: Path):
     import torch
 
+    from wsolbench.evaluation import GroundTruth, MapBatch
+
     maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])).to(device) for item in items]
-    batch: dict = {"scoremaps": maps}
-    if split.boxes is not None:
-        batch["gt_boxes"] = [item["boxes"] for item in items]
+    indices = range(start, start + len(items))
+    gt = GroundTruth(
+        sizes=[tuple(int(v) for v in split.sizes[i]) for i in indices]
+        if split.sizes is not None
+        else [(m.shape[1], m.shape[0]) for m in maps],
+        boxes=[split.boxes[i] for i in indices] if split.boxes is not None else None,
+    )
     if use_masks:
         shapes = {tuple(m.shape) for m in maps}
         if len(shapes) > 1:
             raise WsolbenchError(
                 f"mask evaluation needs score maps of one size, found {sorted(shapes)}", root
             )
-        batch.update(
-            scoremaps=torch.stack(maps),
-            peak_maps=maps,
-            peak_masks=[item["peak_mask"] for item in items],
-            gt_masks=np.stack([item["mask"] for item in items]),
-            gt_ignore=np.stack([item["ignore"] for item in items]),
-        )
-    return batch
+        gt.masks = [item["mask"] for item in items]
+        gt.ignore = [item["ignore"] for item in items]
+        maps = torch.stack(maps)
+    return MapBatch(gt=gt, scoremaps=maps)
 
 
-def _print_table(results: dict) -> None:
-    table = Table(title="wsolevaluation protocol")
+def _print_table(results: dict, protocols) -> None:
+    table = Table(title="wsolevaluation protocol (+ peak with masks)")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP", "PeakIoU", "PeakT"):
-        if key in results:
-            value = results[key]
-            table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    for protocol in protocols.values():
+        for spec in protocol.specs():
+            if spec.name in results:
+                value = results[spec.name]
+                table.add_row(spec.label, f"{value:.{spec.decimals}f}")
     for delta, value in zip(
         results.get("iou_thresholds", []), results.get("MaxBoxAccV2_per_iou", [])
     ):

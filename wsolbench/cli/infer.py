@@ -172,10 +172,11 @@ def run_infer(args: argparse.Namespace) -> int:
     from wsolbench.engine.config import DEVICE
     from wsolbench.engine.infer import predict
     from wsolbench.engine.train import resolve_device
+    from wsolbench.evaluation.protocols import WsolEvaluation
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
     from wsolbench.io import check_writable_dir, inside
     from wsolbench.registry import POSTPROCESSORS, create_explainer, create_postprocessor
-    from wsolbench.scoring import wsolevaluation_scoremaps
+    from wsolbench.scoring import original_sizes
 
     # Everything the command line says is checked before the checkpoint or any image is read.
     if not DEVICE.fullmatch(args.device):
@@ -209,6 +210,7 @@ def run_infer(args: argparse.Namespace) -> int:
     explainer.check_model(model)
     postprocessor = create_postprocessor(args.postprocessor, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
+    protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
     written = 0
     for batch in predict(
         model,
@@ -222,7 +224,8 @@ def run_infer(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         explainer=explainer,
     ):  # GT-class maps only
-        maps = wsolevaluation_scoremaps(batch, postprocessor, args.map_size)
+        originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
+        maps = protocol.scoremaps(postprocessor.scoremap_source(batch["cams_gt"], originals))
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
             written += 1

@@ -1,4 +1,5 @@
-"""`wsolbench list methods|backbones|postprocessors|explainers`: what is registered, with defaults."""
+"""`wsolbench list methods|backbones|postprocessors|explainers|protocols`: what is registered,
+with defaults."""
 
 from __future__ import annotations
 
@@ -9,13 +10,21 @@ from rich.console import Console
 from rich.table import Table
 
 from wsolbench.cli import add_command
-from wsolbench.registry import BACKBONES, EXPLAINERS, METHODS, POSTPROCESSORS, Registry
+from wsolbench.registry import (
+    BACKBONES,
+    EXPLAINERS,
+    METHODS,
+    POSTPROCESSORS,
+    PROTOCOLS,
+    Registry,
+)
 
 KINDS = {
     "methods": METHODS,
     "backbones": BACKBONES,
     "postprocessors": POSTPROCESSORS,
     "explainers": EXPLAINERS,
+    "protocols": PROTOCOLS,
 }
 # Arguments every method/backbone takes: shown once in the help, not in every row.
 SHARED_ARGUMENTS = {
@@ -32,11 +41,12 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers,
         "list",
-        help="List registered methods, backbones, post-processors or explainers with their defaults.",
+        help="List registered methods, backbones, post-processors, explainers or protocols.",
         description="List what is registered, with each entry's hyperparameters and defaults "
         "(set them with `wsolbench train --hparam KEY=VALUE`). "
         "Methods and backbones all also take "
-        "backbone, num_classes, pretrained, weights and large_feature_map.",
+        "backbone, num_classes, pretrained, weights and large_feature_map. A protocol's defaults "
+        "are its suite [evaluation] settings.",
     )
     parser.add_argument(
         "kind",

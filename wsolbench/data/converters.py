@@ -7,6 +7,7 @@
 - ILSVRC validation: one Pascal-VOC XML per image.
 - OpenImages30k: already in the format; validated and copied.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
@@ -26,7 +27,9 @@ from wsolbench.errors import MetadataError, WsolbenchError
 CLIP_TOLERANCE = 1
 
 
-def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, seed: int = 0) -> dict[str, Split]:
+def convert_cub(
+    root: str | Path, out_dir: str | Path, val_per_class: int = 5, seed: int = 0
+) -> dict[str, Split]:
     """Convert a CUB_200_2011 folder; writes ``out_dir/{train,val,test}``. Image ids are relative
     to ``root/images``. Boxes: ``x0=int(x), y0=int(y), x1=int(x+w-1), y1=int(y+h-1)`` (the spa
     conversion), clipped to the image when they overhang it by at most CLIP_TOLERANCE pixels.
@@ -42,20 +45,35 @@ def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, s
 
     image_ids, label_list, sizes, boxes = [], [], [], []
     for key, (path,) in paths.items():
-        for table, name in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt"),
-                            (raw_boxes, "bounding_boxes.txt")):
+        for table, name in (
+            (labels, "image_class_labels.txt"),
+            (is_train, "train_test_split.txt"),
+            (raw_boxes, "bounding_boxes.txt"),
+        ):
             if key not in table:
-                raise MetadataError(f"image {key} ({path}) is missing from {name}", root / "images.txt",
-                                    path_lines[key])
+                raise MetadataError(
+                    f"image {key} ({path}) is missing from {name}",
+                    root / "images.txt",
+                    path_lines[key],
+                )
         if path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/"):
-            raise MetadataError(f"image path '{path}' must stay inside images/", root / "images.txt",
-                                path_lines[key])
+            raise MetadataError(
+                f"image path '{path}' must stay inside images/",
+                root / "images.txt",
+                path_lines[key],
+            )
         if labels[key][0] < 1:
-            raise MetadataError(f"class id {labels[key][0]} (CUB class ids start at 1)",
-                                root / "image_class_labels.txt", label_lines[key])
+            raise MetadataError(
+                f"class id {labels[key][0]} (CUB class ids start at 1)",
+                root / "image_class_labels.txt",
+                label_lines[key],
+            )
         if is_train[key][0] not in (0, 1):
-            raise MetadataError(f"split flag {is_train[key][0]} (expected 1 = train or 0 = test)",
-                                root / "train_test_split.txt", flag_lines[key])
+            raise MetadataError(
+                f"split flag {is_train[key][0]} (expected 1 = train or 0 = test)",
+                root / "train_test_split.txt",
+                flag_lines[key],
+            )
         width, height = _image_size(root / "images" / path, root / "images.txt", path_lines[key])
         x, y, w, h = raw_boxes[key]
         box = [int(x), int(y), int(x + w - 1), int(y + h - 1)]
@@ -65,7 +83,9 @@ def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, s
         sizes.append((width, height))
         boxes.append(np.array([box], dtype=np.int64))
 
-    everything = Split(image_ids, np.array(label_list, np.int64), np.array(sizes, np.int64).reshape(-1, 2), boxes)
+    everything = Split(
+        image_ids, np.array(label_list, np.int64), np.array(sizes, np.int64).reshape(-1, 2), boxes
+    )
     train_flags = np.array([is_train[key][0] == 1 for key in paths], dtype=bool)
     train_index = np.flatnonzero(train_flags)
     val_index = _per_class_sample(everything.labels[train_index], val_per_class, seed)
@@ -78,8 +98,10 @@ def convert_cub(root: str | Path, out_dir: str | Path, val_per_class: int = 5, s
     }
     for name, split in splits.items():
         if not len(split):
-            raise MetadataError(f"the {name} split would be empty (check the split flags and "
-                                "--val-per-class)", root / "train_test_split.txt")
+            raise MetadataError(
+                f"the {name} split would be empty (check the split flags and --val-per-class)",
+                root / "train_test_split.txt",
+            )
     for name, split in splits.items():
         write_split(split, Path(out_dir) / name)
     return splits
@@ -101,7 +123,9 @@ def _cub_table(path: Path, num_values: int, kind) -> tuple[dict[int, tuple], dic
             continue
         fields = line.split()
         if len(fields) != num_values + 1:
-            raise MetadataError(f"expected {num_values + 1} space-separated fields, found {len(fields)}", path, i)
+            raise MetadataError(
+                f"expected {num_values + 1} space-separated fields, found {len(fields)}", path, i
+            )
         try:
             key = int(fields[0])
             values = tuple(kind(v) for v in fields[1:])
@@ -121,8 +145,13 @@ def _clip_box(box: list[int], width: int, height: int, path: Path, line: int | N
     x0, y0, x1, y1 = box
     if x1 < x0 or y1 < y0:
         raise MetadataError(f"empty box {box}", path, line)
-    if (min(x0, y0) < -CLIP_TOLERANCE or x1 > width - 1 + CLIP_TOLERANCE
-            or y1 > height - 1 + CLIP_TOLERANCE or x0 > width - 1 or y0 > height - 1):
+    if (
+        min(x0, y0) < -CLIP_TOLERANCE
+        or x1 > width - 1 + CLIP_TOLERANCE
+        or y1 > height - 1 + CLIP_TOLERANCE
+        or x0 > width - 1
+        or y0 > height - 1
+    ):
         raise MetadataError(f"box {box} lies outside the {width}x{height} image", path, line)
     return [max(0, x0), max(0, y0), min(x1, width - 1), min(y1, height - 1)]
 
@@ -179,7 +208,9 @@ def convert_ilsvrc(
         lines = [line.split()[0] for line in text.splitlines() if line.strip()]
         order = {wnid: i for i, wnid in enumerate(lines)}
     else:
-        order = {wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))}
+        order = {
+            wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))
+        }
     image_ids, labels, sizes, boxes = [], [], [], []
     for path, record in zip(files, records):
         wnid = record["objects"][0][0]
@@ -188,7 +219,9 @@ def convert_ilsvrc(
         width, height = record["size"]
         if width < 1 or height < 1:
             raise MetadataError(f"image size {width}x{height} is not positive", path)
-        box = np.array([_clip_box(o[1], width, height, path, None) for o in record["objects"]], dtype=np.int64)
+        box = np.array(
+            [_clip_box(o[1], width, height, path, None) for o in record["objects"]], dtype=np.int64
+        )
         image_ids.append(f"{image_prefix}{record['filename']}{extension}")
         labels.append(order[wnid])
         sizes.append((width, height))
@@ -278,8 +311,10 @@ def convert_ilsvrc_lid(
     release = Path(mask_release)
     list_path = Path(mask_list) if mask_list is not None else release / "val_mask.txt"
     names = _lid_names(list_path)
-    records = [_read_voc(_annotation(Path(annotations), name, list_path, line))
-               for line, name in enumerate(names, start=1)]
+    records = [
+        _read_voc(_annotation(Path(annotations), name, list_path, line))
+        for line, name in enumerate(names, start=1)
+    ]
     order = _synset_order(synsets, records)
     image_ids, labels, sizes, boxes, masks = [], [], [], [], []
     for line, (name, record) in enumerate(zip(names, records), start=1):
@@ -295,8 +330,14 @@ def convert_ilsvrc_lid(
         sizes.append((width, height))
         boxes.append(box)
         masks.append(MaskRef([f"images/{name}.png"], None, (line,)))
-    split = Split(image_ids, np.array(labels, np.int64), np.array(sizes, np.int64).reshape(-1, 2),
-                  boxes, masks, mask_file=list_path)
+    split = Split(
+        image_ids,
+        np.array(labels, np.int64),
+        np.array(sizes, np.int64).reshape(-1, 2),
+        boxes,
+        masks,
+        mask_file=list_path,
+    )
     swapped = validate_files(split, None, release)
     write_split(split, out_dir)
     return split, [Path(image_ids[i]).stem for i in swapped]
@@ -334,8 +375,11 @@ def _annotation(folder: Path, name: str, listed_in: Path, line: int) -> Path:
 
 def _synset_order(synsets: str | Path | None, records: list[dict]) -> dict[str, int]:
     if synsets is not None:
-        lines = [line.split()[0] for line in Path(synsets).read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
+        lines = [
+            line.split()[0]
+            for line in Path(synsets).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         return {wnid: i for i, wnid in enumerate(lines)}
     return {wnid: i for i, wnid in enumerate(sorted({o[0] for r in records for o in r["objects"]}))}
 
@@ -381,7 +425,10 @@ def convert_cub_segmentations(
                 if soft.shape != (height, width):
                     raise MetadataError(
                         f"segmentation {source} is {soft.shape[1]}x{soft.shape[0]}, the image is "
-                        f"{width}x{height}", ids_path, index + 1)
+                        f"{width}x{height}",
+                        ids_path,
+                        index + 1,
+                    )
             binary = np.where(soft > threshold, 255, 0).astype(np.uint8)
             ok, encoded = cv2.imencode(".png", binary)
             if not ok:

@@ -3,6 +3,7 @@
 ``TrainDataset`` keeps only image ids and labels, so no box or mask can reach training code.
 ``EvalDataset`` yields everything localization needs, at the original image size.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from wsolbench.data.metadata import IMAGE_IDS, LOCALIZATION, Split
+from wsolbench.data.metadata import (
+    IMAGE_IDS,
+    LOCALIZATION,
+    Split,
+    check_mask_shape,
+    expected_mask_shape,
+)
 from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.protocols import resize_nearest
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file is one WsolbenchError, not a C++ log line
+cv2.utils.logging.setLogLevel(
+    cv2.utils.logging.LOG_LEVEL_SILENT
+)  # a bad file is one WsolbenchError, not a C++ log line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,18 +71,22 @@ def load_image(image_root: Path, image_id: str, ids_file: Path, line: int) -> Im
 class TrainDataset(Dataset):
     """``(image, label)`` with Resize((resize, resize)), RandomCrop, horizontal flip, normalization."""
 
-    def __init__(self, split: Split, image_root: str | Path, image_size: int = 224, resize_size: int = 256):
+    def __init__(
+        self, split: Split, image_root: str | Path, image_size: int = 224, resize_size: int = 256
+    ):
         # Copy only what training may see; the split (with its boxes) is not kept.
         self.image_ids = list(split.image_ids)
         self.labels = np.asarray(split.labels, dtype=np.int64).copy()
         self.image_root = Path(image_root)
         self.ids_file = _ids_file(split)
-        self.transform = transforms.Compose([
-            transforms.Resize((resize_size, resize_size)),
-            transforms.RandomCrop(image_size),
-            transforms.RandomHorizontalFlip(),
-            *_NORMALIZE,
-        ])
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize((resize_size, resize_size)),
+                transforms.RandomCrop(image_size),
+                transforms.RandomHorizontalFlip(),
+                *_NORMALIZE,
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -88,9 +102,8 @@ class EvalDataset(Dataset):
     Keys: ``image`` (3, S, S), ``label``, ``index``, ``image_id``, ``size`` (W, H) of the original,
     ``boxes`` (k, 4) int64 in original pixels (empty without boxes), ``crops`` (10, 3, S, S) when
     ``ten_crop`` (TenCrop of Resize((resize, resize)), for classification), and with ``mask_root``
-    ``mask`` / ``ignore`` (H, W) bool at the mask PNG's size (the original size): foreground is
-    any instance PNG > 0.5 read as grayscale, ignore is the ignore PNG > 0.5 outside foreground;
-    ``peak_mask`` is the peak protocol's foreground, any instance > 128.
+    ``mask`` / ``ignore`` (H, W) uint8 at the mask PNG's size (the original size): ``read_masks``,
+    the masks as they are, which each protocol thresholds by its own rule.
     """
 
     def __init__(
@@ -103,19 +116,25 @@ class EvalDataset(Dataset):
         resize_size: int = 256,
     ):
         if mask_root is not None and split.masks is None:
-            raise WsolbenchError("a mask root was given but the split has no masks", split.metadata_dir)
+            raise WsolbenchError(
+                "a mask root was given but the split has no masks", split.metadata_dir
+            )
         self.split = split
         self.image_root = Path(image_root)
         self.mask_root = None if mask_root is None else Path(mask_root)
         self.ids_file = _ids_file(split)
-        self.transform = transforms.Compose([transforms.Resize((image_size, image_size)), *_NORMALIZE])
+        self.transform = transforms.Compose(
+            [transforms.Resize((image_size, image_size)), *_NORMALIZE]
+        )
         self.crop_transform = None
         if ten_crop:
-            self.crop_transform = transforms.Compose([
-                transforms.Resize((resize_size, resize_size)),
-                transforms.TenCrop(image_size),
-                _StackNormalized(),
-            ])
+            self.crop_transform = transforms.Compose(
+                [
+                    transforms.Resize((resize_size, resize_size)),
+                    transforms.TenCrop(image_size),
+                    _StackNormalized(),
+                ]
+            )
 
     def __len__(self) -> int:
         return len(self.split)
@@ -128,7 +147,9 @@ class EvalDataset(Dataset):
             width, height = (int(v) for v in split.sizes[index])
             raise WsolbenchError(
                 f"image {self.image_root / image_id} is {image.size[0]}x{image.size[1]}, "
-                f"image_sizes.txt says {width}x{height}", self.ids_file, index + 1,
+                f"image_sizes.txt says {width}x{height}",
+                self.ids_file,
+                index + 1,
             )
         boxes = split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64)
         item: dict[str, Any] = {
@@ -142,29 +163,9 @@ class EvalDataset(Dataset):
         if self.crop_transform is not None:
             item["crops"] = self.crop_transform(image)
         if self.mask_root is not None:
-            item["mask"], item["ignore"], item["peak_mask"] = self._masks(index)
+            mask, ignore = read_masks(self.split, index, self.mask_root)
+            item["mask"], item["ignore"] = torch.from_numpy(mask), torch.from_numpy(ignore)
         return item
-
-    def _masks(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Foreground (instances > 0.5, wsolevaluation) and ignore, plus the peak protocol's
-        foreground (instances > 128, docs/protocols.md sec. 6), all at the first instance's size."""
-        ref = self.split.masks[index]
-        mask_file = self.split.mask_file or self.ids_file.with_name(LOCALIZATION)
-        lines = ref.lines or (None,) * len(ref.masks)
-        foreground = peak = None
-        for path, line in zip(ref.masks, lines):
-            gray = _read_gray(self.mask_root / path, mask_file, line)
-            if foreground is None:
-                foreground, peak = gray > 0.5, gray > 128
-            else:
-                foreground |= resize_mask(gray > 0.5, foreground.shape)
-                peak |= resize_mask(gray > 128, peak.shape)
-        if ref.ignore:
-            ignore = resize_mask(_read_gray(self.mask_root / ref.ignore, mask_file, lines[0]) > 0.5, foreground.shape)
-            ignore &= ~foreground
-        else:
-            ignore = np.zeros_like(foreground)
-        return torch.from_numpy(foreground), torch.from_numpy(ignore), torch.from_numpy(peak)
 
 
 class _StackNormalized:
@@ -186,13 +187,35 @@ def _read_gray(path: Path, mask_file: Path, line: int | None) -> np.ndarray:
     return mask
 
 
-def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A boolean mask resized to ``shape`` (H, W) with nearest neighbour, as wsolevaluation does."""
-    mask = np.asarray(mask)
-    if mask.shape == tuple(shape):
-        return mask
-    resized = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return resized.astype(bool)
+def read_masks(split: Split, index: int, mask_root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image's masks as they are, for every protocol to threshold by its own rule (docs/
+    protocols.md sec. 3, 6): ``mask``, the pixel-wise maximum of its instance PNGs read as
+    grayscale (any instance > t is the maximum > t), and ``ignore``, its ignore PNG (zeros
+    without one), both uint8 at the first instance's size (others are resized to it by nearest
+    neighbour). Each mask must have its image's size or that transposed (``check_mask_shape``,
+    the rule `data validate` applies); errors name the mask and its metadata line."""
+    ref = split.masks[index]
+    mask_root = Path(mask_root)
+    mask_file = split.mask_file or _ids_file(split).with_name(LOCALIZATION)
+    lines = ref.lines or (None,) * len(ref.masks)
+    expected = expected_mask_shape(split, index)
+    named = [(path, line, "mask") for path, line in zip(ref.masks, lines)]
+    if ref.ignore:
+        named.append((ref.ignore, lines[0], "ignore mask"))
+    mask = ignore = None
+    for path, line, what in named:
+        gray = _read_gray(mask_root / path, mask_file, line)
+        expected = expected or gray.shape
+        check_mask_shape(
+            gray.shape, expected, split, index, mask_root / path, what, mask_file, line
+        )
+        if mask is not None:
+            gray = resize_nearest(gray, mask.shape)
+        if what == "ignore mask":
+            ignore = gray
+        else:
+            mask = gray if mask is None else np.maximum(mask, gray)
+    return mask, ignore if ignore is not None else np.zeros_like(mask)
 
 
 _STACKED = ("image", "crops", "label", "index")

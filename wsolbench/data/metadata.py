@@ -7,12 +7,13 @@ in the OpenImages format beside boxes). Reading is plain string splitting plus i
 whole columns, so the 50,000-image ILSVRC test split loads in a fraction of a second; every
 problem raises ``MetadataError`` naming the file and the 1-based line.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class Split:
     def num_masks(self) -> int:
         return 0 if self.masks is None else sum(len(m.masks) for m in self.masks)
 
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "Split":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Split:
         """The images at ``indices`` (in that order), every field kept consistent."""
         idx = [int(i) for i in indices]
         return replace(
@@ -112,7 +113,9 @@ def read_split(metadata_dir: str | Path, require_localization: bool | None = Non
     negative = np.flatnonzero(labels < 0)
     if len(negative):
         line = label_columns[0].index(image_ids[negative[0]]) + 1
-        raise MetadataError(f"label {labels[negative[0]]} is negative (labels are 0..C-1)", labels_path, line)
+        raise MetadataError(
+            f"label {labels[negative[0]]} is negative (labels are 0..C-1)", labels_path, line
+        )
 
     sizes = None
     sizes_path = root / IMAGE_SIZES
@@ -137,7 +140,10 @@ def read_split(metadata_dir: str | Path, require_localization: bool | None = Non
     if extra_path.is_file():
         if masks is not None:
             raise MetadataError(f"masks are already given in {LOCALIZATION}", extra_path)
-        masks, mask_file = _parse_masks(_columns(extra_path, 3), index, extra_path, ids_path), extra_path
+        masks, mask_file = (
+            _parse_masks(_columns(extra_path, 3), index, extra_path, ids_path),
+            extra_path,
+        )
 
     return Split(image_ids, labels, sizes, boxes, masks, metadata_dir=root, mask_file=mask_file)
 
@@ -167,7 +173,9 @@ def _columns(path: Path, num_fields: int | None) -> list[list[str]]:
     if len(bad):
         i = int(bad[0])
         what = "an empty line" if not lines[i].strip() else f"{commas[i] + 1} fields"
-        raise MetadataError(f"expected {num_fields} comma-separated fields, found {what}", path, i + 1)
+        raise MetadataError(
+            f"expected {num_fields} comma-separated fields, found {what}", path, i + 1
+        )
     if num_fields == 1:
         return [lines]
     if not lines:
@@ -188,7 +196,9 @@ def _check_relative(paths: list[str], file: Path, what: str) -> None:
         if path_text.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(path_text):
             raise MetadataError(f"{what} '{path_text}' must be relative to its root", file, line)
         if ".." in re.split(r"[/\\]", path_text):
-            raise MetadataError(f"{what} '{path_text}' climbs out of its root with '..'", file, line)
+            raise MetadataError(
+                f"{what} '{path_text}' climbs out of its root with '..'", file, line
+            )
 
 
 def _check_unique(ids: list[str], path: Path) -> None:
@@ -214,7 +224,9 @@ def _per_image_ints(columns, index, path, ids_path, what) -> np.ndarray:
     present = set(ids)
     for image_id, i in index.items():
         if image_id not in present:
-            raise MetadataError(f"image id '{image_id}' has no {what} in {path.name}", ids_path, i + 1)
+            raise MetadataError(
+                f"image id '{image_id}' has no {what} in {path.name}", ids_path, i + 1
+            )
     out = np.empty_like(values)
     out[[index[i] for i in ids]] = values
     return out
@@ -240,13 +252,17 @@ def _owners(ids, index, path, ids_path, what) -> np.ndarray:
     except KeyError:
         for line, image_id in enumerate(ids, start=1):
             if image_id not in index:
-                raise MetadataError(f"image id '{image_id}' is not in {IMAGE_IDS}", path, line) from None
+                raise MetadataError(
+                    f"image id '{image_id}' is not in {IMAGE_IDS}", path, line
+                ) from None
         raise
     counts = np.bincount(owners, minlength=len(index))
     missing = np.flatnonzero(counts == 0)
     if len(missing):
         i = int(missing[0])
-        raise MetadataError(f"image id '{list(index)[i]}' has no {what} in {path.name}", ids_path, i + 1)
+        raise MetadataError(
+            f"image id '{list(index)[i]}' has no {what} in {path.name}", ids_path, i + 1
+        )
     return owners
 
 
@@ -295,33 +311,51 @@ def _parse_masks(columns, index, path, ids_path) -> list[MaskRef]:
             continue
         if ignore and ignore != ref.ignore:
             raise MetadataError(
-                f"a second ignore mask for '{image_id}' (leave the field empty on later lines)", path, line
+                f"a second ignore mask for '{image_id}' (leave the field empty on later lines)",
+                path,
+                line,
             )
         ref.masks.append(mask)
         ref.lines = ref.lines + (line,)
     return [refs[image_id] for image_id in index]
 
 
-def check_labels(split: Split, num_classes: int | None, require_every_class: bool = False,
-                 what: str = "num_classes") -> int:
+def check_labels(
+    split: Split,
+    num_classes: int | None,
+    require_every_class: bool = False,
+    what: str = "num_classes",
+) -> int:
     """The number of classes C, with every label in 0..C-1 (an error names the line of the
     first label out of range). Without ``num_classes``, C = 1 + the largest label, and with
     ``require_every_class`` every class must occur (a label of 10**12 is a typo, not 10**12
     classes); an empty split is an error."""
     labels_path = (split.metadata_dir or Path(".")) / CLASS_LABELS
     if not len(split):
-        raise MetadataError("the split has no images", (split.metadata_dir or Path(".")) / IMAGE_IDS)
+        raise MetadataError(
+            "the split has no images", (split.metadata_dir or Path(".")) / IMAGE_IDS
+        )
     if num_classes is not None:
         bad = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
         if len(bad):
-            raise MetadataError(f"label {split.labels[bad[0]]} of '{split.image_ids[bad[0]]}' is outside "
-                                f"0..{num_classes - 1} ({what} = {num_classes})", labels_path)
+            raise MetadataError(
+                f"label {split.labels[bad[0]]} of '{split.image_ids[bad[0]]}' is outside "
+                f"0..{num_classes - 1} ({what} = {num_classes})",
+                labels_path,
+            )
         return int(num_classes)
-    counts = np.bincount(split.labels, minlength=1) if split.labels.max() < 10 * len(split) + 1000 else None
+    counts = (
+        np.bincount(split.labels, minlength=1)
+        if split.labels.max() < 10 * len(split) + 1000
+        else None
+    )
     if require_every_class and (counts is None or (counts == 0).any()):
         missing = "most" if counts is None else f"class {int(np.flatnonzero(counts == 0)[0])}"
-        raise MetadataError(f"labels run to {int(split.labels.max())} but {missing} of 0..{int(split.labels.max())} "
-                            f"has no image: give {what} if that is meant", labels_path)
+        raise MetadataError(
+            f"labels run to {int(split.labels.max())} but {missing} of 0..{int(split.labels.max())} "
+            f"has no image: give {what} if that is meant",
+            labels_path,
+        )
     return int(split.labels.max()) + 1
 
 
@@ -338,18 +372,27 @@ def write_split(split: Split, metadata_dir: str | Path) -> Path:
     ids = split.image_ids
     write_text(root / IMAGE_IDS, _lines(ids))
     write_text(root / CLASS_LABELS, _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)))
-    sizes = "" if split.sizes is None else _lines(f"{i},{w},{h}" for i, (w, h) in zip(ids, split.sizes))
+    sizes = (
+        "" if split.sizes is None else _lines(f"{i},{w},{h}" for i, (w, h) in zip(ids, split.sizes))
+    )
     write_text(root / IMAGE_SIZES, sizes)
     if split.boxes is not None:
-        write_text(root / LOCALIZATION, _lines(
-            f"{i},{x0},{y0},{x1},{y1}" for i, b in zip(ids, split.boxes) for x0, y0, x1, y1 in b
-        ))
+        write_text(
+            root / LOCALIZATION,
+            _lines(
+                f"{i},{x0},{y0},{x1},{y1}" for i, b in zip(ids, split.boxes) for x0, y0, x1, y1 in b
+            ),
+        )
     if split.masks is not None:
         name = MASK_LOCALIZATION if split.boxes is not None else LOCALIZATION
-        write_text(root / name, _lines(
-            f"{i},{m},{(ref.ignore or '') if k == 0 else ''}"
-            for i, ref in zip(ids, split.masks) for k, m in enumerate(ref.masks)
-        ))
+        write_text(
+            root / name,
+            _lines(
+                f"{i},{m},{(ref.ignore or '') if k == 0 else ''}"
+                for i, ref in zip(ids, split.masks)
+                for k, m in enumerate(ref.masks)
+            ),
+        )
     return root
 
 
@@ -361,7 +404,9 @@ def _lines(items) -> str:
 # ----------------------------------------------------------------------------- files on disk
 
 
-def validate_files(split: Split, image_root: str | Path | None, mask_root: str | Path | None = None) -> list[int]:
+def validate_files(
+    split: Split, image_root: str | Path | None, mask_root: str | Path | None = None
+) -> list[int]:
     """Check that every image file (under ``image_root``) exists and that every mask file
     (under ``mask_root``) opens as an image of its image's size; a root that is None is not
     checked. Masks are read as wsolevaluation reads them: OpenCV grayscale, so an RGB mask
@@ -372,7 +417,9 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
     ids_path = (split.metadata_dir or Path(".")) / IMAGE_IDS
     for i, image_id in enumerate(split.image_ids if image_root is not None else ()):
         if not (Path(image_root) / image_id).is_file():
-            raise MetadataError(f"image not found: {image_root / image_id}", ids_path, split.line_of(i))
+            raise MetadataError(
+                f"image not found: {image_root / image_id}", ids_path, split.line_of(i)
+            )
     if mask_root is None or split.masks is None:
         return []
     swapped = set()
@@ -380,19 +427,50 @@ def validate_files(split: Split, image_root: str | Path | None, mask_root: str |
     mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
     for index, ref in enumerate(split.masks):
         lines = ref.lines or (None,) * len(ref.masks)
-        expected = None if split.sizes is None else (int(split.sizes[index][1]), int(split.sizes[index][0]))
+        expected = expected_mask_shape(split, index)
         named = [(mask, line, "mask") for mask, line in zip(ref.masks, lines)]
         if ref.ignore:
             named.append((ref.ignore, lines[0], "ignore mask"))
         for mask, line, what in named:
             shape = _mask_shape(mask_root / mask, mask_file, line, what)
             expected = expected or shape
-            if shape == expected[::-1] and split.sizes is not None:
+            if check_mask_shape(
+                shape, expected, split, index, mask_root / mask, what, mask_file, line
+            ):
                 swapped.add(index)
-            elif shape != expected:
-                raise MetadataError(f"{what} {mask_root / mask} is {shape[1]}x{shape[0]}, but its image {split.image_ids[index]} is "
-                                    f"{expected[1]}x{expected[0]}", mask_file, line)
     return sorted(swapped)
+
+
+def expected_mask_shape(split: Split, index: int) -> tuple[int, int] | None:
+    """(height, width) an image's masks must have: its image's size (None without sizes)."""
+    if split.sizes is None:
+        return None
+    return int(split.sizes[index][1]), int(split.sizes[index][0])
+
+
+def check_mask_shape(
+    shape,
+    expected,
+    split: Split,
+    index: int,
+    path: Path,
+    what: str,
+    mask_file: Path,
+    line: int | None,
+) -> bool:
+    """The one rule for a mask's size: its image's (height, width), or that transposed (the
+    known LID release samples, kept as released: scoring resizes to the mask); True when
+    transposed. Anything else is a MetadataError naming the mask and its metadata line."""
+    if expected is None or tuple(shape) == tuple(expected):
+        return False
+    if tuple(shape) == tuple(expected)[::-1] and split.sizes is not None:
+        return True
+    raise MetadataError(
+        f"{what} {path} is {shape[1]}x{shape[0]}, but its image {split.image_ids[index]} is "
+        f"{expected[1]}x{expected[0]}",
+        mask_file,
+        line,
+    )
 
 
 def _mask_shape(path: Path, mask_file: Path, line: int | None, what: str) -> tuple[int, int]:

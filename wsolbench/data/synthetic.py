@@ -13,13 +13,14 @@ tight box of each instance mask) in ``localization.txt`` and the masks in
 ``mask_localization.txt``. Every random draw comes from a generator seeded by (seed, split,
 class, index), so the bytes depend on the seed only.
 """
+
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -31,8 +32,14 @@ from wsolbench.io import write_bytes, write_text
 SPLITS = ("train", "val", "test")
 PART_SHAPES = ("disk", "square", "diamond", "triangle", "ring", "cross", "x", "half-disk")
 PART_COLOURS = {
-    "red": (230, 30, 30), "green": (30, 200, 40), "blue": (40, 70, 240), "yellow": (245, 225, 30),
-    "magenta": (225, 40, 220), "cyan": (30, 220, 230), "orange": (250, 130, 0), "white": (255, 255, 255),
+    "red": (230, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (40, 70, 240),
+    "yellow": (245, 225, 30),
+    "magenta": (225, 40, 220),
+    "cyan": (30, 220, 230),
+    "orange": (250, 130, 0),
+    "white": (255, 255, 255),
 }
 TEXTURE_KINDS = ("stripes", "checker", "dots", "rings")
 MAX_CLASSES = len(PART_SHAPES) * len(PART_COLOURS)
@@ -74,14 +81,22 @@ def generate(
 
     ``progress(done, total)`` is called after each image.
     """
-    config = SynthConfig(seed, num_classes, image_size, train_per_class, val_per_class, test_per_class, **options)
+    config = SynthConfig(
+        seed, num_classes, image_size, train_per_class, val_per_class, test_per_class, **options
+    )
     if not 2 <= config.num_classes <= MAX_CLASSES:
         raise WsolbenchError(f"num_classes must be in 2..{MAX_CLASSES}, got {config.num_classes}")
     if config.image_size < 32:
-        raise WsolbenchError(f"image_size must be at least 32 (the part must stay visible), got {image_size}")
+        raise WsolbenchError(
+            f"image_size must be at least 32 (the part must stay visible), got {image_size}"
+        )
     out = Path(out_dir)
     pool = _texture_pool(config)
-    counts = {"train": config.train_per_class, "val": config.val_per_class, "test": config.test_per_class}
+    counts = {
+        "train": config.train_per_class,
+        "val": config.val_per_class,
+        "test": config.test_per_class,
+    }
     total, done = config.num_classes * sum(counts.values()), 0
     for split_index, split in enumerate(SPLITS):
         ids, labels, sizes, boxes, masks = [], [], [], [], []
@@ -93,7 +108,9 @@ def generate(
                 write_bytes(out / "images" / f"{stem}.png", _png(image))
                 refs = []
                 for k, mask in enumerate(instance_masks):
-                    write_bytes(out / "masks" / f"{stem}_m{k}.png", _png(mask.astype(np.uint8) * 255))
+                    write_bytes(
+                        out / "masks" / f"{stem}_m{k}.png", _png(mask.astype(np.uint8) * 255)
+                    )
                     refs.append(f"{stem}_m{k}.png")
                 ids.append(f"{stem}.png")
                 labels.append(label)
@@ -103,9 +120,13 @@ def generate(
                 done += 1
                 if progress is not None:
                     progress(done, total)
-        split_data = Split(ids, np.array(labels, np.int64), np.array(sizes, np.int64).reshape(-1, 2), boxes, masks)
+        split_data = Split(
+            ids, np.array(labels, np.int64), np.array(sizes, np.int64).reshape(-1, 2), boxes, masks
+        )
         write_split(split_data, out / "metadata" / split)
-    description = asdict(config) | {"parts": {c: "-".join(class_part(c)[::-1]) for c in range(config.num_classes)}}
+    description = asdict(config) | {
+        "parts": {c: "-".join(class_part(c)[::-1]) for c in range(config.num_classes)}
+    }
     write_text(out / "synthetic.json", json.dumps(description, indent=2) + "\n")
     return out
 
@@ -131,12 +152,14 @@ def _texture_pool(config: SynthConfig) -> list[dict]:
     scale = config.image_size / 64
     pool = []
     for k in range(2 * config.num_classes):
-        pool.append({
-            "kind": TEXTURE_KINDS[k % len(TEXTURE_KINDS)],
-            "period": float(rng.uniform(3.5, 7.5) * scale),
-            "angle": float(rng.uniform(0, np.pi)),
-            "colours": _muted_colours(rng, 2),
-        })
+        pool.append(
+            {
+                "kind": TEXTURE_KINDS[k % len(TEXTURE_KINDS)],
+                "period": float(rng.uniform(3.5, 7.5) * scale),
+                "angle": float(rng.uniform(0, np.pi)),
+                "colours": _muted_colours(rng, 2),
+            }
+        )
     return pool
 
 
@@ -157,7 +180,9 @@ def _texture(texture: dict, rng: np.random.Generator, x: np.ndarray, y: np.ndarr
     elif kind == "checker":
         t = ((u // (period * 0.7)) + (v // (period * 0.7))) % 2 == 0
     elif kind == "dots":
-        t = ((u % period) - period / 2) ** 2 + ((v % period) - period / 2) ** 2 < (period * 0.3) ** 2
+        t = ((u % period) - period / 2) ** 2 + ((v % period) - period / 2) ** 2 < (
+            period * 0.3
+        ) ** 2
     else:  # rings around a random centre
         cx, cy = rng.uniform(x.min(), x.max()), rng.uniform(y.min(), y.max())
         t = (np.hypot(x - cx, y - cy) % period) < period / 2
@@ -211,7 +236,9 @@ def _render(rng: np.random.Generator, label: int, config: SynthConfig, pool: lis
     """Render one image; returns (uint8 (H, W, 3), list of bool (H, W) instance masks)."""
     s = config.image_size
     if config.size_jitter:
-        width, height = (int(v) for v in rng.integers(round(s * 7 / 8), round(s * 5 / 4) + 1, size=2))
+        width, height = (
+            int(v) for v in rng.integers(round(s * 7 / 8), round(s * 5 / 4) + 1, size=2)
+        )
     else:
         width = height = s
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -221,8 +248,18 @@ def _render(rng: np.random.Generator, label: int, config: SynthConfig, pool: lis
     low, high = config.distractor_blobs
     for _ in range(int(rng.integers(low, high + 1))):
         a = rng.uniform(0.08, 0.22) * min(width, height)
-        blob = _blob(x, y, rng.uniform(0, width), rng.uniform(0, height), a, a * rng.uniform(0.5, 1),
-                     rng.uniform(0, np.pi), 0.12, int(rng.integers(3, 6)), rng.uniform(0, 2 * np.pi))
+        blob = _blob(
+            x,
+            y,
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            a,
+            a * rng.uniform(0.5, 1),
+            rng.uniform(0, np.pi),
+            0.12,
+            int(rng.integers(3, 6)),
+            rng.uniform(0, 2 * np.pi),
+        )
         canvas[blob] = _texture(pool[int(rng.integers(len(pool)))], rng, x, y)[blob]
     if rng.random() < config.fake_part_prob:
         other = (label + int(rng.integers(1, config.num_classes))) % config.num_classes
@@ -242,7 +279,16 @@ def _render(rng: np.random.Generator, label: int, config: SynthConfig, pool: lis
         # The part sits inside the body towards one end of the major axis.
         side = 1 if rng.random() < 0.5 else -1
         offset = side * (a - 1.6 * r) * rng.uniform(0.55, 1.0)
-        _paint_part(canvas, x, y, label, cx + offset * np.cos(angle), cy + offset * np.sin(angle), r, clip=body)
+        _paint_part(
+            canvas,
+            x,
+            y,
+            label,
+            cx + offset * np.cos(angle),
+            cy + offset * np.sin(angle),
+            r,
+            clip=body,
+        )
         masks.append(body)
 
     noise = rng.normal(0, 4, size=canvas.shape)
@@ -257,8 +303,12 @@ def _background(rng, x, y, width, height, pool) -> np.ndarray:
     gy = np.clip(y / max(height - 1, 1) * 3, 0, 3)
     x0, y0 = np.minimum(gx.astype(int), 2), np.minimum(gy.astype(int), 2)
     fx, fy = (gx - x0)[..., None], (gy - y0)[..., None]
-    field = (coarse[y0, x0] * (1 - fx) * (1 - fy) + coarse[y0, x0 + 1] * fx * (1 - fy)
-             + coarse[y0 + 1, x0] * (1 - fx) * fy + coarse[y0 + 1, x0 + 1] * fx * fy)
+    field = (
+        coarse[y0, x0] * (1 - fx) * (1 - fy)
+        + coarse[y0, x0 + 1] * fx * (1 - fy)
+        + coarse[y0 + 1, x0] * (1 - fx) * fy
+        + coarse[y0 + 1, x0 + 1] * fx * fy
+    )
     texture = _texture(pool[int(rng.integers(len(pool)))], rng, x, y)
     weight = rng.uniform(0.15, 0.45)
     return field * (1 - weight) + texture * weight
@@ -288,7 +338,9 @@ def _place_object(rng, x, y, width, height, s, count, placed):
         box = (cx - ex, cy - ey, cx + ex, cy + ey)
         if any(box[0] < p[2] and p[0] < box[2] and box[1] < p[3] and p[1] < box[3] for p in placed):
             continue
-        body = _blob(x, y, cx, cy, a, b, angle, 0.1, int(rng.integers(3, 6)), rng.uniform(0, 2 * np.pi))
+        body = _blob(
+            x, y, cx, cy, a, b, angle, 0.1, int(rng.integers(3, 6)), rng.uniform(0, 2 * np.pi)
+        )
         if body.sum() < 20:
             continue
         placed.append(box)

@@ -5,9 +5,9 @@ inference and sharded evaluation, one module each:
     from wsolbench.engine.checkpoint import load_model
     from wsolbench.engine.checkpoint import import_reference_checkpoint  # reference-code weights
     from wsolbench.engine.infer import predict        # batches of logits, maps, taps
-    from wsolbench.engine.evaluate import evaluate    # sharded over ranks, merged exactly
+    from wsolbench.engine.evaluate import score_split # every protocol, sharded, merged exactly
 
-(Functions are not re-exported here: `train` and `evaluate` would shadow their modules.)
+(Functions are not re-exported here: `train` would shadow its module.)
 """
 
 import importlib

@@ -1,4 +1,7 @@
-"""torch.distributed glue: launch by `torchrun`, rank-0 side effects, exact evaluator merges.
+"""torch.distributed glue: launch by `torchrun`, rank-0 side effects, sharding.
+
+Evaluation counts are merged by torchmetrics (the accumulators are `torchmetrics.Metric`s with
+sum-reduced integer states), not here.
 
 Everything here is a no-op in a single process, so the same training and evaluation code runs
 alone or under `torchrun --nproc_per_node=N` (NCCL on CUDA, gloo on CPU).
@@ -6,10 +9,7 @@ alone or under `torchrun --nproc_per_node=N` (NCCL on CUDA, gloo on CPU).
 
 from __future__ import annotations
 
-import copy
 import os
-from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,6 +28,11 @@ def init_from_env(backend: str | None = None) -> torch.device | None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # torchmetrics (the evaluators) imports torch._dynamo, which keeps a process group
+        # that exists at its import alive past destroy_process_group; imported first, the group
+        # is freed by `shutdown` (see there).
+        import torchmetrics  # noqa: F401
+
         dist.init_process_group(backend=backend or ("nccl" if use_cuda else "gloo"))
     return device
 
@@ -54,7 +59,12 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group, freeing it (its gloo worker threads are joined) while Python is
+    alive: a worker thread that lets go of a collective's tensors during interpreter shutdown
+    aborts the process ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if is_distributed():
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -66,51 +76,6 @@ def shard_indices(length: int, shard: int | None = None, shards: int | None = No
     shard = rank() if shard is None else shard
     shards = world_size() if shards is None else shards
     return list(range(shard, length, shards))
-
-
-def all_gather_objects(obj: Any) -> list[Any]:
-    """Every rank's `obj`, in rank order (one element in a single process)."""
-    if not is_distributed():
-        return [obj]
-    gathered: list[Any] = [None] * world_size()
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
-def _from_state(evaluator: Any, state: Any) -> Any:
-    """An evaluator like `evaluator` holding `state` (`from_state_dict` or `load_state_dict`)."""
-    if hasattr(type(evaluator), "from_state_dict"):
-        part = type(evaluator).from_state_dict(state)
-        if hasattr(evaluator, "protocol"):
-            part.protocol = evaluator.protocol
-        return part
-    part = copy.deepcopy(evaluator)
-    part.load_state_dict(state)
-    return part
-
-
-def merge_states(evaluator: Any, states: Sequence[Any]) -> Any:
-    """A fresh evaluator holding the exact sum of the given states (via its own `merge`)."""
-    merged = None
-    for state in states:
-        part = _from_state(evaluator, state)
-        if merged is None:
-            merged = part
-        else:
-            merged.merge(part)
-    return merged if merged is not None else copy.deepcopy(evaluator)
-
-
-def all_reduce_state(evaluator: Any) -> Any:
-    """Merge every rank's evaluator counts; every rank gets the merged evaluator back.
-
-    The states are integer counts and histograms, so the merge is an exact sum: the result is
-    the one a single process would compute over the whole split. Gathering whole states (rather
-    than all-reducing each tensor) leaves the state's layout to the evaluator.
-    """
-    if not is_distributed():
-        return evaluator
-    return merge_states(evaluator, all_gather_objects(evaluator.state_dict()))
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

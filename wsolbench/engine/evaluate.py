@@ -1,52 +1,66 @@
-"""Evaluation of a model on one split, sharded across ranks and merged exactly.
+"""Score a model on one split: the one evaluation path of the bench, alone or under torchrun.
 
-Each rank predicts its own share of the split (`infer.shard`: every image exactly once), feeds
-its evaluator, and the evaluators' integer counts are merged with `all_reduce_state`, so the
-result equals a single-process run. Use it on `val` to choose thresholds and hyperparameters;
-choosing is the caller's job, and `test` is only scored with what val chose.
+Each rank predicts its own share of the split (`infer.shard`: every image exactly once), every
+post-processor's maps feed its own `Scorer`, and the scorers' torchmetrics states (integer
+counts, per-image records) are merged over ranks when they are computed, so the result equals a
+single-process run. Use it on `val` to choose thresholds (`Scorer.choose`); `test` is only
+scored with what val chose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
 
 import torch
-from torch.utils.data import Dataset
 
-from wsolbench.engine import distributed
+from wsolbench.data.datasets import EvalDataset
 from wsolbench.engine.infer import predict, shard
+from wsolbench.evaluation import Protocol
+from wsolbench.scoring import Scorer
 
-BatchHook = Callable[[dict[str, Any]], dict[str, Any]]
 
-
-def evaluate(
+def score_split(
     model: torch.nn.Module,
-    dataset: Dataset,
-    evaluator: Any,
-    prepare: BatchHook | None = None,
+    dataset: EvalDataset,
+    postprocessors: Mapping[str, Callable],
+    protocols: Mapping[str, Protocol],
+    *,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     ten_crop: bool = False,
-    topk: int = 5,
     workers: int = 0,
-    amp: bool = False,
     progress: bool = False,
-) -> Any:
-    """Accumulate this rank's shard into `evaluator`, then merge all ranks; returns the merged
-    evaluator (the same on every rank). `prepare(batch)` turns `predict`'s batch into what the
-    evaluator's `accumulate` reads (post-processed maps at the protocol's size, rescaled boxes,
-    masks: see `wsolbench.scoring` for every protocol's inputs)."""
+    thumbnails: Callable[[int], bool] | None = None,
+    explainer=None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Scorer]:
+    """One inference pass over this rank's shard; post-processor name -> its `Scorer`.
+
+    `thumbnails` (a predicate on dataset indices) turns on per-image records, with pictures of
+    the top-1 maps of the images it selects. `timings`, when given, receives each
+    post-processor's seconds (post-processing + scoring) and the count of images."""
+    boxes = dataset.split.boxes is not None
+    masks = dataset.mask_root is not None
+    scorers = {name: Scorer(protocols, boxes=boxes, masks=masks) for name in postprocessors}
+    if thumbnails is not None:
+        for scorer in scorers.values():
+            scorer.keep_per_image(thumbnails)
     for batch in predict(
         model,
         shard(dataset),
         batch_size=batch_size,
         device=device,
         ten_crop=ten_crop,
-        topk=topk,
         workers=workers,
-        amp=amp,
         progress=progress,
+        explainer=explainer,
     ):
-        evaluator.accumulate(prepare(batch) if prepare is not None else batch)
-    return distributed.all_reduce_state(evaluator)
+        for name, postprocessor in postprocessors.items():
+            started = time.perf_counter()
+            scorers[name].update(batch, postprocessor)
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        if timings is not None:
+            timings["images"] = timings.get("images", 0) + len(batch["label"])
+    return scorers

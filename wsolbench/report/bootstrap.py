@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from wsolbench.evaluation.classic_loc import OUTCOMES
+from wsolbench.evaluation.protocols import SPA_ERRORS
 from wsolbench.report.per_image import Record
 
 RESAMPLES = 1000
@@ -33,13 +34,6 @@ LEVEL = 0.95
 _CHUNK = 100  # resamples per matrix product (bounds memory: _CHUNK x images weights)
 
 Reduce = Callable[[np.ndarray, int], np.ndarray]  # pooled (B, K), image count -> (B,)
-SPA_ERRORS = {
-    "cls": "err_cls",
-    "m-ins": "err_mins",
-    "part": "err_part",
-    "more": "err_more",
-    "ot": "err_ot",
-}
 
 
 @dataclass(frozen=True)

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from wsolbench.report.results import KEY_COLUMNS, PROTOCOL_METRICS
-from wsolbench.report.tables import (
-    ERROR_COLUMNS,
-    METHOD_ORDER,
-    PEAK_COLUMNS,
-    POSTPROCESSOR_ORDER,
-    WSOLEVAL_COLUMNS,
-    Table,
-)
+from wsolbench.evaluation.protocols import SPA_ERRORS
+from wsolbench.report.results import KEY_COLUMNS, METRIC_SPECS, PROTOCOL_METRICS
+from wsolbench.report.tables import METHOD_ORDER, POSTPROCESSOR_ORDER, Table
 
-_SPA_LABELS = {
-    "top1_loc": "Top-1 Loc",
-    "top5_loc": "Top-5 Loc",
-    "gt_known_loc": "GT-known Loc",
-    "top1_cls": "Top-1 Cls",
-    "top5_cls": "Top-5 Cls",
+# How each metric is printed: the protocols' labels; an error type as a share of images.
+_LABELS = {
+    key: (
+        f"{spec.label} error (% images)" if key[1] in SPA_ERRORS.values() else spec.label,
+        spec.decimals,
+    )
+    for key, spec in METRIC_SPECS.items()
 }
-_LABELS = {(c.protocol, c.metric): (c.header, c.decimals) for c in WSOLEVAL_COLUMNS + PEAK_COLUMNS}
-_LABELS.update(
-    {(c.protocol, c.metric): (f"{c.header} error (% images)", c.decimals) for c in ERROR_COLUMNS}
-)
-_LABELS.update({("spa", metric): (label, 2) for metric, label in _SPA_LABELS.items()})
 _METRIC_ORDER = [
     (protocol, metric) for protocol, metrics in PROTOCOL_METRICS.items() for metric in metrics
 ]

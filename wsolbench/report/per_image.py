@@ -75,10 +75,11 @@ def browser_indices(count: int, limit: int = BROWSER_IMAGES) -> set[int]:
     return {int(i) for i in np.linspace(0, count - 1, limit).round()}
 
 
-def record_from_scorer(scorer, key: dict[str, Any], box_threshold: float) -> Record:
-    """The per-image record of one scored setting (provenance fields of ``key`` are dropped)."""
-    accumulators = scorer.evaluator.accumulators
-    meta: dict[str, Any] = {"box_threshold": float(box_threshold)}
+def record_from_scorer(scorer, key: dict[str, Any], choices: dict[str, dict]) -> Record:
+    """The per-image record of one scored setting at the settings chosen on val (``choices``,
+    protocol -> choice); provenance fields of ``key`` are dropped."""
+    accumulators = scorer.evaluator.metrics
+    meta: dict[str, Any] = {"box_threshold": float(choices["spa"]["box_threshold"])}
     if "classic" in accumulators:
         meta["box_thresholds"] = [float(t) for t in accumulators["classic"].thresholds]
     if "box" in accumulators:
@@ -90,14 +91,8 @@ def record_from_scorer(scorer, key: dict[str, Any], box_threshold: float) -> Rec
         )
     if "pxap" in accumulators:
         meta["pxap_edges"] = [float(e) for e in accumulators["pxap"].edges]
-    arrays = {
-        name: value
-        for name, value in scorer.per_image_arrays().items()
-        if (name.split(".")[0] not in ("box", "classic") or scorer.has_boxes)
-        and (name.split(".")[0] not in ("pxap", "peak") or scorer.has_masks)
-    }
     clean = {k: (int(v) if k == "seed" else str(v)) for k, v in key.items() if k not in PROVENANCE}
-    return Record(clean, arrays, meta)
+    return Record(clean, scorer.per_image_arrays(), meta)
 
 
 def image_picture(image: np.ndarray, cell: int = IMAGE_CELL) -> np.ndarray:

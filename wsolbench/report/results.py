@@ -15,39 +15,25 @@ from typing import Any
 import pandas as pd
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.evaluation.protocols import MetricSpec, default_protocols
 from wsolbench.io import atomic_path, write_json
 
 KEY_COLUMNS = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric"]
 PROVENANCE_COLUMNS = ["seed", "config_hash", "checkpoint_hash", "versions"]
 COLUMNS = KEY_COLUMNS + ["value"] + PROVENANCE_COLUMNS
 
-# The metrics each protocol produces (values in %, except PeakT in 0..255).
+# The metrics each protocol produces (values in %, except PeakT in 0..255 and the box
+# threshold), in report order: the registered protocols' own names, default settings.
+METRIC_SPECS: dict[tuple[str, str], MetricSpec] = {
+    (name, spec.name): spec
+    for name, protocol in default_protocols().items()
+    for spec in protocol.specs()
+}
 PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
-    "spa": (
-        "top1_loc",
-        "top5_loc",
-        "gt_known_loc",
-        "top1_cls",
-        "top5_cls",
-        "err_cls",
-        "err_mins",
-        "err_part",
-        "err_more",
-        "err_ot",
-        "box_threshold",
-    ),
-    "wsolevaluation": (
-        "MaxBoxAcc",
-        "MaxBoxAccV2",
-        "MaxBoxAccV2@30",
-        "MaxBoxAccV2@50",
-        "MaxBoxAccV2@70",
-        "PxAP",
-    ),
-    "peak": ("PeakIoU", "PeakT"),
+    name: tuple(spec.name for spec in protocol.specs())
+    for name, protocol in default_protocols().items()
 }
 CURVE_KEYS = ("dataset", "backbone", "method", "postprocessor", "curve", "x", "y")
-CURVE_NAMES = ("box_acc_v2@30", "box_acc_v2@50", "box_acc_v2@70", "peak_iou", "pxap_pr")
 
 _VERSIONED_PACKAGES = ("wsolbench", "torch", "torchvision", "numpy", "opencv-python-headless")
 

@@ -12,16 +12,14 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from wsolbench.evaluation.protocols import SPA_ERRORS
+from wsolbench.report.results import METRIC_SPECS, PROTOCOL_METRICS
+
 MISSING = "–"
 METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
 POSTPROCESSOR_ORDER = ("none", "identity", "scg")
-ERROR_TYPES = (
-    ("err_cls", "Cls"),
-    ("err_mins", "M-Ins"),
-    ("err_part", "Part"),
-    ("err_more", "More"),
-    ("err_ot", "OT"),
-)
+# The five error types as (metric, printed name), from the spa protocol.
+ERROR_TYPES = tuple((metric, METRIC_SPECS[("spa", metric)].label) for metric in SPA_ERRORS.values())
 
 
 # Columns that name a setting rather than hold a number (left-aligned, never split apart).
@@ -82,40 +80,45 @@ def _error(value: float) -> float:
     return 100.0 - value
 
 
+def _column(protocol: str, metric: str, error: bool = False, **overrides) -> _Column:
+    """A column of one protocol's metric, read as the protocol names it (its label, decimals,
+    direction); ``error`` shows ``100 - value`` as "<label> err"."""
+    spec = METRIC_SPECS[(protocol, metric)]
+    fields = dict(decimals=spec.decimals, better=spec.better, measured=spec.measured)
+    if error:
+        fields.update(transform=_error, better=-spec.better)
+    return _Column(spec.label + (" err" if error else ""), protocol, metric, **(fields | overrides))
+
+
 LOC_ERROR_COLUMNS = (
-    _Column("Top-1 Loc err", "spa", "top1_loc", _error, better=-1),
-    _Column("Top-5 Loc err", "spa", "top5_loc", _error, better=-1),
-    _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
-    _Column("Top-1 Cls err", "spa", "top1_cls", _error, better=-1),
-    _Column("Top-5 Cls err", "spa", "top5_cls", _error, better=-1),
-    _Column("Box threshold", "spa", "box_threshold", decimals=3, better=0, measured=False),
+    _column("spa", "top1_loc", error=True),
+    _column("spa", "top5_loc", error=True),
+    _column("spa", "gt_known_loc", error=True),
+    _column("spa", "top1_cls", error=True),
+    _column("spa", "top5_cls", error=True),
+    _column("spa", "box_threshold"),
 )
 HEADLINE_COLUMNS = (
-    _Column("Top-1 Cls", "spa", "top1_cls", decimals=1, compare=False),
-    _Column("GT-known Loc", "spa", "gt_known_loc", decimals=1),
-    _Column("Top-1 Loc", "spa", "top1_loc", decimals=1),
-    _Column("Peak-IoU", "peak", "PeakIoU", decimals=1),
-    _Column("MaxBoxAccV2", "wsolevaluation", "MaxBoxAccV2", decimals=1),
-    _Column("PxAP", "wsolevaluation", "PxAP", decimals=1),
+    _column("spa", "top1_cls", decimals=1, compare=False),
+    _column("spa", "gt_known_loc", decimals=1),
+    _column("spa", "top1_loc", decimals=1),
+    _column("peak", "PeakIoU", decimals=1),
+    _column("wsolevaluation", "MaxBoxAccV2", decimals=1),
+    _column("wsolevaluation", "PxAP", decimals=1),
 )
 PEAK_COLUMNS = (
-    _Column("Peak-IoU", "peak", "PeakIoU"),
-    _Column("Peak-T", "peak", "PeakT", decimals=0, better=0),
-    _Column("GT-known Loc", "spa", "gt_known_loc"),
+    _column("peak", "PeakIoU"),
+    _column("peak", "PeakT"),
+    _column("spa", "gt_known_loc"),
 )
-ERROR_COLUMNS = tuple(_Column(label, "spa", metric, better=-1) for metric, label in ERROR_TYPES)
-WSOLEVAL_COLUMNS = (
-    _Column("MaxBoxAcc", "wsolevaluation", "MaxBoxAcc"),
-    _Column("MaxBoxAccV2", "wsolevaluation", "MaxBoxAccV2"),
-    _Column("IoU 30", "wsolevaluation", "MaxBoxAccV2@30"),
-    _Column("IoU 50", "wsolevaluation", "MaxBoxAccV2@50"),
-    _Column("IoU 70", "wsolevaluation", "MaxBoxAccV2@70"),
-    _Column("PxAP", "wsolevaluation", "PxAP"),
+ERROR_COLUMNS = tuple(_column("spa", metric) for metric, _ in ERROR_TYPES)
+WSOLEVAL_COLUMNS = tuple(
+    _column("wsolevaluation", metric) for metric in PROTOCOL_METRICS["wsolevaluation"]
 )
 ABLATION_COLUMNS = (
-    _Column("Top-1 Loc err", "spa", "top1_loc", _error, better=-1),
-    _Column("GT-known Loc err", "spa", "gt_known_loc", _error, better=-1),
-    _Column("Peak-IoU", "peak", "PeakIoU"),
+    _column("spa", "top1_loc", error=True),
+    _column("spa", "gt_known_loc", error=True),
+    _column("peak", "PeakIoU"),
 )
 COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
     _Column(
