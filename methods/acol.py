@@ -16,8 +16,6 @@ erases by the GT class, and each top-k class's map erases by that class (``class
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
@@ -55,27 +53,12 @@ class ACoL(WsolMethod):
 
     architecture_type = "acol"
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        erase_threshold: float = 0.7,
-    ):
+    def __init__(self, erase_threshold: float = 0.7, **common):
         if not 0 <= erase_threshold <= 1:
             raise WsolbenchError(f"acol: erase_threshold must be in [0, 1], got {erase_threshold}")
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"erase_threshold": erase_threshold},
-        )
+        super().__init__(**common)
         self.erase_threshold = float(erase_threshold)
-        net = self.backbone
+        net, num_classes = self.backbone, self.num_classes
         self.smoothing = net.acol_smoothing
         self.classifier_a = class_map_classifier(net.out_channels, net.head_width, num_classes)
         self.classifier_b = class_map_classifier(net.out_channels, net.head_width, num_classes)

@@ -12,8 +12,6 @@ importance map (sigmoid of the channel-mean attention): the drop mask with proba
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -58,30 +56,15 @@ class ADL(CAM):
 
     architecture_type = "adl"
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        drop_rate: float = 0.75,
-        gamma: float = 0.9,
-    ):
+    def __init__(self, drop_rate: float = 0.75, gamma: float = 0.9, **common):
         if not (0 <= drop_rate <= 1 and 0 <= gamma <= 1):
             raise WsolbenchError(
                 f"adl: drop_rate and gamma must be in [0, 1], got {drop_rate}, {gamma}"
             )
-        points = BACKBONES.get(backbone).insertion_points
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"drop_rate": drop_rate, "gamma": gamma},
-            inserts={point: AttentionDropout(drop_rate, gamma) for point in points},
-        )
+        # `common` holds every common argument: the constructor is called with all of them.
+        points = BACKBONES.get(common["backbone"]).insertion_points
+        inserts = {point: AttentionDropout(drop_rate, gamma) for point in points}
+        super().__init__(inserts=inserts, **common)
         if self.cam_head.style == "class_conv":  # InceptionAdl: no dropout, ADL in the head
             self.cam_head.dropout = False
             self.cam_head.inner = AttentionDropout(drop_rate, gamma)

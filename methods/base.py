@@ -12,13 +12,21 @@ manner of pytorch-grad-cam's base class:
 
 ``architecture_type`` (wsolevaluation's: cam, adl, acol, spg) selects the backbone's variant.
 
-``method.hparams`` holds everything needed to rebuild the architecture:
-``create_method(name, **method.hparams)``.
+A subclass's ``__init__`` declares only its own hyperparameters, each with a default, and passes
+``**common`` (the arguments in ``COMMON_ARGUMENTS``, declared once here) on to its parent::
+
+    def __init__(self, grid_size: int = 4, drop_rate: float = 0.5, **common):
+        super().__init__(**common)
+
+``method.hparams`` holds everything needed to rebuild the architecture,
+``create_method(name, **method.hparams)``; the base class records it (``__init_subclass__``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,18 @@ class WsolMethod(nn.Module):
     # The backbone variant (wsolevaluation's architecture type) this method is built on.
     architecture_type = "cam"
 
+    def __init_subclass__(cls, **kwargs: Any):
+        # Each subclass's __init__ is wrapped: the wrapper sees the concrete constructor's call,
+        # so hparams (defaults included) are recorded in one place, with no dict in any subclass
+        # and no frame inspection; and its full signature (common arguments, then the
+        # hyperparameters) keeps what callers see as before: create_method keywords, positional
+        # calls, Registry.defaults (`wsolbench list`, the hyperparameter checks).
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:  # without one, the parent's (already wrapped) constructor serves
+            parent = inspect.signature(super(cls, cls).__init__)
+            cls.__init__ = _recording_constructor(init, parent)
+
     def __init__(
         self,
         backbone: str = "tinyvgg",
@@ -51,9 +71,11 @@ class WsolMethod(nn.Module):
         weights: str | Path | None = None,
         large_feature_map: bool = False,
         *,
-        hparams: Mapping[str, Any] | None = None,
         inserts: Mapping[str, nn.Module] | None = None,
     ):
+        # The concrete class's hyperparameters, left by its constructor's wrapper (none for a
+        # class without a constructor of its own).
+        own = self.__dict__.pop("_own_hparams", {})
         super().__init__()
         # Passed only when not the default, so backbones without variants still work.
         variant = (
@@ -69,11 +91,13 @@ class WsolMethod(nn.Module):
         )
         self.num_classes = num_classes
         self.epoch = 0
+        # `pretrained` and `weights` only say where the first weights come from, not what is
+        # built: left out, so hparams (hashed into run configurations) do not depend on them.
         self.hparams: dict[str, Any] = {
             "backbone": backbone,
             "num_classes": num_classes,
             "large_feature_map": large_feature_map,
-            **dict(hparams or {}),
+            **own,
         }
 
     # -- hooks -----------------------------------------------------------------------------
@@ -141,6 +165,45 @@ class WsolMethod(nn.Module):
                 }
             )
         return groups
+
+
+def _recording_constructor(init: Callable, parent: inspect.Signature) -> Callable:
+    """Wrap a subclass's ``__init__(self, <own hyperparameters>, **common)``.
+
+    Its signature becomes the parent's public one (``self``, the common arguments, the
+    ancestors' hyperparameters) followed by its own hyperparameters. When it is the constructor
+    of the object being built (not a parent's reached through ``super()``), it binds the call to
+    that signature, defaults applied, leaves the hyperparameters for ``WsolMethod.__init__`` to
+    record, and calls ``init`` with every argument by keyword.
+    """
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    inherited = [p for p in parent.parameters.values() if p.kind is keyword]  # not `inserts`
+    own = [
+        p.replace(kind=keyword)  # listed after the common ones, as constructors used to
+        for p in list(inspect.signature(init).parameters.values())[1:]
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    signature = parent.replace(parameters=inherited + own)
+
+    @functools.wraps(init)
+    def constructor(self, *args: Any, **kwargs: Any) -> None:
+        if type(self).__init__ is not constructor:  # a parent's, via super(): already bound
+            init(self, *args, **kwargs)
+            return
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as error:  # worded as Python words a call that does not fit
+            raise TypeError(f"{init.__qualname__}() {error}") from None
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        # Set before nn.Module.__init__ runs, hence object's setattr; WsolMethod pops it.
+        hyperparameters = {k: v for k, v in arguments.items() if k not in COMMON_ARGUMENTS}
+        object.__setattr__(self, "_own_hparams", hyperparameters)
+        init(self, **arguments)
+
+    constructor.__signature__ = signature  # what inspect (Registry.defaults, help) reports
+    return constructor
 
 
 # -- building blocks shared by several methods --------------------------------------------------

@@ -10,8 +10,6 @@ classes (dropout 0.5 before each, as upstream), logits = GAP, the map is the cla
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,21 +76,11 @@ class CamHead(nn.Module):
 class CAM(WsolMethod):
     """CAM: GAP + fc classifier; the map is the fc-weighted mean of the last features."""
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        **base_options,  # hparams / inserts from subclasses (HaS, ADL, CutMix)
-    ):
-        super().__init__(
-            backbone, num_classes, pretrained, weights, large_feature_map, **base_options
-        )
+    def __init__(self, **common):  # no hyperparameters; ADL's `inserts` also pass through
+        super().__init__(**common)
         net = self.backbone
         self.cam_head = CamHead(
-            net.cam_head, net.out_channels, net.head_width, num_classes, net.init_mode
+            net.cam_head, net.out_channels, net.head_width, self.num_classes, net.init_mode
         )
         imagenet_fc = getattr(net, "imagenet_fc", None)
         if imagenet_fc is not None:

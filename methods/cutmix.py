@@ -8,7 +8,6 @@ the batch, lambda is recomputed from the clipped area, and the loss is
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -56,28 +55,12 @@ def cutmix(
 class CutMix(CAM):
     """CutMix: CAM trained on batches with a box pasted from shuffled images."""
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        cutmix_prob: float = 1.0,
-        beta: float = 1.0,
-    ):
+    def __init__(self, cutmix_prob: float = 1.0, beta: float = 1.0, **common):
         if not 0 <= cutmix_prob <= 1 or beta <= 0:
             raise WsolbenchError(
                 f"cutmix: need 0 <= cutmix_prob <= 1 and beta > 0, got {cutmix_prob}, {beta}"
             )
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"cutmix_prob": cutmix_prob, "beta": beta},
-        )
+        super().__init__(**common)
         self.cutmix_prob = float(cutmix_prob)
         self.beta = float(beta)
 

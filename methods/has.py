@@ -7,8 +7,6 @@ pixels and each patch is zeroed with probability ``drop_rate``. wsolevaluation's
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from wsolbench.errors import WsolbenchError
@@ -35,26 +33,10 @@ def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float) -> torc
 class HaS(CAM):
     """Hide-and-Seek: CAM trained on images with random square patches zeroed."""
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        grid_size: int = 4,
-        drop_rate: float = 0.5,
-    ):
+    def __init__(self, grid_size: int = 4, drop_rate: float = 0.5, **common):
         if not 0 <= drop_rate <= 1:
             raise WsolbenchError(f"has: drop_rate must be in [0, 1], got {drop_rate}")
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"grid_size": grid_size, "drop_rate": drop_rate},
-        )
+        super().__init__(**common)
         self.grid_size = int(grid_size)
         self.drop_rate = float(drop_rate)
 

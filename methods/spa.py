@@ -21,8 +21,6 @@ logits, class maps and SCG taps against values computed with them):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
@@ -81,33 +79,22 @@ class SPA(WsolMethod):
 
     def __init__(
         self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
         alpha: float = 0.5,
         tau: float = 0.1,
         gap: float = 0.2,
         ram_start: int = 20,
+        **common,
     ):
         if alpha < 0 or not 0 <= tau <= 1 or gap < 0 or ram_start < 0:
             raise WsolbenchError(
                 "spa: need alpha >= 0, 0 <= tau <= 1, gap >= 0, ram_start >= 0 "
                 f"(got {alpha}, {tau}, {gap}, {ram_start})"
             )
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"alpha": alpha, "tau": tau, "gap": gap, "ram_start": ram_start},
-        )
+        super().__init__(**common)
         self.alpha, self.tau, self.gap = float(alpha), float(tau), float(gap)
         self.ram_start = int(ram_start)
         self.classifier = class_map_classifier(
-            self.backbone.out_channels, self.backbone.head_width, num_classes
+            self.backbone.out_channels, self.backbone.head_width, self.num_classes
         )
         init_new_layers(self.classifier, "xavier")
 

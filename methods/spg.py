@@ -23,7 +23,6 @@ instead (the count is in input pixels, as upstream, so it stays meaningful at 64
 from __future__ import annotations
 
 from itertools import pairwise
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -73,26 +72,13 @@ class SPG(WsolMethod):
 
     architecture_type = "spg"
 
-    def __init__(
-        self,
-        backbone: str = "tinyvgg",
-        num_classes: int = 10,
-        pretrained: bool = False,
-        weights: str | Path | None = None,
-        large_feature_map: bool = False,
-        thresholds: tuple[tuple[float, float], ...] = DEFAULT_THRESHOLDS,
-    ):
+    def __init__(self, thresholds: tuple[tuple[float, float], ...] = DEFAULT_THRESHOLDS, **common):
         thresholds = tuple((float(high), float(low)) for high, low in thresholds)
-        super().__init__(
-            backbone,
-            num_classes,
-            pretrained,
-            weights,
-            large_feature_map,
-            hparams={"thresholds": [list(t) for t in thresholds]},
-        )
+        super().__init__(**common)
         self.thresholds = thresholds
-        net = self.backbone
+        # Recorded as used (floats), in the form a config file or checkpoint holds it (lists).
+        self.hparams["thresholds"] = [list(t) for t in thresholds]
+        net, num_classes = self.backbone, self.num_classes
         self.layout = layout = net.spg_layout
         widths = [net.out_channels] + [layout.hidden] * (len(layout.head_names) - 1)
         self.head_a = nn.Sequential(*(conv3x3_relu(a, b) for a, b in pairwise(widths)))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+
 import pytest
 import torch
 
 import wsolbench
+from wsolbench.methods.base import COMMON_ARGUMENTS, WsolMethod
+from wsolbench.registry import METHODS as REGISTRY
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +118,43 @@ def test_state_dict_round_trip(name, tmp_path):
     with torch.no_grad():
         a, b = method(images), rebuilt(images)
     assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["cams"], b["cams"])
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_constructors_declare_only_their_hyperparameters(name):
+    """The common arguments are declared once, by WsolMethod; each subclass's own
+    ``__init__`` (what it wrote, under the recording wrapper) lists only its hyperparameters."""
+    for cls in REGISTRY.get(name).__mro__:
+        if cls is WsolMethod:
+            break
+        if "__init__" in cls.__dict__:
+            written = inspect.signature(cls.__dict__["__init__"].__wrapped__).parameters
+            assert not set(written) & set(COMMON_ARGUMENTS), cls.__name__
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_hparams_are_recorded_by_the_base_class(name):
+    """hparams = backbone, num_classes, large_feature_map, then the constructor's own
+    hyperparameters as used (defaults included), in that order; they rebuild the model."""
+    own = {k: v for k, v in REGISTRY.defaults(name).items() if k not in COMMON_ARGUMENTS}
+    common = {"backbone": "tinyvgg", "num_classes": NUM_CLASSES, "large_feature_map": True}
+    method = build(name, large_feature_map=True)
+    # JSON, as configurations and checkpoints hold them: key order counts, tuples are lists.
+    assert json.dumps(method.hparams) == json.dumps({**common, **own})
+    # Values other than the defaults are recorded too: half of each numeric default (inside
+    # every current method's valid range).
+    numeric = {k: v for k, v in own.items() if type(v) in (int, float)}
+    changed = {k: v / 2 if isinstance(v, float) else v // 2 for k, v in numeric.items()}
+    method = build(name, **changed)
+    assert {k: method.hparams[k] for k in changed} == changed
+    torch.manual_seed(0)
+    rebuilt = wsolbench.create_method(name, **method.hparams)
+    assert rebuilt.hparams == method.hparams
+    assert rebuilt.state_dict().keys() == method.state_dict().keys()
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(rebuilt.state_dict().values(), method.state_dict().values())
+    )
 
 
 def test_cam_is_fc_weighted_mean_of_features():
