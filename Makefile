@@ -1,10 +1,11 @@
 # Two commands on a fresh machine: `make bench` (set up + main job), `make test` (set up + tests).
+# `make test-fast` skips the tests marked slow (a quick loop while editing).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup bench test lint format synth clean
+.PHONY: setup bench test test-fast lint format synth clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ bench: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The quick loop: every test but the `slow` ones (pyproject.toml's markers); `make test` runs all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

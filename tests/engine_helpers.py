@@ -1,27 +1,30 @@
-"""Shared pieces of the engine tests: a tiny synthetic dataset and a tiny training config."""
+"""Shared pieces of the tests: the tiny synthetic dataset, the tiny training config, the tiny
+bench suite (tests/conftest.py builds the session fixtures from them), and the evaluators of the
+engine tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wsolbench.engine.config import TrainConfig
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 NUM_CLASSES = 3
+# The tiny dataset's generator options (seed 0): the bench suite below asks for the same ones, so
+# the bench reads the shared dataset instead of generating another.
+TINY_DATASET = dict(
+    num_classes=NUM_CLASSES, image_size=32, train_per_class=16, val_per_class=2, test_per_class=3
+)
 
 
 def make_tiny_dataset(root: Path) -> Path:
     """3 classes, 32 px, 16 train images per class: enough for tinyvgg to learn in seconds."""
     from wsolbench.data.synthetic import generate
 
-    return generate(
-        root,
-        seed=0,
-        num_classes=NUM_CLASSES,
-        image_size=32,
-        train_per_class=16,
-        val_per_class=2,
-        test_per_class=3,
-    )
+    return generate(root, seed=0, **TINY_DATASET)
 
 
 def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
@@ -42,6 +45,82 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+# A tiny suite on the tiny dataset (format with root=...): two epochs of cam, both
+# post-processors, every protocol. tests/conftest.py's `tiny_bench` runs it once with spa added.
+_SYNTHETIC = ", ".join(f"{key} = {value}" for key, value in TINY_DATASET.items())
+TINY_SUITE = """
+name = "tiny"
+[dataset]
+kind = "synthetic"
+root = "{root}"
+image_size = 32
+resize_size = 36
+synthetic = {{ SYNTHETIC }}
+[train]
+backbone = "tinyvgg"
+pretrained = false
+epochs = 2
+batch_size = 8
+lr = 0.01
+workers = 0
+[methods.cam]
+[postprocessors.none]
+[postprocessors.scg]
+fo_th = 0.1
+[evaluation]
+box_thresholds = [0.1, 0.3]
+map_size = 32
+overlay_images = 2
+batch_size = 8
+""".replace("SYNTHETIC", _SYNTHETIC)
+
+
+def load_tiny_suite(folder: Path, data: Path, overrides: list[str] = ()):
+    """The tiny suite on the dataset at `data`, written to `folder`/tiny.toml and loaded."""
+    from wsolbench.suite import load_suite
+
+    path = folder / "tiny.toml"
+    path.write_text(TINY_SUITE.format(root=data))
+    return load_suite(path, list(overrides))
+
+
+# Input side of a quick forward pass through each registered backbone: 64 px, or more where a
+# backbone needs it (InceptionV3's stem needs at least 75 px). A new backbone that needs a larger
+# input adds itself here; every other one is tested at 64 px with no change to the tests.
+BACKBONE_INPUT_SIZE = {"inception_v3": 96}
+
+
+def backbone_input_size(name: str) -> int:
+    return BACKBONE_INPUT_SIZE.get(name, 64)
+
+
+def run_tiny_bench(suite, root: Path, width: int = 200, **options) -> pd.DataFrame:
+    """`bench` on the CPU into root/runs and root/lb, quietly."""
+    from rich.console import Console
+
+    from wsolbench import bench
+
+    return bench.run_bench(
+        suite,
+        runs_dir=root / "runs",
+        out_dir=root / "lb",
+        device="cpu",
+        console=Console(width=width, record=True),
+        progress=False,
+        **options,
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `root` with its size and modification time: equal snapshots mean
+    nothing was written, replaced, added or removed."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def bench_scores(model, data: Path) -> dict:

@@ -1,4 +1,10 @@
-"""Backbones: shapes of features and taps, inserts, weight files, offline pretrained requests."""
+"""Backbones: the contract of every registered backbone (features, taps, strides, inserts), weight
+files, offline pretrained requests.
+
+The contract tests are parametrized over ``wsolbench.list_backbones()``: a newly registered
+backbone is tested with no change here (engine_helpers.BACKBONE_INPUT_SIZE if it needs more
+than 64 px).
+"""
 
 from __future__ import annotations
 
@@ -6,54 +12,70 @@ import urllib.error
 
 import pytest
 import torch
+from engine_helpers import backbone_input_size
 from torch import nn
 
 import wsolbench
+from wsolbench.backbones.base import Backbone
 from wsolbench.errors import WsolbenchError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine's cores are shared: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+BACKBONES = wsolbench.list_backbones()
 
 
-# Tiny inputs keep the big backbones to a fraction of a second each.
-INPUT_SIZE = {"tinyvgg": 64, "vgg16": 64, "resnet50": 64, "inception_v3": 96}
-FEATURE_SIZE = {"tinyvgg": 16, "vgg16": 4, "resnet50": 4, "inception_v3": 6}
+def images(name: str, n: int = 2, seed: int = 0) -> torch.Tensor:
+    size = backbone_input_size(name)
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def test_all_backbones_registered():
-    assert set(wsolbench.list_backbones()) >= set(INPUT_SIZE)
+def grid_side(size: int, stride: int) -> set[int]:
+    """The feature grid of a `size` px input at `stride`: size / stride, rounded either way."""
+    return {size // stride, -(-size // stride)}
 
 
-@pytest.mark.parametrize("name", sorted(INPUT_SIZE))
-def test_features_and_taps(name):
+def test_the_reference_backbones_are_registered():
+    assert {"tinyvgg", "vgg16", "resnet50", "inception_v3"} <= set(BACKBONES)
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["default", "large-feature-map"])
+@pytest.mark.parametrize("name", BACKBONES)
+def test_forward_gives_features_and_the_declared_taps(name, large):
     torch.manual_seed(0)
-    net = wsolbench.create_backbone(name).eval()
-    size = INPUT_SIZE[name]
+    net = wsolbench.create_backbone(name, large_feature_map=large).eval()
+    assert isinstance(net, Backbone)
+    x = images(name)
     with torch.no_grad():
-        features, taps = net(torch.randn(1, 3, size, size))
-    side = FEATURE_SIZE[name]
-    assert features.shape == (1, net.out_channels, side, side)
-    assert size // net.feature_stride in (side, side + 1)
-    assert set(net.scg_taps) <= set(taps)
-    for tap in net.scg_taps:  # SCG fuses the two taps: they must share the grid
-        assert taps[tap].shape[2:] == (side, side)
-        assert taps[tap].shape[1] == net.tap_channels[tap]
+        output = net(x)
+        alone, _ = net(x[1:])
+    features, taps = output  # (features, taps)
+    # Features: (N, out_channels, h, w), h and w the input side over feature_stride.
+    n, channels, height, width = features.shape
+    assert (n, channels) == (2, net.out_channels) and height == width
+    assert height in grid_side(x.shape[-1], net.feature_stride), (height, net.feature_stride)
+    # SCG fuses the two scg_taps: named taps of the features' grid, with their declared channels.
+    assert len(net.scg_taps) == 2 and len(set(net.scg_taps)) == 2
+    assert set(net.scg_taps) <= set(taps) and set(net.scg_taps) <= set(net.tap_channels)
+    for name_, tap in taps.items():
+        if name_ in net.tap_channels:
+            assert tap.shape[1] == net.tap_channels[name_], name_
+    for tap in net.scg_taps:
+        assert taps[tap].shape == (2, net.tap_channels[tap], height, width), tap
+    assert torch.isfinite(features).all()
+    # In eval mode an image's features do not depend on the rest of the batch.
+    torch.testing.assert_close(alone, features[1:], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["tinyvgg", "vgg16"])
-def test_large_feature_map_doubles_resolution(name):
-    size = INPUT_SIZE[name]
-    net = wsolbench.create_backbone(name, large_feature_map=True).eval()
+@pytest.mark.parametrize("name", BACKBONES)
+def test_large_feature_map_halves_the_stride(name):
+    default = wsolbench.create_backbone(name).eval()
+    large = wsolbench.create_backbone(name, large_feature_map=True).eval()
+    assert large.feature_stride * 2 == default.feature_stride
+    x = images(name, n=1)
     with torch.no_grad():
-        features, taps = net(torch.randn(1, 3, size, size))
-    assert features.shape[-1] == 2 * FEATURE_SIZE[name]
-    assert all(taps[t].shape[-1] == 2 * FEATURE_SIZE[name] for t in net.scg_taps)
+        side = default(x)[0].shape[-1]
+        large_side = large(x)[0].shape[-1]
+    assert large_side in {2 * side - 1, 2 * side, 2 * side + 1}, (side, large_side)
 
 
 class Recorder(nn.Module):
@@ -68,20 +90,24 @@ class Recorder(nn.Module):
         return x * 0
 
 
-@pytest.mark.parametrize("name", ["tinyvgg", "resnet50"])
+@pytest.mark.parametrize("name", BACKBONES)
 def test_inserts_are_applied_at_every_point(name):
-    recorders = {point: Recorder() for point in wsolbench.create_backbone(name).insertion_points}
+    points = wsolbench.create_backbone(name).insertion_points
+    assert len(points) >= 1
+    recorders = {point: Recorder() for point in points}
     net = wsolbench.create_backbone(name, inserts=recorders).eval()
-    size = INPUT_SIZE[name]
     with torch.no_grad():
-        features, _ = net(torch.randn(1, 3, size, size))
-    assert all(r.calls == 1 for r in recorders.values())
+        features, _ = net(images(name, n=1))
+    assert {point: r.calls for point, r in recorders.items()} == dict.fromkeys(points, 1)
     assert torch.count_nonzero(features) == 0  # the last point is after the last block
+    # Inserted modules are part of the network (they move with .to() and are saved).
+    assert all(f"inserts.{point}" in dict(net.named_modules()) for point in points)
 
 
-def test_unknown_insertion_point_is_an_error():
-    with pytest.raises(WsolbenchError, match="insertion point"):
-        wsolbench.create_backbone("tinyvgg", inserts={"nowhere": nn.Identity()})
+@pytest.mark.parametrize("name", BACKBONES)
+def test_unknown_insertion_point_is_an_error(name):
+    with pytest.raises(WsolbenchError, match=r"unknown insertion point\(s\) nowhere \(available"):
+        wsolbench.create_backbone(name, inserts={"nowhere": nn.Identity()})
 
 
 def test_weights_file_round_trip(tmp_path):
@@ -89,6 +115,7 @@ def test_weights_file_round_trip(tmp_path):
     source = wsolbench.create_backbone("tinyvgg").eval()
     path = tmp_path / "tinyvgg.pth"
     torch.save(source.state_dict(), path)
+    torch.manual_seed(2)  # another random init, overwritten by the file
     loaded = wsolbench.create_backbone("tinyvgg", weights=str(path)).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

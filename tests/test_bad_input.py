@@ -2,8 +2,9 @@
 
 Each case runs the command in-process and asserts: exit code 2, one line on stderr naming
 the file, key or flag, no traceback, and not a byte written or replaced in the workspace.
-The workspace (a tiny synthetic dataset, a one-epoch checkpoint, score maps, a finished run)
-is built once; a case that needs a broken input makes it before the snapshot.
+The workspace (copies of the shared tiny dataset and run of tests/conftest.py, and score maps
+inferred from that run) is built once per module; a case that needs a broken input makes it
+before the snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from engine_helpers import snapshot
 
 from wsolbench.cli import main
 
@@ -28,7 +30,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
 class Workspace:
     root: Path
     data: Path  # synthetic layout: images/, masks/, metadata/{train,val,test}
-    run: Path  # a finished one-epoch run (last.pt)
+    run: Path  # a finished run (last.pt): the shared tiny run's
     maps: Path  # the test split's score maps
 
     @property
@@ -45,36 +47,12 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    from wsolbench.data.synthetic import generate
-
+def ws(tmp_path_factory, tiny_data, tiny_run) -> Workspace:
     root = tmp_path_factory.mktemp("bad-input")
-    data = generate(
-        root / "data",
-        seed=0,
-        num_classes=2,
-        image_size=32,
-        train_per_class=3,
-        val_per_class=1,
-        test_per_class=2,
-    )
+    data = Path(shutil.copytree(tiny_data, root / "data"))
+    tiny_run.copy_to(root / "run")
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    common = [
-        "--data",
-        str(data),
-        "--image-size",
-        "32",
-        "--resize-size",
-        "36",
-        "--batch-size",
-        "4",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
-    assert main(["train", *common, "--epochs", "1", "--out", str(root / "run")]) == 0
     maps = root / "maps"
     assert (
         main(
@@ -99,15 +77,8 @@ def ws(tmp_path_factory) -> Workspace:
         )
         == 0
     )
+    torch.set_num_threads(previous)
     return Workspace(root, data, root / "run", maps)
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 # ----------------------------------------------------------------------------- input makers
@@ -120,7 +91,7 @@ kind = "synthetic"
 root = "{root}"
 image_size = 32
 resize_size = 36
-synthetic = {{ num_classes = 2, image_size = 32, train_per_class = 3, val_per_class = 1, test_per_class = 2 }}
+synthetic = {{ num_classes = 3, image_size = 32, train_per_class = 16, val_per_class = 2, test_per_class = 3 }}
 [train]
 backbone = "tinyvgg"
 pretrained = false
@@ -182,8 +153,9 @@ def train(
     out: Path | None = None,
     where: bool = True,
 ) -> list[str]:
-    """`train` on the workspace's data (or `images` / `data` metadata), one epoch, then `extra`
-    (later flags win)."""
+    """`train` on the workspace's data (or `images` / `data` metadata), then `extra` (later flags
+    win). The flags are those of the workspace's run (engine_helpers.tiny_config), but one epoch:
+    resuming that run with them is allowed, with one flag more is not."""
     roots = [
         "--image-root",
         str(images or ws.data / "images"),
@@ -200,7 +172,11 @@ def train(
         "--epochs",
         "1",
         "--batch-size",
-        "4",
+        "16",
+        "--lr",
+        "0.02",
+        "--lr-step",
+        "10",
         "--workers",
         "0",
         "--device",
@@ -504,7 +480,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ),
     (
         "bench-synthetic-classes",
-        lambda ws: bench(ws, "s31", old="num_classes = 2,", new="num_classes = 1000,"),
+        lambda ws: bench(ws, "s31", old="num_classes = 3,", new="num_classes = 1000,"),
         "dataset.synthetic.num_classes",
     ),
     (
@@ -618,7 +594,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     (
         "train-resume-other-workers",
         lambda ws: train(ws, "t22", "--resume", "--workers", "1", out=ws.run),
-        "workers",
+        "other settings (workers)",
     ),
     (
         "train-resume-other-device",
@@ -1065,13 +1041,24 @@ def _voc(ws: Workspace, name: str, box=(5, 5, 20, 10)) -> Path:
 def test_the_table_is_large_and_documented():
     ids = [case[0] for case in CASES]
     assert len(ids) >= 60 and len(set(ids)) == len(ids)
+    assert SLOW_CASES <= set(ids)
     documented = set(re.findall(r"`([a-z0-9-]+)`", DOC.read_text()))
     assert sorted(set(ids) - documented) == []
     commands = {case_id.split("-")[0] for case_id in ids}
     assert {"bench", "train", "infer", "evaluate", "data", "leaderboard", "scg"} <= commands
 
 
-@pytest.mark.parametrize("case_id, make, names", CASES, ids=[case[0] for case in CASES])
+# Cases that start loader worker processes (seconds each on a loaded machine): `slow`.
+SLOW_CASES = {"train-bad-image-in-worker", "infer-truncated-image-in-worker"}
+
+
+@pytest.mark.parametrize(
+    "case_id, make, names",
+    [
+        pytest.param(*case, id=case[0], marks=pytest.mark.slow if case[0] in SLOW_CASES else ())
+        for case in CASES
+    ],
+)
 def test_bad_input_is_one_clear_error_and_writes_nothing(ws, capsys, case_id, make, names):
     argv = make(ws)
     capsys.readouterr()
@@ -1197,6 +1184,7 @@ def test_evaluate_is_a_drop_in_for_a_root_holding_every_split(ws, tmp_path, caps
     assert json.loads(alone.read_text()) == json.loads(beside.read_text())
 
 
+@pytest.mark.slow  # three trainings with a loader worker, one in a subprocess
 def test_sigkill_then_resume_is_bit_identical_with_loader_workers(ws, tmp_path):
     """`train` killed with SIGKILL in the middle of its second epoch (by its own loader worker,
     so the moment is exact), then resumed, reaches the weights of an uninterrupted run;
@@ -1215,7 +1203,7 @@ def test_sigkill_then_resume_is_bit_identical_with_loader_workers(ws, tmp_path):
         "--epochs",
         "3",
         "--batch-size",
-        "2",
+        "16",
         "--workers",
         "1",
         "--device",

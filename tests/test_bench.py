@@ -1,106 +1,90 @@
-"""The main job end to end on a tiny synthetic suite: results, caching, resume, report."""
+"""The main job end to end on the tiny suite: results, caching, resume, report.
 
-from pathlib import Path
+The bench run itself is shared (tests/conftest.py `tiny_bench`: cam and spa on the tiny dataset);
+tests that run the bench again work on a copy of it in their tmp_path.
+"""
 
 import pandas as pd
 import pytest
 import torch
-from rich.console import Console
+from engine_helpers import load_tiny_suite, run_tiny_bench
 
 from wsolbench import bench
 from wsolbench.engine import train as train_module
-from wsolbench.suite import load_suite
 
-TINY = """
-name = "tiny"
-[dataset]
-kind = "synthetic"
-root = "{root}"
-image_size = 32
-resize_size = 36
-synthetic = {{ num_classes = 3, image_size = 32, train_per_class = 6, val_per_class = 2, test_per_class = 3 }}
-[train]
-backbone = "tinyvgg"
-pretrained = false
-epochs = 2
-batch_size = 8
-lr = 0.01
-workers = 0
-[methods.cam]
-[postprocessors.none]
-[postprocessors.scg]
-fo_th = 0.1
-[evaluation]
-box_thresholds = [0.1, 0.3]
-map_size = 32
-overlay_images = 2
-batch_size = 8
-"""
-
-
-def tiny_suite(tmp_path: Path, **overrides):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(root=tmp_path / "data"))
-    return load_suite(path, [f"{k}={v}" for k, v in overrides.items()])
-
-
-def run(suite, tmp_path):
-    return bench.run_bench(
-        suite,
-        runs_dir=tmp_path / "runs",
-        out_dir=tmp_path / "lb",
-        device="cpu",
-        console=Console(width=200, record=True),
-        progress=False,
-    )
-
-
-def test_bench_writes_every_metric_family_and_caches(tmp_path, monkeypatch):
-    suite = tiny_suite(tmp_path)
-    threads = torch.get_num_threads()
-    results = run(suite, tmp_path)
-    assert torch.get_num_threads() == threads  # the next method trains as it would alone
-    metrics = set(results["metric"])
-    for metric in (
+METRICS = {
+    "spa": {
         "top1_loc",
         "top5_loc",
         "gt_known_loc",
+        "top1_cls",
+        "top5_cls",
         "err_cls",
+        "err_mins",
+        "err_part",
+        "err_more",
+        "err_ot",
+        "box_threshold",
+    },
+    "wsolevaluation": {
         "MaxBoxAcc",
         "MaxBoxAccV2",
+        "MaxBoxAccV2@30",
+        "MaxBoxAccV2@50",
+        "MaxBoxAccV2@70",
         "PxAP",
-        "PeakIoU",
-        "PeakT",
-    ):
-        assert metric in metrics
+    },
+    "peak": {"PeakIoU", "PeakT"},
+}
+
+
+def test_bench_writes_every_metric_family_and_caches(tiny_bench, tmp_path, monkeypatch):
+    results = tiny_bench.results
+    assert set(results["method"]) == {"cam", "spa"}
     assert set(results["postprocessor"]) == {"none", "scg"}
-    assert set(results["protocol"]) == {"spa", "wsolevaluation", "peak"}
-    # The five error types add up to the Top-1 Loc error.
-    for _, group in results[results["protocol"] == "spa"].groupby("postprocessor"):
-        values = dict(zip(group["metric"], group["value"]))
-        errors = sum(values[m] for m in ("err_cls", "err_mins", "err_part", "err_more", "err_ot"))
-        assert errors == pytest.approx(100 - values["top1_loc"])
-    out = tmp_path / "lb" / "tiny"
-    for name in (
-        "leaderboard.md",
-        "results.csv",
-        "results.json",
-        "report.html",
-        "figures/overlays.png",
+    assert set(results["protocol"]) == set(METRICS)
+    for (method, postprocessor, protocol), group in results.groupby(
+        ["method", "postprocessor", "protocol"]
     ):
-        assert (out / name).is_file(), name
+        setting = (method, postprocessor, protocol)
+        assert set(group["metric"]) == METRICS[protocol], setting
+        values = dict(zip(group["metric"], group["value"]))
+        if protocol == "peak":
+            assert 0 <= values["PeakIoU"] <= 100 and 0 <= values["PeakT"] <= 255, setting
+            continue
+        if protocol == "spa":  # the box threshold is chosen among the suite's
+            assert values.pop("box_threshold") in (0.1, 0.3), setting
+        # Percentages of the test images (or pixels).
+        assert all(0 <= v <= 100 for v in values.values()), setting
+        if protocol == "spa":
+            # The five error types add up to the Top-1 Loc error; Top-5 >= Top-1.
+            errors = sum(values[m] for m in ("err_cls", "err_mins", "err_part", "err_more"))
+            assert errors + values["err_ot"] == pytest.approx(100 - values["top1_loc"]), setting
+            assert values["err_cls"] == pytest.approx(100 - values["top1_cls"]), setting
+            assert values["top1_loc"] <= values["top5_loc"], setting
+            assert values["top1_loc"] <= values["gt_known_loc"], setting
+    out = tiny_bench.board
+    for name in ("leaderboard.md", "results.csv", "results.json", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "figures" / "overlays.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = pd.read_csv(out / "results.csv")
-    assert len(saved) == len(results) and saved["config_hash"].nunique() == 1
+    pd.testing.assert_series_equal(saved["value"], results["value"], check_names=False)
+    assert saved.groupby("method")["config_hash"].nunique().to_dict() == {"cam": 1, "spa": 1}
 
     # A second run only re-renders: no training, no inference.
+    copy = tiny_bench.copy_to(tmp_path)
     monkeypatch.setattr(bench, "train", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(bench, "predict", lambda *a, **k: pytest.fail("inferred again"))
-    again = run(suite, tmp_path)
+    again = run_tiny_bench(copy.suite, copy.root)
     pd.testing.assert_frame_equal(again.reset_index(drop=True), results.reset_index(drop=True))
 
 
-def test_interrupted_bench_resumes_to_the_same_result(tmp_path, monkeypatch):
-    suite = tiny_suite(tmp_path)
+def test_interrupted_bench_resumes_to_the_same_result(
+    tiny_bench, tiny_data, tmp_path, monkeypatch, one_thread
+):
+    """cam of the tiny suite, interrupted after its first epoch and resumed, gives the shared
+    run's cam: the same weights and the same numbers (trained on one thread too)."""
+    suite = load_tiny_suite(tmp_path, tiny_data)  # cam alone
     real_train = train_module.train
 
     def interrupted(config, on_epoch_end=None):
@@ -111,32 +95,40 @@ def test_interrupted_bench_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run(suite, tmp_path / "a")
+        run_tiny_bench(suite, tmp_path)
+    (checkpoint,) = (tmp_path / "runs" / "tiny").glob("cam-*/last.pt")
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
     monkeypatch.setattr(bench, "train", real_train)
-    resumed = run(suite, tmp_path / "a")
-    fresh = run(suite, tmp_path / "b")
-    assert resumed["value"].tolist() == fresh["value"].tolist()
+    threads = torch.get_num_threads()
+    resumed = run_tiny_bench(suite, tmp_path)
+    assert torch.get_num_threads() == threads  # the next method trains as it would alone
+    fresh = tiny_bench.results
+    fresh = fresh[fresh["method"] == "cam"]
+    key = ["postprocessor", "protocol", "metric"]
+    pd.testing.assert_series_equal(
+        resumed.set_index(key)["value"].sort_index(), fresh.set_index(key)["value"].sort_index()
+    )
     weights = [
-        torch.load(next((tmp_path / d / "runs" / "tiny").glob("cam-*/last.pt")), weights_only=True)[
-            "model"
-        ]
-        for d in ("a", "b")
+        torch.load(path, weights_only=True)["model"]
+        for path in (checkpoint, tiny_bench.checkpoint("cam"))
     ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_results_carry_provenance(tmp_path):
-    results = run(tiny_suite(tmp_path), tmp_path)
+def test_results_carry_provenance(tiny_bench):
+    results = tiny_bench.results
     assert (results["versions"].str.contains('"torch"')).all()
-    assert results["checkpoint_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert results["seed"].eq(0).all() and results["protocol"].notna().all()
-    # One configuration hash: the run folder's name, the checkpoint's and every row's.
-    checkpoint_path = next((tmp_path / "runs" / "tiny").glob("cam-*/last.pt"))
-    recorded = torch.load(checkpoint_path, weights_only=True)["config_hash"]
-    assert (
-        results["config_hash"].eq(recorded).all()
-        and checkpoint_path.parent.name == f"cam-{recorded[:12]}"
-    )
-    note = (tmp_path / "lb" / "tiny" / "leaderboard.md").read_text()
-    assert "Reproduce with `wsolbench bench --suite" in note
+    # One configuration hash per method: the run folder's name, the checkpoint's and every
+    # row's; the checkpoint hash is that of the file.
+    from wsolbench.engine.checkpoint import checkpoint_hash
+
+    for method, rows in results.groupby("method"):
+        checkpoint_path = tiny_bench.checkpoint(method)
+        recorded = torch.load(checkpoint_path, weights_only=True)["config_hash"]
+        assert rows["config_hash"].eq(recorded).all(), method
+        assert checkpoint_path.parent.name == f"{method}-{recorded[:12]}"
+        assert rows["checkpoint_hash"].eq(checkpoint_hash(checkpoint_path)).all(), method
+    note = (tiny_bench.board / "leaderboard.md").read_text()
+    assert f"Reproduce with `wsolbench bench --suite {tiny_bench.suite.source}" in note

@@ -183,9 +183,9 @@ def test_result_keys_and_values():
 
 
 def test_bad_maps_are_refused():
-    with pytest.raises(ScoreMapError):
+    with pytest.raises(ScoreMapError, match="NaN or infinite values"):
         evaluate_scoremaps(np.full((1, 3, 3), np.nan), [np.zeros((1, 4))])
-    with pytest.raises(ScoreMapError):
+    with pytest.raises(ScoreMapError, match=r"must lie in \[0, 1\], found \[1.5, 1.5\]"):
         evaluate_scoremaps(np.full((1, 3, 3), 1.5), [np.zeros((1, 4))])
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(WsolbenchError, match=r"N = 1 box lists, got shape \(2, 3, 3\)"):
         evaluate_scoremaps(np.zeros((2, 3, 3)), [np.zeros((1, 4))])

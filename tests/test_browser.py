@@ -7,36 +7,22 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from rich.console import Console
-from test_bench import TINY
 
-from wsolbench import bench
 from wsolbench.cli import main
 from wsolbench.data.metadata import read_split
 from wsolbench.report import per_image
 from wsolbench.report.bootstrap import statistics
-from wsolbench.suite import load_suite
 
 
-@pytest.fixture(scope="module")
-def board(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    path = tmp / "tiny.toml"
-    path.write_text(TINY.format(root=tmp / "data"))
-    suite = load_suite(path, ["methods.spa={}"])
-    results = bench.run_bench(
-        suite,
-        runs_dir=tmp / "runs",
-        out_dir=tmp / "lb",
-        device="cpu",
-        console=Console(width=80, record=True),
-        progress=False,
-    )
-    return tmp, tmp / "lb" / "tiny", results
+@pytest.fixture
+def board(tiny_bench):
+    """The shared tiny bench run (tests/conftest.py: cam and spa, none and scg), read in place."""
+    return tiny_bench.suite, tiny_bench.board, tiny_bench.results
 
 
 class _Page(HTMLParser):
@@ -87,7 +73,7 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
             assert stat.point() == pytest.approx(values[metric], abs=1e-9), (record.key, metric)
             checked += 1
     assert checked == 4 * 18  # 10 spa, 6 wsolevaluation, 2 peak metrics
-    split = read_split(out.parents[1] / "data" / "metadata" / "test")
+    split = read_split(Path(board[0].dataset["root"]) / "metadata" / "test")
     assert images[0].image_ids == split.image_ids and len(images[0].pictures) == len(
         split.image_ids
     )
@@ -120,7 +106,7 @@ def test_report_html_has_a_self_contained_failure_browser(board):
     assert parser.options["filter-method"] == ["cam", "spa"]
     assert parser.options["filter-postprocessor"] == ["none", "scg"]
     assert parser.options["filter-type"] == ["all", "correct", "cls", "m-ins", "part", "more", "ot"]
-    split = read_split(out.parents[1] / "data" / "metadata" / "test")
+    split = read_split(Path(board[0].dataset["root"]) / "metadata" / "test")
     assert parser.entries == split.image_ids  # every test image has its entry
     data = json.loads(parser.data_script)
     assert len(data["settings"]) == 4
@@ -137,7 +123,20 @@ def test_leaderboard_cli_rerenders_with_the_per_image_statistics(board, tmp_path
     again = tmp_path / "again"
     assert main(["leaderboard", str(out / "results.csv"), "--out", str(again), "--quiet"]) == 0
     page = (again / "report.html").read_text()
-    assert 'id="browser"' in page and (again / "per_image.npz").is_file()
+    assert 'id="browser"' in page
+    # The per-image statistics are carried over as they are.
+    (records, images), (first, first_images) = (
+        per_image.load(folder / "per_image.npz") for folder in (again, out)
+    )
+    assert [(r.key, r.meta) for r in records] == [(r.key, r.meta) for r in first]
+    for record, original in zip(records, first):
+        assert record.arrays.keys() == original.arrays.keys()
+        for name, values in record.arrays.items():
+            if name == "thumbs":  # JPEG pictures, decoded and encoded again: within a level or two
+                np.testing.assert_allclose(values, original.arrays[name], atol=3)
+            else:
+                np.testing.assert_array_equal(values, original.arrays[name], err_msg=name)
+    assert [i.image_ids for i in images] == [i.image_ids for i in first_images]
 
     def measured(path):  # the same tables, intervals and marks (the notes differ)
         return path.read_text().split("## Measured results", 1)[1].split("## Figures")[0]

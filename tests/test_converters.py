@@ -62,7 +62,7 @@ def test_cub_conversion(tmp_path):
 def test_cub_missing_entry_is_reported(tmp_path):
     root = _cub_tree(tmp_path / "CUB")
     (root / "bounding_boxes.txt").write_text("1 2.0 3.0 10.0 5.0\n2 0 0 x 1\n")
-    with pytest.raises(MetadataError) as info:
+    with pytest.raises(MetadataError, match="cannot parse '2 0 0 x 1'") as info:
         convert_cub(root, tmp_path / "out")
     assert info.value.path.endswith("bounding_boxes.txt") and info.value.line == 2
 

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from engine_helpers import bench_scores, make_tiny_dataset
+import pytest
+from engine_helpers import bench_scores
 
 from wsolbench.data.metadata import read_split
 from wsolbench.engine import distributed
@@ -26,8 +27,9 @@ def test_shards_cover_every_image_once():
     assert distributed.world_size() == 1 and distributed.is_main()
 
 
-def test_two_gloo_ranks_train_and_score_exactly_as_one_process(tmp_path):
-    data = make_tiny_dataset(tmp_path / "synthetic")
+@pytest.mark.slow  # torchrun, two processes
+def test_two_gloo_ranks_train_and_score_exactly_as_one_process(tiny_data, tmp_path):
+    data = tiny_data
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
+from engine_helpers import NUM_CLASSES, tiny_config
 
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
@@ -20,17 +23,13 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.registry import create_method, list_methods
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    """A short run shared by the checkpoint tests (8 epochs, about a second on one core)."""
-    torch.set_num_threads(1)
-    config = tiny_config(tiny_data, tmp_path_factory.mktemp("run"), epochs=8)
-    return config, train(config).checkpoint
+def trained_run(config: TrainConfig, tiny_run) -> Path:
+    """The checkpoint of a run with this configuration: the shared run (tests/conftest.py) when
+    it is the same configuration (its hash), else a new training (on one thread, as the shared
+    run: CPU float sums depend on the thread count)."""
+    if config.config_hash() == tiny_run.config.config_hash():
+        return tiny_run.checkpoint
+    return train(config).checkpoint
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -135,13 +134,19 @@ def test_cli_trains_and_reports(tiny_data, tmp_path, capsys):
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint["hparams"]["grid_size"] == 8 and checkpoint["config"]["method"] == "has"
     assert checkpoint["dataset"] == tiny_data.name
-    assert (out / "config.json").is_file() and (out / "history.json").is_file()
+    # config.json and history.json beside the checkpoint say what it holds.
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["config_hash"] == checkpoint["config_hash"]
+    assert (saved["method"], saved["hparams"], saved["epochs"]) == ("has", {"grid_size": 8}, 1)
+    history = json.loads((out / "history.json").read_text())
+    assert history == checkpoint["history"] and [h["epoch"] for h in history] == [1]
     assert checkpoint_hash(out / "last.pt") in capsys.readouterr().out
 
 
 def test_cli_help_lists_options_with_defaults(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["train", "--help"])
+    assert exit_.value.code == 0
     text = capsys.readouterr().out
     for option in ("--hparam", "--resume", "--lr-decay", "--epochs", "--image-root"):
         assert option in text
@@ -149,14 +154,14 @@ def test_cli_help_lists_options_with_defaults(capsys):
 
 
 # -- training ----------------------------------------------------------------------------------
-def test_short_training_learns(trained, tiny_data):
-    config, path = trained
+def test_short_training_learns(tiny_run):
+    config, path = tiny_run.config, tiny_run.checkpoint
     history = load_checkpoint(path)["history"]
     assert len(history) == config.epochs
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     # Classify the training images without augmentation: chance is 33%.
-    split = read_split(tiny_data / "metadata" / "train")
-    dataset = EvalDataset(split, tiny_data / "images", config.image_size)
+    split = read_split(tiny_run.data / "metadata" / "train")
+    dataset = EvalDataset(split, tiny_run.data / "images", config.image_size)
     correct = sum(
         int((batch["topk"][:, 0] == batch["label"]).sum())
         for batch in predict(load_model(path), dataset, batch_size=64, ten_crop=False)
@@ -164,10 +169,15 @@ def test_short_training_learns(trained, tiny_data):
     assert 100.0 * correct / len(split) > 100.0 / NUM_CLASSES + 20
 
 
-@pytest.mark.parametrize("workers", [0, 2])  # loader workers are reseeded per epoch too
-def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_data, tmp_path, workers):
-    torch.set_num_threads(1)
-    straight = train(tiny_config(tiny_data, tmp_path / "straight", epochs=2, workers=workers))
+# Loader workers are reseeded per epoch too. With workers = 0 the uninterrupted run is the
+# shared one (8 epochs); with 2 workers a shorter one is trained (each epoch starts workers).
+@pytest.mark.parametrize("workers, epochs", [(0, 8), (2, 2)])
+def test_resume_reproduces_the_uninterrupted_run_exactly(
+    tiny_data, tiny_run, tmp_path, one_thread, workers, epochs
+):
+    straight = trained_run(
+        tiny_config(tiny_data, tmp_path / "straight", epochs=epochs, workers=workers), tiny_run
+    )
 
     class Interrupt(Exception):
         pass
@@ -175,32 +185,33 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_data, tmp_path, wo
     def stop_after_first_epoch(epoch, stats):
         raise Interrupt
 
-    interrupted = tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers)
+    interrupted = tiny_config(tiny_data, tmp_path / "resumed", epochs=epochs, workers=workers)
     with pytest.raises(Interrupt):
         train(interrupted, on_epoch_end=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
     resumed = train(
-        tiny_config(tiny_data, tmp_path / "resumed", epochs=2, workers=workers, resume=True)
-    )
+        tiny_config(tiny_data, tmp_path / "resumed", epochs=epochs, workers=workers, resume=True)
+    ).checkpoint
 
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
-    assert b["epoch"] == 2
+    assert a["epoch"] == b["epoch"] == epochs
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
-def test_resume_refuses_a_different_run(tiny_data, trained, tmp_path):
-    config, path = trained
-    other = tiny_config(tiny_data, path.parent, lr=0.5, resume=True, epochs=5)
-    with pytest.raises(WsolbenchError, match="lr"):
+def test_resume_refuses_a_different_run(tiny_run):
+    # Refused before anything is written: the shared run's folder stays as it is.
+    path = tiny_run.checkpoint
+    other = tiny_config(tiny_run.data, path.parent, lr=0.5, resume=True, epochs=5)
+    with pytest.raises(WsolbenchError, match=r"trained with other settings \(lr\)"):
         train(other)
 
 
 # -- checkpoints -------------------------------------------------------------------------------
-def test_checkpoint_round_trip_gives_identical_outputs(trained):
-    config, path = trained
+def test_checkpoint_round_trip_gives_identical_outputs(tiny_run):
+    config, path = tiny_run.config, tiny_run.checkpoint
     checkpoint = load_checkpoint(path)
     assert checkpoint["method"] == "cam" and checkpoint["num_classes"] == NUM_CLASSES
     assert checkpoint["config_hash"] == config.config_hash()
@@ -212,7 +223,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(trained):
         first, second = model(images), again(images)
     assert torch.equal(first["logits"], second["logits"])
     assert torch.equal(first["cams"], second["cams"])
-    assert checkpoint_hash(path) == checkpoint_hash(path) and len(checkpoint_hash(path)) == 64
+    # The provenance hash is the sha256 of the file's bytes.
+    assert checkpoint_hash(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_unsafe_checkpoint_is_refused_with_the_file_named(tmp_path):
@@ -247,15 +259,14 @@ def train_accuracy(path, data) -> float:
 
 
 @pytest.mark.parametrize("method", list_methods())
-def test_every_method_learns_and_reloads(method, tiny_data, tmp_path):
+def test_every_method_learns_and_reloads(method, tiny_data, tiny_run, tmp_path, one_thread):
     """Each registered method goes through the engine: its input transform, targets and loss
     train a short run that learns (well above chance on the synthetic data), and its checkpoint
-    rebuilds it with its hyperparameters."""
-    torch.set_num_threads(1)
+    rebuilds it with its hyperparameters. (cam's run is the shared one: the same config.)"""
     # wsolevaluation's ACoL and SPG heads (several unnormalized conv layers at 10x the rate)
     # blow up on these 48 images at lr 0.02: the test trains them at a lower rate.
     lr = 0.005 if method in ("acol", "spg") else 0.02
-    path = train(tiny_config(tiny_data, tmp_path, method=method, epochs=8, lr=lr)).checkpoint
+    path = trained_run(tiny_config(tiny_data, tmp_path, method=method, epochs=8, lr=lr), tiny_run)
     checkpoint = load_checkpoint(path)
     assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][-1]["loss"])
     assert train_accuracy(path, tiny_data) > 100.0 / NUM_CLASSES + 15

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import NUM_CLASSES, make_tiny_dataset
+from engine_helpers import NUM_CLASSES
 
 import wsolbench
 from wsolbench.data.datasets import EvalDataset
@@ -19,11 +19,9 @@ from wsolbench.methods.base import select_classes
 from wsolbench.methods.scg_extractor import SCGExtractor
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
-    return EvalDataset(read_split(root / "metadata" / "test"), root / "images", image_size=32)
+@pytest.fixture
+def dataset(tiny_data, one_thread):
+    return EvalDataset(read_split(tiny_data / "metadata" / "test"), tiny_data / "images", 32)
 
 
 def acol_model(seed: int = 0):

@@ -5,23 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from engine_helpers import NUM_CLASSES, make_tiny_dataset, tiny_config
+from engine_helpers import NUM_CLASSES
 
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.checkpoint import load_model
 from wsolbench.engine.infer import predict
-from wsolbench.engine.train import train
+from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.set_num_threads(1)
-    data = make_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
-    path = train(tiny_config(data, tmp_path_factory.mktemp("run"), epochs=1)).checkpoint
-    return data, path
+@pytest.fixture
+def checkpoint(tiny_run, one_thread):
+    """The shared tiny run (tests/conftest.py): its dataset and checkpoint, read in place."""
+    return tiny_run.data, tiny_run.checkpoint
 
 
 def test_predict_yields_maps_taps_and_dataset_fields(checkpoint):
@@ -39,7 +37,13 @@ def test_predict_yields_maps_taps_and_dataset_fields(checkpoint):
     assert batch["cams_gt"].shape == (n, 8, 8)  # tinyvgg: stride 4 at 32 px
     assert batch["cams_topk"].shape == (n, 2, 8, 8)
     assert batch["tap_names"] == ("feat4", "feat5") and len(batch["taps"]) == 2
-    assert {"label", "size", "boxes", "image_id"} <= set(batch) and "crops" not in batch
+    assert "crops" not in batch
+    # The dataset's fields of each image travel with its maps, in the split's order.
+    assert batch["image_id"] == split.image_ids[:n]
+    assert batch["label"].tolist() == [int(c) for c in split.labels[:n]]
+    assert [tuple(map(int, s)) for s in batch["size"]] == [tuple(s) for s in split.sizes[:n]]
+    for boxes, expected in zip(batch["boxes"], split.boxes[:n]):
+        np.testing.assert_array_equal(np.asarray(boxes).reshape(-1, 4), expected)
 
     # The spa protocol: softmax per crop, then the mean over the ten crops.
     items = [dataset[i] for i in range(n)]
@@ -62,7 +66,7 @@ def test_single_view_probabilities_are_the_softmax_of_the_logits(checkpoint):
     dataset = EvalDataset(read_split(data / "metadata" / "val"), data / "images", 32)
     batch = next(predict(load_model(path), dataset, batch_size=8, ten_crop=False))
     assert torch.allclose(batch["probs"], batch["logits"].softmax(1))
-    with pytest.raises(Exception, match="ten_crop=True"):
+    with pytest.raises(WsolbenchError, match="ten_crop=True"):
         next(predict(load_model(path), dataset, batch_size=8, ten_crop=True))
 
 

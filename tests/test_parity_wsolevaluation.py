@@ -110,12 +110,7 @@ def reference():
         return {key: data[key] for key in data.files}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def assert_close_to_scale(actual: torch.Tensor, expected: np.ndarray, what: str) -> None:

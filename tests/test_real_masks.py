@@ -203,7 +203,9 @@ def test_cub_segmentations_binarized_and_scored_by_hand(cub):
     assert set(splits) == {"val", "test"}
     test = read_split(cub["metadata"] / "test")
     assert test.image_ids == ["001.Bird/b_2.jpg"]
-    assert test.masks[0].masks == ["001.Bird/b_2.png"] and test.boxes is not None
+    assert test.masks[0].masks == ["001.Bird/b_2.png"]
+    # The boxes stay beside the masks: CUB's (0, 0, 3, 1) as spa converts it (x + w - 1).
+    assert [np.asarray(b).tolist() for b in test.boxes] == [[[0, 0, 2, 0]]]
     assert read_split(cub["metadata"] / "train").masks is None  # never for training
     binary = (np.array(SOFT) > 128) * 255
     dataset = EvalDataset(test, cub["root"] / "images", image_size=8, mask_root=cub["masks"])

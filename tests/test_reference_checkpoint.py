@@ -14,12 +14,7 @@ from wsolbench.errors import WsolbenchError
 NUM_CLASSES = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def trained_elsewhere(method: str, seed: int = 0, **kwargs):

@@ -315,6 +315,7 @@ def _bench(suite_name: str, overrides: list[str], tmp_path: Path) -> None:
     assert main(args) == 0
 
 
+@pytest.mark.slow  # minutes in all: a bench run (training included) per built-in suite
 @pytest.mark.parametrize("suite_name", REAL_SUITES)
 def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     suite = load_suite(suite_name)
@@ -346,6 +347,7 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     assert row in comparison, comparison
 
 
+@pytest.mark.slow
 def test_rehearsal_classifiers(ilsvrc, tmp_path):
     """torchvision's classifiers as they are (random weights here: no download), explained and
     scored on the miniature ILSVRC tree; published numbers have no such rows."""

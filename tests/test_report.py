@@ -369,7 +369,8 @@ def test_cli_renders_from_results_files(tmp_path, capsys):
         == 0
     )
     assert (out / "leaderboard.md").read_text().startswith("# CLI board")
-    assert (out / "figures" / "box_acc_v2_synth_tinyvgg.png").exists()
+    figure = (out / "figures" / "box_acc_v2_synth_tinyvgg.png").read_bytes()
+    assert figure[:8] == b"\x89PNG\r\n\x1a\n" and len(figure) > 1000  # a drawn figure
     pd.testing.assert_frame_equal(
         read_results(out / "results.csv"), make_results(), check_dtype=False
     )

@@ -171,38 +171,8 @@ def _class_maps(n=3, classes=6, grid=(6, 6), seed=3):
     return torch.randn(n, classes, *grid, generator=torch.Generator().manual_seed(seed))
 
 
-# Every registered post-processor with its defaults, and SCG's other settings.
-POSTPROCESSORS = [(name, {}) for name in list_postprocessors()] + [
-    ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0}),
-    ("scg", {"mode": "first"}),
-    ("scg", {"mode": "second", "order": 3}),
-    ("scg", {"variant": "paper"}),
-    ("scg", {"chunk_size": 2}),
-]
-
-
-@pytest.mark.parametrize(
-    "sizes", [(13, 17), [(13, 17), (20, 9), (13, 17)]], ids=["one-size", "per-image"]
-)
-@pytest.mark.parametrize(
-    "name,options", POSTPROCESSORS, ids=lambda v: v if isinstance(v, str) else None
-)
-def test_k_class_maps_in_one_call_equal_one_call_per_class_exactly(name, options, sizes):
-    taps, _ = _random_batch()
-    cams = _class_maps()
-    cams[1, 2] = 0.0  # an all-zero map among the others
-    pp = create_postprocessor(name, **options)
-    batched = pp(cams, taps, sizes)
-    single_size = isinstance(sizes, tuple)
-    if single_size:
-        assert batched.shape == (3, 6, *sizes)
-    else:
-        assert [tuple(m.shape) for m in batched] == [(6, *s) for s in sizes]
-    for k in range(cams.shape[1]):
-        alone = pp(cams[:, k], taps, sizes)  # one (N, h, w) map per image
-        for i in range(3):
-            assert torch.equal(batched[i][k], alone[i]), (k, i)
-            assert float(alone[i].min()) >= 0 and float(alone[i].max()) <= 1
+# The post-processor contract of every registered post-processor (K class maps in one call
+# equal one call per class, [0, 1], sizes) is in tests/test_postprocessors.py.
 
 
 def test_scg_computes_the_self_correlation_once_for_all_classes(monkeypatch):
@@ -289,22 +259,31 @@ def test_taps_of_different_sizes_are_resized_to_the_finer_grid():
 
 
 def test_invalid_arguments_raise_wsolbench_errors():
-    for kwargs in ({"mode": "third"}, {"variant": "new"}, {"order": 1}, {"chunk_size": 0}):
-        with pytest.raises(WsolbenchError):
+    for kwargs, message in (
+        ({"mode": "third"}, "SCG mode must be one of first, second, combined, not 'third'"),
+        ({"variant": "new"}, "SCG variant must be one of official, paper, not 'new'"),
+        ({"order": 1}, "SCG order must be an integer >= 2, not 1"),
+        ({"chunk_size": 0}, "SCG chunk_size must be >= 1, not 0"),
+    ):
+        with pytest.raises(WsolbenchError, match=message):
             SCG(**kwargs)
     taps, cam = _random_batch(n=2)
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(WsolbenchError, match=r"\(N, K, h, w\) or \(N, h, w\) tensor, got \(6, 6\)"):
         SCG()(cam[0], taps, (8, 8))
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(WsolbenchError, match="non-empty list of .N, C, h, w. feature taps"):
         SCG()(cam, taps[0], (8, 8))
     for size in ([(8, 8)], 8, [(8, 8), 8]):
-        with pytest.raises(WsolbenchError):
+        with pytest.raises(
+            WsolbenchError, match=r"image_size must be one \(H, W\) or 2 \(H, W\) pairs"
+        ):
             SCG()(cam, taps, size)
     with pytest.raises(WsolbenchError, match=r"\(N, K, h, w\) or \(N, h, w\)"):
         create_postprocessor("identity")(cam[0], None, (8, 8))
     with pytest.raises(WsolbenchError, match=r"class map batch 3 != taps batch 2"):
         SCG()(_class_maps(n=3), taps, (8, 8))
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(
+        WsolbenchError, match=r"unknown SCG preset 'voc' \(available: ilsvrc, cub\)"
+    ):
         SCG.from_preset("voc")
 
 
@@ -372,8 +351,8 @@ def test_extractor_captures_layers_computes_cams_and_releases_hooks():
     cam = (model.fc.weight[[1, 2]][:, :, None, None] * features).mean(dim=1)
     torch.testing.assert_close(result["taps"][1], features)
     torch.testing.assert_close(maps, SCG()(cam, [model.features[:3](images), features], (16, 16)))
-    with pytest.raises(WsolbenchError):
-        extractor(images, targets=[0, 0])  # hooks released
+    with pytest.raises(WsolbenchError, match="hooks already released"):
+        extractor(images, targets=[0, 0])
 
 
 def test_extractor_uses_top1_class_by_default():
@@ -387,7 +366,7 @@ def test_extractor_uses_top1_class_by_default():
         torch.testing.assert_close(extractor(images), extractor(images, top1))
 
 
-def test_cli_scg_figures_writes_pngs(tmp_path):
+def test_cli_scg_figures_writes_pngs(tmp_path, capsys):
     from wsolbench.cli import main
     from wsolbench.data.synthetic import generate
     from wsolbench.engine.checkpoint import save_checkpoint
@@ -436,6 +415,7 @@ def test_cli_scg_figures_writes_pngs(tmp_path):
         ]
     )
     assert code == 0
+    capsys.readouterr()
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 4 and sum(name.endswith("_scg_process.png") for name in pngs) == 2
     assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
@@ -456,6 +436,9 @@ def test_cli_scg_figures_writes_pngs(tmp_path):
         )
         == 2
     )  # a bad point is one clear error line
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert "--points fractions must lie in [0, 1], got '2,0.5'" in err
 
 
 class DictNet(TinyNet):

@@ -78,10 +78,11 @@ def test_class_parts_are_distinct_and_visible(tmp_path):
 
 
 def test_bad_configuration_is_refused(tmp_path):
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(WsolbenchError, match=f"num_classes must be in 2..{MAX_CLASSES}, got "):
         generate(tmp_path, num_classes=MAX_CLASSES + 1)
-    with pytest.raises(WsolbenchError):
+    with pytest.raises(WsolbenchError, match="image_size must be at least 32 .*, got 16"):
         generate(tmp_path, image_size=16)
+    assert list(tmp_path.iterdir()) == []  # refused before writing anything
 
 
 def test_cli_synth_writes_a_valid_benchmark(tmp_path, capsys):

@@ -1,0 +1,112 @@
+"""The post-processor contract (methods/postprocessor.py, docs/interfaces.md), for every
+registered post-processor: ``pp(cams, taps, image_size)`` maps (N, K, h, w) class maps and the
+backbone's taps to (N, K, H, W) maps in [0, 1] (a list of (K, H_i, W_i) maps for per-image
+sizes), and each of the K maps is exactly the map of a call with that class alone.
+
+Parametrized over ``wsolbench.list_postprocessors()`` (with its defaults), plus SCG's other
+settings: a newly registered post-processor is tested with no change here. The taps are those of
+a real backbone (tinyvgg's scg_taps), as `predict` hands them to the bench.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import wsolbench
+from wsolbench import create_postprocessor, list_postprocessors
+from wsolbench.methods.postprocessor import PostProcessor
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N, K = 3, 4
+SIZES = [(13, 17), (20, 9), (13, 17)]
+
+# Every registered post-processor with its defaults, and SCG's other settings.
+POSTPROCESSORS = [(name, {}) for name in list_postprocessors()] + [
+    ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0}),
+    ("scg", {"mode": "first"}),
+    ("scg", {"mode": "second", "order": 3}),
+    ("scg", {"variant": "paper"}),
+    ("scg", {"chunk_size": 2}),
+]
+ALL = pytest.mark.parametrize(
+    "name,options", POSTPROCESSORS, ids=lambda v: v if isinstance(v, str) else None
+)
+REGISTERED = pytest.mark.parametrize("name", list_postprocessors())
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """(N, K, h, w) class maps on tinyvgg's feature grid, one of them all zero, and the
+    backbone's two scg_taps for the same images."""
+    torch.manual_seed(0)
+    backbone = wsolbench.create_backbone("tinyvgg").eval()
+    images = torch.rand(N, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features, taps = backbone(images)
+    grid = features.shape[-2:]
+    cams = torch.randn(N, K, *grid, generator=torch.Generator().manual_seed(2))
+    cams[1, 2] = 0.0  # an all-zero map among the others
+    return cams, [taps[name] for name in backbone.scg_taps]
+
+
+def test_the_reference_postprocessors_are_registered():
+    assert {"identity", "scg"} <= set(list_postprocessors())
+
+
+@REGISTERED
+def test_maps_have_the_image_size_and_lie_in_0_1(name, inputs):
+    cams, taps = inputs
+    pp = create_postprocessor(name)
+    assert isinstance(pp, PostProcessor)
+    maps = pp(cams, taps, (24, 20))
+    assert maps.shape == (N, K, 24, 20) and maps.dtype == torch.float32
+    assert maps.device == cams.device and torch.isfinite(maps).all()
+    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+    # Random maps are not all flat: somewhere a map reaches its top.
+    assert float(maps.amax(dim=(2, 3)).max()) > 0.5
+    # Per-image sizes give a list of (K, H_i, W_i) maps, each the same image's maps.
+    listed = pp(cams, taps, SIZES)
+    assert isinstance(listed, list) and [tuple(m.shape) for m in listed] == [(K, *s) for s in SIZES]
+    for m in listed:
+        assert torch.isfinite(m).all() and float(m.min()) >= 0.0 and float(m.max()) <= 1.0
+    torch.testing.assert_close(listed[0], pp(cams, taps, SIZES[0])[0])
+    # One (N, h, w) map per image gives (N, H, W) maps.
+    single = pp(cams[:, 0], taps, (24, 20))
+    assert single.shape == (N, 24, 20)
+
+
+@pytest.mark.parametrize("sizes", [(13, 17), SIZES], ids=["one-size", "per-image"])
+@ALL
+def test_k_class_maps_in_one_call_equal_one_call_per_class_exactly(name, options, sizes, inputs):
+    cams, taps = inputs
+    pp = create_postprocessor(name, **options)
+    batched = pp(cams, taps, sizes)
+    if isinstance(sizes, tuple):
+        assert batched.shape == (N, K, *sizes)
+    else:
+        assert [tuple(m.shape) for m in batched] == [(K, *s) for s in sizes]
+    for k in range(K):
+        alone = pp(cams[:, k], taps, sizes)  # one (N, h, w) map per image
+        for i in range(N):
+            assert torch.equal(batched[i][k], alone[i]), (k, i)
+            assert float(alone[i].min()) >= 0 and float(alone[i].max()) <= 1
+
+
+@REGISTERED
+def test_an_image_s_maps_do_not_depend_on_the_rest_of_the_batch(name, inputs):
+    cams, taps = inputs
+    pp = create_postprocessor(name)
+    batched = pp(cams, taps, (16, 16))
+    for i in range(N):
+        alone = pp(cams[i : i + 1], [t[i : i + 1] for t in taps], (16, 16))
+        torch.testing.assert_close(alone[0], batched[i], atol=1e-6, rtol=0)
+
+
+@REGISTERED
+def test_inputs_are_left_untouched(name, inputs):
+    cams, taps = inputs
+    before = [cams.clone(), *(t.clone() for t in taps)]
+    create_postprocessor(name)(cams, taps, (16, 16))
+    assert all(torch.equal(a, b) for a, b in zip(before, [cams, *taps]))
