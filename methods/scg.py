@@ -21,8 +21,8 @@ row-major order. Taps of different sizes are resized bilinearly to the finest gr
 correlation (the official setting only ever uses equal sizes), so layers can be fused by sum.
 Work is batched with ``bmm`` and chunked over the batch to bound memory. The self-correlation
 does not depend on the class, so it is computed once per batch and the class maps of K classes
-per image (docs/interfaces.md) are aggregated together in one ``bmm``: each class map only adds
-two mask columns, and each map equals what a call with that class alone gives.
+per image (docs/interfaces.md) share it: each class map only adds a product with its two mask
+columns, and each map equals what a call with that class alone gives, bit for bit.
 """
 
 from __future__ import annotations
@@ -246,16 +246,18 @@ class SCG(PostProcessor):
         n, classes, h, w = grid_cams.shape
         flat_cams = grid_cams.reshape(n, classes, h * w)
         # Min-max each column (the map of a point) in place, then sum the selected columns with
-        # one bmm against two masks (object, background) per class map. Normalizing first, not
+        # a bmm against two masks (object, background) per class map. Normalizing first, not
         # after the sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
         low = fused.amin(dim=1, keepdim=True)
         fused = fused.sub_(low).div_(fused.amax(dim=1, keepdim=True) + 1e-10)
-        masks = torch.stack(
-            [flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3
-        )  # (N, K, P, 2)
-        masks = masks.transpose(1, 2).reshape(n, h * w, 2 * classes).to(fused.dtype)
-        sums = torch.bmm(fused, masks)  # columns: class 0 object, class 0 background, class 1 ...
-        sums = sums.transpose(1, 2).reshape(n, classes, 2, h, w)
+        masks = torch.stack([flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3)
+        masks = masks.to(fused.dtype)  # (N, K, P, 2)
+        # One (P, P) x (P, 2) product per class, as a call with that class alone makes: one
+        # product with 2K columns lets BLAS pick another kernel (another summation order), so
+        # a class's map would depend on which classes share the call. These products are a
+        # small part of SCG's work; the self-correlation (`fused`) is what is shared.
+        sums = torch.stack([torch.bmm(fused, masks[:, k].contiguous()) for k in range(classes)], 1)
+        sums = sums.transpose(2, 3).reshape(n, classes, 2, h, w)
         object_map, background_map = _minmax(sums, dim=(3, 4)).unbind(2)
         final = _minmax(F.relu(object_map - background_map), dim=(2, 3))
         return {"object": object_map, "background": background_map, "grid_final": final}

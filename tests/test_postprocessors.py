@@ -95,6 +95,25 @@ def test_k_class_maps_in_one_call_equal_one_call_per_class_exactly(name, options
 
 
 @REGISTERED
+def test_k_class_maps_equal_one_call_per_class_at_the_bench_s_sizes(name):
+    """The default suite's shapes (64 px images, 16 x 16 taps of 64 channels, GT + top-5 = 6
+    maps, a batch of 8): large enough for BLAS to choose its kernel by the number of columns,
+    so a map must not depend on how many classes share the call (`infer` writes GT maps alone)."""
+    torch.manual_seed(0)
+    backbone = wsolbench.create_backbone("tinyvgg").eval()
+    images = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        features, taps = backbone(images)
+    taps = [taps[tap] for tap in backbone.scg_taps]
+    assert tuple(taps[0].shape[-2:]) == (16, 16)
+    cams = torch.randn(8, 6, *features.shape[-2:], generator=torch.Generator().manual_seed(4))
+    pp = create_postprocessor(name, **({"fo_th": 0.1, "so_th": 0.5} if name == "scg" else {}))
+    batched = pp(cams, taps, (64, 64))
+    for k in range(6):
+        assert torch.equal(batched[:, k], pp(cams[:, k], taps, (64, 64))), k
+
+
+@REGISTERED
 def test_an_image_s_maps_do_not_depend_on_the_rest_of_the_batch(name, inputs):
     cams, taps = inputs
     pp = create_postprocessor(name)
