@@ -149,6 +149,19 @@ class Protocol:
 # The five error types (docs/protocols.md sec. 5) as result metrics, with their printed names.
 SPA_ERRORS = {kind: "err_" + kind.replace("-", "") for kind in ERROR_TYPES}  # err_mins, ...
 _ERROR_LABELS = {"cls": "Cls", "m-ins": "M-Ins", "part": "Part", "more": "More", "ot": "OT"}
+# The accuracies that depend on the box threshold, and the suffix of their values at the
+# threshold the evaluated (test) split chooses for itself.
+THRESHOLD_METRICS = {
+    "top1_loc": "Top-1 Loc",
+    "top5_loc": "Top-5 Loc",
+    "gt_known_loc": "GT-known Loc",
+}
+THRESHOLD_METRICS_KEYS = {
+    "top1_loc": "Top1Loc",
+    "top5_loc": "Top5Loc",
+    "gt_known_loc": "GTKnownLoc",
+}
+ON_TEST = "_on_test"
 
 
 @register_protocol("spa")
@@ -175,6 +188,15 @@ class Spa(Protocol):
                 for kind, metric in SPA_ERRORS.items()
             ),
             MetricSpec("box_threshold", "Box threshold", better=0, decimals=3, measured=False),
+            # SPA's val_spa.py prints every threshold on the evaluated split itself, where its
+            # published numbers were read: the same rule, labelled so (never the headline).
+            *(
+                MetricSpec(f"{metric}{ON_TEST}", f"{label} (thr. on test)")
+                for metric, label in THRESHOLD_METRICS.items()
+            ),
+            MetricSpec(
+                f"box_threshold{ON_TEST}", "Box thr. on test", better=0, decimals=3, measured=False
+            ),
         )
 
     def create_metrics(self, boxes: bool, masks: bool) -> dict[str, CountMetric]:
@@ -199,8 +221,9 @@ class Spa(Protocol):
         return {"box_threshold": float(best)}
 
     def results(self, computed: Mapping[str, dict], choice: Mapping | None = None) -> dict:
-        """At ``choice["box_threshold"]`` (chosen on val); without a choice, at the threshold
-        ``choose`` picks on the scored split itself."""
+        """At ``choice["box_threshold"]`` (chosen on val), plus, labelled ``*_on_test``, the
+        threshold-dependent accuracies at the threshold ``choose`` picks on the scored split itself
+        (SPA's published rule); without a choice, only the latter, under the plain names."""
         if "classic" not in computed:
             return {}
         classic = computed["classic"]
@@ -215,6 +238,12 @@ class Spa(Protocol):
         }
         out.update({metric: at[f"error_{kind}"] for kind, metric in SPA_ERRORS.items()})
         out["box_threshold"] = threshold
+        if choice is not None:  # chosen elsewhere (val): also the evaluated split's own choice
+            own = self.choose(computed)["box_threshold"]
+            at_own = classic["classic_per_threshold"][f"{own:g}"]
+            for metric, key in THRESHOLD_METRICS_KEYS.items():
+                out[f"{metric}{ON_TEST}"] = at_own[key]
+            out[f"box_threshold{ON_TEST}"] = own
         return out
 
 

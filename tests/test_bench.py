@@ -25,6 +25,10 @@ METRICS = {
         "err_more",
         "err_ot",
         "box_threshold",
+        "top1_loc_on_test",
+        "top5_loc_on_test",
+        "gt_known_loc_on_test",
+        "box_threshold_on_test",
     },
     "wsolevaluation": {
         "MaxBoxAcc",
@@ -52,8 +56,12 @@ def test_bench_writes_every_metric_family_and_caches(tiny_bench, tmp_path, monke
         if protocol == "peak":
             assert 0 <= values["PeakIoU"] <= 100 and 0 <= values["PeakT"] <= 255, setting
             continue
-        if protocol == "spa":  # the box threshold is chosen among the suite's
+        if protocol == "spa":  # the box thresholds are chosen among the suite's
             assert values.pop("box_threshold") in (0.1, 0.3), setting
+            on_test = values.pop("box_threshold_on_test")
+            assert on_test in (0.1, 0.3), setting
+            # on test, the threshold with the best GT-known Loc there: never below val's choice
+            assert values["gt_known_loc_on_test"] >= values["gt_known_loc"], setting
         # Percentages of the test images (or pixels).
         assert all(0 <= v <= 100 for v in values.values()), setting
         if protocol == "spa":

@@ -72,7 +72,7 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
         for metric, stat in statistics(record).items():
             assert stat.point() == pytest.approx(values[metric], abs=1e-9), (record.key, metric)
             checked += 1
-    assert checked == 4 * 18  # 10 spa, 6 wsolevaluation, 2 peak metrics
+    assert checked == 4 * 21  # 10 + 3 at the test-chosen threshold spa, 6 wsolevaluation, 2 peak
     split = read_split(Path(board[0].dataset["root"]) / "metadata" / "test")
     assert images[0].image_ids == split.image_ids and len(images[0].pictures) == len(
         split.image_ids
@@ -115,7 +115,7 @@ def test_report_html_has_a_self_contained_failure_browser(board):
     assert all(url.startswith("data:") for url in parser.urls)
     assert not re.search(r"(https?:)?//[a-z0-9]", re.sub(r"data:[^\"']+", "", page), re.IGNORECASE)
     assert "<link" not in page and "@import" not in page
-    assert page.count('class="sortable"') == 5  # every measured table (no ablation here)
+    assert page.count('class="sortable"') == 6  # every measured table (no ablation here)
 
 
 def test_leaderboard_cli_rerenders_with_the_per_image_statistics(board, tmp_path):

@@ -137,6 +137,12 @@ def test_protocols_are_registered_and_own_their_accumulators():
     assert evaluator.choose()["spa"] == {"box_threshold": float(best)}
     at_half = evaluator.results({"spa": {"box_threshold": 0.5}})["spa"]
     assert at_half["gt_known_loc"] == per["0.5"]["GTKnownLoc"] and at_half["box_threshold"] == 0.5
+    # beside the val-chosen threshold, the split's own choice (the published SPA rule), labelled
+    assert at_half["box_threshold_on_test"] == float(best)
+    assert at_half["top1_loc_on_test"] == per[best]["Top1Loc"]
+    assert at_half["gt_known_loc_on_test"] == per[best]["GTKnownLoc"]
+    own = evaluator.results()["spa"]  # no choice from elsewhere: the split's own, plain names
+    assert own["box_threshold"] == float(best) and not any(k.endswith("_on_test") for k in own)
 
 
 def test_python_api_with_masks_equals_the_accumulators():

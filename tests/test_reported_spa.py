@@ -274,6 +274,33 @@ def test_comparison_pairs_measured_and_published_rows(spa):
     assert len(table.rows) == 7
 
 
+def test_comparison_shows_the_published_threshold_rule_beside_ours(spa):
+    """SPA's numbers chose the box threshold on the test set: the same rule's value stands
+    beside ours (val), as an error where the paper prints errors; other metrics show none."""
+    measured = _measured()
+    extra = make_rows(
+        dataset="CUB",
+        split="test",
+        backbone="vgg16",
+        method="spa",
+        postprocessor="scg",
+        protocol="spa",
+        versions="",
+        metrics={"top1_loc_on_test": 62.5, "gt_known_loc_on_test": 78.0},
+    )
+    (table,) = comparison_tables(pd.concat([measured, results_frame(extra)]), spa)
+    assert table.columns[5:8] == ["Measured", "Thr. on test", "Reported"]
+    rows = {(row[0], row[2], row[4], row[9].removeprefix(PAPER)): row[5:9] for row in table.rows}
+    assert rows[("CUB", "spa", "Top-1 Loc err", "main Table 6")] == [
+        "39.00",
+        "37.50",  # 100 - 62.5
+        "39.73",
+        "-0.73",  # the difference stays val's
+    ]
+    assert rows[("CUB", "spa", "GT-known Loc err", "main Table 6")][1] == "22.00"
+    assert rows[("ILSVRC-LID", "cutmix", "Peak-IoU", "main Table 3")][1] == "–"
+
+
 def test_comparison_in_markdown_html_and_terminal(tmp_path, spa):
     results_path, _ = write_results(_measured(), tmp_path / "run")
     out = tmp_path / "board"

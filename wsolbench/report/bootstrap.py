@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from wsolbench.evaluation.classic_loc import OUTCOMES
-from wsolbench.evaluation.protocols import SPA_ERRORS
+from wsolbench.evaluation.protocols import ON_TEST, SPA_ERRORS
 from wsolbench.report.per_image import Record
 
 RESAMPLES = 1000
@@ -61,6 +61,17 @@ class Statistic:
 
 def _percent(pooled: np.ndarray, count: int) -> np.ndarray:
     return 100.0 * pooled[:, 0] / count
+
+
+def _at_best_first_half(width: int) -> Reduce:
+    """Pooled rows ``[choice (width) | value (width)]``: the value, in %, at the column where
+    the choice is largest (the first such column)."""
+
+    def reduce(pooled: np.ndarray, count: int) -> np.ndarray:
+        best = pooled[:, :width].argmax(1)
+        return 100.0 * pooled[np.arange(len(pooled)), width + best] / count
+
+    return reduce
 
 
 def _max_percent(pooled: np.ndarray, count: int) -> np.ndarray:
@@ -126,6 +137,19 @@ def statistics(record: Record) -> dict[str, Statistic]:
                 for metric, column in columns.items()
             }
         )
+        # At the threshold the resampled images choose themselves (the spa protocol's rule on
+        # the evaluated split: best GT-known Loc, the smallest threshold on ties), re-chosen in
+        # every resample as MaxBoxAcc re-chooses its CAM threshold.
+        order = np.argsort(np.asarray(meta["box_thresholds"], np.float64), kind="stable")
+        known = arrays["classic.gt_known_loc"][:, order]
+        per_threshold = {
+            "top1_loc": arrays["classic.outcome"][:, order] == 0,
+            "top5_loc": arrays["classic.top5_loc"][:, order],
+            "gt_known_loc": known,
+        }
+        for metric, values in per_threshold.items():
+            rows = np.concatenate([known, values], 1).astype(np.float32)
+            out[f"{metric}{ON_TEST}"] = Statistic(rows, _at_best_first_half(len(order)))
     if "box.correct_v1" in arrays:
         deltas, count = list(meta["deltas"]), len(meta["cam_thresholds"])
         v1 = _distinct_columns(arrays["box.correct_v1"][:, deltas.index(50)], count)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from wsolbench.evaluation.protocols import SPA_ERRORS
+from wsolbench.evaluation.protocols import ON_TEST, SPA_ERRORS
 from wsolbench.report.results import KEY_COLUMNS, METRIC_SPECS, PROTOCOL_METRICS
-from wsolbench.report.tables import METHOD_ORDER, POSTPROCESSOR_ORDER, Table
+from wsolbench.report.tables import METHOD_ORDER, MISSING, POSTPROCESSOR_ORDER, Table
 
 # How each metric is printed: the protocols' labels; an error type as a share of images.
 _LABELS = {
@@ -29,8 +29,11 @@ _METRIC_ORDER = [
 MEASURED_DECIMALS = 2
 
 TITLE = "Reproduced vs reported"
+ON_TEST_HEADER = "Thr. on test"
 NOTE = (
-    "Measured: this leaderboard's numbers (mean ± std over seeds when there are several); "
+    "Measured: this leaderboard's numbers (mean ± std over seeds when there are several; spa "
+    "protocol: box threshold chosen on val); Thr. on test: the same, box threshold chosen on "
+    "the test set itself, as the published SPA numbers were (val_spa.py); "
     "Reported: the published number with the same dataset, split, backbone, method, "
     "post-processor, protocol and metric (leaderboards/reported, Source column), as printed; "
     "Δ = measured - reported, errors where the paper prints errors."
@@ -53,7 +56,8 @@ def comparison_frame(results: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
     """One row per (measured setting, published number) sharing every key, in display units.
 
     Columns: the keys, ``label`` (metric as printed, e.g. "Top-1 Loc err"), ``measured``,
-    ``measured_std``, ``seeds``, ``reported``, ``difference``, ``source``, ``decimals``.
+    ``measured_std``, ``seeds``, ``measured_on_test`` (spa: at the threshold chosen on test, the
+    published rule; NaN elsewhere), ``reported``, ``difference``, ``source``, ``decimals``.
     """
     measured = results.dropna(subset=["value"]).groupby(KEY_COLUMNS, sort=False)["value"]
     measured = pd.DataFrame(
@@ -66,11 +70,17 @@ def comparison_frame(results: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
     published = reported[KEY_COLUMNS + ["value", "source", "note"]].rename(
         columns={"value": "reported"}
     )
+    # The same number at the box threshold the test split chooses for itself (the rule the
+    # published SPA numbers were read under), beside each threshold-dependent spa metric.
+    on_test = measured[measured["metric"].str.endswith(ON_TEST)].copy()
+    on_test["metric"] = on_test["metric"].str.removesuffix(ON_TEST)
+    on_test = on_test[KEY_COLUMNS + ["measured"]].rename(columns={"measured": "measured_on_test"})
+    measured = measured.merge(on_test, on=KEY_COLUMNS, how="left")
     merged = measured.merge(published, on=KEY_COLUMNS, how="inner")
     if merged.empty:
         return merged.assign(label=[], difference=[], decimals=[])
     as_error = merged["note"].astype(str).str.startswith("100 - ")
-    for column in ("measured", "reported"):
+    for column in ("measured", "measured_on_test", "reported"):
         merged[column] = merged[column].where(~as_error, 100.0 - merged[column])
     merged["difference"] = merged["measured"] - merged["reported"]
     labels = [_LABELS.get((p, m), (m, 2)) for p, m in zip(merged["protocol"], merged["metric"])]
@@ -90,7 +100,10 @@ def comparison_tables(results: pd.DataFrame, reported: pd.DataFrame | None) -> l
     if frame.empty:
         return []
     multi_split = frame["split"].nunique() > 1
+    with_test_rule = bool(frame["measured_on_test"].notna().any())
     columns = [c for c in COLUMNS if c != "Split" or multi_split]
+    if with_test_rule:
+        columns.insert(columns.index("Measured") + 1, ON_TEST_HEADER)
     rows = []
     for row in frame.itertuples(index=False):
         decimals = min(row.decimals, MEASURED_DECIMALS)
@@ -107,6 +120,7 @@ def comparison_tables(results: pd.DataFrame, reported: pd.DataFrame | None) -> l
                 row.postprocessor,
                 row.label,
                 measured,
+                *([_on_test_cell(row.measured_on_test, decimals)] if with_test_rule else []),
                 printed,
                 f"{row.difference:+.{max(decimals, _decimals_of(printed))}f}",
                 row.source,
@@ -115,6 +129,10 @@ def comparison_tables(results: pd.DataFrame, reported: pd.DataFrame | None) -> l
         rows.append(cells)
     # Dataset .. Metric are labels; Measured, Reported, Difference are numbers; Source is text.
     return [Table("comparison", TITLE, NOTE, columns, rows, labels=columns.index("Metric") + 1)]
+
+
+def _on_test_cell(value: float, decimals: int) -> str:
+    return MISSING if pd.isna(value) else f"{value:.{decimals}f}"
 
 
 def _printed(value: float, most: int) -> str:
