@@ -34,7 +34,12 @@ def bin_index(scores: torch.Tensor, edges: torch.Tensor, interval: float) -> tor
 
 class PxAPAccumulator(CountMetric):
     """Foreground / background pixel histograms of the score maps; ``compute`` returns PxAP
-    and its precision-recall curve (a dict)."""
+    and its precision-recall curve (a dict).
+
+    torchmetrics holds the state (sync, merge, state dict); the binning and the area are
+    wsolevaluation's own (np.histogram's edges, bins without predictions skipped), proven
+    against its MaskEvaluator (tests/test_pxap_golden.py), rather than torchmetrics' binned
+    precision-recall curve, whose thresholds and area are its own conventions."""
 
     higher_is_better = True
     record_fields = {"foreground": np.int32, "background": np.int32}

@@ -17,6 +17,7 @@ from wsolbench.cli import main
 from wsolbench.data.metadata import read_split
 from wsolbench.report import per_image
 from wsolbench.report.bootstrap import statistics
+from wsolbench.report.results import PROTOCOL_METRICS
 
 
 @pytest.fixture
@@ -69,6 +70,8 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
             & (results["postprocessor"] == record.key["postprocessor"])
         ]
         values = dict(zip(rows["metric"], rows["value"]))
+        named = {metric for metrics in PROTOCOL_METRICS.values() for metric in metrics}
+        assert set(statistics(record)) <= named  # the protocols' own names, nothing else
         for metric, stat in statistics(record).items():
             assert stat.point() == pytest.approx(values[metric], abs=1e-9), (record.key, metric)
             checked += 1

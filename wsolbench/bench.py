@@ -41,7 +41,7 @@ from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer
 from wsolbench.suite import MethodSpec, Suite, config_hash
 
-SCORES_FORMAT = 5  # bump when the cached scores' content changes, so old caches are recomputed
+SCORES_FORMAT = 6  # bump when the cached scores' content changes, so old caches are recomputed
 
 
 @dataclass

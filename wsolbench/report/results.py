@@ -35,7 +35,15 @@ PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
 }
 CURVE_KEYS = ("dataset", "backbone", "method", "postprocessor", "curve", "x", "y")
 
-_VERSIONED_PACKAGES = ("wsolbench", "torch", "torchvision", "numpy", "opencv-python-headless")
+# What a number depends on; Pillow resizes the training images (12.3 and 13.0 differ).
+_VERSIONED_PACKAGES = (
+    "wsolbench",
+    "torch",
+    "torchvision",
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+)
 
 
 def package_versions() -> str:
