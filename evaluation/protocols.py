@@ -53,13 +53,6 @@ class MetricSpec:
     measured: bool = True  # False: a setting chosen elsewhere, not a statistic of the images
 
 
-@dataclass(frozen=True)
-class CurveSpec:
-    name: str  # curves.json's `curve`
-    x: str  # what the x axis is
-    y: str
-
-
 @dataclass
 class GroundTruth:
     """One batch's annotations as the dataset has them (original image pixels).
@@ -110,9 +103,6 @@ class Protocol:
         """Every number this protocol can report, in report order."""
         raise NotImplementedError
 
-    def curves_specs(self) -> tuple[CurveSpec, ...]:
-        return ()
-
     def create_metrics(self, boxes: bool, masks: bool) -> dict[str, CountMetric]:
         """Fresh accumulators for a split with boxes and/or masks ({} when none applies); their
         names are unique over the protocols (they prefix the per-image records)."""
@@ -134,12 +124,6 @@ class Protocol:
         """Settings this protocol chooses on a split (call on val); {} when none."""
         return {}
 
-    def spec(self, metric: str) -> MetricSpec:
-        for spec in self.specs():
-            if spec.name == metric:
-                return spec
-        raise KeyError(f"{self.name} protocol has no metric {metric!r}")
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -149,17 +133,12 @@ class Protocol:
 # The five error types (docs/protocols.md sec. 5) as result metrics, with their printed names.
 SPA_ERRORS = {kind: "err_" + kind.replace("-", "") for kind in ERROR_TYPES}  # err_mins, ...
 _ERROR_LABELS = {"cls": "Cls", "m-ins": "M-Ins", "part": "Part", "more": "More", "ot": "OT"}
-# The accuracies that depend on the box threshold, and the suffix of their values at the
-# threshold the evaluated (test) split chooses for itself.
+# The accuracies that depend on the box threshold: results name -> (label, compute()'s key); at
+# the threshold the evaluated (test) split chooses for itself they get the suffix ON_TEST.
 THRESHOLD_METRICS = {
-    "top1_loc": "Top-1 Loc",
-    "top5_loc": "Top-5 Loc",
-    "gt_known_loc": "GT-known Loc",
-}
-THRESHOLD_METRICS_KEYS = {
-    "top1_loc": "Top1Loc",
-    "top5_loc": "Top5Loc",
-    "gt_known_loc": "GTKnownLoc",
+    "top1_loc": ("Top-1 Loc", "Top1Loc"),
+    "top5_loc": ("Top-5 Loc", "Top5Loc"),
+    "gt_known_loc": ("GT-known Loc", "GTKnownLoc"),
 }
 ON_TEST = "_on_test"
 
@@ -178,9 +157,7 @@ class Spa(Protocol):
 
     def specs(self) -> tuple[MetricSpec, ...]:
         return (
-            MetricSpec("top1_loc", "Top-1 Loc"),
-            MetricSpec("top5_loc", "Top-5 Loc"),
-            MetricSpec("gt_known_loc", "GT-known Loc"),
+            *(MetricSpec(metric, label) for metric, (label, _) in THRESHOLD_METRICS.items()),
             MetricSpec("top1_cls", "Top-1 Cls"),
             MetricSpec("top5_cls", "Top-5 Cls"),
             *(
@@ -192,7 +169,7 @@ class Spa(Protocol):
             # published numbers were read: the same rule, labelled so (never the headline).
             *(
                 MetricSpec(f"{metric}{ON_TEST}", f"{label} (thr. on test)")
-                for metric, label in THRESHOLD_METRICS.items()
+                for metric, (label, _) in THRESHOLD_METRICS.items()
             ),
             MetricSpec(
                 f"box_threshold{ON_TEST}", "Box thr. on test", better=0, decimals=3, measured=False
@@ -229,19 +206,14 @@ class Spa(Protocol):
         classic = computed["classic"]
         threshold = float((choice or self.choose(computed))["box_threshold"])
         at = classic["classic_per_threshold"][f"{threshold:g}"]
-        out = {
-            "top1_loc": at["Top1Loc"],
-            "top5_loc": at["Top5Loc"],
-            "gt_known_loc": at["GTKnownLoc"],
-            "top1_cls": classic["Top1Cls"],
-            "top5_cls": classic["Top5Cls"],
-        }
+        out = {metric: at[key] for metric, (_, key) in THRESHOLD_METRICS.items()}
+        out.update(top1_cls=classic["Top1Cls"], top5_cls=classic["Top5Cls"])
         out.update({metric: at[f"error_{kind}"] for kind, metric in SPA_ERRORS.items()})
         out["box_threshold"] = threshold
         if choice is not None:  # chosen elsewhere (val): also the evaluated split's own choice
             own = self.choose(computed)["box_threshold"]
             at_own = classic["classic_per_threshold"][f"{own:g}"]
-            for metric, key in THRESHOLD_METRICS_KEYS.items():
+            for metric, (_, key) in THRESHOLD_METRICS.items():
                 out[f"{metric}{ON_TEST}"] = at_own[key]
             out[f"box_threshold{ON_TEST}"] = own
         return out
@@ -272,15 +244,6 @@ class WsolEvaluation(Protocol):
             MetricSpec("MaxBoxAccV2", "MaxBoxAccV2"),
             *(MetricSpec(f"MaxBoxAccV2@{d}", f"IoU {d}") for d in self.iou_thresholds),
             MetricSpec("PxAP", "PxAP"),
-        )
-
-    def curves_specs(self) -> tuple[CurveSpec, ...]:
-        return (
-            *(
-                CurveSpec(f"box_acc_v2@{d}", "CAM threshold", f"box accuracy at IoU {d} (%)")
-                for d in self.iou_thresholds
-            ),
-            CurveSpec("pxap_pr", "recall", "precision"),
         )
 
     # map preparation
@@ -381,9 +344,6 @@ class Peak(Protocol):
             MetricSpec("PeakIoU", "Peak-IoU"),
             MetricSpec("PeakT", "Peak-T", better=0, decimals=0),
         )
-
-    def curves_specs(self) -> tuple[CurveSpec, ...]:
-        return (CurveSpec("peak_iou", "map level", "IoU (%)"),)
 
     def gt_mask(self, mask: np.ndarray) -> np.ndarray:
         return np.asarray(mask) > self.mask_threshold
