@@ -56,29 +56,30 @@ class Evaluator:
     def results(self, choices: Mapping[str, Mapping] | None = None) -> dict[str, dict[str, float]]:
         """Protocol -> metric name -> value; ``choices[protocol]`` are settings chosen on val
         (the spa protocol's box threshold)."""
-        computed, choices = self.compute(), choices or {}
+        choices = choices or {}
         out = {}
-        for name, protocol in self.protocols.items():
-            values = protocol.results(_subset(computed, self._owned[name]), choices.get(name))
+        for name, protocol, computed in self._computed_by_protocol():
+            values = protocol.results(computed, choices.get(name))
             if values:
                 out[name] = values
         return out
 
     def choose(self) -> dict[str, dict]:
         """Protocol -> the settings it chooses on this split (call on val)."""
-        computed = self.compute()
-        return {
-            name: protocol.choose(_subset(computed, self._owned[name]))
-            for name, protocol in self.protocols.items()
-        }
+        return {name: p.choose(computed) for name, p, computed in self._computed_by_protocol()}
 
     def curves(self) -> list[tuple[str, list, list]]:
-        computed = self.compute()
         return [
             curve
-            for name, protocol in self.protocols.items()
-            for curve in protocol.curves(_subset(computed, self._owned[name]))
+            for _, protocol, computed in self._computed_by_protocol()
+            for curve in protocol.curves(computed)
         ]
+
+    def _computed_by_protocol(self):
+        """(name, protocol, its accumulators' ``compute()`` outputs) for every protocol."""
+        computed = self.compute()
+        for name, protocol in self.protocols.items():
+            yield name, protocol, {metric: computed[metric] for metric in self._owned[name]}
 
     def summary(self) -> dict:
         """Every accumulator's output in one flat dict (``evaluate_scoremaps``, ``wsolbench
@@ -109,10 +110,6 @@ class Evaluator:
         for name, metric_state in state.items():
             self.metrics[name].load_state_dict(dict(metric_state))
         return self
-
-
-def _subset(computed: Mapping[str, dict], names: Sequence[str]) -> dict[str, dict]:
-    return {name: computed[name] for name in names}
 
 
 def binary_as_gray(masks) -> list[np.ndarray]:

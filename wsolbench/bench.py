@@ -38,7 +38,7 @@ from wsolbench.io import check_writable_dir, write_json
 from wsolbench.registry import create_postprocessor
 from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
-from wsolbench.scoring import Scorer
+from wsolbench.scoring import Scorer, original_sizes
 from wsolbench.suite import MethodSpec, Suite, config_hash
 
 SCORES_FORMAT = 6  # bump when the cached scores' content changes, so old caches are recomputed
@@ -520,7 +520,7 @@ def _write_overlay_maps(model, paths, postprocessors, suite, device, run_dir) ->
     subset = torch.utils.data.Subset(dataset, indices)
     maps: dict[str, list[np.ndarray]] = {name: [] for name in postprocessors}
     for batch in predict(model, subset, batch_size=len(indices), device=device, ten_crop=False):
-        sizes = [(h, w) for (w, h) in batch["size"]]
+        sizes = original_sizes(batch)
         for name, pp in postprocessors.items():
             produced = pp(batch["cams_gt"], batch["taps"], sizes)
             maps[name].extend(m.cpu().numpy().astype(np.float16) for m in produced)

@@ -102,10 +102,12 @@ class ImageRecords(CountMetric):
         indices = [int(i) for i in indices]
         chosen = [(i, m) for i, m in zip(indices, top1_maps) if self.thumbnails(i)]
         thumbs = [map_thumbnail(m.float().cpu().numpy()) for _, m in chosen]
-        self.per_image_index.append(torch.tensor(indices, dtype=torch.int64))
-        self.per_image_thumb_index.append(torch.tensor([i for i, _ in chosen], dtype=torch.int64))
-        self.per_image_thumbs.append(
-            torch.from_numpy(np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB))
+        self.add_record(
+            {
+                "index": indices,
+                "thumb_index": [i for i, _ in chosen],
+                "thumbs": np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB),
+            }
         )
 
     def compute(self) -> dict[str, np.ndarray]:
@@ -133,10 +135,9 @@ def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
 
 def ground_truth(batch: dict[str, Any]) -> GroundTruth:
     """A ``predict`` batch's annotations in native form (``EvalDataset``'s fields)."""
-    boxes = [np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]]
     return GroundTruth(
         sizes=[(int(w), int(h)) for (w, h) in batch["size"]],
-        boxes=boxes if all(len(b) for b in boxes) else None,
+        boxes=[np.asarray(b, np.int64).reshape(-1, 4) for b in batch["boxes"]],
         masks=[np.asarray(m) for m in batch["mask"]] if "mask" in batch else None,
         ignore=[np.asarray(m) for m in batch["ignore"]] if "ignore" in batch else None,
     )

@@ -18,10 +18,11 @@ from torchvision import transforms
 
 from wsolbench.data.metadata import (
     IMAGE_IDS,
-    LOCALIZATION,
     Split,
     check_mask_shape,
     expected_mask_shape,
+    mask_files,
+    mask_metadata_file,
 )
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.protocols import resize_nearest
@@ -194,21 +195,13 @@ def read_masks(split: Split, index: int, mask_root: str | Path) -> tuple[np.ndar
     without one), both uint8 at the first instance's size (others are resized to it by nearest
     neighbour). Each mask must have its image's size or that transposed (``check_mask_shape``,
     the rule `data validate` applies); errors name the mask and its metadata line."""
-    ref = split.masks[index]
-    mask_root = Path(mask_root)
-    mask_file = split.mask_file or _ids_file(split).with_name(LOCALIZATION)
-    lines = ref.lines or (None,) * len(ref.masks)
+    mask_file = mask_metadata_file(split)
     expected = expected_mask_shape(split, index)
-    named = [(path, line, "mask") for path, line in zip(ref.masks, lines)]
-    if ref.ignore:
-        named.append((ref.ignore, lines[0], "ignore mask"))
     mask = ignore = None
-    for path, line, what in named:
-        gray = _read_gray(mask_root / path, mask_file, line)
+    for path, line, what in mask_files(split, index, mask_root):
+        gray = _read_gray(path, mask_file, line)
         expected = expected or gray.shape
-        check_mask_shape(
-            gray.shape, expected, split, index, mask_root / path, what, mask_file, line
-        )
+        check_mask_shape(gray.shape, expected, split, index, path, what, mask_file, line)
         if mask is not None:
             gray = resize_nearest(gray, mask.shape)
         if what == "ignore mask":

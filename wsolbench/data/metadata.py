@@ -423,22 +423,33 @@ def validate_files(
     if mask_root is None or split.masks is None:
         return []
     swapped = set()
-    mask_root = Path(mask_root)
-    mask_file = split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
-    for index, ref in enumerate(split.masks):
-        lines = ref.lines or (None,) * len(ref.masks)
+    mask_file = mask_metadata_file(split)
+    for index in range(len(split)):
         expected = expected_mask_shape(split, index)
-        named = [(mask, line, "mask") for mask, line in zip(ref.masks, lines)]
-        if ref.ignore:
-            named.append((ref.ignore, lines[0], "ignore mask"))
-        for mask, line, what in named:
-            shape = _mask_shape(mask_root / mask, mask_file, line, what)
+        for path, line, what in mask_files(split, index, mask_root):
+            shape = _mask_shape(path, mask_file, line, what)
             expected = expected or shape
-            if check_mask_shape(
-                shape, expected, split, index, mask_root / mask, what, mask_file, line
-            ):
+            if check_mask_shape(shape, expected, split, index, path, what, mask_file, line):
                 swapped.add(index)
     return sorted(swapped)
+
+
+def mask_metadata_file(split: Split) -> Path:
+    """The file that lists the split's masks (errors about a mask name its line there)."""
+    return split.mask_file or (split.metadata_dir or Path(".")) / LOCALIZATION
+
+
+def mask_files(
+    split: Split, index: int, mask_root: str | Path
+) -> list[tuple[Path, int | None, str]]:
+    """An image's mask files under ``mask_root`` with their line in ``mask_metadata_file`` and
+    what they are: the instance masks ("mask"), then the ignore mask when there is one."""
+    ref = split.masks[index]
+    lines = ref.lines or (None,) * len(ref.masks)
+    named = [(Path(mask_root) / mask, line, "mask") for mask, line in zip(ref.masks, lines)]
+    if ref.ignore:
+        named.append((Path(mask_root) / ref.ignore, lines[0], "ignore mask"))
+    return named
 
 
 def expected_mask_shape(split: Split, index: int) -> tuple[int, int] | None:
