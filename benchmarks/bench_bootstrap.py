@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.report import per_image
-from wsolbench.report.bootstrap import RESAMPLES, Bootstrap
+from wsolbench.report.bootstrap import RESAMPLES, Bootstrap, statistics
 
 
 def simulated_record(rng, images: int, interval: float, postprocessor: str) -> per_image.Record:
@@ -93,7 +93,8 @@ def main() -> None:
         f"{size / 2 / 1e6:.1f} MB per setting in per_image.npz (written in {saved:.1f} s)"
     )
     print(
-        f"bootstrap of every metric (18 per setting) and pairing: {built:.1f} s; "
+        f"bootstrap of every metric ({len(statistics(records[0]))} per setting) and pairing: "
+        f"{built:.1f} s; "
         f"MaxBoxAccV2 difference {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]"
     )
 

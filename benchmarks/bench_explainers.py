@@ -22,6 +22,7 @@ from rich.table import Table
 
 from wsolbench.bench import _postprocessors, _score_split, prepare_data
 from wsolbench.engine.checkpoint import load_model
+from wsolbench.evaluation import create_protocols
 from wsolbench.registry import create_explainer, create_method
 from wsolbench.suite import load_suite
 
@@ -53,6 +54,7 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_method("cam", backbone=suite.train["backbone"], num_classes=10).eval()
         postprocessors = _postprocessors(suite)
+        protocols = create_protocols(suite.evaluation)
         table = Table(
             title=f"one val + test scoring pass per explainer ({args.suite}, torch threads {torch.get_num_threads()})"
         )
@@ -64,6 +66,7 @@ def main() -> None:
             paths,
             "val",
             postprocessors,
+            protocols,
             suite,
             torch.device("cpu"),
             False,
@@ -79,6 +82,7 @@ def main() -> None:
                     paths,
                     split,
                     postprocessors,
+                    protocols,
                     suite,
                     torch.device("cpu"),
                     False,
