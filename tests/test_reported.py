@@ -11,7 +11,13 @@ from test_report import make_results  # noqa: E402  (tests/ is on sys.path under
 from wsolbench.cli import main
 from wsolbench.errors import WsolbenchError
 from wsolbench.report import read_reported, read_results, reported_tables, write_results
-from wsolbench.report.reported import default_reported_dir
+from wsolbench.report.reported import (
+    SPLIT_IMAGES,
+    SPLIT_SIZES,
+    default_reported_dir,
+    published_for,
+    read_split_sizes,
+)
 from wsolbench.report.results import PROTOCOL_METRICS
 
 
@@ -89,8 +95,12 @@ def _measured_section(markdown: str) -> str:
     return measured.split("## Published numbers", 1)[0].split("## Figures", 1)[0]
 
 
+def _on_cub(results: pd.DataFrame) -> pd.DataFrame:
+    return results.assign(dataset=results["dataset"].replace({"synth": "CUB"}))
+
+
 def test_cli_with_reported_adds_marked_rows_and_leaves_measured_alone(tmp_path):
-    results_path, _ = write_results(make_results(), tmp_path / "run")
+    results_path, _ = write_results(_on_cub(make_results()), tmp_path / "run")
     plain, with_reported = tmp_path / "plain", tmp_path / "with"
     assert main(["leaderboard", str(results_path), "--out", str(plain), "--quiet"]) == 0
     assert (
@@ -112,11 +122,84 @@ def test_cli_with_reported_adds_marked_rows_and_leaves_measured_alone(tmp_path):
     assert "## Published numbers (reported, not measured here)" in reported_md
     assert "(reported, Choe et al. CVPR 2020" in reported_md
     assert _measured_section(reported_md) == _measured_section(plain_md)
+    # Only the measured datasets' published tables: CUB, not ILSVRC or OpenImages.
+    published = reported_md.split("## Published numbers", 1)[1]
+    assert "| CUB |" in published or "Dataset: CUB" in published
+    assert "ILSVRC" not in published and "OpenImages" not in published
     # The measured results file holds only measured rows.
     merged = read_results(with_reported / "results.csv")
     assert "source" not in merged.columns and len(merged) == len(make_results())
     html = (with_reported / "report.html").read_text()
     assert 'class="reported"' in html and "(reported, Choe et al. CVPR 2020" in html
+
+
+def test_only_the_results_datasets_published_tables(reported):
+    chosen = published_for(_on_cub(make_results()), reported)
+    assert set(chosen.frame["dataset"]) == {"CUB"} and chosen.warnings == []
+    sources = {t.title for t in reported_tables(chosen.frame)}
+    assert any("Pan et al. CVPR 2021, main Table 2" in title for title in sources)
+    assert not any("main Table 3" in title or "main Table 5" in title for title in sources)
+    nothing = published_for(make_results(), reported)  # synthetic datasets: none published
+    assert nothing.frame.empty
+    assert nothing.warnings == [
+        "no published numbers for synth, boxes-only "
+        "(published: CUB, ILSVRC, ILSVRC-LID, OpenImages)"
+    ]
+
+
+def test_a_much_smaller_split_is_one_warning_line(reported):
+    results = _on_cub(make_results())
+    small = published_for(results, reported, {("CUB", "test"): 6})
+    assert small.warnings == [
+        "CUB test: measured on 6 image(s), the published numbers on 5,794; "
+        "differences to them may be sampling noise"
+    ]
+    assert published_for(results, reported, {("CUB", "test"): 5794}).warnings == []
+    assert published_for(results, reported, {("CUB", "val"): 6}).warnings == []  # other split
+
+
+def test_the_warning_reaches_the_report_and_the_terminal(tiny_bench, tmp_path, reported):
+    from rich.console import Console
+
+    from wsolbench.report import per_image, print_leaderboard, render_leaderboard
+    from wsolbench.report.per_image import Record
+
+    records, images = per_image.load(tiny_bench.board / "per_image.npz")
+    records = [Record(dict(r.key, dataset="CUB"), r.arrays, r.meta) for r in records]
+    results = tiny_bench.results.assign(dataset="CUB")
+    count = records[0].count
+    warning = f"CUB test: measured on {count:,} image(s), the published numbers on 5,794"
+    render_leaderboard(results, tmp_path, reported=reported, per_image=(records, []))
+    assert (tmp_path / "leaderboard.md").read_text().count(warning) == 1
+    assert (tmp_path / "report.html").read_text().count(warning) == 1
+    console = Console(record=True, width=400)
+    print_leaderboard(results, console, reported=reported, records=records)
+    lines = [line for line in console.export_text().splitlines() if warning in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+
+
+def test_split_sizes_are_documented(reported):
+    sizes = read_split_sizes(default_reported_dir() / SPLIT_SIZES)
+    assert sizes[("CUB", "test")] == 5794 and sizes[("ILSVRC", "test")] == 50000
+    assert sizes[("OpenImages", "test")] == 5000 and sizes[("ILSVRC-LID", "test")] == 23151
+    # Every published split has its size.
+    assert reported[SPLIT_IMAGES].notna().all()
+    assert f"`{SPLIT_SIZES}`" in (default_reported_dir() / "SOURCES.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{", "cannot read the published split sizes"),
+        ('{"splits": [{"dataset": "CUB"}]}', "cannot read the published split sizes"),
+        ('{"splits": [{"dataset": "CUB", "split": "test", "images": 0}]}', "positive count"),
+    ],
+)
+def test_bad_split_sizes_are_one_error(tmp_path, content, message):
+    path = tmp_path / SPLIT_SIZES
+    path.write_text(content)
+    with pytest.raises(WsolbenchError, match=message):
+        read_split_sizes(path)
 
 
 def test_reported_dir_without_reported_flag_is_refused(tmp_path):

@@ -39,16 +39,17 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--with-reported",
         action="store_true",
-        help="add the published numbers (SPA CVPR 2021, wsolevaluation CVPR "
-        "2020) in separate sections marked '(reported, <source>)' "
-        "(default: off)",
+        help="add the published numbers (SPA CVPR 2021, wsolevaluation CVPR 2020) of the "
+        "results' datasets in separate sections marked '(reported, <source>)', with a "
+        "warning when a measured split is much smaller than the published one (default: off)",
     )
     parser.add_argument(
         "--reported-dir",
         type=Path,
         default=None,
         metavar="DIR",
-        help="folder of published-number CSVs (default: leaderboards/reported of this checkout)",
+        help="folder of published-number CSVs (default: the ones installed with wsolbench, "
+        "leaderboards/reported in a source checkout)",
     )
     parser.add_argument(
         "--title",
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise WsolbenchError("output path exists and is not a folder", path=args.out)
     console = Console()
     if not args.quiet:
-        print_leaderboard(results, console, reported=reported, bootstrap=bootstrap)
+        print_leaderboard(results, console, reported=reported, bootstrap=bootstrap, records=records)
     csv_path, json_path = write_results(results, args.out)
     written = render_leaderboard(
         results,

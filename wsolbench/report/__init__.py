@@ -11,16 +11,22 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 
 from wsolbench.io import write_text
 from wsolbench.report.bootstrap import Bootstrap
-from wsolbench.report.browser import browser_html
+from wsolbench.report.browser import browser_view
 from wsolbench.report.comparison import comparison_tables
 from wsolbench.report.figures import render_figures, slug
 from wsolbench.report.html import leaderboard_html
 from wsolbench.report.markdown import leaderboard_markdown
 from wsolbench.report.per_image import load as load_per_image
-from wsolbench.report.reported import read_reported, reported_tables
+from wsolbench.report.reported import (
+    measured_split_sizes,
+    published_for,
+    read_reported,
+    reported_tables,
+)
 from wsolbench.report.results import (
     COLUMNS,
     make_rows,
@@ -52,8 +58,9 @@ def render_leaderboard(
 
     ``notes`` (e.g. how to reproduce the numbers and what it cost) follow the preamble.
 
-    ``reported`` (published numbers, see ``read_reported``) is rendered in its own, clearly
-    marked section and never mixed with the measured rows.
+    ``reported`` (published numbers, see ``read_reported``): those of the results' datasets
+    are rendered in their own, clearly marked section and never mixed with the measured rows;
+    a one-line warning says when a measured split is much smaller than the published one.
 
     ``per_image`` (records and image sets, see ``report.per_image``) adds bootstrap intervals to
     the tables (or pass a ready ``bootstrap``), the error-type shift figure and the failure
@@ -64,8 +71,7 @@ def render_leaderboard(
     if bootstrap is None and records:
         bootstrap = Bootstrap(records)
     tables = build_tables(results, bootstrap=bootstrap)
-    published = reported_tables(reported) if reported is not None else []
-    comparison = comparison_tables(results, reported)
+    published, comparison, warnings = _published(results, reported, records)
     figures = render_figures(results, out_dir / "figures", curves=curves, overlays=overlays)
     figures += _shift_figures(records, out_dir / "figures")
     relative = [(caption, path.relative_to(out_dir).as_posix()) for caption, path in figures]
@@ -73,7 +79,9 @@ def render_leaderboard(
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "report.html"
     write_text(
         markdown_path,
-        leaderboard_markdown(title, tables, published, relative, preamble, comparison=comparison),
+        leaderboard_markdown(
+            title, tables, published, relative, preamble, comparison=comparison, warnings=warnings
+        ),
     )
     write_text(
         html_path,
@@ -83,8 +91,9 @@ def render_leaderboard(
             published,
             figures,
             preamble,
-            browser=browser_html(records, images),
+            browser=browser_view(records, images),
             comparison=comparison,
+            warnings=warnings,
         ),
     )
     written = {"markdown": markdown_path, "html": html_path}
@@ -97,25 +106,43 @@ def print_leaderboard(
     console: Console | None = None,
     reported: pd.DataFrame | None = None,
     bootstrap: Bootstrap | None = None,
+    records: Sequence = (),
 ) -> list[Table]:
-    """Print the leaderboard tables (and, apart, the published ones) as rich tables that fit
-    the console; with ``bootstrap``, significant differences are marked."""
+    """Print the leaderboard tables (and, apart, the published ones of the results' datasets)
+    as rich tables that fit the console; with ``bootstrap``, significant differences are
+    marked; ``records`` (per-image statistics) tell how many images each split had, for the
+    warning about a split much smaller than the published one."""
     console = console or Console()
     tables = build_tables(results, bootstrap=bootstrap)
     if not tables:
         console.print("[yellow]no results to show[/]")
     print_tables(tables, console)
     if reported is not None:
-        comparison = comparison_tables(results, reported)
+        published, comparison, warnings = _published(results, reported, records)
         if comparison:
             console.rule("[bold]Reproduced vs reported")
             print_tables(comparison, console)
-        published = reported_tables(reported)
         if published:
             console.rule("[bold]Published numbers (reported, not measured here)")
             print_tables(published, console)
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
         tables = tables + comparison + published
     return tables
+
+
+def _published(
+    results: pd.DataFrame, reported: pd.DataFrame | None, records: Sequence
+) -> tuple[list[Table], list[Table], list[str]]:
+    """The published tables and the comparison for the results' datasets, and the warnings."""
+    if reported is None:
+        return [], [], []
+    chosen = published_for(results, reported, measured_split_sizes(records))
+    return (
+        reported_tables(chosen.frame) if not chosen.frame.empty else [],
+        comparison_tables(results, chosen.frame),
+        chosen.warnings,
+    )
 
 
 def _shift_figures(records: list, folder: Path) -> list[tuple[str, Path]]:

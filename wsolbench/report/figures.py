@@ -17,9 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from wsolbench.io import atomic_path  # noqa: E402
-from wsolbench.report.tables import ERROR_TYPES, METHOD_ORDER, _rank  # noqa: E402
+from wsolbench.report.outcomes import metric_color  # noqa: E402
+from wsolbench.report.tables import ERROR_TYPES, METHOD_ORDER, _rank, pp_label  # noqa: E402
 
 IOU_CURVES = ("box_acc_v2@30", "box_acc_v2@50", "box_acc_v2@70")
 LINESTYLES = {"none": "-", "identity": "-", "scg": "--"}
@@ -78,10 +80,6 @@ def render_figures(
     return figures
 
 
-def _label(curve: Mapping) -> str:
-    return f"{curve['method']} / {curve['postprocessor']}"
-
-
 def _colors(curves: Iterable[Mapping]) -> dict[str, Any]:
     methods = sorted({str(c["method"]) for c in curves}, key=lambda m: (_rank(m, METHOD_ORDER), m))
     cmap = plt.get_cmap("tab10")
@@ -90,14 +88,40 @@ def _colors(curves: Iterable[Mapping]) -> dict[str, Any]:
 
 def _plot_lines(axis, curves: Sequence[Mapping], colors: Mapping[str, Any]) -> None:
     for curve in curves:
+        x, y = np.asarray(curve["x"], float), np.asarray(curve["y"], float)
+        if curve["curve"] == "pxap_pr":
+            # Points at recall 0 add no area to PxAP, and the first has no prediction at all
+            # (precision 0/0, stored as 0): drawn, they make a spike to (0, 0).
+            x, y = x[x > 0], y[x > 0]
         axis.plot(
-            np.asarray(curve["x"], float),
-            np.asarray(curve["y"], float),
-            label=_label(curve),
+            x,
+            y,
             color=colors[str(curve["method"])],
-            linestyle=LINESTYLES.get(str(curve["postprocessor"]), ":"),
+            linestyle=_linestyle(str(curve["postprocessor"])),
             linewidth=1.4,
         )
+
+
+def _linestyle(postprocessor: str) -> str:
+    return LINESTYLES.get(postprocessor, ":")
+
+
+def _legend(figure, curves: Sequence[Mapping], colors: Mapping[str, Any]) -> None:
+    """One legend beside the panels (never over a curve): a colour per method, a line style
+    per post-processor."""
+    handles = [Line2D([], [], color=color, linewidth=2, label=m) for m, color in colors.items()]
+    postprocessors = dict.fromkeys(str(c["postprocessor"]) for c in curves)
+    handles += [
+        Line2D([], [], color="black", linestyle=_linestyle(pp), linewidth=1.4, label=pp_label(pp))
+        for pp in sorted(postprocessors, key=lambda pp: (_linestyle(pp) != "-", pp))
+    ]
+    figure.legend(
+        handles=handles,
+        fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
 
 
 def plot_box_accuracy_curves(curves: Sequence[Mapping], path: Path, where: str) -> bool:
@@ -114,10 +138,8 @@ def plot_box_accuracy_curves(curves: Sequence[Mapping], path: Path, where: str) 
         axis.set_ylabel("box accuracy (%)")
         axis.set_ylim(0, 100)
         axis.grid(alpha=0.3)
-    # One legend for all panels, outside them, so no curve is hidden under it.
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.suptitle(f"MaxBoxAccV2 curves ({where}); dashed = + SCG", fontsize=10)
+    _legend(figure, curves, colors)
+    figure.suptitle(f"MaxBoxAccV2 curves ({where})", fontsize=10)
     _save(figure, path)
     return True
 
@@ -129,12 +151,13 @@ def plot_single_curve(
     if not chosen:
         return False
     figure, axis = plt.subplots(figsize=(5.2, 3.8))
-    _plot_lines(axis, chosen, _colors(chosen))
-    axis.set_title(title + "; dashed = + SCG", fontsize=10)
+    colors = _colors(chosen)
+    _plot_lines(axis, chosen, colors)
+    axis.set_title(title, fontsize=10)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="best")
+    _legend(figure, chosen, colors)
     _save(figure, path)
     return True
 
@@ -150,14 +173,18 @@ def plot_error_bars(errors: pd.DataFrame, path: Path, title: str) -> None:
     figure, axis = plt.subplots(figsize=(max(4.0, 0.7 * len(table) + 2), 3.8))
     bottom = np.zeros(len(table))
     positions = np.arange(len(table))
-    for (metric, label), color in zip(ERROR_TYPES, plt.get_cmap("Set2").colors):
+    for metric, label in ERROR_TYPES:
         values = table[metric].to_numpy(float)
-        axis.bar(positions, values, bottom=bottom, label=label, color=color)
+        axis.bar(positions, values, bottom=bottom, label=label, color=metric_color(metric))
         bottom += values
-    axis.set_xticks(positions, [f"{m}\n{p}" for m, p in table.index], fontsize=7)
+    axis.set_xticks(positions, [f"{m}\n{pp_label(p)}" for m, p in table.index], fontsize=7)
     axis.set_ylabel("% of images (sum = Top-1 Loc error)")
     axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=7, loc="upper right")
+    # Beside the bars, top type first as stacked; never over a bar.
+    handles, labels = axis.get_legend_handles_labels()
+    axis.legend(
+        handles[::-1], labels[::-1], fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5)
+    )
     _save(figure, path)
 
 
@@ -204,7 +231,8 @@ def plot_overlays(overlays: Mapping[str, Any], path: Path) -> None:
 
 
 def _save(figure, path: Path) -> None:
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:  # a figure with its own layout keeps it
+        figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")  # keeps outside legends
     plt.close(figure)

@@ -44,12 +44,16 @@ def leaderboard_markdown(
     figures: Iterable[tuple[str, str]] = (),
     preamble: str = "",
     comparison: Iterable[Table] = (),
+    warnings: Iterable[str] = (),
 ) -> str:
     """The whole ``leaderboard.md``: measured tables, measured beside published (when any
-    match), the published ones, then figures."""
+    match), the published ones, then figures; ``warnings`` are one line each, under the
+    preamble."""
     parts = [f"# {escape_cell(title)}", ""]
     if preamble:
         parts += [escape_cell(preamble), ""]
+    for warning in warnings:
+        parts += [f"**Warning:** {escape_cell(warning)}", ""]
     tables = list(tables)
     parts += ["## Measured results", ""]
     if not tables:

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.evaluation.classic_loc import OUTCOMES
+from wsolbench.report import outcomes
 from wsolbench.report.per_image import Record
 from wsolbench.report.tables import METHOD_ORDER, PLAIN, _rank, pp_label
 
-LABELS = ("correct", "Cls", "M-Ins", "Part", "More", "OT")
-COLORS = ("#2a9d3a", "#999999", "#8e44ad", "#e67e22", "#2f6fbf", "#c0392b")
+LABELS = tuple(outcomes.LABELS[kind] for kind in OUTCOMES)
+COLORS = tuple(outcomes.COLORS[kind] for kind in OUTCOMES)
 
 
 def transitions(plain: Record, other: Record) -> np.ndarray:
@@ -70,7 +71,14 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
         return False
     columns = min(4, len(pairs))
     rows = -(-len(pairs) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    # Constrained layout keeps the title, the panel titles and the legend apart at any size.
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(2.6 * columns, 2.9 * rows + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     for axis in axes.ravel()[len(pairs) :]:
         axis.axis("off")
     for axis, (label, (plain, other)) in zip(axes.ravel(), pairs.items()):
@@ -109,14 +117,7 @@ def plot_error_shift(records: list[Record], path: Path, title: str) -> bool:
         axis.set_ylabel("% of test images", fontsize=7)
         axis.tick_params(axis="y", labelsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
-    figure.legend(
-        handles,
-        LABELS,
-        loc="lower center",
-        ncol=len(LABELS),
-        fontsize=8,
-        bbox_to_anchor=(0.5, -0.08),
-    )
+    figure.legend(handles, LABELS, loc="outside lower center", ncol=len(LABELS), fontsize=8)
     figure.suptitle(title, fontsize=10)
     _save(figure, path)
     return True

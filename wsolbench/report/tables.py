@@ -318,13 +318,10 @@ def _build(
         for column in present:
             shown = postprocessors if column.compare else postprocessors[:1]
             cells += [_value_cell(lookup, setting, pp, column, fields, bootstrap) for pp in shown]
-            if len(shown) > 1:
-                cells += [
-                    _difference_cell(
-                        lookup, setting, pp, postprocessors[0], column, fields, bootstrap
-                    )
-                    for pp in shown[1:]
-                ]
+            cells += [
+                _difference_cell(lookup, setting, pp, postprocessors[0], column, fields, bootstrap)
+                for pp in _differenced(column, postprocessors)
+            ]
         if any(cell.text != MISSING for cell in cells):
             body.append((list(setting), cells))
     if not body:
@@ -368,13 +365,12 @@ def _build_ablation(subset, axes, settings, title, note, present, bootstrap) -> 
                         _value_cell(lookup, setting, pp, column, fields, bootstrap)
                         for pp in postprocessors
                     ]
-                    if len(postprocessors) > 1:
-                        cells += [
-                            _difference_cell(
-                                lookup, setting, pp, postprocessors[0], column, fields, bootstrap
-                            )
-                            for pp in postprocessors[1:]
-                        ]
+                    cells += [
+                        _difference_cell(
+                            lookup, setting, pp, postprocessors[0], column, fields, bootstrap
+                        )
+                        for pp in _differenced(column, postprocessors)
+                    ]
                 body.append(
                     (list(setting[:method_at]) + [label] + list(setting[method_at + 1 :]), cells)
                 )
@@ -382,7 +378,7 @@ def _build_ablation(subset, axes, settings, title, note, present, bootstrap) -> 
             for column in present:
                 for pp in postprocessors:
                     cells.append(_pair_difference(lookup, ram, plain, pp, column, axes, bootstrap))
-                cells += [_Cell()] * (len(postprocessors) - 1)
+                cells += [_Cell()] * len(_differenced(column, postprocessors))
             body.append(
                 (list(group[:method_at]) + [f"{DIFFERENCE} RAM"] + list(group[method_at:]), cells)
             )
@@ -430,12 +426,19 @@ def _value_header(present, postprocessors) -> tuple[list[str], list[int]]:
             else f"{column.header} ({pp_label(postprocessors[0])})"
         )
         header += [first] + [pp_label(pp) for pp in postprocessors[1:]]
+        differenced = _differenced(column, postprocessors)
         header += [
             DIFFERENCE if len(postprocessors) == 2 else f"{DIFFERENCE} {pp.upper()}"
-            for pp in postprocessors[1:]
+            for pp in differenced
         ]
-        groups.append(2 * len(postprocessors) - 1)
+        groups.append(len(postprocessors) + len(differenced))
     return header, groups
+
+
+def _differenced(column: _Column, postprocessors: list[str]) -> list[str]:
+    """The post-processors whose difference to the first gets a column: none for a value with
+    no better direction (Peak-T, the box threshold), shown side by side without a Δ."""
+    return postprocessors[1:] if column.compare and column.better else []
 
 
 def display_cell(table: Table, row: int, column: int, interval: bool = True) -> str:
@@ -453,8 +456,7 @@ def _directions(present, postprocessors) -> list[int]:
             out.append(column.better)
             continue
         out += [column.better] * len(postprocessors)
-        if len(postprocessors) > 1:
-            out += [0] * (len(postprocessors) - 1)
+        out += [0] * len(_differenced(column, postprocessors))
     return out
 
 
