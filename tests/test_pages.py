@@ -324,7 +324,8 @@ def test_no_script_from_the_data_runs_in_chromium(tiny_bench, tmp_path):
 PROBE = """<script>
 window.addEventListener("load", function () {
   function box(e) { var r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }
-  var scrolls = Array.prototype.slice.call(document.querySelectorAll("main > section:not(#browser) div.scroll"));
+  var tables = document.querySelectorAll("main div.scroll > table.sortable");
+  var scrolls = Array.prototype.map.call(tables, function (t) { return t.parentNode; });
   var out = {
     viewport: window.innerWidth,
     pageWidth: document.documentElement.scrollWidth,

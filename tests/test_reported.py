@@ -151,8 +151,8 @@ def test_a_much_smaller_split_is_one_warning_line(reported):
     results = _on_cub(make_results())
     small = published_for(results, reported, {("CUB", "test"): 6})
     assert small.warnings == [
-        "CUB test: measured on 6 image(s), the published numbers on 5,794; "
-        "differences to them may be sampling noise"
+        "CUB test: 6 image(s) measured vs 5,794 published; "
+        "differences to the published numbers may be sampling noise"
     ]
     assert published_for(results, reported, {("CUB", "test"): 5794}).warnings == []
     assert published_for(results, reported, {("CUB", "val"): 6}).warnings == []  # other split
@@ -168,7 +168,7 @@ def test_the_warning_reaches_the_report_and_the_terminal(tiny_bench, tmp_path, r
     records = [Record(dict(r.key, dataset="CUB"), r.arrays, r.meta) for r in records]
     results = tiny_bench.results.assign(dataset="CUB")
     count = records[0].count
-    warning = f"CUB test: measured on {count:,} image(s), the published numbers on 5,794"
+    warning = f"CUB test: {count:,} image(s) measured vs 5,794 published"
     render_leaderboard(results, tmp_path, reported=reported, per_image=(records, []))
     assert (tmp_path / "leaderboard.md").read_text().count(warning) == 1
     assert (tmp_path / "report.html").read_text().count(warning) == 1

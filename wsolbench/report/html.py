@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from wsolbench.report.outcomes import badge_styles
-from wsolbench.report.tables import SIGNIFICANT, Table
+from wsolbench.report.tables import LABEL_COLUMNS, SIGNIFICANT, Table
 
 PAGE_TEMPLATE = "report.html.j2"
 STICKY_COLUMN = "Method"  # stays in view while a wide table scrolls sideways
@@ -49,15 +49,19 @@ def table_view(table: Table) -> dict[str, Any]:
     """What the table template shows of a ``Table``: its texts and each cell's classes."""
     labels = table.label_count()
     sticky = table.columns.index(STICKY_COLUMN) if STICKY_COLUMN in table.columns[:labels] else 0
+    # A text column after the numbers (the comparison's Source) reads as a label, left-aligned.
+    text_columns = {
+        c for c, column in enumerate(table.columns) if c < labels or column in LABEL_COLUMNS
+    }
     header = [
-        {"text": column, "classes": _classes(label=c < labels, sticky=c == sticky)}
+        {"text": column, "classes": _classes(label=c in text_columns, sticky=c == sticky)}
         for c, column in enumerate(table.columns)
     ]
     rows = []
     for r, row in enumerate(table.rows):
         cells = []
         for c, text in enumerate(row):
-            number = c >= labels
+            number = c not in text_columns
             cells.append(
                 {
                     "text": text,

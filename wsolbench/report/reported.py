@@ -110,8 +110,8 @@ def published_for(
             published = int(group[SPLIT_IMAGES].iloc[0])
             if measured is not None and measured < SMALL_SPLIT * published:
                 warnings.append(
-                    f"{dataset} {split}: measured on {measured:,} image(s), the published "
-                    f"numbers on {published:,}; differences to them may be sampling noise"
+                    f"{dataset} {split}: {measured:,} image(s) measured vs {published:,} "
+                    "published; differences to the published numbers may be sampling noise"
                 )
     return Published(frame, warnings)
 
