@@ -345,6 +345,8 @@ def test_rehearsal(suite_name, cub, ilsvrc, openimages, tmp_path):
     dataset = Path(suite.dataset["metadata_root"]).name
     row = f"| {dataset} | {suite.train['backbone']} | {method} | {postprocessor} | {metric} |"
     assert row in comparison, comparison
+    # A miniature split is compared with the paper's: one warning line says so.
+    assert markdown.count(f"**Warning:** {dataset} test: ") == 1, markdown[:2000]
 
 
 @pytest.mark.slow
