@@ -243,7 +243,9 @@ def global_average_pool(maps: torch.Tensor) -> torch.Tensor:
     return maps.mean(dim=(2, 3))
 
 
-def fc_class_maps(weight: torch.Tensor, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def fc_class_maps(
+    weight: torch.Tensor, features: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
     """(C, K) fc weight, (N, K, h, w) features, (N, k) classes -> (N, k, h, w) CAMs.
 
     wsolevaluation's formula, ``(fc.weight[labels].view(N, K, 1, 1) * feature_map).mean(1)``

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.methods.base import fc_class_maps
 from wsolbench.explainers.layers import (
     default_tap_layers,
     default_target_layer,
     named_layers,
 )
+from wsolbench.methods.base import fc_class_maps
 
 
 class ClassifierModel(nn.Module):
