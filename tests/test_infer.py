@@ -104,7 +104,7 @@ def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(
         assert (out / f"{image_id}.npy").is_file()  # wsolevaluation's layout
         # What `wsolbench evaluate` reads: a finite 2-D float map in [0, 1], no normalization.
         score_map = load_scoremap(scoremap_path(out, image_id), normalize="none")
-        assert score_map.shape == (24, 24) and score_map.dtype == np.float32
+        assert score_map.shape == (24, 24) and score_map.dtype == np.float64  # as scored
         assert 0.0 <= score_map.min() and score_map.max() <= 1.0
         peaks.append(score_map.max())
     assert max(peaks) == pytest.approx(1.0)  # min-max normalized (a GT map may be all zeros)

@@ -125,11 +125,8 @@ def run_bench(
         if scores is None and only is not None and spec.label not in only:
             continue  # not selected and never scored: absent, as before this run
         if scores is None:
-            threads = torch.get_num_threads()
+            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
             scores = _train_and_score(suite, spec, config, paths, console, progress)
-            # numba's first parallel launch (scoring) resets the OpenMP thread count torch
-            # shares; CPU float sums depend on it, so the next method trains as if alone.
-            torch.set_num_threads(threads)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
         seconds["train"] += scores.get("train_seconds", 0.0)
