@@ -17,6 +17,7 @@ import numba
 import numpy as np
 import torch
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range, quantize
 from wsolbench.evaluation.level_sets import batch_level_hits
@@ -61,8 +62,8 @@ class BoxAccumulator(CountMetric):
 
     def __init__(
         self,
-        cam_curve_interval: float = 0.001,
-        iou_thresholds: Sequence[int] = (30, 50, 70),
+        cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL,
+        iou_thresholds: Sequence[int] = defaults.IOU_THRESHOLDS,
         thresholds=None,
         **kwargs,
     ):

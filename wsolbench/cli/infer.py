@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsolbench import defaults
 from wsolbench.cli import add_command
 from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
@@ -97,7 +98,7 @@ def register(subparsers) -> None:
         "--map-size",
         metavar="PX",
         type=SIZE,
-        default=224,
+        default=defaults.MAP_SIZE,
         help="side of the written maps in pixels (default: %(default)s)",
     )
     parser.add_argument(
