@@ -85,6 +85,10 @@ def prepare_data(suite: Suite, console: Console) -> DataPaths:
         return DataPaths("synthetic", root / "images", root / "metadata", root / "masks")
     mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
     name = Path(ds["metadata_root"]).name or "dataset"
+    if ds["metadata_style"]:  # the reference's splits and boxes (docs/protocols.md sec. 1)
+        from wsolbench.data.converters import check_metadata_style
+
+        check_metadata_style(ds["metadata_root"], ds["metadata_style"], "this suite")
     return DataPaths(name, Path(ds["image_root"]), Path(ds["metadata_root"]), mask_root)
 
 

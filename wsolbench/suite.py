@@ -65,6 +65,8 @@ _SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
         "image_root": (_STR, ""),
         "metadata_root": (_STR, ""),
         "mask_root": (_STR, ""),
+        # CUB: whose splits and boxes the metadata must have ("": any); docs/protocols.md sec. 1
+        "metadata_style": (Option(str, choices=("", "wsolevaluation", "spa")), ""),
         "num_classes": (Option(int, low=0, high=MAX_CLASSES), 0),  # 0: 1 + the largest train label
         "synthetic": (Option(dict), {}),  # options of the synthetic generator (see _SYNTHETIC)
     },
@@ -175,6 +177,7 @@ def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
         "image_size",
         "resize_size",
         "num_classes",
+        "metadata_style",  # checks the metadata; train is all training images in every style
     )
     return {k: v for k, v in dataset.items() if k not in where}
 
