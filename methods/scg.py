@@ -276,7 +276,11 @@ class SCG(PostProcessor):
             out["background"].append(negative)
             out["grid_final"].append(grid_final)
             out["final"].append(np.maximum(0, resized))  # localization.py:192, from 0
-        return {key: np.stack(maps).reshape(classes, *maps[0].shape) for key, maps in out.items()}
+        shapes = {"final": (int(size[0]), int(size[1]))}
+        return {
+            key: np.stack(maps) if maps else np.zeros((0, *shapes.get(key, (h, w))), np.float32)
+            for key, maps in out.items()
+        }
 
     def _chunk_size(self, positions: int) -> int:
         if self.chunk_size is not None:
