@@ -9,12 +9,15 @@ Quantization runs as torch ops on the maps' device; the contour step runs on CPU
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import cv2
 import numba
 import numpy as np
+import torch
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range, quantize
 from wsolbench.evaluation.level_sets import batch_level_hits
@@ -38,6 +41,18 @@ def largest_contour_box(mask: np.ndarray) -> np.ndarray:
     return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], np.int64)
 
 
+@contextlib.contextmanager
+def torch_threads_kept():
+    """numba's parallel launch resets the OpenMP thread count it shares with torch; CPU float
+    sums (convolutions) depend on that count, so a network run after scoring would give other
+    bits than one run before it. Torch's count is put back after every launch."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class BoxAccumulator(CountMetric):
     """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes; ``compute``
     returns MaxBoxAcc, MaxBoxAccV2, their curves and best thresholds (a dict)."""
@@ -47,8 +62,8 @@ class BoxAccumulator(CountMetric):
 
     def __init__(
         self,
-        cam_curve_interval: float = 0.001,
-        iou_thresholds: Sequence[int] = (30, 50, 70),
+        cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL,
+        iou_thresholds: Sequence[int] = defaults.IOU_THRESHOLDS,
         thresholds=None,
         **kwargs,
     ):
@@ -113,13 +128,14 @@ class BoxAccumulator(CountMetric):
         if any(len(b) == 0 for b in gt):
             raise WsolbenchError("every image needs at least one GT box")
         offsets = np.concatenate([[0], np.cumsum([len(b) for b in gt])]).astype(np.int64)
-        v1, v2, ambiguous = batch_level_hits(
-            levels,
-            np.concatenate(gt),
-            offsets,
-            self.deltas,
-            min(numba.get_num_threads(), len(levels)),
-        )
+        with torch_threads_kept():
+            v1, v2, ambiguous = batch_level_hits(
+                levels,
+                np.concatenate(gt),
+                offsets,
+                self.deltas,
+                min(numba.get_num_threads(), len(levels)),
+            )
         # Threshold tau keeps ``u > int(tau * max(u))`` (float64 product, as upstream).
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
         self._resolve_ties(levels, gt, cut, v1, ambiguous)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.boxes import as_tensor, overlap_ratios
 from wsolbench.evaluation.per_image import CountMetric
@@ -90,7 +91,7 @@ class ClassicLocAccumulator(CountMetric):
         "top1_class": np.int32,
     }
 
-    def __init__(self, thresholds: Sequence[float] = (0.2,), **kwargs):
+    def __init__(self, thresholds: Sequence[float] = defaults.BOX_THRESHOLDS, **kwargs):
         super().__init__(**kwargs)
         self.thresholds = np.asarray(thresholds, np.float64).reshape(-1)
         t = len(self.thresholds)

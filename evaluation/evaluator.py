@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.per_image import CountMetric
 from wsolbench.evaluation.protocols import GroundTruth, MapBatch, Protocol, create_protocols
@@ -128,8 +129,8 @@ def evaluate_scoremaps(
     gt_boxes=None,
     gt_masks=None,
     gt_ignore=None,
-    cam_curve_interval: float = 0.001,
-    iou_thresholds: Sequence[int] = (30, 50, 70),
+    cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL,
+    iou_thresholds: Sequence[int] = defaults.IOU_THRESHOLDS,
 ) -> dict:
     """Score maps in [0, 1] (N, H, W) against GT boxes in map pixels (-> ``MaxBoxAcc``,
     ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou``, curves and best thresholds) and/or binary GT masks

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.box_metrics import cam_thresholds
 from wsolbench.evaluation.boxes import as_tensor, check_unit_range
@@ -45,7 +46,9 @@ class PxAPAccumulator(CountMetric):
     record_fields = {"foreground": np.int32, "background": np.int32}
     histogram_fields = ("foreground", "background")
 
-    def __init__(self, cam_curve_interval: float = 0.001, edges=None, **kwargs):
+    def __init__(
+        self, cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL, edges=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.edges = pxap_bin_edges(cam_curve_interval) if edges is None else np.asarray(edges)
         self.interval = float(self.edges[1] - self.edges[0]) if len(self.edges) > 4 else 1.0

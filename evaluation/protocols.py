@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from wsolbench import defaults
 from wsolbench.evaluation.box_metrics import BoxAccumulator
 from wsolbench.evaluation.boxes import rescale_boxes
 from wsolbench.evaluation.classic_loc import ERROR_TYPES, ClassicLocAccumulator
@@ -152,7 +153,7 @@ class Spa(Protocol):
 
     name = "spa"
 
-    def __init__(self, box_thresholds: Sequence[float] = (0.2,)):
+    def __init__(self, box_thresholds: Sequence[float] = defaults.BOX_THRESHOLDS):
         self.box_thresholds = tuple(float(t) for t in box_thresholds)
 
     def specs(self) -> tuple[MetricSpec, ...]:
@@ -230,9 +231,9 @@ class WsolEvaluation(Protocol):
 
     def __init__(
         self,
-        map_size: int = 224,
-        cam_curve_interval: float = 0.01,
-        iou_thresholds: Sequence[int] = (30, 50, 70),
+        map_size: int = defaults.MAP_SIZE,
+        cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL,
+        iou_thresholds: Sequence[int] = defaults.IOU_THRESHOLDS,
     ):
         self.map_size = int(map_size)
         self.cam_curve_interval = float(cam_curve_interval)

@@ -4,10 +4,12 @@ A method is an ``nn.Module`` around a backbone. Subclasses override one or two h
 manner of pytorch-grad-cam's base class:
 
 - ``head(features, taps, labels) -> dict``: the new layers; must return ``logits`` (N, C) and
-  ``cams`` (N, C, h, w), the raw localization map of every class at feature resolution;
+  either ``cams`` (N, C, h, w), the raw localization map of every class at feature resolution,
+  or what its ``class_maps`` needs (CAM's fc heads: the last ``features``);
 - ``prepare_batch`` (training-time input transform) and ``loss`` when the method needs them;
 - ``class_maps(outputs, classes)``: the evaluation-time map of given classes, when it is not
-  simply a channel of ``cams`` (ACoL erases by the class whose map it computes);
+  simply a channel of ``cams`` (ACoL erases by the class whose map it computes; CAM computes
+  each class's map with the reference's arithmetic). Every reader of maps goes through it;
 - ``reference_names()``: the reference code's name of every state-dict entry.
 
 ``architecture_type`` (wsolevaluation's: cam, adl, acol, spg) selects the backbone's variant.
@@ -236,7 +238,31 @@ def renamed(key: str, prefixes: Mapping[str, str]) -> str:
 
 
 def global_average_pool(maps: torch.Tensor) -> torch.Tensor:
+    """wsolevaluation's ``nn.AdaptiveAvgPool2d(1)`` (PyTorch computes an output size of 1 as
+    this very mean, so the logits have the reference's bits)."""
     return maps.mean(dim=(2, 3))
+
+
+def fc_class_maps(
+    weight: torch.Tensor, features: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
+    """(C, K) fc weight, (N, K, h, w) features, (N, k) classes -> (N, k, h, w) CAMs.
+
+    wsolevaluation's formula, ``(fc.weight[labels].view(N, K, 1, 1) * feature_map).mean(1)``
+    (``wsol/vgg.py:70-74``, ``wsol/resnet.py:106-110``), evaluated as written one class column
+    at a time: a product over channels (einsum, matmul) sums in another order and moves maps by
+    a few ulps, enough to change a quantized level. Each map does not depend on the batch or on
+    the other classes asked for.
+    """
+    n, channels = features.shape[:2]
+    classes = classes.long().to(weight.device)
+    columns = [
+        (weight[classes[:, j]].view(n, channels, 1, 1).to(features) * features).mean(1)
+        for j in range(classes.shape[1])
+    ]
+    if not columns:
+        return features.new_zeros((n, 0, *features.shape[2:]))
+    return torch.stack(columns, dim=1)
 
 
 def normalize_maps(maps: torch.Tensor, eps: float = 1e-15) -> torch.Tensor:

@@ -6,6 +6,10 @@ features, same formula; with ImageNet weights and 1000 classes the fc starts fro
 wsolevaluation loads it on ILSVRC (``ResNetCam``). Inception: conv3x3, conv3x3, conv1x1 ->
 classes (dropout 0.5 before each, as upstream), logits = GAP, the map is the class channel
 (``InceptionCam``).
+
+The fc styles' forward returns the last ``features`` instead of every class's map: a map is
+computed for the classes asked for (``class_maps``) with the reference's arithmetic
+(``fc_class_maps``); the Inception style returns ``cams``, its class channels.
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
-from wsolbench.methods.base import WsolMethod, conv3x3_relu, global_average_pool, init_new_layers
+from wsolbench.methods.base import (
+    WsolMethod,
+    conv3x3_relu,
+    fc_class_maps,
+    global_average_pool,
+    init_new_layers,
+    select_classes,
+)
 from wsolbench.registry import register_method
 
 # wsolevaluation's names of each head style's layers (VggCam, ResNetCam, InceptionCam).
@@ -66,10 +77,13 @@ class CamHead(nn.Module):
             cams = self.classifier(self._drop(x))
             return {"logits": global_average_pool(cams), "cams": cams}
         x = self.conv(features)
-        logits = self.fc(global_average_pool(x))
-        # mean_k(w[c, k] * x[k]) for every class c at once.
-        cams = torch.einsum("ck,nkhw->nchw", self.fc.weight, x) / x.shape[1]
-        return {"logits": logits, "cams": cams}
+        return {"logits": self.fc(global_average_pool(x)), "features": x}
+
+    def class_maps(self, outputs: dict[str, torch.Tensor], classes: torch.Tensor) -> torch.Tensor:
+        """(N, k) classes -> (N, k, h, w) maps as the reference computes them."""
+        if self.style == "class_conv":
+            return select_classes(outputs["cams"], classes)
+        return fc_class_maps(self.fc.weight, outputs["features"], classes)
 
 
 @register_method("cam")
@@ -93,6 +107,9 @@ class CAM(WsolMethod):
 
     def head(self, features, taps, labels):
         return self.cam_head(features)
+
+    def class_maps(self, outputs, classes):
+        return self.cam_head.class_maps(outputs, classes)
 
     def reference_names(self) -> dict[str, str]:
         return self._wsolevaluation_names(REFERENCE_HEAD_NAMES[self.cam_head.style])

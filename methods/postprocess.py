@@ -29,7 +29,9 @@ __all__ = ["Identity", "PostProcessor", "SCG"]
 
 @register_postprocessor("identity")
 class Identity(PostProcessor):
-    """SPA's map: ReLU, min-max per map (eps 1e-10), bilinear resize to the image size."""
+    """SPA's map: ReLU, min-max per map (eps 1e-10), bilinear resize to the image size, on the
+    CPU with OpenCV as the SPA code (``get_topk_boxes_hier``, utils/localization.py:67-69);
+    returned on the device of the class maps."""
 
     def process(
         self, cams: torch.Tensor, taps: Sequence[torch.Tensor] | None = None, image_size=None
@@ -38,7 +40,10 @@ class Identity(PostProcessor):
         if image_size is None:
             image_size = tuple(cams.shape[-2:])
         sizes = per_image_sizes(image_size, cams.shape[0])
-        return resize_to_sizes(normalize_cam(cams), image_size, sizes)
+        maps = resize_to_sizes(normalize_cam(cams), image_size, sizes)
+        if isinstance(maps, torch.Tensor):
+            return maps.to(cams.device)
+        return [m.to(cams.device) for m in maps]
 
     def scoremap_source(self, cams, maps):
         # wsolevaluation's CAM computer resizes the raw CAM (no ReLU) for plain maps.

@@ -8,21 +8,26 @@ Two variants:
 
 - ``official`` reproduces the released SPA code (``Panxjia/SPA_CVPR2021`` at 32bf2d5,
   ``models/vgg/vgg_spa.py:hsc``, the fusion in ``exper/val_spa.py`` and the aggregation in
-  ``utils/localization.py:get_topk_boxes_hier_scg``): column normalizations with their +1e-5 and
-  +1e-10, the two thresholds, the max/sum fusions, and the CAM's bilinear round trip to the
-  original image size and back to the grid. That code resizes with ``cv2.resize`` (INTER_LINEAR,
-  float32); ``F.interpolate(mode="bilinear", align_corners=False)`` is the same sampling (equal
-  within 2e-5), and keeps everything on the taps' device.
+  ``utils/localization.py:get_topk_boxes_hier_scg``) with its arithmetic, so that on the CPU
+  its maps are the SPA code's bit for bit: ``hsc``'s torch operations in their order
+  (``matmul``, the column sums and their +1e-5 and +1e-10, the thresholds), the max/sum fusions,
+  the CAM's round trip through the original image size with ``cv2.resize`` (INTER_LINEAR,
+  float32), and the aggregation in numpy as the SPA code writes it (each selected column
+  min-max normalized, columns summed with ``np.sum``).
 - ``paper`` the formulas as printed: ``SC^h = S^h / (HW)^(h-1)`` (the mean over intermediate
   points) for any order, each point's map min-max normalized, and no resize round trip.
+
+Everything runs on the CPU, whatever device the taps and class maps come from (the results go
+back there): SCG turns network outputs into the maps that decide levels and boxes, and one code
+path (torch on the CPU, numpy, OpenCV) makes them the same bits on every device.
 
 Matrices are stored (N, P, P) with the map of point j in column j, P = h * w positions in
 row-major order. Taps of different sizes are resized bilinearly to the finest grid before the
 correlation (the official setting only ever uses equal sizes), so layers can be fused by sum.
-Work is batched with ``bmm`` and chunked over the batch to bound memory. The self-correlation
-does not depend on the class, so it is computed once per batch and the class maps of K classes
-per image (docs/interfaces.md) share it: each class map only adds a product with its two mask
-columns, and each map equals what a call with that class alone gives, bit for bit.
+Work is chunked over the batch to bound memory. The self-correlation does not depend on the
+class, so it is computed once per batch and the class maps of K classes per image
+(docs/interfaces.md) share it; each class map's aggregation is computed alone, so each map
+equals what a call with that class alone gives, bit for bit.
 """
 
 from __future__ import annotations
@@ -68,28 +73,27 @@ def _minmax(values: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
 
 
 def resize_bilinear(maps: torch.Tensor, size: Size) -> torch.Tensor:
-    """(..., h, w) -> (..., H, W) bilinearly with half-pixel centres, as the SPA code's cv2.resize.
-
-    On the CPU it IS cv2.resize (INTER_LINEAR, float32), so thresholded boxes match the released
-    code bit for bit; elsewhere F.interpolate computes the same formula (differences ~1e-6)."""
+    """(..., h, w) -> (..., H, W) with ``cv2.resize`` (INTER_LINEAR, float32) on the CPU, as the
+    SPA code resizes; returned on the maps' device. There is no other path: a map's bits do not
+    depend on the device it came from."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     height, width = (int(v) for v in size)
     leading = maps.shape[:-2]
-    flat = maps.reshape(-1, *maps.shape[-2:])
-    if maps.device.type == "cpu" and min(height, width) > 0:
-        arrays = flat.detach().float().numpy()
-        resized = [cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in arrays]
-        return torch.from_numpy(np.stack(resized).reshape(*leading, height, width))
-    resized = F.interpolate(
-        flat[:, None], size=(height, width), mode="bilinear", align_corners=False
-    )
-    return resized.reshape(*leading, height, width)
+    arrays = maps.detach().float().cpu().reshape(-1, *maps.shape[-2:]).numpy()
+    if min(height, width) == 0 or not len(arrays):
+        resized = np.zeros((len(arrays), height, width), np.float32)
+    else:
+        resized = np.stack(
+            [cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in arrays]
+        )
+    return torch.from_numpy(resized.reshape(*leading, height, width)).to(maps.device)
 
 
 def normalize_cam(cam: torch.Tensor) -> torch.Tensor:
-    """SPA's map: ReLU, then min-max per map with eps 1e-10 (an all-zero map stays zero)."""
-    return _minmax(F.relu(cam.float()), dim=(-2, -1))
+    """SPA's map: ReLU, then min-max per map with eps 1e-10 (an all-zero map stays zero), on the
+    CPU: ``norm_atten_map`` (utils/vistools.py:432) in float32, the same IEEE operations."""
+    return _minmax(F.relu(cam.detach().float().cpu()), dim=(-2, -1))
 
 
 class SCG(PostProcessor):
@@ -162,39 +166,45 @@ class SCG(PostProcessor):
             raise WsolbenchError(
                 f"SCG taps must be (N, C, h, w) tensors, got shape {tuple(feat.shape)}"
             )
+        if self.variant == "official":
+            return self._official_matrices(feat.detach().float().cpu(), wanted)
         n, channels, h, w = feat.shape
-        positions = feat.float().permute(0, 2, 3, 1).reshape(n, h * w, channels)
+        positions = feat.detach().float().cpu().permute(0, 2, 3, 1).reshape(n, h * w, channels)
         positions = positions / (positions.norm(dim=2, keepdim=True) + 1e-10)
         similarity = torch.bmm(positions, positions.transpose(1, 2))
         if self.fo_th > 0:  # zeroing below a positive threshold also does the ReLU's work
             similarity.masked_fill_(similarity < self.fo_th, 0.0)
         else:
             similarity.clamp_(min=0.0)
-        matrices = self._official_matrices if self.variant == "official" else self._paper_matrices
-        return matrices(similarity, wanted)
+        return self._paper_matrices(similarity, wanted)
 
-    def _official_matrices(self, similarity: torch.Tensor, wanted: str) -> SelfCorrelation:
-        positions = similarity.shape[-1]
+    def _official_matrices(self, feat: torch.Tensor, wanted: str) -> SelfCorrelation:
+        """``VGG.hsc`` (models/vgg/vgg_spa.py:109-142) operation for operation, then the
+        ``--scg_com`` fusion (``torch.max(fo, so_weight * so)``, divided by its column sums +
+        1e-10: exper/val_spa.py:289-290)."""
+        n, channels, h, w = feat.shape
+        f_phi = feat.permute(0, 2, 3, 1).contiguous().view(n, -1, channels)
+        f_phi_normed = f_phi / (torch.norm(f_phi, dim=2, keepdim=True) + 1e-10)
+        cos = F.relu(torch.matmul(f_phi_normed, f_phi_normed.transpose(1, 2)))
+        cos[cos < self.fo_th] = 0
         first = higher = combined = None
         if wanted != "second":
-            first = similarity / (similarity.sum(dim=1, keepdim=True) + 1e-5)
+            first = cos.clone()
+            first = first / (torch.sum(first, dim=1, keepdim=True) + 1e-5)
             if wanted == "first":
                 return SelfCorrelation(first, higher, combined)
-        # The higher order walks between distinct points: no self-loops in the step matrix.
-        step = similarity if wanted == "second" else similarity.clone()
-        step.diagonal(dim1=1, dim2=2).zero_()
-        step.div_(step.sum(dim=1, keepdim=True) + 1e-5)
-        higher = step
+        base_th = 1.0 / (h * w)
+        cos[:, torch.arange(h * w), torch.arange(w * h)] = 0
+        cos = cos / (torch.sum(cos, dim=1, keepdim=True) + 1e-5)
+        higher = cos.clone()
+        so_th = base_th * self.so_th
         for _ in range(self.order - 1):
-            higher = torch.bmm(higher, step)
-            higher.div_(higher.sum(dim=1, keepdim=True) + 1e-10)
-        # Written as the released code computes it: (1 / P) * so_th.
-        higher.masked_fill_(higher < (1.0 / positions) * self.so_th, 0.0)
+            higher = torch.matmul(higher, cos)
+            higher = higher / (torch.sum(higher, dim=1, keepdim=True) + 1e-10)
+        higher[higher < so_th] = 0
         if wanted != "second":
-            combined = torch.maximum(
-                first, higher if self.so_weight == 1 else self.so_weight * higher
-            )
-            combined.div_(combined.sum(dim=1, keepdim=True) + 1e-10)
+            combined = torch.max(first, self.so_weight * higher)
+            combined = combined / (torch.sum(combined, dim=1, keepdim=True) + 1e-10)
         return SelfCorrelation(first, higher, combined)
 
     def _paper_matrices(self, similarity: torch.Tensor, wanted: str) -> SelfCorrelation:
@@ -216,8 +226,10 @@ class SCG(PostProcessor):
         return SelfCorrelation(first, higher, combined)
 
     def fused_correlation(self, taps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Size]:
-        """Sum over layers of the selected matrix (``mode``), on the finest tap grid."""
-        taps = _check_taps(taps)
+        """Sum over layers of the selected matrix (``mode``), on the finest tap grid, on the CPU
+        (the SPA code fuses its two layers as ``sc_maps[-1] + sc_maps[-2]``,
+        exper/val_spa.py:297)."""
+        taps = [tap.detach().float().cpu() for tap in _check_taps(taps)]
         grid = _finest_grid(taps)
         wanted = {"first": "first", "second": "second"}.get(self.mode, "all")
         fused = None
@@ -238,29 +250,37 @@ class SCG(PostProcessor):
             cam = resize_bilinear(cam, image_size)
         return resize_bilinear(cam, grid)
 
-    def _aggregate(self, fused: torch.Tensor, grid_cams: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Object map a, background map b and y = minmax(relu(a - b)) on the grid, (N, K, h, w),
-        for the (N, K, h, w) class maps ``grid_cams`` of K classes per image.
-
-        ``fused`` is normalized in place (it is not needed afterwards)."""
-        n, classes, h, w = grid_cams.shape
-        flat_cams = grid_cams.reshape(n, classes, h * w)
-        # Min-max each column (the map of a point) in place, then sum the selected columns with
-        # a bmm against two masks (object, background) per class map. Normalizing first, not
-        # after the sum, keeps flat columns exact: (c - c) / 1e-10 is 0, as in the released code.
-        low = fused.amin(dim=1, keepdim=True)
-        fused = fused.sub_(low).div_(fused.amax(dim=1, keepdim=True) + 1e-10)
-        masks = torch.stack([flat_cams >= self.fg_th, flat_cams <= self.bg_th], dim=3)
-        masks = masks.to(fused.dtype)  # (N, K, P, 2)
-        # One (P, P) x (P, 2) product per class, as a call with that class alone makes: one
-        # product with 2K columns lets BLAS pick another kernel (another summation order), so
-        # a class's map would depend on which classes share the call. These products are a
-        # small part of SCG's work; the self-correlation (`fused`) is what is shared.
-        sums = torch.stack([torch.bmm(fused, masks[:, k].contiguous()) for k in range(classes)], 1)
-        sums = sums.transpose(2, 3).reshape(n, classes, 2, h, w)
-        object_map, background_map = _minmax(sums, dim=(3, 4)).unbind(2)
-        final = _minmax(F.relu(object_map - background_map), dim=(2, 3))
-        return {"object": object_map, "background": background_map, "grid_final": final}
+    def _aggregate(self, fused: np.ndarray, grid_cams: np.ndarray, size: Size) -> dict:
+        """``get_topk_boxes_hier_scg`` (utils/localization.py:129-192) for one image, in numpy
+        as written there: the (P, P) float32 ``fused`` matrix and the image's (K, h, w) class
+        maps on the grid give, per class, the object map a and background map b (the selected
+        columns, each min-max normalized, summed with ``np.sum``, min-max normalized), y =
+        minmax(a - b where >= 0) on the grid, and y resized to ``size`` (H, W) as ``final``."""
+        classes, h, w = grid_cams.shape
+        # Each column (the map of a point) min-max normalized, elementwise as the reference
+        # normalizes the columns it selects: the same values, computed once for all classes.
+        low = np.min(fused, axis=0, keepdims=True)
+        columns = (fused - low) / (np.max(fused, axis=0, keepdims=True) - low + 1e-10)
+        out: dict[str, list[np.ndarray]] = {"object": [], "background": [], "grid_final": []}
+        out["final"] = []
+        for cam in grid_cams:
+            vector = cam.reshape(-1)
+            positive = _summed_columns(columns, vector >= self.fg_th, (h, w))
+            negative = _summed_columns(columns, vector <= self.bg_th, (h, w))
+            difference = positive - negative
+            difference = difference * (difference >= 0)
+            low_d, high_d = np.min(difference), np.max(difference)
+            grid_final = (difference - low_d) / (high_d - low_d + 1e-10)
+            resized = cv2.resize(grid_final, (int(size[1]), int(size[0])))
+            out["object"].append(positive)
+            out["background"].append(negative)
+            out["grid_final"].append(grid_final)
+            out["final"].append(np.maximum(0, resized))  # localization.py:192, from 0
+        shapes = {"final": (int(size[0]), int(size[1]))}
+        return {
+            key: np.stack(maps) if maps else np.zeros((0, *shapes.get(key, (h, w))), np.float32)
+            for key, maps in out.items()
+        }
 
     def _chunk_size(self, positions: int) -> int:
         if self.chunk_size is not None:
@@ -285,25 +305,39 @@ class SCG(PostProcessor):
         cams = check_class_maps(cams, taps[0].shape[0])
         n, classes = cams.shape[:2]
         sizes = per_image_sizes(image_size, n)
-        device = taps[0].device
-        cams = cams.to(device)
+        device = cams.device  # results go back there; the work is done on the CPU
         grid = _finest_grid(taps)
-        grid_cams = torch.empty((n, classes, *grid), device=device)
+        grid_cams = torch.empty((n, classes, *grid))
         for size, index in _group_by_size(sizes):
             grid_cams[index] = self._grid_cam(cams[index].flatten(0, 1), grid, size).reshape(
                 len(index), classes, *grid
             )
-        parts: dict[str, list[torch.Tensor]] = {"object": [], "background": [], "grid_final": []}
+        parts: dict[str, list[np.ndarray]] = {
+            "object": [],
+            "background": [],
+            "grid_final": [],
+            "final": [],
+        }
         step = self._chunk_size(grid[0] * grid[1])
         for start in range(0, n, step):
             # Once per chunk of images, whatever the number of classes: the class-independent part.
-            fused, _ = self.fused_correlation([t[start : start + step] for t in taps])
-            for key, value in self._aggregate(fused, grid_cams[start : start + step]).items():
-                parts[key].append(value)
+            fused = self.fused_correlation([t[start : start + step] for t in taps])[0].numpy()
+            for offset, matrix in enumerate(fused):
+                image = start + offset
+                maps = self._aggregate(matrix, grid_cams[image].numpy(), sizes[image])
+                for key, value in maps.items():
+                    parts[key].append(value)
             del fused
-        result = {key: torch.cat(values) for key, values in parts.items()}
-        result["cam"] = grid_cams
-        result["final"] = resize_to_sizes(result["grid_final"], image_size, sizes)
+        result = {
+            key: _stacked(parts[key], (0, classes, *grid), device)
+            for key in ("object", "background", "grid_final")
+        }
+        result["cam"] = grid_cams.to(device)
+        finals = [torch.from_numpy(m).to(device) for m in parts["final"]]
+        if _is_size(image_size):
+            result["final"] = _stacked(parts["final"], (0, classes, *sizes[0]), device)
+        else:
+            result["final"] = finals
         return result
 
     def process(
@@ -335,6 +369,21 @@ def check_class_maps(cams: torch.Tensor, batch: int | None = None) -> torch.Tens
     if batch is not None and cams.shape[0] != batch:
         raise WsolbenchError(f"class map batch {cams.shape[0]} != taps batch {batch}")
     return cams
+
+
+def _summed_columns(columns: np.ndarray, selected: np.ndarray, shape: Size) -> np.ndarray:
+    """The selected columns summed per row and min-max normalized (localization.py:156-166), or
+    zeros when none is selected (the reference's scalar 0, which subtracts the same)."""
+    index = np.flatnonzero(selected)
+    if not len(index):
+        return np.zeros(shape, np.float32)
+    summed = np.sum(columns[:, index], axis=1).reshape(shape)
+    return (summed - np.min(summed)) / (np.max(summed) - np.min(summed) + 1e-10)
+
+
+def _stacked(maps: list[np.ndarray], empty: tuple[int, ...], device) -> torch.Tensor:
+    array = np.stack(maps) if maps else np.zeros(empty, np.float32)
+    return torch.from_numpy(array).to(device)
 
 
 def _finest_grid(taps: list[torch.Tensor]) -> Size:

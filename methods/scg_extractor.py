@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.methods.base import fc_class_maps
 
 if TYPE_CHECKING:  # scg.py re-exports this module's class, so import SCG lazily
     from wsolbench.methods.scg import SCG, Size
@@ -124,10 +125,10 @@ class SCGExtractor:
             return targets
         labels = _logits(output).argmax(dim=1) if targets is None else torch.as_tensor(targets)
         labels = labels.reshape(-1).long()
-        if isinstance(output, dict) and "cams" in output:  # a wsolbench method
-            hook = getattr(self.model, "class_maps", None)
-            if hook is not None:  # ACoL's map of a class erases by that class
-                return hook(output, labels.view(-1, 1))[:, 0]
+        hook = getattr(self.model, "class_maps", None)
+        if isinstance(output, dict) and hook is not None:  # a wsolbench method or classifier
+            return hook(output, labels.view(-1, 1))[:, 0]
+        if isinstance(output, dict) and "cams" in output:  # every class's map, as a dict
             cams = output["cams"]
             return cams[torch.arange(cams.shape[0], device=cams.device), labels.to(cams.device)]
         features = self._captured(self.cam_layer)
@@ -137,9 +138,8 @@ class SCGExtractor:
                 f"SCGExtractor: the classifier takes {fc.in_features} channels but the CAM layer "
                 f"gives {features.shape[1]}; pass cam_layer= and fc= that match"
             )
-        weights = fc.weight[labels.to(fc.weight.device)].to(features)
         # CAM as wsolevaluation computes it: channel mean of fc weight x feature.
-        return (weights[:, :, None, None] * features).mean(dim=1)
+        return fc_class_maps(fc.weight, features, labels.view(-1, 1))[:, 0]
 
 
 def _logits(output) -> torch.Tensor:

@@ -28,7 +28,6 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.methods.base import (
     WsolMethod,
     class_map_classifier,
-    global_average_pool,
     init_new_layers,
     select_class,
 )
@@ -120,7 +119,19 @@ class SPA(WsolMethod):
 
     def head(self, features, taps, labels):
         cams = self.classifier(features)
-        return {"logits": global_average_pool(cams), "cams": cams}
+        return {"logits": self._pool(cams), "cams": cams}
+
+    def _pool(self, cams: torch.Tensor) -> torch.Tensor:
+        """The reference's global average pooling: two means, in its order (each order rounds
+        its own way). The SPA code averages H, then W, in training and evaluation
+        (``torch.mean(torch.mean(logits, dim=2), dim=2)``: models/vgg/vgg_spa.py:146,
+        exper/val_spa.py:241); SPA2Net's InceptionV3 too in training
+        (models/google/inceptionv3_sst.py:287) but W, then H, in evaluation
+        (``torch.mean(torch.mean(logits_cls, dim=-1), dim=-1)``, exper/test_sst.py:105).
+        Backbones without a reference: the SPA code's order."""
+        if self.hparams["backbone"] == "inception_v3" and not self.training:
+            return cams.mean(dim=-1).mean(dim=-1)
+        return cams.mean(dim=2).mean(dim=2)
 
     def loss(self, outputs, targets):
         loss = F.cross_entropy(outputs["logits"], targets)

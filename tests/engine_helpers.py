@@ -166,3 +166,15 @@ def bench_scores(model, data: Path) -> dict:
         }
         for name, scorer in scorers.items()
     }
+
+
+def every_class_map(model, outputs: dict):
+    """(N, C, h, w): the map of every class of a forward's outputs, read as predict reads maps
+    (``class_maps``: CAM computes the classes asked for, ACoL erases by each)."""
+    import torch
+
+    from wsolbench.engine.infer import class_maps
+
+    logits = outputs["logits"]
+    classes = torch.arange(logits.shape[1]).expand(logits.shape[0], -1)
+    return class_maps(model, outputs, classes)

@@ -326,6 +326,8 @@ def cub(
         "cub",
         "--root",
         str(root),
+        "--style",
+        "spa",
         "--out",
         str(ws.case(name) / "out"),
         "--val-per-class",
@@ -818,7 +820,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ),
     ("data-cub-class-zero", lambda ws: cub(ws, "d5", labels="0"), "image_class_labels.txt:1"),
     ("data-cub-split-flag", lambda ws: cub(ws, "d6", flags="2"), "train_test_split.txt:1"),
-    ("data-cub-box-outside", lambda ws: cub(ws, "d7", box="25 2 20 10"), "bounding_boxes.txt:1"),
+    ("data-cub-box-outside", lambda ws: cub(ws, "d7", box="35 2 20 10"), "bounding_boxes.txt:1"),
     ("data-cub-path-climbs", lambda ws: cub(ws, "d8", path="../x.png"), "images.txt:1"),
     ("data-cub-val-zero", lambda ws: [*cub(ws, "d9")[:-1], "0"], "--val-per-class"),
     (

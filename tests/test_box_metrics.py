@@ -189,3 +189,14 @@ def test_bad_maps_are_refused():
         evaluate_scoremaps(np.full((1, 3, 3), 1.5), [np.zeros((1, 4))])
     with pytest.raises(WsolbenchError, match=r"N = 1 box lists, got shape \(2, 3, 3\)"):
         evaluate_scoremaps(np.zeros((2, 3, 3)), [np.zeros((1, 4))])
+
+
+def test_scoring_keeps_torchs_thread_count(one_thread):
+    """numba's parallel launch resets the OpenMP thread count torch shares; the box metrics put
+    it back, so a network run after scoring (CPU sums depend on the count) gives the bits it
+    gives before."""
+    assert torch.get_num_threads() == 1
+    accumulator = BoxAccumulator(0.01, (30, 50, 70))
+    maps = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(0)).double()
+    accumulator.update(maps, [np.array([[1, 1, 9, 9]])] * 4)
+    assert torch.get_num_threads() == 1

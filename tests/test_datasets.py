@@ -143,3 +143,23 @@ def test_real_openimages_masks_read_like_wsolevaluation(tmp_path):
     assert first["mask"].shape == (1063, 1600) and first["mask"].any() and not first["ignore"].any()
     assert bool(second["mask"].all())  # an RGBA mask whose colour channels are all white
     assert not second["ignore"].any()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_oriented_size_is_what_cv2_imread_gives(orientation, tmp_path):
+    """The SPA code's original size is cv2.imread's (EXIF orientation applied); the network
+    input and image_sizes.txt keep the stored size (PIL's), as in the SPA code and
+    wsolevaluation."""
+    import cv2
+    from PIL import Image
+
+    from wsolbench.data.datasets import EXIF_ORIENTATION, load_image, oriented_size
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    Image.new("RGB", (37, 21), (90, 30, 10)).save(tmp_path / "a.jpg", exif=exif.tobytes())
+    image = load_image(tmp_path, "a.jpg", tmp_path / "image_ids.txt", 1)
+    height, width = cv2.imread(str(tmp_path / "a.jpg")).shape[:2]
+    assert oriented_size(image) == (width, height)
+    assert image.size == (37, 21)  # stored
+    assert oriented_size(image) == ((21, 37) if orientation >= 5 else (37, 21))

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from engine_helpers import backbone_input_size
+from engine_helpers import backbone_input_size, every_class_map
 
 import wsolbench
 from wsolbench.methods.base import COMMON_ARGUMENTS, WsolMethod
@@ -48,11 +48,12 @@ def test_forward_backward_shapes(name, backbone):
     outputs = method(inputs, labels)
     # The class maps live on the backbone's feature grid: the input side over its stride.
     size, stride = images.shape[-1], method.backbone.feature_stride
-    side = outputs["cams"].shape[-1]
+    maps = every_class_map(method, outputs)
+    side = maps.shape[-1]
     assert side in (size // stride, -(-size // stride)), (side, stride)
     assert outputs["logits"].shape == (2, NUM_CLASSES)
-    assert outputs["cams"].shape == (2, NUM_CLASSES, side, side)
-    assert torch.isfinite(outputs["cams"]).all()
+    assert maps.shape == (2, NUM_CLASSES, side, side)
+    assert torch.isfinite(maps).all()
     assert set(method.backbone.scg_taps) <= set(outputs["taps"])
     loss = method.loss(outputs, targets)
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -84,7 +85,7 @@ def test_eval_is_deterministic_and_leaves_inputs_untouched(name):
         first = method(images)
         second = method(images)
     assert torch.equal(first["logits"], second["logits"])
-    assert torch.equal(first["cams"], second["cams"])
+    assert torch.equal(every_class_map(method, first), every_class_map(method, second))
 
 
 @pytest.mark.parametrize("name", ["adl", "has", "cutmix"])
@@ -114,7 +115,8 @@ def test_state_dict_round_trip(name, tmp_path):
     images, _ = batch("tinyvgg", n=2, seed=5)
     with torch.no_grad():
         a, b = method(images), rebuilt(images)
-    assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["cams"], b["cams"])
+    assert torch.equal(a["logits"], b["logits"])
+    assert torch.equal(every_class_map(method, a), every_class_map(rebuilt, b))
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -154,19 +156,44 @@ def test_hparams_are_recorded_by_the_base_class(name):
     )
 
 
-def test_cam_is_fc_weighted_mean_of_features():
-    method = build("cam").eval()
-    images, _ = batch("tinyvgg")
+@pytest.mark.parametrize("backbone", ["tinyvgg", "resnet50"])
+def test_cam_is_wsolevaluations_expression_bit_for_bit(backbone):
+    """``(fc.weight[labels].view(N, K, 1, 1) * feature_map).mean(1)`` (wsol/vgg.py:70-74,
+    wsol/resnet.py:106-110) as written, whichever classes share the call; an einsum over the
+    channels (the same formula, summed in another order) is not."""
+    method = build("cam", backbone).eval()
+    images, _ = batch(backbone)
     with torch.no_grad():
         features, _ = method.backbone(images)
         hidden = method.cam_head.conv(features)
         outputs = method(images)
-    weight = method.cam_head.fc.weight
-    expected = (weight[3].view(1, -1, 1, 1) * hidden).mean(1)
-    torch.testing.assert_close(outputs["cams"][:, 3], expected)
-    # GAP of the map + bias/K... the logits are the spatial mean of K * map plus the bias.
-    logits = outputs["cams"].mean((2, 3)) * hidden.shape[1] + method.cam_head.fc.bias
-    torch.testing.assert_close(outputs["logits"], logits, rtol=1e-4, atol=1e-5)
+        weight = method.cam_head.fc.weight
+        labels = torch.tensor([3, 1])
+        expected = (weight[labels].view(*hidden.shape[:2], 1, 1) * hidden).mean(1)
+        pairs = method.class_maps(outputs, torch.stack([labels, labels.flip(0)], 1))
+        einsum = torch.einsum("ck,nkhw->nchw", weight, hidden) / hidden.shape[1]
+    assert torch.equal(pairs[:, 0], expected)
+    assert torch.equal(pairs[:, 1], method.class_maps(outputs, labels.flip(0)[:, None])[:, 0])
+    assert not torch.equal(einsum[torch.arange(2), labels], expected)  # the test can fail
+    # nn.AdaptiveAvgPool2d(1), then fc: the reference's logits.
+    pooled = torch.nn.AdaptiveAvgPool2d(1)(hidden).flatten(1)
+    assert torch.equal(outputs["logits"], method.cam_head.fc(pooled))
+
+
+@pytest.mark.parametrize("backbone", ["vgg16", "inception_v3"])
+def test_spa_logits_average_in_the_references_order(backbone):
+    """The SPA code pools H then W (exper/val_spa.py:241); SPA2Net's InceptionV3 evaluates W
+    then H (exper/test_sst.py:105) and trains H then W (inceptionv3_sst.py:287)."""
+    method = build("spa", backbone).eval()
+    images, _ = batch(backbone, n=1)
+    with torch.no_grad():
+        outputs = method(images)
+        cams = outputs["cams"]
+        expected = cams.mean(-1).mean(-1) if backbone == "inception_v3" else cams.mean(2).mean(2)
+        assert torch.equal(outputs["logits"], expected)
+        trained = method.train()(images)
+    assert torch.equal(trained["logits"], trained["cams"].mean(2).mean(2))
+    assert not torch.equal(cams.mean((2, 3)), expected)  # the order shows in the bits
 
 
 def test_spa_ram_starts_at_ram_start_and_alpha_zero_disables_it():

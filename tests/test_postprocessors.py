@@ -129,3 +129,35 @@ def test_inputs_are_left_untouched(name, inputs):
     before = [cams.clone(), *(t.clone() for t in taps)]
     create_postprocessor(name)(cams, taps, (16, 16))
     assert all(torch.equal(a, b) for a, b in zip(before, [cams, *taps]))
+
+
+@ALL
+def test_maps_are_prepared_on_the_cpu_with_no_device_specific_path(name, options, monkeypatch):
+    """What a GPU's class maps and taps go through is this CPU code: no `interpolate` path
+    (it is made to fail here), and every map comes back to the device it came from."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a map was resized by F.interpolate, a device-dependent path")
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", refuse)
+    generator = torch.Generator().manual_seed(3)
+    cams = torch.randn(N, K, 6, 6, generator=generator)
+    taps = [torch.rand(N, 8, 6, 6, generator=generator) for _ in range(2)]
+    maps = create_postprocessor(name, **options)(cams, taps, SIZES)
+    assert [tuple(m.shape) for m in maps] == [(K, *size) for size in SIZES]
+    assert all(m.device == cams.device and m.dtype == torch.float32 for m in maps)
+
+
+def test_identity_is_numpy_min_max_and_opencv_resize_bit_for_bit():
+    """SPA's plain map (utils/localization.py:67-69): ``norm_atten_map`` in numpy float32, then
+    ``cv2.resize`` to the image size; the same bits from the post-processor."""
+    import cv2
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(4)
+    cams = torch.randn(N, K, 7, 7, generator=generator)
+    maps = create_postprocessor("identity")(cams, None, SIZES)
+    for cam, resized, (height, width) in zip(cams, maps, SIZES):
+        for channel, got in zip(cam.relu().numpy(), resized.numpy()):
+            normalized = (channel - np.min(channel)) / (np.max(channel) - np.min(channel) + 1e-10)
+            np.testing.assert_array_equal(got, cv2.resize(normalized, dsize=(width, height)))

@@ -198,7 +198,7 @@ def cub(tmp_path) -> dict[str, Path]:
 
 
 def test_cub_segmentations_binarized_and_scored_by_hand(cub):
-    convert_cub(cub["root"], cub["metadata"], val_per_class=1)
+    convert_cub(cub["root"], cub["metadata"], "spa", val_per_class=1)
     splits = convert_cub_segmentations(cub["metadata"], cub["segmentations"], cub["masks"])
     assert set(splits) == {"val", "test"}
     test = read_split(cub["metadata"] / "test")
@@ -242,6 +242,8 @@ def test_cub_segmentations_cli_and_errors(cub, capsys):
                 str(cub["root"]),
                 "--out",
                 str(cub["metadata"]),
+                "--style",
+                "spa",
                 "--val-per-class",
                 "1",
             ]

@@ -26,6 +26,7 @@ import torch
 from native_trees import make_cub, make_ilsvrc, make_openimages
 
 from wsolbench.cli import main
+from wsolbench.data.metadata import read_split, write_split
 from wsolbench.report import read_results
 from wsolbench.suite import BUILTIN_SUITES, load_suite
 
@@ -61,59 +62,33 @@ def _size(suite_name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def cub(tmp_path_factory) -> dict[str, Path]:
+def cub(tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """The tree converted in both styles (a CUB suite needs its reference's): spa, and
+    wsolevaluation with the spa style's val images standing in for its CUBV2 val metadata."""
     root = tmp_path_factory.mktemp("cub")
     native = make_cub(root / "CUB_200_2011")
-    metadata, masks = root / "metadata" / "CUB", root / "CUB-masks"
-    assert (
-        main(
-            [
-                "data",
-                "convert",
-                "cub",
-                "--root",
-                str(native),
-                "--out",
-                str(metadata),
-                "--val-per-class",
-                "1",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "data",
-                "convert",
-                "cub-segmentations",
-                "--metadata",
-                str(metadata),
-                "--segmentations",
-                str(native / "segmentations"),
-                "--mask-out",
-                str(masks),
-            ]
-        )
-        == 0
-    )
-    for split in ("train", "val", "test"):
-        assert (
-            main(
-                [
-                    "data",
-                    "validate",
-                    "--metadata-root",
-                    str(metadata / split),
-                    "--image-root",
-                    str(native / "images"),
-                    "--mask-root",
-                    str(masks),
-                ]
-            )
-            == 0
-        )
-    return {"image_root": native / "images", "metadata_root": metadata, "mask_root": masks}
+    out = {}
+    for style in ("spa", "wsolevaluation"):
+        metadata, masks = root / "metadata" / style / "CUB", root / style / "CUB-masks"
+        extra = ["--val-per-class", "1"]
+        if style == "wsolevaluation":
+            write_split(read_split(out["spa"]["metadata_root"] / "val"), root / "cubv2-val")
+            extra = ["--val-metadata", str(root / "cubv2-val")]
+        command = ["data", "convert", "cub", "--root", str(native), "--out", str(metadata)]
+        assert main([*command, "--style", style, *extra]) == 0
+        command = ["data", "convert", "cub-segmentations", "--metadata", str(metadata)]
+        command += ["--segmentations", str(native / "segmentations"), "--mask-out", str(masks)]
+        assert main(command) == 0
+        for split in ("train", "val", "test"):
+            command = ["data", "validate", "--metadata-root", str(metadata / split)]
+            command += ["--image-root", str(native / "images"), "--mask-root", str(masks)]
+            assert main(command) == 0
+        out[style] = {
+            "image_root": native / "images",
+            "metadata_root": metadata,
+            "mask_root": masks,
+        }
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +220,10 @@ def openimages(tmp_path_factory) -> dict[str, Path]:
 
 
 def _data_overrides(suite_name: str, cub, ilsvrc, openimages) -> list[str]:
-    dataset = Path(load_suite(suite_name).dataset["metadata_root"]).name
+    suite = load_suite(suite_name)
+    dataset = Path(suite.dataset["metadata_root"]).name
     if dataset == "CUB":
-        paths = dict(cub)
+        paths = dict(cub[suite.dataset["metadata_style"]])  # the style it needs
     elif dataset in ("ILSVRC", "ILSVRC-LID"):
         paths = {
             "image_root": ilsvrc["image_root"],

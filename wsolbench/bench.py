@@ -85,6 +85,10 @@ def prepare_data(suite: Suite, console: Console) -> DataPaths:
         return DataPaths("synthetic", root / "images", root / "metadata", root / "masks")
     mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
     name = Path(ds["metadata_root"]).name or "dataset"
+    if ds["metadata_style"]:  # the reference's splits and boxes (docs/protocols.md sec. 1)
+        from wsolbench.data.converters import check_metadata_style
+
+        check_metadata_style(ds["metadata_root"], ds["metadata_style"], "this suite")
     return DataPaths(name, Path(ds["image_root"]), Path(ds["metadata_root"]), mask_root)
 
 
@@ -125,11 +129,8 @@ def run_bench(
         if scores is None and only is not None and spec.label not in only:
             continue  # not selected and never scored: absent, as before this run
         if scores is None:
-            threads = torch.get_num_threads()
+            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
             scores = _train_and_score(suite, spec, config, paths, console, progress)
-            # numba's first parallel launch (scoring) resets the OpenMP thread count torch
-            # shares; CPU float sums depend on it, so the next method trains as if alone.
-            torch.set_num_threads(threads)
         rows.extend(scores["rows"])
         curves.extend(scores["curves"])
         seconds["train"] += scores.get("train_seconds", 0.0)

@@ -129,8 +129,12 @@ def map_thumbnail(score_map: np.ndarray) -> np.ndarray:
 
 
 def original_sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
-    """(H, W) per image (datasets give (W, H), as PIL does)."""
-    return [(int(h), int(w)) for (w, h) in batch["size"]]
+    """(H, W) per image of the maps at the original size: the size the SPA code reads with
+    ``cv2.imread`` (EXIF orientation applied: ``EvalDataset``'s ``oriented_size``), else the
+    stored one (datasets give (W, H), as PIL does). wsolevaluation's ground truth keeps the stored
+    size of ``image_sizes.txt`` (``ground_truth``)."""
+    sizes = batch.get("oriented_size", batch["size"])
+    return [(int(h), int(w)) for (w, h) in sizes]
 
 
 def ground_truth(batch: dict[str, Any]) -> GroundTruth:

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wsolbench import defaults
 from wsolbench.engine.config import (
     MAX_CLASSES,
     TrainConfig,
@@ -64,15 +65,27 @@ _SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
         "image_root": (_STR, ""),
         "metadata_root": (_STR, ""),
         "mask_root": (_STR, ""),
+        # CUB: whose splits and boxes the metadata must have ("": any); docs/protocols.md sec. 1
+        "metadata_style": (Option(str, choices=("", "wsolevaluation", "spa")), ""),
         "num_classes": (Option(int, low=0, high=MAX_CLASSES), 0),  # 0: 1 + the largest train label
         "synthetic": (Option(dict), {}),  # options of the synthetic generator (see _SYNTHETIC)
     },
     "evaluation": {
-        "box_thresholds": (Option(list, low=0, high=1, min_items=1), [0.2]),
+        # The protocols' settings default to their constructors' (wsolbench.defaults).
+        "box_thresholds": (
+            Option(list, low=0, high=1, min_items=1),
+            list(defaults.BOX_THRESHOLDS),
+        ),
         # 1e-4 at least: every threshold costs a histogram bin per image (1e-6 needs GiBs).
-        "cam_curve_interval": (Option(float, low=1e-4, high=1, high_open=True), 0.01),
-        "iou_thresholds": (Option(list, low=0, high=100, low_open=True, min_items=1), [30, 50, 70]),
-        "map_size": (Option(int, low=1, high=4096), 224),
+        "cam_curve_interval": (
+            Option(float, low=1e-4, high=1, high_open=True),
+            defaults.CAM_CURVE_INTERVAL,
+        ),
+        "iou_thresholds": (
+            Option(list, low=0, high=100, low_open=True, min_items=1),
+            list(defaults.IOU_THRESHOLDS),
+        ),
+        "map_size": (Option(int, low=1, high=4096), defaults.MAP_SIZE),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
         "batch_size": (Option(int, low=1, high=65536), 32),
@@ -164,6 +177,7 @@ def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
         "image_size",
         "resize_size",
         "num_classes",
+        "metadata_style",  # checks the metadata; train is all training images in every style
     )
     return {k: v for k, v in dataset.items() if k not in where}
 

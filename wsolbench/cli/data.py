@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wsolbench.cli import add_command
+from wsolbench.data.converters import CUB_STYLES
 from wsolbench.io import check_writable_dir
 from wsolbench.options import Option, flag_type
 
@@ -106,16 +107,32 @@ def _register_convert(commands) -> None:
         "cub",
         help="CUB-200-2011 -> OUT/{train,val,test}.",
         description="Convert CUB_200_2011 (images.txt, image_class_labels.txt, "
-        "train_test_split.txt, bounding_boxes.txt, images/) to OUT/{train,val,test}. "
-        "Image ids are relative to ROOT/images; val is taken out of train.",
+        "train_test_split.txt, bounding_boxes.txt, images/) to OUT/{train,val,test} in one "
+        "reference's style: wsolevaluation (train all 5,994, val its CUBV2 split, boxes "
+        "x + w) or spa (train all 5,994, val drawn from them, boxes x + w - 1). A suite needs "
+        "one style and refuses the other. Image ids are relative to ROOT/images.",
     )
     cub.add_argument("--root", type=Path, required=True, help="the CUB_200_2011 folder")
     cub.add_argument("--out", type=Path, required=True, help="output metadata folder")
     cub.add_argument(
+        "--style",
+        required=True,
+        choices=CUB_STYLES,
+        help="whose splits and boxes: wsolevaluation's suites or the SPA suites' (required)",
+    )
+    cub.add_argument(
+        "--val-metadata",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="wsolevaluation style: its metadata/CUB/val (CUBV2; the images under "
+        "ROOT/images) (required for that style)",
+    )
+    cub.add_argument(
         "--val-per-class",
         type=_COUNT,
         default=5,
-        help="training images per class moved to val (default: %(default)s)",
+        help="spa style: training images per class drawn for val (default: %(default)s)",
     )
     cub.add_argument(
         "--seed", type=_SEED, default=0, help="seed of the val draw (default: %(default)s)"
@@ -311,7 +328,14 @@ def _convert_cub(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "metadata folder (--out)")
     from wsolbench.data.converters import convert_cub
 
-    convert_cub(args.root, args.out, val_per_class=args.val_per_class, seed=args.seed)
+    convert_cub(
+        args.root,
+        args.out,
+        args.style,
+        val_metadata=args.val_metadata,
+        val_per_class=args.val_per_class,
+        seed=args.seed,
+    )
     _summaries(args.out, ("train", "val", "test"), title=f"CUB metadata in {args.out}")
     return 0
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from wsolbench import defaults
 from wsolbench.cli import add_command
 from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import check_writable_file, write_json
@@ -65,15 +66,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--cam-curve-interval",
         type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
-        default=0.01,
+        default=defaults.CAM_CURVE_INTERVAL,
         metavar="STEP",
-        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s; wsolevaluation trains with 0.001)",
+        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s, "
+        "wsolevaluation's main.py and evaluate_wsol; its evaluation.py command line uses 0.01)",
     )
     parser.add_argument(
         "--iou-thresholds",
         type=flag_type(Option(int, low=1, high=100)),
         nargs="+",
-        default=[30, 50, 70],
+        default=list(defaults.IOU_THRESHOLDS),
         metavar="PERCENT",
         help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)",
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsolbench import defaults
 from wsolbench.cli import add_command
 from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
@@ -21,8 +22,8 @@ def register(subparsers) -> None:
         help="Write GT-class score maps (<out>/<image_id>.npy) for `wsolbench evaluate`.",
         description="Run a trained checkpoint (or a torchvision classifier as it is) on one split "
         "and write, for every image, the map, by the model's CAM or a post-hoc explainer, "
-        "of its ground-truth class as <out>/<image_id>.npy: float32 in [0, 1], map-size x "
-        "map-size (wsolevaluation's layout), prepared as wsolevaluation's CAM computer does: "
+        "of its ground-truth class as <out>/<image_id>.npy: float64 in [0, 1], map-size x "
+        "map-size (wsolevaluation's layout and dtype), prepared as wsolevaluation's CAM computer does: "
         "bicubic resize, then min-max (with SCG, from its map at the original image size). "
         "Files are written atomically.",
     )
@@ -97,7 +98,7 @@ def register(subparsers) -> None:
         "--map-size",
         metavar="PX",
         type=SIZE,
-        default=224,
+        default=defaults.MAP_SIZE,
         help="side of the written maps in pixels (default: %(default)s)",
     )
     parser.add_argument(
@@ -241,7 +242,9 @@ def write_scoremap(path: Path, score_map) -> None:
     array = (
         score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
     )
-    array = np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
+    # float64, the dtype wsolevaluation's CAM computer scores (util.t2n casts the CAM to float
+    # before the bicubic resize and the min-max): `evaluate` reads these bits back as they are.
+    array = np.clip(np.nan_to_num(array.astype(np.float64), nan=0.0), 0.0, 1.0)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
             np.save(handle, array)

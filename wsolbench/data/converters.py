@@ -1,9 +1,9 @@
 """Converters from native dataset layouts to the metadata format (docs/protocols.md section 1).
 
 - CUB-200-2011: ``images.txt``, ``image_class_labels.txt``, ``train_test_split.txt``,
-  ``bounding_boxes.txt`` (float ``x y w h``) and ``images/``; a seeded ``val`` split of
-  ``val_per_class`` training images per class (train-fullsup, for threshold selection) is taken
-  out of ``train``.
+  ``bounding_boxes.txt`` (float ``x y w h``) and ``images/``, in one of two styles, each its
+  reference's splits and box convention (docs/protocols.md sec. 1): ``wsolevaluation`` (val =
+  its CUBV2 metadata, boxes ``x + w``) or ``spa`` (val drawn from train, boxes ``x + w - 1``).
 - ILSVRC validation: one Pascal-VOC XML per image.
 - OpenImages30k: already in the format; validated and copied.
 """
@@ -18,6 +18,7 @@ from PIL import Image
 
 from wsolbench.data.metadata import MaskRef, Split, read_split, validate_files, write_split
 from wsolbench.errors import MetadataError, WsolbenchError
+from wsolbench.io import write_text
 
 # ----------------------------------------------------------------------------- CUB-200-2011
 
@@ -27,14 +28,48 @@ from wsolbench.errors import MetadataError, WsolbenchError
 CLIP_TOLERANCE = 1
 
 
+# The CUB styles: each reference's splits and box convention (docs/protocols.md sec. 1).
+CUB_STYLES = ("wsolevaluation", "spa")
+# The file that names a converted metadata folder's style (absent: wsolevaluation's own files).
+STYLE_FILE = "metadata_style.txt"
+
+
+def cub_box(x: float, y: float, w: float, h: float, style: str) -> list[int]:
+    """A CUB ``x y w h`` box as the style's reference writes it (inclusive corners):
+    wsolevaluation's metadata ``int(x + w)``, ``int(y + h)``; SPA's ``x + w - 1``, ``y + h - 1``
+    (exper/val_spa.py:163)."""
+    end = 0 if style == "wsolevaluation" else 1
+    return [int(x), int(y), int(x + w - end), int(y + h - end)]
+
+
 def convert_cub(
-    root: str | Path, out_dir: str | Path, val_per_class: int = 5, seed: int = 0
+    root: str | Path,
+    out_dir: str | Path,
+    style: str,
+    val_metadata: str | Path | None = None,
+    val_per_class: int = 5,
+    seed: int = 0,
 ) -> dict[str, Split]:
-    """Convert a CUB_200_2011 folder; writes ``out_dir/{train,val,test}``. Image ids are relative
-    to ``root/images``. Boxes: ``x0=int(x), y0=int(y), x1=int(x+w-1), y1=int(y+h-1)`` (the spa
-    conversion), clipped to the image when they overhang it by at most CLIP_TOLERANCE pixels.
-    Everything is checked (class ids 1..200 style, split flags 0/1, boxes, images) before
-    anything is written; errors name the native file and line."""
+    """Convert a CUB_200_2011 folder; writes ``out_dir/{train,val,test}`` and ``out_dir/``
+    STYLE_FILE. Image ids are relative to ``root/images``. ``train`` holds all 5,994 training
+    images and ``test`` the 5,794 others in both styles; ``val``:
+
+    - ``wsolevaluation``: its CUBV2 split, read from ``val_metadata`` (wsolevaluation's
+      ``metadata/CUB/val``; the images must be under ``root/images``, as in its dataset folder);
+    - ``spa``: SPA has none (it trains on all training images): ``val_per_class`` training
+      images per class, seeded, which stay in train.
+
+    Boxes (``cub_box``) are clipped to the image, as wsolevaluation's metadata clips them (eight
+    CUB boxes overhang their image, by up to 33 pixels). Everything is checked (class ids 1..200
+    style, split flags 0/1, boxes, images) before anything is written; errors name the native
+    file and line."""
+    if style not in CUB_STYLES:
+        raise WsolbenchError(f"CUB style must be one of {', '.join(CUB_STYLES)}, not '{style}'")
+    if (style == "wsolevaluation") != (val_metadata is not None):
+        raise WsolbenchError(
+            "the wsolevaluation style takes its val split from wsolevaluation's metadata/CUB/val "
+            "(give it, and only for that style)"
+        )
     root = Path(root)
     paths, path_lines = _cub_table(root / "images.txt", 1, str)
     labels, label_lines = _cub_table(root / "image_class_labels.txt", 1, int)
@@ -75,9 +110,8 @@ def convert_cub(
                 flag_lines[key],
             )
         width, height = _image_size(root / "images" / path, root / "images.txt", path_lines[key])
-        x, y, w, h = raw_boxes[key]
-        box = [int(x), int(y), int(x + w - 1), int(y + h - 1)]
-        box = _clip_box(box, width, height, root / "bounding_boxes.txt", box_lines[key])
+        box = cub_box(*raw_boxes[key], style)
+        box = _clip_box(box, width, height, root / "bounding_boxes.txt", box_lines[key], None)
         image_ids.append(path)
         label_list.append(labels[key][0] - 1)  # CUB classes are 1-based
         sizes.append((width, height))
@@ -88,14 +122,13 @@ def convert_cub(
     )
     train_flags = np.array([is_train[key][0] == 1 for key in paths], dtype=bool)
     train_index = np.flatnonzero(train_flags)
-    val_index = _per_class_sample(everything.labels[train_index], val_per_class, seed)
-    val_index = train_index[val_index]
-    train_index = np.setdiff1d(train_index, val_index)  # sorted: keeps the native order
-    splits = {
-        "train": everything.subset(train_index),
-        "val": everything.subset(val_index),
-        "test": everything.subset(np.flatnonzero(~train_flags)),
-    }
+    splits = {"train": everything.subset(train_index)}
+    if style == "spa":
+        val_index = _per_class_sample(everything.labels[train_index], val_per_class, seed)
+        splits["val"] = everything.subset(train_index[val_index])
+    else:
+        splits["val"] = _wsolevaluation_val(Path(val_metadata), root / "images")
+    splits["test"] = everything.subset(np.flatnonzero(~train_flags))
     for name, split in splits.items():
         if not len(split):
             raise MetadataError(
@@ -104,7 +137,50 @@ def convert_cub(
             )
     for name, split in splits.items():
         write_split(split, Path(out_dir) / name)
+    write_text(Path(out_dir) / STYLE_FILE, style + "\n")
     return splits
+
+
+def _wsolevaluation_val(folder: Path, image_root: Path) -> Split:
+    """wsolevaluation's CUB val split (CUBV2), checked: its images must be under image_root."""
+    split = read_split(folder)
+    if split.boxes is None or split.sizes is None:
+        raise MetadataError("wsolevaluation's CUB val split has boxes and sizes", folder)
+    for line, image_id in enumerate(split.image_ids, start=1):
+        if not (image_root / image_id).is_file():
+            raise MetadataError(
+                f"image {image_root / image_id} not found (wsolevaluation's CUBV2 images go "
+                "beside CUB-200-2011's, as in its dataset folder)",
+                folder / "image_ids.txt",
+                line,
+            )
+    return split
+
+
+def read_metadata_style(metadata_root: str | Path) -> str:
+    """The style of a metadata folder: STYLE_FILE's word, else ``wsolevaluation`` (its own
+    released metadata carries no such file)."""
+    path = Path(metadata_root) / STYLE_FILE
+    if not path.is_file():
+        return "wsolevaluation"
+    style = path.read_text(encoding="utf-8", errors="replace").strip()
+    if style not in CUB_STYLES:
+        raise MetadataError(
+            f"unknown metadata style '{style[:40]}' (expected one of {', '.join(CUB_STYLES)})",
+            path,
+            1,
+        )
+    return style
+
+
+def check_metadata_style(metadata_root: str | Path, needed: str, what: str) -> None:
+    """Refuse a metadata folder of another style than ``needed`` (``what`` names who needs it)."""
+    style = read_metadata_style(metadata_root)
+    if style != needed:
+        raise WsolbenchError(
+            f"{what} needs {needed}-style metadata, {metadata_root} is {style}-style "
+            f"(wsolbench data convert cub --style {needed})"
+        )
 
 
 def _cub_table(path: Path, num_values: int, kind) -> tuple[dict[int, tuple], dict[int, int]]:
@@ -140,15 +216,24 @@ def _cub_table(path: Path, num_values: int, kind) -> tuple[dict[int, tuple], dic
     return table, lines
 
 
-def _clip_box(box: list[int], width: int, height: int, path: Path, line: int | None) -> list[int]:
-    """Clip a box that overhangs the image by at most CLIP_TOLERANCE; refuse anything else."""
+def _clip_box(
+    box: list[int],
+    width: int,
+    height: int,
+    path: Path,
+    line: int | None,
+    tolerance: int | None = CLIP_TOLERANCE,
+) -> list[int]:
+    """Clip a box that overhangs the image by at most ``tolerance`` (None: any overhang, the box
+    starting inside the image); refuse anything else."""
     x0, y0, x1, y1 = box
     if x1 < x0 or y1 < y0:
         raise MetadataError(f"empty box {box}", path, line)
+    limit = max(width, height) if tolerance is None else tolerance
     if (
-        min(x0, y0) < -CLIP_TOLERANCE
-        or x1 > width - 1 + CLIP_TOLERANCE
-        or y1 > height - 1 + CLIP_TOLERANCE
+        min(x0, y0) < -limit
+        or x1 > width - 1 + limit
+        or y1 > height - 1 + limit
         or x0 > width - 1
         or y0 > height - 1
     ):

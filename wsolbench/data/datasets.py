@@ -48,6 +48,20 @@ def _ids_file(split: Split) -> Path:
     return (split.metadata_dir or Path(".")) / IMAGE_IDS
 
 
+# EXIF's orientation tag; values 5 to 8 turn the picture by 90 degrees.
+EXIF_ORIENTATION = 0x0112
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(W, H) of the image as OpenCV's ``cv2.imread`` gives it, EXIF orientation applied: the
+    original size of the SPA code (``utils/localization.py:61-62``), where PIL's ``size`` is the
+    stored one (the network input and wsolevaluation's ``image_sizes.txt``)."""
+    width, height = image.size
+    if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+        return height, width
+    return width, height
+
+
 def load_image(image_root: Path, image_id: str, ids_file: Path, line: int) -> Image.Image:
     """Open an RGB image, or fail naming the image and the metadata line that lists it.
 
@@ -100,7 +114,9 @@ class TrainDataset(Dataset):
 class EvalDataset(Dataset):
     """A dict per image: the resized ``image`` for localization and the original-size ground truth.
 
-    Keys: ``image`` (3, S, S), ``label``, ``index``, ``image_id``, ``size`` (W, H) of the original,
+    Keys: ``image`` (3, S, S), ``label``, ``index``, ``image_id``, ``size`` (W, H) of the original
+    as stored (PIL's, ``image_sizes.txt``'s), ``oriented_size`` (W, H) with its EXIF
+    orientation applied (``oriented_size``: the size maps are scored at, as the SPA code reads it),
     ``boxes`` (k, 4) int64 in original pixels (empty without boxes), ``crops`` (10, 3, S, S) when
     ``ten_crop`` (TenCrop of Resize((resize, resize)), for classification), and with ``mask_root``
     ``mask`` / ``ignore`` (H, W) uint8 at the mask PNG's size (the original size): ``read_masks``,
@@ -159,6 +175,7 @@ class EvalDataset(Dataset):
             "index": index,
             "image_id": image_id,
             "size": image.size,
+            "oriented_size": oriented_size(image),
             "boxes": torch.from_numpy(np.asarray(boxes, dtype=np.int64).copy()),
         }
         if self.crop_transform is not None:

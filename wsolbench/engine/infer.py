@@ -132,9 +132,12 @@ def _predict_batch(
         probs = logits.softmax(dim=1)
     k = min(topk, probs.shape[1])
     top = probs.topk(k, dim=1).indices
-    # The GT class and the top-k classes in one call (ACoL runs classifier B per column).
-    with _autocast(use_amp):
-        maps = class_maps(model, outputs, torch.cat([labels[:, None], top], dim=1)).float()
+    classes = torch.cat([labels[:, None], top], dim=1)
+    if explainer is not None and not explainer.model_maps:  # post-hoc maps, not the model's own
+        maps = explainer(model, images, classes, outputs).float()
+    else:  # the GT class and the top-k classes in one call (ACoL runs classifier B per column)
+        with _autocast(use_amp):
+            maps = class_maps(model, outputs, classes).float()
     result = {key: value for key, value in batch.items() if key not in ("image", "crops")}
     result.update(
         logits=logits,
@@ -145,9 +148,6 @@ def _predict_batch(
         taps=[outputs["taps"][name].float() for name in names],
         tap_names=names,
     )
-    if explainer is not None and not explainer.model_maps:  # post-hoc maps replace the model's own
-        maps = explainer(model, images, torch.cat([labels[:, None], top], dim=1), outputs).float()
-        result.update(cams_gt=maps[:, 0], cams_topk=maps[:, 1:])
     if to_cpu:
         for key in ("logits", "probs", "topk"):
             result[key] = result[key].cpu()

@@ -6,7 +6,8 @@ An explainer is called as ``explainer(model, images, classes, outputs)``:
   wrapped by ``ClassifierModel``), in eval mode;
 - ``images``: the (N, 3, H, W) batch, on the model's device;
 - ``classes``: (N, K) class indices, the GT class first, then the spa protocol's top-k;
-- ``outputs``: the model's forward outputs on ``images`` (``logits``, ``cams``, ``taps``).
+- ``outputs``: the model's forward outputs on ``images`` (``logits``, ``taps``, what its
+  ``class_maps`` reads).
 
 It returns (N, K, h, w) raw class maps, on the images' device, that the post-processors
 (identity, SCG) and every protocol take as they take a method's CAM. It also counts its own

@@ -1,11 +1,12 @@
 """A torchvision classifier as it is (no WSOL training), in the shape ``predict`` expects.
 
-``ClassifierModel`` returns what a wsolbench method returns: ``logits``, ``cams`` and ``taps``,
-so the zero-training row of a WSOL table runs through the same inference, post-processors and
-protocols. ``cams`` is the class activation map where the network really is global average
-pooling plus one linear layer on its last spatial layer (resnet, inception_v3, googlenet: checked
-on a probe batch, so CAM is never computed for a network it does not describe); elsewhere
-(vgg, densenet) only post-hoc explainers apply. ``taps`` are the two layers SCG fuses.
+``ClassifierModel`` returns what a wsolbench CAM method returns: ``logits``, ``features`` and
+``taps``, with ``class_maps`` for the maps of given classes, so the zero-training row of a WSOL
+table runs through the same inference, post-processors and protocols. ``class_maps`` gives the
+class activation map where the network really is global average pooling plus one linear layer
+on its last spatial layer (resnet, inception_v3, googlenet: checked on a probe batch, so CAM is
+never computed for a network it does not describe); elsewhere (vgg, densenet) only post-hoc
+explainers apply. ``taps`` are the two layers SCG fuses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from wsolbench.explainers.layers import (
     default_target_layer,
     named_layers,
 )
+from wsolbench.methods.base import fc_class_maps
 
 
 class ClassifierModel(nn.Module):
@@ -85,12 +87,14 @@ class ClassifierModel(nn.Module):
         self._captured.clear()
         logits = self.net(images)
         taps = {name: self._captured[name] for name in self.scg_taps}
-        features = self._captured[self.cam_layer]
-        if self.has_cams:  # mean_k(w[c, k] * x[k]), as wsolevaluation's CAM
-            cams = torch.einsum("ck,nkhw->nchw", self.fc.weight, features) / features.shape[1]
-        else:  # never read: the `cam` explainer refuses such a model up front
-            cams = logits.new_zeros(1, 1, 1, 1).expand(logits.shape[0], logits.shape[1], 1, 1)
-        return {"logits": logits, "cams": cams, "taps": taps}
+        return {"logits": logits, "features": self._captured[self.cam_layer], "taps": taps}
+
+    def class_maps(self, outputs: dict, classes: torch.Tensor) -> torch.Tensor:
+        """(N, k) classes -> (N, k, h, w) CAMs, as wsolevaluation computes them (only where
+        ``has_cams``: the `cam` explainer refuses other networks up front)."""
+        if not self.has_cams:
+            raise WsolbenchError(f"{self} has no class activation map")
+        return fc_class_maps(self.fc.weight, outputs["features"], classes)
 
     def __repr__(self) -> str:
         return f"classifier '{self.name}'"

@@ -166,11 +166,11 @@ def render_scg_figures(
 ) -> list[Path]:
     """Both figures for the first ``num_images`` images of an ``EvalDataset``, GT class maps.
 
-    The model is a wsolbench method (``forward`` gives ``cams`` and ``taps``); SCG uses the taps
+    The model is a wsolbench method (its maps read through ``class_maps``); SCG uses the taps
     its backbone names in ``scg_taps``, and the original image size for the resize round trip.
     """
     from wsolbench.data.datasets import load_image
-    from wsolbench.engine.infer import tap_names
+    from wsolbench.engine.infer import class_maps, tap_names
     from wsolbench.engine.progress import make_progress
     from wsolbench.errors import WsolbenchError
 
@@ -187,7 +187,7 @@ def render_scg_figures(
             with torch.no_grad():
                 outputs = model(item["image"][None].to(device))
             taps = [outputs["taps"][name].float() for name in names]
-            cam = outputs["cams"][0, item["label"]].float()
+            cam = class_maps(model, outputs, torch.tensor([[item["label"]]]))[0, 0].float()
             original = load_image(dataset.image_root, item["image_id"], dataset.ids_file, index + 1)
             stem = f"{index:03d}_" + Path(item["image_id"]).with_suffix("").as_posix().replace(
                 "/", "_"

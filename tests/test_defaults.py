@@ -1,0 +1,73 @@
+"""One default per protocol setting: the protocols' constructors, the accumulators, the Python
+API, the suites' [evaluation] table and the commands' flags all have wsolbench.defaults' value
+(a new place with its own literal fails here)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from wsolbench import defaults
+from wsolbench.cli import build_parser
+from wsolbench.evaluation import (
+    BoxAccumulator,
+    ClassicLocAccumulator,
+    PxAPAccumulator,
+    evaluate_scoremaps,
+)
+from wsolbench.evaluation.protocols import Spa, WsolEvaluation
+from wsolbench.suite import _SCHEMA
+
+SETTINGS = {
+    "map_size": defaults.MAP_SIZE,
+    "cam_curve_interval": defaults.CAM_CURVE_INTERVAL,
+    "iou_thresholds": list(defaults.IOU_THRESHOLDS),
+    "box_thresholds": list(defaults.BOX_THRESHOLDS),
+}
+
+
+def default_of(function, name: str):
+    value = inspect.signature(function).parameters[name].default
+    return list(value) if isinstance(value, tuple) else value
+
+
+def command_defaults(command: str) -> dict:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    return {a.dest: a.default for a in subparsers.choices[command]._actions}
+
+
+def test_the_values_are_the_references():
+    # wsolevaluation config.py:171 / evaluation.py:430, evaluation.py:41, config.py:181-182;
+    # SPA utils/localization.py:54.
+    assert SETTINGS == {
+        "map_size": 224,
+        "cam_curve_interval": 0.001,
+        "iou_thresholds": [30, 50, 70],
+        "box_thresholds": [0.2],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_one_default_everywhere(name):
+    value = SETTINGS[name]
+    protocol = Spa if name == "box_thresholds" else WsolEvaluation
+    assert default_of(protocol, name) == value
+    assert _SCHEMA["evaluation"][name][1] == value  # a suite that leaves it out
+    places = {
+        "cam_curve_interval": [
+            default_of(BoxAccumulator, "cam_curve_interval"),
+            default_of(PxAPAccumulator, "cam_curve_interval"),
+            default_of(evaluate_scoremaps, "cam_curve_interval"),
+            command_defaults("evaluate")["cam_curve_interval"],
+        ],
+        "iou_thresholds": [
+            default_of(BoxAccumulator, "iou_thresholds"),
+            default_of(evaluate_scoremaps, "iou_thresholds"),
+            command_defaults("evaluate")["iou_thresholds"],
+        ],
+        "map_size": [command_defaults("infer")["map_size"]],
+        "box_thresholds": [default_of(ClassicLocAccumulator, "thresholds")],
+    }[name]
+    assert places and all(place == value for place in places), places
