@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from wsolbench.evaluation.protocols.bas import Bas
 from wsolbench.evaluation.protocols.base import (
     RULE_ASPECTS,
     ColumnSpec,
@@ -26,8 +27,11 @@ from wsolbench.evaluation.protocols.base import (
     resize_nearest,
     threshold_key,
 )
+from wsolbench.evaluation.protocols.dawsol import DaWsol
 from wsolbench.evaluation.protocols.peak import Peak
+from wsolbench.evaluation.protocols.scm import Scm
 from wsolbench.evaluation.protocols.spa import ON_TEST, SPA_ERRORS, THRESHOLD_METRICS, Spa
+from wsolbench.evaluation.protocols.tscam import TsCam
 from wsolbench.evaluation.protocols.wsolevaluation import WsolEvaluation
 from wsolbench.registry import PROTOCOLS
 
@@ -60,6 +64,10 @@ def registered_protocols() -> dict[str, Protocol]:
 default_protocols = registered_protocols  # the name the report modules know
 
 __all__ = [
+    "Bas",
+    "DaWsol",
+    "Scm",
+    "TsCam",
     "DEFAULT_PROTOCOLS",
     "ON_TEST",
     "RULE_ASPECTS",

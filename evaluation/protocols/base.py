@@ -105,6 +105,10 @@ class MapBatch:
     scoremaps: Any = None
     labels: Any = None  # (N,)
     topk: Any = None  # (N, k) predicted classes, best first
+    # Per image, the top-1 predicted class's raw map where a protocol reads it (SCM's
+    # GT-known); None where it is not known (an image whose top-1 class is its GT class has
+    # ``sources[i]``).
+    top1_sources: Sequence | None = None
 
     def gt_maps(self) -> list:
         """The GT class's map of every image."""

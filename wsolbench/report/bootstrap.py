@@ -199,12 +199,13 @@ class Bootstrap:
         metric: str,
         protocol: str | None = None,
         protocol_b: str | None = None,
+        metric_b: str | None = None,
     ) -> Interval | None:
         """a - b with a paired interval (same images and seeds drawn on both sides); None
-        unless both were measured on the same images with the same seeds. ``protocol_b``
-        (default: ``protocol``) compares one metric under two protocols."""
+        unless both were measured on the same images with the same seeds. ``protocol_b`` and
+        ``metric_b`` (default: the same) compare one quantity under two protocols."""
         a = self._find(fields_a, metric, protocol)
-        b = self._find(fields_b, metric, protocol_b or protocol)
+        b = self._find(fields_b, metric_b or metric, protocol_b or protocol)
         if a is None or b is None or a[2] != b[2] or a[1].shape != b[1].shape:
             return None
         value, samples = self._combined(a[0] - b[0], a[1] - b[1])
