@@ -5,9 +5,9 @@ Each family turns a prepared map into one box per threshold by its own rule and 
 image as correct by its own IoU test; ``FamilyLocAccumulator`` keeps, per image, which of a
 protocol's localization metrics it hits at every threshold of the protocol's scan (packed bits)
 and the image's class, so a threshold is read off exactly, averaged over images or over classes
-(BAS), and resampled by the bootstrap. The kernels call OpenCV (contours) and SciPy (connected
-components) once per distinct threshold level of a map: exact by construction, as the families'
-own code calls them once per threshold.
+(BAS), and resampled by the bootstrap. The contour kernel calls OpenCV once per distinct threshold
+level of a map: exact by construction, as the families' own code calls it once per threshold; the connected components of every threshold come from
+one union-find pass (numba).
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from numba import njit
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.per_image import CountMetric
-
-_EIGHT = np.ones((3, 3), bool)
-
 
 def largest_contour_boxes(levels: np.ndarray, cuts: Sequence[int], clip: bool) -> np.ndarray:
     """Per cut c: the bounding rect ``[x, y, x + w, y + h]`` of the contour of largest
@@ -50,17 +47,80 @@ def largest_contour_boxes(levels: np.ndarray, cuts: Sequence[int], clip: bool) -
 def largest_component_boxes(scores: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
     """Per threshold t (compared in the map's dtype): the box ``[x0, y0, x1 + 1, y1 + 1]`` of
     the 8-connected component of ``scores > t`` with the most pixels (the first in raster
-    order on ties: skimage's labels and BAS's ``count_max``); none: all -1."""
-    out = np.full((len(thresholds), 4), -1, np.int64)
-    for k, threshold in enumerate(thresholds):
-        mask = scores > scores.dtype.type(threshold)
-        if not mask.any():
-            continue
-        labels, count = ndimage.label(mask, structure=_EIGHT)
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        sizes[0] = 0
-        ys, xs = np.nonzero(labels == int(sizes.argmax()))
-        out[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    order on ties: skimage's labels and BAS's ``count_max``); none: all -1.
+
+    One union-find pass over the pixels in decreasing order of score gives every threshold's
+    components (the masks are nested), instead of labelling the map once per threshold."""
+    scores = np.ascontiguousarray(scores)
+    values = np.asarray(thresholds, np.float64).astype(scores.dtype)
+    order = np.argsort(-values, kind="stable")
+    boxes = _component_boxes(scores, values[order])
+    out = np.empty_like(boxes)
+    out[order] = boxes
+    return out
+
+
+@njit(cache=True)
+def _find_root(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@njit(cache=True)
+def _component_boxes(scores, thresholds):
+    """``largest_component_boxes`` for ``thresholds`` in decreasing order."""
+    height, width = scores.shape
+    flat = scores.ravel()
+    pixels = np.argsort(-flat, kind="mergesort")
+    parent = np.full(flat.size, -1, np.int64)
+    size = np.zeros(flat.size, np.int64)
+    first = np.zeros(flat.size, np.int64)  # smallest raster index of the component
+    box = np.zeros((flat.size, 4), np.int64)
+    out = np.full((thresholds.shape[0], 4), -1, np.int64)
+    best = -1
+    k = 0
+    for t in range(thresholds.shape[0]):
+        while k < flat.size and flat[pixels[k]] > thresholds[t]:
+            p = pixels[k]
+            k += 1
+            y, x = p // width, p % width
+            parent[p] = p
+            size[p] = 1
+            first[p] = p
+            box[p, 0], box[p, 1], box[p, 2], box[p, 3] = x, y, x, y
+            root = p
+            for dy in range(-1, 2):
+                for dx in range(-1, 2):
+                    yy, xx = y + dy, x + dx
+                    if (dy == 0 and dx == 0) or yy < 0 or yy >= height or xx < 0 or xx >= width:
+                        continue
+                    q = yy * width + xx
+                    if parent[q] < 0:
+                        continue
+                    other = _find_root(parent, q)
+                    if other == root:
+                        continue
+                    if size[other] > size[root]:
+                        root, other = other, root
+                    parent[other] = root
+                    size[root] += size[other]
+                    first[root] = min(first[root], first[other])
+                    box[root, 0] = min(box[root, 0], box[other, 0])
+                    box[root, 1] = min(box[root, 1], box[other, 1])
+                    box[root, 2] = max(box[root, 2], box[other, 2])
+                    box[root, 3] = max(box[root, 3], box[other, 3])
+            if (
+                best < 0
+                or parent[best] != best
+                or size[root] > size[best]
+                or (size[root] == size[best] and first[root] < first[best])
+            ):
+                best = root
+        if best >= 0:
+            out[t, 0], out[t, 1] = box[best, 0], box[best, 1]
+            out[t, 2], out[t, 3] = box[best, 2] + 1, box[best, 3] + 1
     return out
 
 

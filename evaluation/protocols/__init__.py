@@ -33,10 +33,7 @@ from wsolbench.evaluation.protocols.scm import Scm
 from wsolbench.evaluation.protocols.spa import ON_TEST, SPA_ERRORS, THRESHOLD_METRICS, Spa
 from wsolbench.evaluation.protocols.tscam import TsCam
 from wsolbench.evaluation.protocols.wsolevaluation import WsolEvaluation
-from wsolbench.registry import PROTOCOLS
-
-# What a suite scores when it names no protocols (its leaderboard's tables).
-DEFAULT_PROTOCOLS = ("spa", "wsolevaluation", "peak")
+from wsolbench.registry import DEFAULT_PROTOCOLS, PROTOCOLS
 
 
 def create_protocols(

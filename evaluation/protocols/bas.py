@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from wsolbench.evaluation.family_loc import iou_plus_one, largest_component_boxes
-from wsolbench.evaluation.protocols.base import MapBatch
+from wsolbench.evaluation.protocols.base import MapBatch, raw_array
 from wsolbench.evaluation.protocols.family import FamilyProtocol, LocMetric, in_topk
 from wsolbench.registry import register_protocol
 
@@ -27,7 +27,7 @@ CROP, RESIZE = 224, 256
 def bas_scores(raw) -> np.ndarray:
     """``normalize_map``: min-max (float32, no eps: a constant map is NaN, so empty), then
     cv2 bilinear to 224."""
-    cam = np.asarray(raw, np.float32)
+    cam = raw_array(raw)
     with np.errstate(invalid="ignore", divide="ignore"):
         cam = (cam - np.min(cam)) / (np.max(cam) - np.min(cam))
     return cv2.resize(cam, dsize=(CROP, CROP))

@@ -180,6 +180,13 @@ class Protocol:
         return f"{type(self).__name__}({fields})"
 
 
+def raw_array(raw, dtype=np.float32) -> np.ndarray:
+    """A raw class map (array, or tensor on any device) as a numpy array of ``dtype``."""
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu().numpy()
+    return np.asarray(raw, dtype)
+
+
 def threshold_key(threshold: float) -> str:
     """A threshold as the decimal string results are keyed by ("0.35", "0.001", "0")."""
     return f"{float(threshold):g}"

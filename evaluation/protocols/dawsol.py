@@ -26,6 +26,7 @@ from wsolbench.evaluation.protocols.base import (
     MapBatch,
     MetricSpec,
     Protocol,
+    raw_array,
     stacked,
     threshold_key,
 )
@@ -44,7 +45,7 @@ from wsolbench.registry import register_protocol
 
 def dawsol_scoremap(raw, size: int = 224) -> np.ndarray:
     """``normalize_tensor`` (float32, per map) -> float64 -> bicubic -> ``normalize_scoremap``."""
-    cam = torch.as_tensor(np.asarray(raw, np.float32))
+    cam = torch.from_numpy(raw_array(raw))
     cam = torch.div(cam - cam.min(), cam.max() - cam.min())
     return minmax_normalize(cam.numpy().astype(np.float64), (size, size))
 

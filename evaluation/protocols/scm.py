@@ -21,7 +21,7 @@ import numpy as np
 
 from wsolbench.errors import ScoreMapError
 from wsolbench.evaluation.family_loc import largest_contour_boxes, wsolevaluation_iou
-from wsolbench.evaluation.protocols.base import MapBatch
+from wsolbench.evaluation.protocols.base import MapBatch, raw_array
 from wsolbench.evaluation.protocols.family import FamilyProtocol, LocMetric, in_topk
 from wsolbench.evaluation.protocols.tscam import tscam_gt_boxes
 from wsolbench.registry import register_protocol
@@ -32,7 +32,7 @@ SIZE = 224  # RESHAPE_SIZE of test_cam.py
 def scm_levels(raw) -> np.ndarray:
     """``resizeNorm`` then ``(scoremap * 255).astype(np.uint8)`` (float64: the network's
     float32 maps through ``tolist``); a constant map is refused as SCM's code refuses it."""
-    cam = cv2.resize(np.asarray(raw, np.float32).astype(np.float64), (SIZE, SIZE))
+    cam = cv2.resize(raw_array(raw).astype(np.float64), (SIZE, SIZE))
     low, high = cam.min(), cam.max()
     if not high > low:
         raise ScoreMapError(

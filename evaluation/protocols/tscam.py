@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from wsolbench.evaluation.family_loc import iou_plus_one, largest_contour_boxes
-from wsolbench.evaluation.protocols.base import MapBatch
+from wsolbench.evaluation.protocols.base import MapBatch, raw_array
 from wsolbench.evaluation.protocols.family import FamilyProtocol, LocMetric, in_topk
 from wsolbench.registry import register_protocol
 
@@ -25,7 +25,7 @@ from wsolbench.registry import register_protocol
 def tscam_levels(raw, size: int = 224) -> np.ndarray:
     """``resize_cam`` then ``(cam * 255.).astype(np.uint8)``: bilinear in float32, min-max
     without eps; a constant map (NaN after the min-max) gives zeros, as it casts on x86."""
-    cam = cv2.resize(np.asarray(raw, np.float32), (size, size))
+    cam = cv2.resize(raw_array(raw), (size, size))
     low, high = cam.min(), cam.max()
     if not high > low:
         return np.zeros((size, size), np.uint8)

@@ -126,21 +126,26 @@ def cross_protocol_tables(results: pd.DataFrame, bootstrap=None, decimals: int =
             if not shared:
                 continue
             differ = [x for x in RULE_ASPECTS if rules[a].get(x) != rules[b].get(x)]
-            row.append(
-                "; ".join(f"{x}: {rules[a].get(x, '?')} | {rules[b].get(x, '?')}" for x in differ)
-                or "same rules"
-            )
+            row.append(", ".join(differ) or "none")
             pair_rows.append(row)
     pairs = Table(
         "protocol_pairs",
         "Why they differ: each pair of protocols on the same maps",
         "Δ = first - second, with its paired 95 % bootstrap interval (the same images drawn "
-        "on both sides); then each aspect of their rules that differs, as 'first | second' "
-        "(docs/protocols.md cites the code of each).",
+        "on both sides), and the aspects of their rules that differ (next table).",
         pair_labels + [f"Δ {q}" for q in columns] + ["Rules that differ"],
         pair_rows,
         caption=caption,
         labels=len(pair_labels),
         intervals=pair_intervals,
     )
-    return [main, pairs] if pair_rows else [main]
+    rule_table = Table(
+        "protocol_rules",
+        "The protocols' rules",
+        "Each protocol's rules as its reference code applies them (docs/protocols.md cites "
+        "the file and line of each).",
+        ["Protocol"] + [aspect.capitalize() for aspect in RULE_ASPECTS],
+        [[name] + [rules[name].get(x, MISSING) for x in RULE_ASPECTS] for name in protocols],
+        labels=1,
+    )
+    return [main, pairs, rule_table] if pair_rows else [main]

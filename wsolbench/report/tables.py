@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from wsolbench.evaluation.protocols import SPA_ERRORS, ColumnSpec, TableSpec, registered_protocols
-from wsolbench.report.results import METRIC_SPECS
+from wsolbench.report.results import METRIC_SPECS, metric_specs
 
 MISSING = "–"
 METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
@@ -83,7 +83,7 @@ def _error(value: float) -> float:
 def _column(protocol: str, metric: str, error: bool = False, **overrides) -> _Column:
     """A column of one protocol's metric, read as the protocol names it (its label, decimals,
     direction); ``error`` shows ``100 - value`` as "<label> err"."""
-    spec = METRIC_SPECS[(protocol, metric)]
+    spec = METRIC_SPECS.get((protocol, metric)) or metric_specs()[(protocol, metric)]
     fields = dict(decimals=spec.decimals, better=spec.better, measured=spec.measured)
     if error:
         fields.update(transform=_error, better=-spec.better)
@@ -97,14 +97,17 @@ def _from_spec(column: ColumnSpec) -> _Column:
     return _column(column.protocol, column.metric, error=column.error, **overrides)
 
 
-# The headline: every protocol's metrics that name a headline position, in that order.
-HEADLINE_COLUMNS = tuple(
-    _column(protocol, spec.name, decimals=1, compare=spec.postprocessed)
-    for (protocol, _), spec in sorted(
-        ((key, spec) for key, spec in METRIC_SPECS.items() if spec.headline),
-        key=lambda item: item[1].headline,
+def headline_columns() -> tuple[_Column, ...]:
+    """Every protocol's metrics that name a headline position, in that order."""
+    return tuple(
+        _column(protocol, spec.name, decimals=1, compare=spec.postprocessed)
+        for (protocol, _), spec in sorted(
+            ((key, spec) for key, spec in metric_specs().items() if spec.headline),
+            key=lambda item: item[1].headline,
+        )
     )
-)
+
+
 HEADLINE = TableSpec(
     "headline",
     "Headline: accuracies in %, plain and + SCG",
@@ -147,7 +150,7 @@ COST = TableSpec(
 def table_specs() -> list[tuple[TableSpec, str | None, tuple[_Column, ...]]]:
     """Every table of the leaderboard in order: (spec, owning protocol, columns); the
     protocols' own tables (``Protocol.tables``) between the headline and the cost table."""
-    found = [(HEADLINE, None, HEADLINE_COLUMNS), (COST, None, COST_COLUMNS)]
+    found = [(HEADLINE, None, headline_columns()), (COST, None, COST_COLUMNS)]
     for name, protocol in registered_protocols().items():
         for spec in protocol.tables():
             found.append((spec, name, tuple(_from_spec(c) for c in spec.columns)))
@@ -218,6 +221,10 @@ def build_tables(
         )
         if table is not None:
             tables.append(table)
+    if not suffix:  # measured numbers: the same maps under several protocols, where measured
+        from wsolbench.report.protocols import cross_protocol_tables
+
+        tables += cross_protocol_tables(results, bootstrap)
     return tables
 
 
