@@ -21,6 +21,7 @@ from numba import njit
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.per_image import CountMetric
 
+
 def largest_contour_boxes(levels: np.ndarray, cuts: Sequence[int], clip: bool) -> np.ndarray:
     """Per cut c: the bounding rect ``[x, y, x + w, y + h]`` of the contour of largest
     ``contourArea`` (OpenCV's first on ties) of ``levels > c`` (uint8 map), clipped to the
