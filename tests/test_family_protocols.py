@@ -138,3 +138,57 @@ def test_fixed_threshold_families_report_their_dataset_threshold(cases, tmp_path
     assert (
         len(out["GTKnownLoc_per_threshold"]) == 1000 and "0.001" in out["GTKnownLoc_per_threshold"]
     )
+
+
+def test_spa_from_gt_class_maps_and_predictions_equals_scoring_every_class_map(cases, tmp_path):
+    """`evaluate --protocol spa --predictions`: the GT class's maps and each image's top-5
+    classes give Top-1 / Top-5 / GT-known Loc and the five error types exactly as scoring the
+    top-5 classes' own maps does (only the GT class's box can count in any of them)."""
+    import torch
+
+    from wsolbench.data.metadata import read_split
+    from wsolbench.data.predictions import read_predictions
+    from wsolbench.evaluation import Evaluator, GroundTruth, MapBatch, create_protocols
+    from wsolbench.registry import create_postprocessor
+
+    ds = "ilsvrc"
+    meta = cases / ds / "meta"
+    split = read_split(meta)
+    topk = read_predictions(cases / ds / "predictions.csv", split.image_ids)
+    identity = create_postprocessor("identity")
+    spa = create_protocols({"box_thresholds": (0.3,)}, names=["spa"])
+    evaluator = Evaluator(spa.values(), boxes=True)
+    maps = []
+    for i, image_id in enumerate(split.image_ids):
+        raw = np.load(cases / ds / "maps" / f"{image_id}.npy")
+        rng = np.random.default_rng(i)  # the other classes' maps: anything at all
+        others = [c for c in range(len(raw)) if c != int(split.labels[i])]
+        raw[others] = rng.random((len(others), *raw.shape[1:]), np.float32)
+        classes = [int(split.labels[i]), *topk[i]]
+        width, height = (int(v) for v in split.sizes[i])
+        cams = torch.from_numpy(raw[classes])[None]
+        maps.append(identity(cams, None, [(height, width)])[0])
+    evaluator.update(
+        MapBatch(
+            gt=GroundTruth(sizes=[tuple(s) for s in split.sizes], boxes=split.boxes),
+            maps=maps,
+            labels=split.labels,
+            topk=topk,
+        )
+    )
+    expected = evaluator.results()["spa"]
+    out = tmp_path / "spa.json"
+    argv = [
+        "evaluate",
+        "--metadata-root", str(meta),
+        "--scoremap-root", str(cases / ds / "maps"),
+        "--protocol", "spa",
+        "--box-threshold", "0.3",
+        "--predictions", str(cases / ds / "predictions.csv"),
+        "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert {k: result[k] for k in expected} == expected
+    assert 0 < result["top1_loc"] < result["gt_known_loc"] and result["err_cls"] > 0
+    assert set(result["gt_known_loc_per_threshold"]) == {"0.3"}
