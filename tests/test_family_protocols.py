@@ -92,8 +92,9 @@ def _evaluate(cases: Path, protocol: str, ds: str, tmp_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("ds", ["cub", "ilsvrc"])
-@pytest.mark.parametrize("protocol", ["tscam", "scm", "bas", "dawsol"])
+@pytest.mark.parametrize(
+    ("protocol", "ds"), [(protocol, ds) for protocol in sorted(GOLDEN) for ds in GOLDEN[protocol]]
+)
 def test_every_number_equals_the_family_code(cases, protocol, ds, tmp_path):
     golden = GOLDEN[protocol][ds]
     out = _evaluate(cases, protocol, ds, tmp_path)
