@@ -188,10 +188,11 @@ def _print_cross_protocol(out, evaluator, protocols, args, split, console: Conso
     from wsolbench.report.per_image import Record
     from wsolbench.report.protocols import cross_protocol_tables
     from wsolbench.report.results import results_frame
+    from wsolbench.report.tables import display_cell
     from wsolbench.report.terminal import print_tables
 
     setting = {
-        "dataset": args.dataset or "dataset",
+        "dataset": args.dataset or Path(args.metadata_root).parent.name or "dataset",
         "split": Path(args.metadata_root).name or "split",
         "backbone": "-",
         "method": Path(args.scoremap_root).name or "maps",
@@ -212,6 +213,11 @@ def _print_cross_protocol(out, evaluator, protocols, args, split, console: Conso
         meta.update(protocol.record_meta(evaluator.of(name), None))
     bootstrap = Bootstrap([Record(dict(setting, seed=0), arrays, meta)])
     tables = cross_protocol_tables(results_frame(rows), bootstrap)
+    for table in tables:  # the terminal shows each number with its interval
+        table.rows = [
+            [display_cell(table, r, c) for c in range(len(row))] for r, row in enumerate(table.rows)
+        ]
+        table.intervals = {}
     if tables:
         console.rule("[bold]The same maps under every protocol")
         print_tables(tables, console)
