@@ -24,6 +24,7 @@ from wsolbench.cli import main
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "family_parity.json").read_text())
+SOURCE = GOLDEN.pop("_source")  # repository, commit, file and command of each family's numbers
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,7 @@ def _evaluate(cases: Path, protocol: str, ds: str, tmp_path: Path) -> dict:
 )
 def test_every_number_equals_the_family_code(cases, protocol, ds, tmp_path):
     golden = GOLDEN[protocol][ds]
+    assert protocol in SOURCE  # where the numbers come from
     out = _evaluate(cases, protocol, ds, tmp_path)
     assert out["protocol"] == protocol
     differ = []
