@@ -53,8 +53,18 @@ def load_scoremap(
 MAX_SIDE = 16384  # a larger map is a corrupt header, not a score map
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """Read a .npy file whose header says: a 2-D real array of sane size (checked before the
+def load_raw_map(path: str | Path) -> np.ndarray:
+    """A raw class map as a model wrote it, for a protocol to prepare by its own rules: a 2-D
+    map (the GT class's) or a 3-D stack (C, H, W) of every class's, any size and range; every
+    error names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreMapError("score map not found", path)
+    return _read_npy(path, dims=(2, 3))
+
+
+def _read_npy(path: Path, dims: tuple[int, ...] = (2,)) -> np.ndarray:
+    """Read a .npy file whose header says: a 2-D (or ``dims``-D) real array of sane size (checked before the
     data is read, so a corrupt header cannot ask for terabytes), any byte order; every failure
     (truncated data, pickles, .npz, text) is one ScoreMapError naming the file."""
     try:
@@ -62,9 +72,10 @@ def _read_npy(path: Path) -> np.ndarray:
         if not isinstance(mapped, np.ndarray):
             raise ScoreMapError("not a .npy array (an .npz archive?)", path)
         shape, dtype = mapped.shape, mapped.dtype
-        if len(shape) != 2 or min(shape) == 0 or max(shape) > MAX_SIDE:
+        if len(shape) not in dims or min(shape) == 0 or max(shape) > MAX_SIDE:
+            what = " or ".join(f"{d}-D" for d in dims)
             raise ScoreMapError(
-                f"score map must be a non-empty 2-D array of at most {MAX_SIDE} per side, "
+                f"score map must be a non-empty {what} array of at most {MAX_SIDE} per side, "
                 f"got shape {shape}",
                 path,
             )

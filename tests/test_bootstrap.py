@@ -6,14 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsolbench.report.bootstrap import (
-    Bootstrap,
-    Statistic,
-    _max_percent,
-    _percent,
-    percentile_interval,
-    replicates,
-)
+from wsolbench.evaluation.resampling import Statistic
+from wsolbench.evaluation.resampling import max_percent as _max_percent
+from wsolbench.evaluation.resampling import percent as _percent
+from wsolbench.report.bootstrap import Bootstrap, percentile_interval, replicates
 from wsolbench.report.per_image import Record
 
 

@@ -69,11 +69,11 @@ def test_per_image_statistics_reproduce_every_aggregate_metric(board):
             (results["method"] == record.key["method"])
             & (results["postprocessor"] == record.key["postprocessor"])
         ]
-        values = dict(zip(rows["metric"], rows["value"]))
-        named = {metric for metrics in PROTOCOL_METRICS.values() for metric in metrics}
+        values = dict(zip(zip(rows["protocol"], rows["metric"]), rows["value"]))
+        named = {(p, metric) for p, metrics in PROTOCOL_METRICS.items() for metric in metrics}
         assert set(statistics(record)) <= named  # the protocols' own names, nothing else
-        for metric, stat in statistics(record).items():
-            assert stat.point() == pytest.approx(values[metric], abs=1e-9), (record.key, metric)
+        for key, stat in statistics(record).items():
+            assert stat.point() == pytest.approx(values[key], abs=1e-9), (record.key, key)
             checked += 1
     assert checked == 4 * 21  # 10 + 3 at the test-chosen threshold spa, 6 wsolevaluation, 2 peak
     split = read_split(Path(board[0].dataset["root"]) / "metadata" / "test")

@@ -117,7 +117,7 @@ def test_merging_refuses_what_does_not_match():
 
 
 def test_protocols_are_registered_and_own_their_accumulators():
-    assert list_protocols() == ["peak", "spa", "wsolevaluation"]
+    assert list_protocols() == ["bas", "dawsol", "peak", "scm", "spa", "tscam", "wsolevaluation"]
     protocols = create_protocols(SETTINGS)
     assert list(protocols) == ["spa", "wsolevaluation", "peak"]  # the results' row order
     assert {n: set(p.create_metrics(boxes=True, masks=False)) for n, p in protocols.items()} == {

@@ -14,6 +14,7 @@ from wsolbench.evaluation import (
     PxAPAccumulator,
 )
 from wsolbench.evaluation.classic_loc import ERROR_TYPES, OUTCOMES
+from wsolbench.evaluation.protocols import Spa
 from wsolbench.report import per_image
 from wsolbench.report.bootstrap import statistics
 
@@ -106,7 +107,8 @@ def test_metrics_recomputed_from_per_image_data_equal_the_aggregates(scored):
         "deltas": box.deltas.tolist(),
         "iou_thresholds": [30, 50, 70],
     }
-    stats = statistics(per_image.Record({"method": "m", "postprocessor": "none"}, arrays, meta))
+    record = per_image.Record({"method": "m", "postprocessor": "none"}, arrays, meta)
+    stats = {metric: stat for (_, metric), stat in statistics(record).items()}
     expected = {**box.compute(), **pxap.compute(), **peak.compute()}
     at = classic.compute()["classic_per_threshold"]["0.3"]
     expected.update(
@@ -176,7 +178,7 @@ def test_save_and_load_round_trip(tmp_path):
     )
     assert image_sets[0].pictures[3].shape == (7, 4, 3) and image_sets[0].image_ids[2] == "c.png"
     assert np.abs(image_sets[0].pictures[3].astype(int) - 200).max() <= 2  # JPEG, display only
-    assert records[0].box_threshold_index() == 1
+    assert Spa.threshold_index(records[0].meta) == 1
 
 
 def test_a_broken_per_image_file_is_one_clear_error(tmp_path):

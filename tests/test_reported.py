@@ -71,7 +71,20 @@ def test_wsolevaluation_numbers_as_printed(reported):
     assert _value(reported, "ILSVRC", "resnet50", "cam") == 63.7
     assert _value(reported, "OpenImages", "inception_v3", "cam") == 63.2
     assert _value(reported, "CUB", "inception_v3", "fsl-baseline") == 86.6
-    assert set(reported.loc[reported["dataset"] == "OpenImages", "metric"]) == {"PxAP"}
+    openimages = reported[
+        (reported["dataset"] == "OpenImages") & (reported["protocol"] == "wsolevaluation")
+    ]
+    assert set(openimages["metric"]) == {"PxAP"}
+
+
+def test_dawsol_numbers_as_printed(reported):
+    """DA-WSOL's README Performance tables, under its own protocol."""
+    rows = reported[reported["protocol"] == "dawsol"]
+    assert len(rows) == 3 * 3 + 3 * 5 + 2 * 2
+    value = rows.set_index(["dataset", "backbone", "method", "metric"])["value"]
+    assert value[("ILSVRC", "resnet50", "da-wsol-two-stage", "Top1Loc")] == 55.84
+    assert value[("CUB", "inception_v3", "da-wsol-two-stage", "pIoU")] == 51.81
+    assert value[("OpenImages", "resnet50", "da-wsol", "PxAP")] == 65.42
 
 
 def test_differences_to_cam_are_added_exactly(reported):

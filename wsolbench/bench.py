@@ -35,7 +35,7 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation import create_protocols
 from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
 from wsolbench.io import check_writable_dir, write_json
-from wsolbench.registry import create_postprocessor
+from wsolbench.registry import DEFAULT_PROTOCOLS, create_postprocessor
 from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
 from wsolbench.scoring import Scorer, original_sizes
@@ -202,9 +202,12 @@ def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str
 
 
 def _scores_file(run_dir: Path, suite: Suite) -> Path:
+    evaluation = dict(suite.evaluation)
+    if tuple(evaluation["protocols"]) == DEFAULT_PROTOCOLS:  # the cache key as before the key
+        del evaluation["protocols"]
     scoring = {
         "postprocessors": suite.postprocessors,
-        "evaluation": suite.evaluation,
+        "evaluation": evaluation,
         "format": SCORES_FORMAT,
         "per_image": report_per_image.FORMAT,
     }
@@ -355,7 +358,7 @@ def _score_model(
     with explainers also gets the cost per image of each explainer's maps and of each
     post-processing + scoring (protocol "cost")."""
     rows, curves, records = [], [], []
-    protocols = create_protocols(suite.evaluation)
+    protocols = create_protocols(suite.evaluation, names=suite.evaluation["protocols"])
     for explainer_spec in suite.explainers:
         explainer = explainer_spec.create()
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers

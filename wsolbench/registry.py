@@ -88,6 +88,8 @@ register_backbone = BACKBONES.register
 register_postprocessor = POSTPROCESSORS.register
 register_explainer = EXPLAINERS.register
 register_protocol = PROTOCOLS.register
+# The protocols a suite scores when its [evaluation] names none (its leaderboard's tables).
+DEFAULT_PROTOCOLS = ("spa", "wsolevaluation", "peak")
 
 
 def create_method(name: str, **kwargs: Any):

@@ -47,6 +47,9 @@ class Scorer:
                 sources=postprocessor.scoremap_source(batch["cams_gt"], [m[0] for m in maps]),
                 labels=batch["label"],
                 topk=batch["topk"],
+                top1_sources=postprocessor.scoremap_source(
+                    batch["cams_topk"][:, 0], [m[1] for m in maps]
+                ),
             )
         )
         if self.images is not None:

@@ -33,6 +33,7 @@ from wsolbench.explainers.suite import (
     parse_explainers,
 )
 from wsolbench.options import Option, check
+from wsolbench.registry import DEFAULT_PROTOCOLS
 
 BUILTIN_SUITES = (
     "synthetic-default",
@@ -89,6 +90,9 @@ _SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
         "batch_size": (Option(int, low=1, high=65536), 32),
+        # Scored under these protocols (names of `wsolbench list protocols`); with two that
+        # measure one quantity, the leaderboard gets the cross-protocol table.
+        "protocols": (Option(list, item=str, min_items=1), list(DEFAULT_PROTOCOLS)),
     },
 }
 # The synthetic generator's options (wsolbench.data.synthetic.SynthConfig, but the seed).
@@ -288,6 +292,7 @@ def parse_suite(
                     f"dataset.{key} is required when dataset.kind = 'metadata'", source
                 )
     dataset["synthetic"] = _check_synthetic(dataset["synthetic"], source, name_of)
+    _check_protocols(sections["evaluation"]["protocols"], name_of("evaluation.protocols"), source)
     name = _safe_name(raw.get("name"), name_of("name"), source)
     if not isinstance(raw.get("description", ""), str):
         raise WsolbenchError(f"{name_of('description')} must be a string", source)
@@ -408,3 +413,17 @@ def _parse_postprocessors(table: Any, source: str, name_of) -> dict[str, dict[st
             raise WsolbenchError(f"[{key}] must be a table", source)
         parsed[name] = check_postprocessor(registered, dict(options), key, source)
     return parsed
+
+
+def _check_protocols(names: list[str], key: str, source: str) -> None:
+    """Every name a registered protocol, none twice (one line naming the known ones)."""
+    from wsolbench.registry import PROTOCOLS
+
+    known = PROTOCOLS.names()
+    for name in names:
+        if name not in known:
+            raise WsolbenchError(
+                f"{key}: unknown protocol {name!r} (available: {', '.join(known)})", source
+            )
+    if len(set(names)) != len(names):
+        raise WsolbenchError(f"{key}: a protocol is named twice", source)

@@ -1,5 +1,11 @@
 """`wsolbench evaluate`: score maps on disk (``<root>/<image_id>.npy``) against a split's boxes
-and/or masks, exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus Peak-IoU."""
+and/or masks.
+
+Without ``--protocol``: the maps are score maps in [0, 1] (or ``--normalize minmax``), scored
+exactly as wsolevaluation does (MaxBoxAcc, MaxBoxAccV2, PxAP) plus Peak-IoU. With ``--protocol
+NAME`` (or ``all``): the maps are the RAW class maps a model wrote (the GT class's, 2-D, or every
+class's, (C, H, W)), each protocol prepares them by its own rules, ``--predictions`` adds Top-1
+/ Top-5 Loc, and the JSON holds each protocol's metrics with their per-threshold curves."""
 
 from __future__ import annotations
 
@@ -64,20 +70,54 @@ def register(subparsers) -> None:
         help="folder the mask PNG paths of the split are relative to (default: none; needed for mask splits)",
     )
     parser.add_argument(
+        "--protocol",
+        metavar="NAME",
+        default=None,
+        help="score RAW class maps under this protocol (wsolevaluation, spa, peak, tscam, scm, "
+        "bas, dawsol: `wsolbench list protocols`) or 'all' of them in one pass, each "
+        "preparing the maps by its own rules (default: none, maps are score maps in [0, 1] "
+        "scored as wsolevaluation does)",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("cub", "ilsvrc"),
+        default=None,
+        help="the dataset defaults of a family's protocol: its box threshold and box "
+        "conventions (default: the protocol's own, cub)",
+    )
+    parser.add_argument(
+        "--box-threshold",
+        type=flag_type(Option(float, low=0, high=1, high_open=True)),
+        default=None,
+        metavar="T",
+        help="the box threshold of a protocol that fixes one (tscam, bas, spa), instead of its "
+        "dataset default",
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="each image's top-5 classes, lines 'image_id,top1,...,top5' without a header "
+        "(class indices as in class_labels.txt): enables Top-1 / Top-5 Loc",
+    )
+    parser.add_argument(
         "--cam-curve-interval",
         type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
-        default=defaults.CAM_CURVE_INTERVAL,
+        default=None,
         metavar="STEP",
-        help="step of the CAM thresholds arange(0, 1, step) (default: %(default)s, "
-        "wsolevaluation's main.py and evaluate_wsol; its evaluation.py command line uses 0.01)",
+        help="step of the CAM thresholds arange(0, 1, step) (default: the protocol's own; "
+        f"wsolevaluation: {defaults.CAM_CURVE_INTERVAL}, as its main.py; its evaluation.py "
+        "command line uses 0.01)",
     )
     parser.add_argument(
         "--iou-thresholds",
         type=flag_type(Option(int, low=1, high=100)),
         nargs="+",
-        default=list(defaults.IOU_THRESHOLDS),
+        default=None,
         metavar="PERCENT",
-        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: %(default)s)",
+        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: the protocol's own, "
+        "30 50 70)",
     )
     parser.add_argument(
         "--normalize",
@@ -130,13 +170,14 @@ def run(args: argparse.Namespace) -> int:
         raise ScoreMapError("score map folder not found", args.scoremap_root)
     if args.strict:  # refused before any work; otherwise counted after it, for the message
         _other_maps(args.scoremap_root, split.image_ids, strict=True)
+    if args.protocol is not None:
+        from wsolbench.cli.evaluate_protocols import run_protocols
+
+        return run_protocols(args, split, use_masks, console)
     device = _device(args.device)
     # The maps on disk are score maps already (or prepared here by --normalize): the
     # wsolevaluation protocol's rules for the ground truth, and Peak-IoU where masks are given.
-    protocols = create_protocols(
-        {"cam_curve_interval": args.cam_curve_interval, "iou_thresholds": args.iou_thresholds},
-        names=PROTOCOLS,
-    )
+    protocols = create_protocols(protocol_settings(args), names=PROTOCOLS)
     evaluator = Evaluator(protocols.values(), boxes=split.boxes is not None, masks=use_masks)
 
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -158,6 +199,20 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.output, results)
         console.print(f"results written to {args.output}")
     return 0
+
+
+def protocol_settings(args: argparse.Namespace) -> dict:
+    """The protocol settings the command line gives (the rest are each protocol's defaults)."""
+    given = {
+        "cam_curve_interval": args.cam_curve_interval,
+        "iou_thresholds": args.iou_thresholds,
+        "dataset": getattr(args, "dataset", None),
+        "box_threshold": getattr(args, "box_threshold", None),
+    }
+    settings = {key: value for key, value in given.items() if value is not None}
+    if "box_threshold" in settings:  # the spa protocol's list of one
+        settings["box_thresholds"] = (settings["box_threshold"],)
+    return settings
 
 
 def _device(choice: str) -> torch.device:

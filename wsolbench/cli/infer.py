@@ -133,6 +133,20 @@ def register(subparsers) -> None:
         help="bf16 autocast, CUDA only (default: %(default)s)",
     )
     parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the RAW GT-class maps (the model's own resolution and range, float32) for "
+        "`wsolbench evaluate --protocol`, where each protocol prepares them by its own rules "
+        "(default: score maps prepared as wsolevaluation's CAM computer does)",
+    )
+    parser.add_argument(
+        "--predictions",
+        metavar="CSV",
+        default=None,
+        help="also write each image's top-5 classes (one crop), 'image_id,top1,...,top5' per "
+        "line, for `wsolbench evaluate --predictions` (default: none)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
     )
     parser.set_defaults(func=run_infer)
@@ -189,6 +203,10 @@ def run_infer(args: argparse.Namespace) -> int:
         )
     options = parse_options(args.pp_option, args.postprocessor)
     out = check_writable_dir(args.out, "score-map folder (--out)")
+    if args.predictions is not None:
+        from wsolbench.io import check_writable_file
+
+        check_writable_file(Path(args.predictions), "predictions file (--predictions)")
     device = resolve_device(args.device)
     explainer = create_explainer(
         args.explainer, **explainer_options(args.explainer_option, args.explainer)
@@ -212,7 +230,7 @@ def run_infer(args: argparse.Namespace) -> int:
     postprocessor = create_postprocessor(args.postprocessor, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
-    written = 0
+    written, lines = 0, []
     for batch in predict(
         model,
         dataset,
@@ -221,20 +239,31 @@ def run_infer(args: argparse.Namespace) -> int:
         ten_crop=False,
         workers=args.workers,
         amp=args.amp,
-        topk=0,
+        topk=0 if args.predictions is None else 5,
         progress=not args.no_progress,
         explainer=explainer,
     ):  # GT-class maps only
         originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        maps = protocol.scoremaps(postprocessor.scoremap_source(batch["cams_gt"], originals))
+        sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
+        maps = sources if args.raw else protocol.scoremaps(sources)
         for image_id, score_map in zip(batch["image_id"], maps):
-            write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
+            path = inside(out, scoremap_path(out, image_id), "score map")
+            write_scoremap(path, score_map, raw=args.raw)
             written += 1
-    print(f"wrote {written} score maps ({args.map_size}x{args.map_size}) to {out}")
+        if args.predictions is not None:
+            for image_id, classes in zip(batch["image_id"], batch["topk"].tolist()):
+                lines.append(",".join([image_id, *(str(int(c)) for c in classes)]))
+    if args.predictions is not None:
+        from wsolbench.io import write_text
+
+        write_text(Path(args.predictions), "".join(f"{line}\n" for line in lines))
+        print(f"wrote the top-5 classes of {len(lines)} images to {args.predictions}")
+    kind = "raw maps" if args.raw else f"score maps ({args.map_size}x{args.map_size})"
+    print(f"wrote {written} {kind} to {out}")
     return 0
 
 
-def write_scoremap(path: Path, score_map) -> None:
+def write_scoremap(path: Path, score_map, raw: bool = False) -> None:
     import torch
 
     from wsolbench.io import atomic_path
@@ -244,7 +273,9 @@ def write_scoremap(path: Path, score_map) -> None:
     )
     # float64, the dtype wsolevaluation's CAM computer scores (util.t2n casts the CAM to float
     # before the bicubic resize and the min-max): `evaluate` reads these bits back as they are.
-    array = np.clip(np.nan_to_num(array.astype(np.float64), nan=0.0), 0.0, 1.0)
+    array = array.astype(np.float64)
+    if not raw:
+        array = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
             np.save(handle, array)

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from wsolbench.evaluation.classic_loc import OUTCOMES
-from wsolbench.evaluation.protocols import ON_TEST, SPA_ERRORS
+from wsolbench.evaluation.protocols import registered_protocols
+from wsolbench.evaluation.resampling import Pooled, Statistic
 from wsolbench.report.per_image import Record
 
 RESAMPLES = 1000
@@ -33,151 +33,17 @@ SEED = 2021
 LEVEL = 0.95
 _CHUNK = 100  # resamples per matrix product (bounds memory: _CHUNK x images weights)
 
-Reduce = Callable[[np.ndarray, int], np.ndarray]  # pooled (B, K), image count -> (B,)
+MetricKey = tuple[str, str]  # (protocol, metric)
 
 
-@dataclass(frozen=True)
-class Statistic:
-    """``reduce(weights @ rows)``; or, with ``parts``, the mean of other statistics' values
-    (MaxBoxAccV2 = mean over IoU thresholds of each one's maximum over CAM thresholds)."""
-
-    rows: np.ndarray | None  # (N, K) per-image sufficient statistics
-    reduce: Reduce | None = None
-    parts: tuple[Statistic, ...] = ()
-
-    @property
-    def count(self) -> int:
-        return len(self.rows) if self.rows is not None else self.parts[0].count
-
-    def evaluate(self, pooled_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Values for pooled counts given by ``pooled_of(rows)`` (cached per rows array)."""
-        if self.parts:
-            return np.mean([part.evaluate(pooled_of) for part in self.parts], axis=0)
-        return self.reduce(pooled_of(self.rows), self.count)
-
-    def point(self) -> float:
-        return float(self.evaluate(lambda rows: rows.sum(0, dtype=np.float64)[None])[0])
-
-
-def _percent(pooled: np.ndarray, count: int) -> np.ndarray:
-    return 100.0 * pooled[:, 0] / count
-
-
-def _at_best_first_half(width: int) -> Reduce:
-    """Pooled rows ``[choice (width) | value (width)]``: the value, in %, at the column where
-    the choice is largest (the first such column)."""
-
-    def reduce(pooled: np.ndarray, count: int) -> np.ndarray:
-        best = pooled[:, :width].argmax(1)
-        return 100.0 * pooled[np.arange(len(pooled)), width + best] / count
-
-    return reduce
-
-
-def _max_percent(pooled: np.ndarray, count: int) -> np.ndarray:
-    return 100.0 * pooled.max(1) / count
-
-
-def pxap(foreground: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """PxAP of pooled histograms (B, bins), as ``PxAPAccumulator.compute`` (NaN without any
-    positive pixel)."""
-    tp = foreground[:, ::-1].cumsum(1)
-    fp = background[:, ::-1].cumsum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tp / (tp + fp)
-        recall = tp / tp[:, -1:]
-    terms = np.where((tp + fp)[:, 1:] != 0, precision[:, 1:] * np.diff(recall, axis=1), 0.0)
-    return 100.0 * terms.sum(1)
-
-
-def peak_curve(foreground: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """IoU per level (B, 256) of pooled 257-bin histograms, as ``PeakAccumulator.compute``."""
-    levels = foreground.shape[1] - 1
-    tp = foreground[:, ::-1].cumsum(1)[:, ::-1][:, :levels]
-    fp = background[:, ::-1].cumsum(1)[:, ::-1][:, :levels]
-    denominator = foreground.sum(1, keepdims=True) + fp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, tp / denominator, 0.0)
-
-
-def _split_pair(reduce2: Callable[[np.ndarray, np.ndarray], np.ndarray], width: int) -> Reduce:
-    return lambda pooled, count: reduce2(pooled[:, :width], pooled[:, width:])
-
-
-def _distinct_columns(bits: np.ndarray, thresholds: int) -> np.ndarray:
-    """Unpack (N, ceil(T / 8)) packed correct-bits and drop each column equal to the previous
-    one (the max over thresholds is unchanged; neighbouring thresholds that keep the same
-    quantization level give equal columns: of 1000, at most 256 differ). float32 holds these
-    0/1 counts exactly up to 2^24 images."""
-    correct = np.unpackbits(bits, axis=-1, count=thresholds)
-    keep = np.ones(correct.shape[1], bool)
-    keep[1:] = (correct[:, 1:] != correct[:, :-1]).any(0)
-    return correct[:, keep].astype(np.float32)
-
-
-def statistics(record: Record) -> dict[str, Statistic]:
-    """Every metric the record supports, named as in the results table."""
-    arrays, meta, out = record.arrays, record.meta, {}
-    if "classic.outcome" in arrays:
-        t = record.box_threshold_index()
-        outcome = arrays["classic.outcome"][:, t]
-        columns = {
-            "top1_loc": outcome == 0,
-            "top5_loc": arrays["classic.top5_loc"][:, t],
-            "gt_known_loc": arrays["classic.gt_known_loc"][:, t],
-            "top1_cls": arrays["classic.top1_cls"],
-            "top5_cls": arrays["classic.top5_cls"],
-        }
-        columns.update(
-            {metric: outcome == OUTCOMES.index(kind) for kind, metric in SPA_ERRORS.items()}
-        )
-        out.update(
-            {
-                metric: Statistic(np.asarray(column, np.float32)[:, None], _percent)
-                for metric, column in columns.items()
-            }
-        )
-        # At the threshold the resampled images choose themselves (the spa protocol's rule on
-        # the evaluated split: best GT-known Loc, the smallest threshold on ties), re-chosen in
-        # every resample as MaxBoxAcc re-chooses its CAM threshold.
-        order = np.argsort(np.asarray(meta["box_thresholds"], np.float64), kind="stable")
-        known = arrays["classic.gt_known_loc"][:, order]
-        per_threshold = {
-            "top1_loc": arrays["classic.outcome"][:, order] == 0,
-            "top5_loc": arrays["classic.top5_loc"][:, order],
-            "gt_known_loc": known,
-        }
-        for metric, values in per_threshold.items():
-            rows = np.concatenate([known, values], 1).astype(np.float32)
-            out[f"{metric}{ON_TEST}"] = Statistic(rows, _at_best_first_half(len(order)))
-    if "box.correct_v1" in arrays:
-        deltas, count = list(meta["deltas"]), len(meta["cam_thresholds"])
-        v1 = _distinct_columns(arrays["box.correct_v1"][:, deltas.index(50)], count)
-        out["MaxBoxAcc"] = Statistic(v1, _max_percent)
-        per_iou = [
-            _distinct_columns(arrays["box.correct_v2"][:, deltas.index(d)], count)
-            for d in meta["iou_thresholds"]
-        ]
-        for delta, columns in zip(meta["iou_thresholds"], per_iou):
-            out[f"MaxBoxAccV2@{delta}"] = Statistic(columns, _max_percent)
-        out["MaxBoxAccV2"] = Statistic(
-            None, parts=tuple(out[f"MaxBoxAccV2@{d}"] for d in meta["iou_thresholds"])
-        )
-    if "pxap.foreground" in arrays:
-        fg, bg = arrays["pxap.foreground"], arrays["pxap.background"]
-        out["PxAP"] = Statistic(
-            np.concatenate([fg, bg], 1).astype(np.float64), _split_pair(pxap, fg.shape[1])
-        )
-    if "peak.foreground" in arrays:
-        fg, bg = arrays["peak.foreground"], arrays["peak.background"]
-        rows = np.concatenate([fg, bg], 1).astype(np.float64)
-        out["PeakIoU"] = Statistic(
-            rows, _split_pair(lambda f, b: 100.0 * peak_curve(f, b).max(1), fg.shape[1])
-        )
-        out["PeakT"] = Statistic(
-            rows, _split_pair(lambda f, b: peak_curve(f, b).argmax(1).astype(float), fg.shape[1])
-        )
-    return out
+def statistics(record: Record) -> dict[MetricKey, Statistic]:
+    """Every metric the record supports, as each registered protocol writes it from its own
+    per-image records: ``(protocol, metric) -> Statistic``."""
+    return {
+        (name, metric): stat
+        for name, protocol in registered_protocols().items()
+        for metric, stat in protocol.statistics(record.arrays, record.meta).items()
+    }
 
 
 def image_weights(count: int, resamples: int = RESAMPLES, seed: int = SEED) -> Iterable[np.ndarray]:
@@ -202,24 +68,6 @@ def seed_weights(seeds: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     return rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=resamples) / seeds
 
 
-class _Pooled:
-    """``weights @ rows`` for one chunk of resamples, computed once per rows array (in float32
-    for float32 rows: exact for 0/1 rows)."""
-
-    def __init__(self, weights: np.ndarray):
-        self.weights = {
-            np.dtype(np.float64): weights,
-            np.dtype(np.float32): weights.astype(np.float32),
-        }
-        self.cache: dict[int, np.ndarray] = {}
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        if id(rows) not in self.cache:
-            weights = self.weights.get(rows.dtype, self.weights[np.dtype(np.float64)])
-            self.cache[id(rows)] = (weights @ rows).astype(np.float64)
-        return self.cache[id(rows)]
-
-
 def replicates(stats: list[Statistic], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Bootstrap replicates (len(stats), resamples) of statistics over the same images; each
     distinct rows array is multiplied once per chunk of resamples."""
@@ -228,7 +76,7 @@ def replicates(stats: list[Statistic], resamples: int = RESAMPLES, seed: int = S
     start = 0
     for weights in image_weights(count, resamples, seed):
         stop = start + len(weights)
-        pooled = _Pooled(weights)
+        pooled = Pooled(weights)
         for index, stat in enumerate(stats):
             out[index, start:stop] = stat.evaluate(pooled)
         start = stop
@@ -282,14 +130,14 @@ class Bootstrap:
         groups: dict[SettingKey, list[Record]] = {}
         for record in records:
             groups.setdefault(setting_key(record.key, self.axes), []).append(record)
-        # samples[(setting, metric)] = (points per seed, replicates (seeds, B), seeds)
-        self._samples: dict[tuple[SettingKey, str], tuple[np.ndarray, np.ndarray, tuple]] = {}
+        # samples[(setting, (protocol, metric))] = (points per seed, replicates (seeds, B), seeds)
+        self._samples: dict[tuple[SettingKey, MetricKey], tuple[np.ndarray, np.ndarray, tuple]] = {}
         self._seed_weights: dict[int, np.ndarray] = {}
         self.resamples, self.seed = resamples, seed
         pending: list[
-            tuple[tuple[SettingKey, str], int, Statistic]
+            tuple[tuple[SettingKey, MetricKey], int, Statistic]
         ] = []  # (entry, seed index, stat)
-        seeds_of: dict[tuple[SettingKey, str], tuple[int, ...]] = {}
+        seeds_of: dict[tuple[SettingKey, MetricKey], tuple[int, ...]] = {}
         for key, group in groups.items():
             group = sorted(group, key=lambda r: int(r.key.get("seed", 0)))
             per_seed = [statistics(r) for r in group]
@@ -300,8 +148,8 @@ class Bootstrap:
                 seeds_of[(key, metric)] = tuple(int(r.key.get("seed", 0)) for r in group)
                 pending += [((key, metric), index, stat) for index, stat in enumerate(stats)]
         # One pass over the resamples per image count: every statistic sees the same draws.
-        points: dict[tuple[SettingKey, str], dict[int, float]] = {}
-        reps: dict[tuple[SettingKey, str], dict[int, np.ndarray]] = {}
+        points: dict[tuple[SettingKey, MetricKey], dict[int, float]] = {}
+        reps: dict[tuple[SettingKey, MetricKey], dict[int, np.ndarray]] = {}
         for count in sorted({stat.count for _, _, stat in pending}):
             same = [item for item in pending if item[2].count == count]
             values = replicates([stat for _, _, stat in same], resamples, seed)
@@ -326,25 +174,45 @@ class Bootstrap:
     def key(self, fields: Mapping[str, Any]) -> SettingKey:
         return setting_key(fields, self.axes)
 
-    def interval(self, fields: Mapping[str, Any], metric: str) -> Interval | None:
-        found = self._samples.get((self.key(fields), metric))
+    def _find(self, fields: Mapping[str, Any], metric: str, protocol: str | None):
+        """The samples of ``metric`` (of ``protocol``; without one, of the only protocol that
+        has a metric of that name for this setting)."""
+        key = self.key(fields)
+        if protocol is not None:
+            return self._samples.get((key, (protocol, metric)))
+        found = [v for (k, (_, m)), v in self._samples.items() if k == key and m == metric]
+        return found[0] if len(found) == 1 else None
+
+    def interval(
+        self, fields: Mapping[str, Any], metric: str, protocol: str | None = None
+    ) -> Interval | None:
+        found = self._find(fields, metric, protocol)
         if found is None:
             return None
         value, samples = self._combined(found[0], found[1])
         return Interval(value, *percentile_interval(samples, self.level))
 
     def difference(
-        self, fields_a: Mapping[str, Any], fields_b: Mapping[str, Any], metric: str
+        self,
+        fields_a: Mapping[str, Any],
+        fields_b: Mapping[str, Any],
+        metric: str,
+        protocol: str | None = None,
+        protocol_b: str | None = None,
+        metric_b: str | None = None,
     ) -> Interval | None:
         """a - b with a paired interval (same images and seeds drawn on both sides); None
-        unless both were measured on the same images with the same seeds."""
-        a = self._samples.get((self.key(fields_a), metric))
-        b = self._samples.get((self.key(fields_b), metric))
+        unless both were measured on the same images with the same seeds. ``protocol_b`` and
+        ``metric_b`` (default: the same) compare one quantity under two protocols."""
+        a = self._find(fields_a, metric, protocol)
+        b = self._find(fields_b, metric_b or metric, protocol_b or protocol)
         if a is None or b is None or a[2] != b[2] or a[1].shape != b[1].shape:
             return None
         value, samples = self._combined(a[0] - b[0], a[1] - b[1])
         return Interval(value, *percentile_interval(samples, self.level))
 
-    def point(self, fields: Mapping[str, Any], metric: str) -> float | None:
-        found = self._samples.get((self.key(fields), metric))
+    def point(
+        self, fields: Mapping[str, Any], metric: str, protocol: str | None = None
+    ) -> float | None:
+        found = self._find(fields, metric, protocol)
         return None if found is None else float(found[0].mean())

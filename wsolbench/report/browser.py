@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wsolbench.evaluation.classic_loc import ERROR_TYPES, OUTCOMES
+from wsolbench.evaluation.protocols import Spa
 from wsolbench.report.outcomes import LABELS
 from wsolbench.report.per_image import IMAGE_CELL, ImageSet, Record
 from wsolbench.report.tables import (
@@ -64,7 +65,7 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
     records = [
         r
         for r in records
-        if r.key.get("dataset") == image_set.dataset and "classic.outcome" in r.arrays
+        if r.key.get("dataset") == image_set.dataset and Spa.outcomes(r.arrays, r.meta) is not None
     ]
     if not records or not image_set.pictures:
         return None
@@ -110,7 +111,7 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
         )
     settings = []
     for record in records:
-        t = record.box_threshold_index()
+        outcomes = Spa.outcomes(record.arrays, record.meta)
         row_of = {int(i): n for n, i in enumerate(record.arrays["index"])}
         rows = [row_of.get(index) for index in shown]
         if any(r is None for r in rows):
@@ -126,9 +127,9 @@ def browser_data(records: list[Record], image_set: ImageSet) -> dict[str, Any] |
                 "axes": {a: str(record.key.get(a, "")) for a in axes},
                 "postprocessor": str(record.key["postprocessor"]),
                 "label": pp_label(str(record.key["postprocessor"])),
-                "types": [int(v) for v in record.arrays["classic.outcome"][rows, t]],
-                "classes": [int(v) for v in record.arrays["classic.top1_class"][rows]],
-                "boxes": record.arrays["classic.top1_box"][rows, t].astype(int).tolist(),
+                "types": [int(v) for v in outcomes["outcome"][rows]],
+                "classes": [int(v) for v in outcomes["top1_class"][rows]],
+                "boxes": outcomes["top1_box"][rows].astype(int).tolist(),
                 "threshold": float(record.meta["box_threshold"]),
                 "maps": _jpeg(_sprite(list(_jet(np.asarray(maps))), cell), 75) if maps else "",
                 "mapCell": int(cell),

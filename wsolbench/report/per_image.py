@@ -53,10 +53,6 @@ class Record:
     def count(self) -> int:
         return len(self.arrays["index"])
 
-    def box_threshold_index(self) -> int:
-        thresholds = [float(t) for t in self.meta["box_thresholds"]]
-        return int(np.argmin(np.abs(np.asarray(thresholds) - float(self.meta["box_threshold"]))))
-
 
 @dataclass
 class ImageSet:
@@ -77,20 +73,12 @@ def browser_indices(count: int, limit: int = BROWSER_IMAGES) -> set[int]:
 
 def record_from_scorer(scorer, key: dict[str, Any], choices: dict[str, dict]) -> Record:
     """The per-image record of one scored setting at the settings chosen on val (``choices``,
-    protocol -> choice); provenance fields of ``key`` are dropped."""
-    accumulators = scorer.evaluator.metrics
-    meta: dict[str, Any] = {"box_threshold": float(choices["spa"]["box_threshold"])}
-    if "classic" in accumulators:
-        meta["box_thresholds"] = [float(t) for t in accumulators["classic"].thresholds]
-    if "box" in accumulators:
-        box = accumulators["box"]
-        meta.update(
-            cam_thresholds=[float(t) for t in box.thresholds],
-            deltas=[int(d) for d in box.deltas],
-            iou_thresholds=list(box.iou_thresholds),
-        )
-    if "pxap" in accumulators:
-        meta["pxap_edges"] = [float(e) for e in accumulators["pxap"].edges]
+    protocol -> choice); each protocol adds what its records need (``Protocol.record_meta``);
+    provenance fields of ``key`` are dropped."""
+    evaluator = scorer.evaluator
+    meta: dict[str, Any] = {}
+    for name, protocol in evaluator.protocols.items():
+        meta.update(protocol.record_meta(evaluator.of(name), choices.get(name)))
     clean = {k: (int(v) if k == "seed" else str(v)) for k, v in key.items() if k not in PROVENANCE}
     return Record(clean, scorer.per_image_arrays(), meta)
 

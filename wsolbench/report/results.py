@@ -33,6 +33,18 @@ PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
     name: tuple(spec.name for spec in protocol.specs())
     for name, protocol in default_protocols().items()
 }
+
+
+def metric_specs() -> dict[tuple[str, str], MetricSpec]:
+    """``METRIC_SPECS`` of the protocols registered now (one registered after this module was
+    imported, e.g. a user's or a test's own, included)."""
+    return {
+        (name, spec.name): spec
+        for name, protocol in default_protocols().items()
+        for spec in protocol.specs()
+    }
+
+
 CURVE_KEYS = ("dataset", "backbone", "method", "postprocessor", "curve", "x", "y")
 
 # What a number depends on; Pillow resizes the training images (12.3 and 13.0 differ).

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.evaluation.classic_loc import OUTCOMES
+from wsolbench.evaluation.protocols import Spa
 from wsolbench.report import outcomes
 from wsolbench.report.per_image import Record
 from wsolbench.report.tables import METHOD_ORDER, PLAIN, _rank, pp_label
@@ -22,8 +23,8 @@ COLORS = tuple(outcomes.COLORS[kind] for kind in OUTCOMES)
 
 def transitions(plain: Record, other: Record) -> np.ndarray:
     """(6, 6) counts of images by (plain outcome, other outcome) at each one's box threshold."""
-    a = plain.arrays["classic.outcome"][:, plain.box_threshold_index()].astype(np.int64)
-    b = other.arrays["classic.outcome"][:, other.box_threshold_index()].astype(np.int64)
+    a = Spa.outcomes(plain.arrays, plain.meta)["outcome"].astype(np.int64)
+    b = Spa.outcomes(other.arrays, other.meta)["outcome"].astype(np.int64)
     k = len(OUTCOMES)
     return np.bincount(a * k + b, minlength=k * k).reshape(k, k)
 
@@ -33,7 +34,7 @@ def shift_pairs(records: list[Record]) -> dict[tuple[str, ...], tuple[Record, Re
     seed, for every non-plain post-processor of settings that have both."""
     by_key: dict[tuple, Record] = {}
     for record in sorted(records, key=lambda r: int(r.key.get("seed", 0))):
-        if "classic.outcome" not in record.arrays:
+        if Spa.outcomes(record.arrays, record.meta) is None:
             continue
         key = tuple((k, str(v)) for k, v in record.key.items() if k != "seed")
         by_key.setdefault(key, record)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from wsolbench.evaluation.protocols import ON_TEST, SPA_ERRORS
-from wsolbench.report.results import METRIC_SPECS, PROTOCOL_METRICS
+from wsolbench.evaluation.protocols import SPA_ERRORS, ColumnSpec, TableSpec, registered_protocols
+from wsolbench.report.results import METRIC_SPECS, metric_specs
 
 MISSING = "–"
 METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
 POSTPROCESSOR_ORDER = ("none", "identity", "scg")
-# The five error types as (metric, printed name), from the spa protocol.
+# The five error types as (metric, printed name), from the spa protocol (the error figure).
 ERROR_TYPES = tuple((metric, METRIC_SPECS[("spa", metric)].label) for metric in SPA_ERRORS.values())
 
 
@@ -83,50 +83,39 @@ def _error(value: float) -> float:
 def _column(protocol: str, metric: str, error: bool = False, **overrides) -> _Column:
     """A column of one protocol's metric, read as the protocol names it (its label, decimals,
     direction); ``error`` shows ``100 - value`` as "<label> err"."""
-    spec = METRIC_SPECS[(protocol, metric)]
+    spec = METRIC_SPECS.get((protocol, metric)) or metric_specs()[(protocol, metric)]
     fields = dict(decimals=spec.decimals, better=spec.better, measured=spec.measured)
     if error:
         fields.update(transform=_error, better=-spec.better)
     return _Column(spec.label + (" err" if error else ""), protocol, metric, **(fields | overrides))
 
 
-LOC_ERROR_COLUMNS = (
-    _column("spa", "top1_loc", error=True),
-    _column("spa", "top5_loc", error=True),
-    _column("spa", "gt_known_loc", error=True),
-    _column("spa", "top1_cls", error=True),
-    _column("spa", "top5_cls", error=True),
-    _column("spa", "box_threshold"),
-)
-HEADLINE_COLUMNS = (
-    _column("spa", "top1_cls", decimals=1, compare=False),
-    _column("spa", "gt_known_loc", decimals=1),
-    _column("spa", "top1_loc", decimals=1),
-    _column("peak", "PeakIoU", decimals=1),
-    _column("wsolevaluation", "MaxBoxAccV2", decimals=1),
-    _column("wsolevaluation", "PxAP", decimals=1),
-)
-PEAK_COLUMNS = (
-    _column("peak", "PeakIoU"),
-    _column("peak", "PeakT"),
-    _column("spa", "gt_known_loc"),
-)
-ERROR_COLUMNS = tuple(_column("spa", metric) for metric, _ in ERROR_TYPES)
-WSOLEVAL_COLUMNS = tuple(
-    _column("wsolevaluation", metric) for metric in PROTOCOL_METRICS["wsolevaluation"]
-)
-THRESHOLD_RULE_COLUMNS = (
-    _column("spa", "top1_loc"),
-    _column("spa", "top1_loc_on_test"),
-    _column("spa", "gt_known_loc"),
-    _column("spa", "gt_known_loc_on_test"),
-    _column("spa", "box_threshold"),
-    _column("spa", "box_threshold_on_test"),
-)
-ABLATION_COLUMNS = (
-    _column("spa", "top1_loc", error=True),
-    _column("spa", "gt_known_loc", error=True),
-    _column("peak", "PeakIoU"),
+def _from_spec(column: ColumnSpec) -> _Column:
+    overrides = {"compare": column.compare}
+    if column.decimals is not None:
+        overrides["decimals"] = column.decimals
+    return _column(column.protocol, column.metric, error=column.error, **overrides)
+
+
+def headline_columns() -> tuple[_Column, ...]:
+    """Every protocol's metrics that name a headline position, in that order."""
+    return tuple(
+        _column(protocol, spec.name, decimals=1, compare=spec.postprocessed)
+        for (protocol, _), spec in sorted(
+            ((key, spec) for key, spec in metric_specs().items() if spec.headline),
+            key=lambda item: item[1].headline,
+        )
+    )
+
+
+HEADLINE = TableSpec(
+    "headline",
+    "Headline: accuracies in %, plain and + SCG",
+    "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
+    "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
+    "post-processor.",
+    (),
+    order=0,
 )
 COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
     _Column(
@@ -147,6 +136,27 @@ COST_COLUMNS = (  # wall times: measured, so no interval; lower is better
         measured=False,
     ),
 )
+COST = TableSpec(
+    "cost",
+    "Cost per image of the maps and their scoring",
+    "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class maps "
+    "beyond the classification forward pass (a model's own CAM comes with it). Post-process + "
+    "scoring: the post-processor and every protocol's evaluator.",
+    (),
+    order=1000,
+)
+
+
+def table_specs() -> list[tuple[TableSpec, str | None, tuple[_Column, ...]]]:
+    """Every table of the leaderboard in order: (spec, owning protocol, columns); the
+    protocols' own tables (``Protocol.tables``) between the headline and the cost table."""
+    found = [(HEADLINE, None, headline_columns()), (COST, None, COST_COLUMNS)]
+    for name, protocol in registered_protocols().items():
+        for spec in protocol.tables():
+            found.append((spec, name, tuple(_from_spec(c) for c in spec.columns)))
+    return sorted(found, key=lambda item: item[0].order)
+
+
 # The RAM ablation compares a model trained with RAM to its twin without (labels of the suite).
 RAM_PAIRS = (("spa", "spa-noram"),)
 # Row axes of a table, in order; the post-processor becomes columns (plain | + SCG | difference).
@@ -192,79 +202,29 @@ def build_tables(
         if bootstrap
         else ""
     )
-    builders = (
-        (
-            "headline",
-            "Headline: accuracies in %, plain and + SCG",
-            HEADLINE_COLUMNS,
-            "spa protocol (Top-1 Cls, GT-known and Top-1 Loc), peak protocol (Peak-IoU), "
-            "wsolevaluation protocol (MaxBoxAccV2, PxAP); classification does not depend on the "
-            "post-processor.",
-        ),
-        (
-            "peak",
-            "Peak-IoU, Peak-T and GT-known Loc, plain and + SCG (SPA Table 3 style)",
-            PEAK_COLUMNS,
-            "Peak-IoU / Peak-T: peak protocol (pooled IoU over 256 levels); "
-            "GT-known Loc: spa protocol (IoU > 0.5).",
-        ),
-        (
-            "errors",
-            "Localization error analysis, % of images (SPA Table 4 style)",
-            ERROR_COLUMNS,
-            "spa protocol, top-1 (class, box); Cls + M-Ins + Part + More + OT = Top-1 Loc error.",
-        ),
-        (
-            "loc_error",
-            "Localization and classification error, % (SPA Tables 1/2 style)",
-            LOC_ERROR_COLUMNS,
-            "spa protocol: ten-crop classification, box from the map at the "
-            "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy.",
-        ),
-        (
-            "threshold_rule",
-            "Box threshold chosen on val vs on the test set itself (SPA's val_spa.py rule)",
-            THRESHOLD_RULE_COLUMNS,
-            "spa protocol. Plain names: the threshold chosen on val (wsolbench's rule, every "
-            "other table). 'thr. on test': the threshold with the best GT-known Loc on the test "
-            "split itself, as SPA's val_spa.py prints every threshold on the evaluation set, "
-            "where the published SPA numbers were read; optimistic by construction, shown to "
-            "compare with them.",
-        ),
-        (
-            "ablation",
-            "SCG x RAM ablation for SPA (SPA Tables 5/6 style)",
-            ABLATION_COLUMNS,
-            "Loc errors: spa protocol; Peak-IoU: peak protocol; the RAM difference is RAM minus "
-            "no RAM.",
-        ),
-        (
-            "wsolevaluation",
-            "MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation, Choe et al. 2020)",
-            WSOLEVAL_COLUMNS,
-            "wsolevaluation protocol: best threshold per IoU on the split; "
-            "MaxBoxAccV2 = mean over IoU 30/50/70 with all contours; PxAP from masks.",
-        ),
-        (
-            "cost",
-            "Cost per image of the maps and their scoring",
-            COST_COLUMNS,
-            (
-                "Wall time per image on the machine named in the notes. Maps: the GT and top-5 class "
-                "maps beyond the classification forward pass (a model's own CAM comes with it). "
-                "Post-process + scoring: the post-processor and every protocol's evaluator."
-            ),
-        ),
-    )
     tables = []
-    for key, title, columns, note in builders:
+    for spec, owner, columns in table_specs():
         if decimals is not None:
             columns = tuple(replace(column, decimals=decimals) for column in columns)
+        note = spec.note
         if {"cam", "spa-noram"} & set(stats["method"]):
             note += WHICH_CAM
-        table = _build(stats, key, title + suffix, note + significance, columns, bootstrap)
+        required = {(owner, metric) for metric in spec.requires}
+        table = _build(
+            stats,
+            spec,
+            title=spec.title + suffix,
+            note=note + significance,
+            columns=columns,
+            bootstrap=bootstrap,
+            required=required,
+        )
         if table is not None:
             tables.append(table)
+    if not suffix:  # measured numbers: the same maps under several protocols, where measured
+        from wsolbench.report.protocols import cross_protocol_tables
+
+        tables += cross_protocol_tables(results, bootstrap)
     return tables
 
 
@@ -288,20 +248,19 @@ class _Cell:
 
 
 def _build(
-    stats: pd.DataFrame, key: str, title: str, note: str, columns, bootstrap
+    stats: pd.DataFrame, spec: TableSpec, title: str, note: str, columns, bootstrap, required
 ) -> Table | None:
+    key = spec.key
     pairs = set(zip(stats["protocol"], stats["metric"]))
     present = [column for column in columns if (column.protocol, column.metric) in pairs]
     # A table needs at least one of its own defining metrics (not only a borrowed column).
-    if not present or (key == "peak" and not any(c.protocol == "peak" for c in present)):
+    if not present or (required and not required & pairs):
         return None
-    if key == "threshold_rule" and not any(c.metric.endswith(ON_TEST) for c in present):
-        return None  # results without the test-chosen threshold: nothing beside the val rule
     wanted = {(column.protocol, column.metric) for column in present}
     subset = stats[[pair in wanted for pair in zip(stats["protocol"], stats["metric"])]]
     axes = [axis for axis in ROW_AXES if axis in subset.columns]
     settings = _settings(subset, axes)
-    if key == "ablation":
+    if spec.layout == "ablation":
         return _build_ablation(subset, axes, settings, title, note, present, bootstrap)
     if not settings:
         return None
@@ -466,7 +425,9 @@ def _value_cell(lookup, setting, pp, column: _Column, fields, bootstrap) -> _Cel
         return _Cell()
     cell = _Cell(_format(stat, column), column.transform(stat.mean))
     if bootstrap is not None and column.measured:
-        interval = bootstrap.interval(dict(fields, postprocessor=pp), column.metric)
+        interval = bootstrap.interval(
+            dict(fields, postprocessor=pp), column.metric, column.protocol
+        )
         if interval is not None:
             interval = interval.transformed(column.transform)
             cell.interval = (
@@ -497,7 +458,7 @@ def _difference(a, b, fields_a, fields_b, column: _Column, bootstrap) -> _Cell:
     text = f"{value:+.{column.decimals}f}"
     cell = _Cell(text, None)
     if bootstrap is not None:
-        interval = bootstrap.difference(fields_a, fields_b, column.metric)
+        interval = bootstrap.difference(fields_a, fields_b, column.metric, column.protocol)
         if interval is not None:
             sign = -1.0 if column.transform is _error else 1.0
             low, high = sorted((sign * interval.low, sign * interval.high))
