@@ -86,6 +86,9 @@ def test_bench_writes_every_metric_family_and_caches(tiny_bench, tmp_path, monke
     monkeypatch.setattr(bench, "write_overlay_maps", lambda *a, **k: pytest.fail("inferred again"))
     again = run_tiny_bench(copy.suite, copy.root)
     pd.testing.assert_frame_equal(again.reset_index(drop=True), results.reset_index(drop=True))
+    # The first run kept its records in memory; the second read them back: the same report.
+    for name in ("per_image.npz", "results.csv", "results.json", "curves.json"):
+        assert (copy.board / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_interrupted_bench_resumes_to_the_same_result(

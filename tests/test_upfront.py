@@ -224,7 +224,7 @@ def test_numba_caches_somewhere_writable_or_not_at_all(tmp_path, monkeypatch):
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from wsolbench.evaluation import numba_cache
+    from wsolbench import caches
 
     blocked = tmp_path / "a-file"
     blocked.write_text("")
@@ -232,13 +232,25 @@ def test_numba_caches_somewhere_writable_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     private = tmp_path / f"wsolbench-numba-{os.getuid()}"
-    assert numba_cache.configure(unwritable) == str(private)
+    assert caches.configure(unwritable) == str(private)
     monkeypatch.setattr("tempfile.tempdir", str(blocked))
     monkeypatch.setattr(Dispatcher, "enable_caching", Dispatcher.enable_caching)
-    assert numba_cache.configure(unwritable) == "none"
+    assert caches.configure(unwritable) == "none"
 
     @numba.njit(cache=True)
     def double(x):
         return 2 * x
 
     assert double(np.int64(3)) == 6
+
+
+def test_matplotlib_gets_a_private_folder_when_its_own_cannot_be_written(tmp_path, monkeypatch):
+    from wsolbench import caches
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocked))  # ~/.config/matplotlib cannot be made
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    private = str(tmp_path / f"wsolbench-matplotlib-{os.getuid()}")
+    assert caches.configure_matplotlib() == private and os.environ["MPLCONFIGDIR"] == private

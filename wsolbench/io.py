@@ -47,7 +47,7 @@ _TEMP_PREFIX = ".wsolbench-"
 
 # An older release's output has no marker: a folder of one of these kinds is recognized as
 # wsolbench's when it holds only what such a folder holds (names, and whether each is a
-# folder) and at least one of the names that only it writes. Datasets and metadata are never
+# folder) and every name that it always writes. Datasets and metadata are never
 # recognized this way: a user's own look just the same.
 _LEGACY: dict[str, tuple[Callable[[str, bool], bool], frozenset[str]]] = {
     "leaderboard": (
@@ -75,7 +75,7 @@ _LEGACY: dict[str, tuple[Callable[[str, bool], bool], frozenset[str]]] = {
                 or name.startswith(("scores-", "per_image-"))
             )
         ),
-        frozenset({"last.pt"}),
+        frozenset({"last.pt", "config.json"}),
     ),
 }
 
@@ -165,9 +165,9 @@ def claim_folder(
     if absolute.resolve() in _STATE.input_folders:
         raise WsolbenchError(f"the {what} is one of the command's inputs", path)
     marked = _owned(absolute, kind, what, path)
-    _probe(_nearest_existing(absolute), path, what)
     if absolute.is_dir():
         _check_contents(absolute, what)
+    _probe(_nearest_existing(absolute), path, what)  # last: a refused claim leaves no trace
     _STATE.claims.append(_Claim(absolute, absolute.resolve(), what, kind or "output", marked))
     return path
 
@@ -244,7 +244,7 @@ def is_ours(path: str | Path, kind: str) -> bool:
     return (
         bool(entries)
         and all(allowed(name, is_dir) for name, is_dir in entries)
-        and (not required or bool(required & names))
+        and required <= names
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.cli import add_command
+from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
 
 SIZE = flag_type(Option(int, low=1, high=4096))
@@ -147,9 +148,10 @@ def parse_options(items: list[str], postprocessor: str = "none") -> dict:
 
 def explainer_options(items: list[str], name: str) -> dict:
     """`--explainer-option` values, checked against the explainer (keys, types, ranges)."""
-    from wsolbench.options import parse_key_values
+    from wsolbench.options import Option, check, parse_key_values
     from wsolbench.registry import check_explainer
 
+    name = check(name, Option(str, registry="explainer"), "--explainer")
     options = parse_key_values(items, "--explainer-option")
     return check_explainer(name, options, "--explainer-option", None)
 
@@ -199,7 +201,10 @@ def run_infer(args: argparse.Namespace) -> int:
         model = build_classifier(
             args.classifier, args.weights, args.num_classes, image_size, device=device
         )
-    explainer.check_model(model)
+    try:
+        explainer.check_model(model)
+    except WsolbenchError as error:
+        raise WsolbenchError(f"--explainer {args.explainer}: {error.message}") from None
     postprocessor = create_postprocessor(postprocessor_name, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads

@@ -183,6 +183,8 @@ def write_results(results: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Pat
     """Write ``results.csv`` (formula-safe, see ``csv_safe``) and ``results.json`` (a list
     of records, verbatim) atomically."""
     out_dir = Path(out_dir)
+    if results.empty:  # validated before anything is replaced: never an empty leaderboard
+        raise WsolbenchError("no results to write: the leaderboard would be empty", out_dir)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
     write_csv(results, csv_path)
     records = json.loads(results.to_json(orient="records"))
