@@ -1415,6 +1415,7 @@ def _run_with(ws: Workspace, name: str, **fields) -> Path:
     """A copy of the finished run whose checkpoint has `fields` replaced."""
     run = ws.case(name) / "run"
     run.mkdir()
+    shutil.copy(ws.run / "config.json", run / "config.json")
     payload = torch.load(ws.checkpoint, weights_only=True)
     payload.update(fields)
     torch.save(payload, run / "last.pt")

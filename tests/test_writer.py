@@ -253,6 +253,7 @@ def test_a_folder_of_another_kind_is_refused(tmp_path):
 def test_an_older_wsolbench_folder_is_recognized_by_its_entries(tmp_path):
     (tmp_path / "results.csv").write_text("x")
     (tmp_path / "leaderboard.md").write_text("x")
+    (tmp_path / "report.html").write_text("x")
     (tmp_path / "figures").mkdir()
     with io.session():
         io.claim_folder(tmp_path, "leaderboard folder", "leaderboard")
