@@ -20,7 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from wsolbench.bench import _postprocessors, _score_split, prepare_data
+from wsolbench.bench import postprocessors as suite_postprocessors
+from wsolbench.bench import prepare_data, score_data_split
 from wsolbench.engine.checkpoint import load_model
 from wsolbench.evaluation import create_protocols
 from wsolbench.registry import create_explainer, create_method
@@ -53,7 +54,7 @@ def main() -> None:
         else:
             torch.manual_seed(0)
             model = create_method("cam", backbone=suite.train["backbone"], num_classes=10).eval()
-        postprocessors = _postprocessors(suite)
+        postprocessors = suite_postprocessors(suite)
         protocols = create_protocols(suite.evaluation)
         table = Table(
             title=f"one val + test scoring pass per explainer ({args.suite}, torch threads {torch.get_num_threads()})"
@@ -61,7 +62,7 @@ def main() -> None:
         for column in ("explainer", "pass s", "x CAM pass", "maps ms / image"):
             table.add_column(column, justify="right")
         # Warm-up (numba compilation of the evaluator, imports), not timed.
-        _score_split(
+        score_data_split(
             model,
             paths,
             "val",
@@ -77,7 +78,7 @@ def main() -> None:
             explainer = create_explainer(name)
             started = time.perf_counter()
             for split in ("val", "test"):
-                _score_split(
+                score_data_split(
                     model,
                     paths,
                     split,

@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from wsolbench.bench import DataPaths, prepare_data
+from wsolbench.bench import BenchData, prepare_data
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.infer import predict
@@ -73,7 +73,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _model(args, suite, paths: DataPaths, device: torch.device) -> tuple[torch.nn.Module, str]:
+def _model(args, suite, paths: BenchData, device: torch.device) -> tuple[torch.nn.Module, str]:
     if args.checkpoint:
         from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
 

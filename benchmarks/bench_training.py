@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from wsolbench.engine.config import TrainConfig
+from wsolbench.engine.device import resolve_device
 from wsolbench.engine.optim import build_optimizer
-from wsolbench.engine.train import resolve_device
 from wsolbench.registry import create_method, list_methods
 
 

@@ -6,6 +6,8 @@ integer counts; the protocols (``wsolevaluation``, ``spa``, ``peak``) that prepa
 ground truth and name the results; the unified ``Evaluator``.
 """
 
+# First: numba's (and matplotlib's) caches get a writable folder, or none, before they load.
+from wsolbench import caches  # noqa: F401  (isort: skip)
 from wsolbench.evaluation.box_metrics import BoxAccumulator, cam_thresholds
 from wsolbench.evaluation.boxes import box_iou, rescale_boxes
 from wsolbench.evaluation.classic_loc import (

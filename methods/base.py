@@ -15,7 +15,7 @@ manner of pytorch-grad-cam's base class:
 ``architecture_type`` (wsolevaluation's: cam, adl, acol, spg) selects the backbone's variant.
 
 A subclass's ``__init__`` declares only its own hyperparameters, each with a default, and passes
-``**common`` (the arguments in ``COMMON_ARGUMENTS``, declared once here) on to its parent::
+``**common`` (``wsolbench.registry.COMMON_ARGUMENTS``, declared once there) on to its parent::
 
     def __init__(self, grid_size: int = 4, drop_rate: float = 0.5, **common):
         super().__init__(**common)
@@ -37,11 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsolbench.backbones.base import initialize_weights
-from wsolbench.registry import create_backbone
-
-# Keyword arguments shared by every method; the rest of a factory's defaults are its
-# hyperparameters (what `wsolbench list methods` shows).
-COMMON_ARGUMENTS = ("backbone", "num_classes", "pretrained", "weights", "large_feature_map")
+from wsolbench.registry import COMMON_ARGUMENTS, create_backbone
 
 # New layers learn at this multiple of the backbone's learning rate (wsolevaluation).
 HEAD_LR_MULTIPLIER = 10.0

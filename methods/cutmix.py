@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.methods.cam import CAM
+from wsolbench.options import Option
 from wsolbench.registry import register_method
 
 
@@ -55,10 +56,16 @@ def cutmix(
 class CutMix(CAM):
     """CutMix: CAM trained on batches with a box pasted from shuffled images."""
 
+    # A probability of 0 would never mix: plain CAM under CutMix's name.
+    OPTIONS = {
+        "cutmix_prob": Option(float, low=0, high=1, low_open=True),
+        "beta": Option(float, low=0, low_open=True),
+    }
+
     def __init__(self, cutmix_prob: float = 1.0, beta: float = 1.0, **common):
-        if not 0 <= cutmix_prob <= 1 or beta <= 0:
+        if not 0 < cutmix_prob <= 1 or beta <= 0:
             raise WsolbenchError(
-                f"cutmix: need 0 <= cutmix_prob <= 1 and beta > 0, got {cutmix_prob}, {beta}"
+                f"cutmix: need 0 < cutmix_prob <= 1 and beta > 0, got {cutmix_prob}, {beta}"
             )
         super().__init__(**common)
         self.cutmix_prob = float(cutmix_prob)

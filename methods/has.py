@@ -11,6 +11,7 @@ import torch
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.methods.cam import CAM
+from wsolbench.options import Option
 from wsolbench.registry import register_method
 
 
@@ -33,9 +34,18 @@ def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float) -> torc
 class HaS(CAM):
     """Hide-and-Seek: CAM trained on images with random square patches zeroed."""
 
+    # A patch of 0 pixels or a drop rate of 0 would hide nothing: plain CAM under HaS's name.
+    OPTIONS = {
+        "grid_size": Option(int, low=1, high=4096),
+        "drop_rate": Option(float, low=0, high=1, low_open=True),
+    }
+
     def __init__(self, grid_size: int = 4, drop_rate: float = 0.5, **common):
-        if not 0 <= drop_rate <= 1:
-            raise WsolbenchError(f"has: drop_rate must be in [0, 1], got {drop_rate}")
+        if not 0 < drop_rate <= 1 or not 1 <= grid_size:
+            raise WsolbenchError(
+                f"has: need grid_size >= 1 and 0 < drop_rate <= 1 (else nothing is hidden), "
+                f"got {grid_size}, {drop_rate}"
+            )
         super().__init__(**common)
         self.grid_size = int(grid_size)
         self.drop_rate = float(drop_rate)

@@ -1,4 +1,5 @@
-"""The post-processor registry entries: ``identity`` (SPA's plain map) and ``scg``.
+"""The post-processor registry entries: ``none`` (SPA's plain map; ``identity`` is accepted as
+its alias) and ``scg``.
 
 A post-processor is a ``PostProcessor`` (methods/postprocessor.py, docs/interfaces.md):
 ``pp(cams, taps, image_size)`` with ``cams`` the (N, K, h, w) raw class maps of K classes per
@@ -27,7 +28,7 @@ from wsolbench.registry import register_postprocessor
 __all__ = ["Identity", "PostProcessor", "SCG"]
 
 
-@register_postprocessor("identity")
+@register_postprocessor("none", aliases=("identity",))
 class Identity(PostProcessor):
     """SPA's map: ReLU, min-max per map (eps 1e-10), bilinear resize to the image size, on the
     CPU with OpenCV as the SPA code (``get_topk_boxes_hier``, utils/localization.py:67-69);

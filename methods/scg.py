@@ -138,7 +138,7 @@ class SCG(PostProcessor):
             )
         if int(order) != order or order < 2:
             raise WsolbenchError(f"SCG order must be an integer >= 2, not {order}")
-        if chunk_size is not None and chunk_size < 1:
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise WsolbenchError(f"SCG chunk_size must be >= 1, not {chunk_size}")
         self.fo_th, self.so_th, self.so_weight = float(fo_th), float(so_th), float(so_weight)
         self.fg_th, self.bg_th = float(fg_th), float(bg_th)

@@ -36,6 +36,7 @@ from wsolbench.methods.base import (
     normalize_maps,
     select_class,
 )
+from wsolbench.options import Option, check
 from wsolbench.registry import register_method
 
 IGNORE = 255.0
@@ -71,8 +72,18 @@ class SPG(WsolMethod):
     """SPG: CAM-style classifier guided by self-produced foreground/background masks."""
 
     architecture_type = "spg"
+    # One (high, low) pair per branch (B2, B1, C), each in [0, 1].
+    OPTIONS = {
+        "thresholds": Option(
+            list,
+            item=Option(list, item=float, low=0, high=1, min_items=2, max_items=2),
+            min_items=len(DEFAULT_THRESHOLDS),
+            max_items=len(DEFAULT_THRESHOLDS),
+        )
+    }
 
     def __init__(self, thresholds: tuple[tuple[float, float], ...] = DEFAULT_THRESHOLDS, **common):
+        thresholds = check(thresholds, self.OPTIONS["thresholds"], "spg: thresholds")
         thresholds = tuple((float(high), float(low)) for high, low in thresholds)
         super().__init__(**common)
         self.thresholds = thresholds

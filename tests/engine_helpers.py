@@ -146,7 +146,7 @@ def bench_scores(model, data: Path) -> dict:
         {"map_size": 16, "cam_curve_interval": 0.01, "box_thresholds": [0.1, 0.2, 0.3]}
     )
     postprocessors = {
-        "none": create_postprocessor("identity"),
+        "none": create_postprocessor("none"),
         "scg": create_postprocessor("scg", fo_th=0.1, so_th=0.5),
     }
     scorers = score_split(

@@ -375,7 +375,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     (
         "bench-label-climbs",
         lambda ws: bench(ws, "s3", old="[methods.cam]", new='[methods."../evil"]\nmethod = "cam"'),
-        "method label methods.../evil",
+        "the label of [methods.../evil]",
     ),
     ("bench-methods-empty", lambda ws: bench(ws, "s4", "--methods", ","), "--methods"),
     ("bench-methods-unknown", lambda ws: bench(ws, "s5", "--methods", "cam,nope"), "--methods"),
@@ -590,8 +590,13 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("train-workers-negative", lambda ws: train(ws, "t20", "--workers", "-1"), "--workers"),
     (
         "train-bad-image-in-worker",
-        lambda ws: train(ws, "t21", "--workers", "1", images=first_image(ws, "t21", PNG_GARBAGE)),
+        lambda ws: train(ws, "t21", "--workers", "1", images=_truncated_images(ws, "t21")),
         "image_ids.txt:1",
+    ),
+    (
+        "train-image-unreadable-up-front",
+        lambda ws: train(ws, "t25", images=first_image(ws, "t25", PNG_GARBAGE)),
+        "train/image_ids.txt:1",
     ),
     (
         "train-resume-other-workers",
@@ -685,7 +690,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     (
         "infer-out-symlink-escapes",
         lambda ws: infer(ws, "i16", out=_symlinked_out(ws, "i16")),
-        "outside",
+        "symlink leaving it",
     ),
     # evaluate
     ("evaluate-iou-150", lambda ws: evaluate(ws, "--iou-thresholds", "150"), "--iou-thresholds"),
@@ -966,7 +971,440 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
         ],
         "--colour",
     ),
+    # safe by construction: the writer, the name rule, the schema, datasets as inputs, up front
+    (
+        "bench-classifier-label-climbs",
+        lambda ws: bench(
+            ws, "n1", old="[methods.cam]", new='[classifiers."../evil"]\n[methods.cam]'
+        ),
+        "the label of [classifiers.../evil]",
+    ),
+    (
+        "bench-explainer-label-climbs",
+        lambda ws: bench(ws, "n2", old="[methods.cam]", new='[explainers."/tmp/x"]\n[methods.cam]'),
+        "the label of [explainers./tmp/x]",
+    ),
+    (
+        "bench-runs-suite-symlinked",
+        lambda ws: bench(ws, "n3", runs=_symlinked_child(ws, "n3", "tiny")),
+        "outside",
+    ),
+    (
+        "bench-root-without-kind",
+        lambda ws: bench(
+            ws,
+            "n4",
+            old=f'kind = "synthetic"\nroot = "{ws.data}"',
+            new=f'root = "{_their_folder(ws, "n4")}"',
+        ),
+        "dataset.kind is required",
+    ),
+    (
+        "bench-synthetic-json-nested",
+        lambda ws: bench(
+            ws, "n5", old=f'root = "{ws.data}"', new=f'root = "{_nested_synthetic(ws, "n5")}"'
+        ),
+        "synthetic.json",
+    ),
+    (
+        "bench-spg-thresholds-empty",
+        lambda ws: bench(
+            ws, "n6", old="[methods.has]", new="[methods.spg]\nthresholds = []\n[methods.has]"
+        ),
+        "methods.spg.thresholds",
+    ),
+    (
+        "bench-has-grid-zero",
+        lambda ws: bench(ws, "n7", old="grid_size = 4", new="grid_size = 0"),
+        "methods.has.grid_size",
+    ),
+    (
+        "bench-explainer-layer-unknown",
+        lambda ws: bench(
+            ws,
+            "n8",
+            old="[methods.cam]",
+            new='[explainers.cam]\n[explainers.g]\nexplainer = "gradcam"\n'
+            'target_layers = ["backbone.nope"]\n[methods.cam]',
+        ),
+        "no layer 'backbone.nope'",
+    ),
+    (
+        "bench-test-image-missing",
+        lambda ws: bench(
+            ws, "n9", old='kind = "synthetic"', new=_metadata_kind(ws, "n9", "missing")
+        ),
+        "test/image_ids.txt:1",
+    ),
+    (
+        "bench-image-size-mismatch",
+        lambda ws: bench(
+            ws, "n10", old='kind = "synthetic"', new=_metadata_kind(ws, "n10", "resized")
+        ),
+        "image_sizes.txt says",
+    ),
+    (
+        "bench-mask-root-missing",
+        lambda ws: bench(
+            ws, "n11", old='kind = "synthetic"', new=_metadata_kind(ws, "n11", "no-masks")
+        ),
+        "mask_localization.txt",
+    ),
+    (
+        "bench-set-nested",
+        lambda ws: bench(ws, "n12", "--set", "train.lr=" + "[" * 5000),
+        "nested too deeply",
+    ),
+    (
+        "bench-label-twice",
+        lambda ws: bench(ws, "n13", old="[methods.cam]", new="[classifiers.cam]\n[methods.cam]"),
+        "'cam' labels both",
+    ),
+    (
+        "train-image-size-huge",
+        lambda ws: train(ws, "n14", "--image-size", "60000", "--resize-size", "60000"),
+        "--image-size",
+    ),
+    (
+        "train-out-holds-their-config",
+        lambda ws: train(ws, "n15", out=_their_folder(ws, "n15", "config.json")),
+        "did not write",
+    ),
+    (
+        "train-resume-optimizer-malformed",
+        lambda ws: train(ws, "n16", "--resume", out=_run_with(ws, "n16", optimizer={"state": 1})),
+        "'optimizer'",
+    ),
+    (
+        "train-resume-rng-malformed",
+        lambda ws: train(ws, "n17", "--resume", out=_run_with(ws, "n17", rng={"python": 1})),
+        "'rng'",
+    ),
+    (
+        "train-resume-scheduler-malformed",
+        lambda ws: train(
+            ws, "n18", "--resume", out=_run_with(ws, "n18", scheduler={"last_epoch": "x"})
+        ),
+        "'scheduler'",
+    ),
+    (
+        "infer-checkpoint-nan-weights",
+        lambda ws: infer(ws, "n19", checkpoint=_nan_checkpoint(ws, "n19")),
+        "holds NaN or inf",
+    ),
+    (
+        "infer-out-is-the-image-root",
+        lambda ws: infer(ws, "n20", out=ws.data / "images"),
+        "--out",
+    ),
+    ("evaluate-output-fifo", lambda ws: evaluate(ws, "--output", _fifo(ws, "n21")), "special file"),
+    ("evaluate-output-dev-null", lambda ws: evaluate(ws, "--output", "/dev/null"), "special file"),
+    (
+        "evaluate-output-image-ids",
+        lambda ws: evaluate(ws, "--output", str(ws.meta() / "image_ids.txt")),
+        "not a file wsolbench wrote",
+    ),
+    (
+        "evaluate-output-symlink",
+        lambda ws: evaluate(ws, "--output", _symlink_to(ws, "n23", ws.meta() / "class_labels.txt")),
+        "symlink",
+    ),
+    (
+        "evaluate-image-id-too-long",
+        lambda ws: evaluate(ws, meta=_long_id(ws, "n24")),
+        "image_ids.txt:1",
+    ),
+    (
+        "data-validate-image-id-too-long",
+        lambda ws: [
+            "data",
+            "validate",
+            "--metadata-root",
+            str(_long_id(ws, "n25")),
+            "--image-root",
+            str(ws.data / "images"),
+        ],
+        "longer than 240 bytes",
+    ),
+    (
+        "data-synth-over-a-dataset",
+        lambda ws: [
+            "data",
+            "synth",
+            "--out",
+            str(metadata_copy(ws, "n26", layout=True)),
+            "--num-classes",
+            "2",
+        ],
+        "did not write",
+    ),
+    (
+        "data-ilsvrc-invalid-over-valid",
+        lambda ws: [
+            "data",
+            "convert",
+            "ilsvrc",
+            "--annotations",
+            str(_voc(ws, "n27", twice=True)),
+            "--out",
+            str(_valid_split(ws, "n27")),
+        ],
+        "duplicate image id",
+    ),
+    (
+        "leaderboard-header-only",
+        lambda ws: [
+            "leaderboard",
+            _results_text(ws, "n28", ""),
+            "--out",
+            str(ws.case("n28") / "lb"),
+        ],
+        "has no rows",
+    ),
+    (
+        "leaderboard-same-file-twice",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "n29", "1.0"),
+            results_csv(ws, "n29", "1.0"),
+            "--out",
+            str(ws.case("n29") / "lb"),
+        ],
+        "given twice",
+    ),
+    (
+        "leaderboard-duplicate-rows",
+        lambda ws: [
+            "leaderboard",
+            _results_text(ws, "n30", ROW + ROW),
+            "--out",
+            str(ws.case("n30") / "lb"),
+        ],
+        "duplicate result row",
+    ),
+    (
+        "leaderboard-value-inf",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "n31", "inf"),
+            "--out",
+            str(ws.case("n31") / "lb"),
+        ],
+        "not a finite number",
+    ),
+    (
+        "leaderboard-value-nan",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "n32", "nan"),
+            "--out",
+            str(ws.case("n32") / "lb"),
+        ],
+        "not a finite number",
+    ),
+    (
+        "leaderboard-json-nested",
+        lambda ws: [
+            "leaderboard",
+            _written(ws, "n33", "results.json", "[" * 100_000),
+            "--out",
+            str(ws.case("n33") / "lb"),
+        ],
+        "nested too deeply",
+    ),
+    (
+        "leaderboard-curves-nested",
+        lambda ws: [
+            "leaderboard",
+            _with_curves(ws, "n34", "[" * 100_000),
+            "--out",
+            str(ws.case("n34") / "lb"),
+        ],
+        "curves.json",
+    ),
+    (
+        "leaderboard-evaluate-summary",
+        lambda ws: [
+            "leaderboard",
+            _written(
+                ws,
+                "n35",
+                "r.json",
+                '{"protocol": "wsolevaluation", "MaxBoxAccV2": 50.0, "num_images": 6}',
+            ),
+            "--out",
+            str(ws.case("n35") / "lb"),
+        ],
+        "evaluate --output",
+    ),
+    (
+        "leaderboard-out-holds-their-files",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "n36", "1.0"),
+            "--out",
+            str(_their_folder(ws, "n36")),
+        ],
+        "did not write",
+    ),
+    (
+        "leaderboard-figures-symlinked",
+        lambda ws: [
+            "leaderboard",
+            results_csv(ws, "n37", "1.0"),
+            "--out",
+            str(_symlinked_child(ws, "n37", "figures", marker="leaderboard")),
+        ],
+        "symlink leaving it",
+    ),
+    (
+        "checkpoint-import-out-is-their-file",
+        lambda ws: [
+            "checkpoint",
+            "import",
+            str(ws.checkpoint),
+            "--method",
+            "cam",
+            "--backbone",
+            "tinyvgg",
+            "--num-classes",
+            "3",
+            "--out",
+            str(a_file(ws, "n38")),
+        ],
+        "not a file wsolbench wrote",
+    ),
+    (
+        "scg-out-holds-their-files",
+        lambda ws: [
+            "scg",
+            "figures",
+            "--checkpoint",
+            str(ws.checkpoint),
+            "--data",
+            str(ws.data),
+            "--out",
+            str(_their_folder(ws, "n39")),
+            "--device",
+            "cpu",
+        ],
+        "did not write",
+    ),
 ]
+
+ROW = "d,test,b,m,none,spa,top1_loc,1.0\n"
+HEADER = "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
+
+
+def _written(ws: Workspace, name: str, file_name: str, text: str) -> str:
+    path = ws.case(name) / file_name
+    path.write_text(text)
+    return str(path)
+
+
+def _results_text(ws: Workspace, name: str, rows: str) -> str:
+    return _written(ws, name, "results.csv", HEADER + rows)
+
+
+def _with_curves(ws: Workspace, name: str, curves: str) -> str:
+    _written(ws, name, "curves.json", curves)
+    return _results_text(ws, name, ROW)
+
+
+def _their_folder(ws: Workspace, name: str, file_name: str = "notes.txt") -> Path:
+    """A folder holding a file of the user's (no wsolbench marker)."""
+    folder = ws.case(name) / "theirs"
+    folder.mkdir()
+    (folder / file_name).write_text("mine\n")
+    return folder
+
+
+def _symlinked_child(ws: Workspace, name: str, child: str, marker: str | None = None) -> Path:
+    """A folder whose subfolder `child` is a symlink to a folder beside it."""
+    folder, elsewhere = ws.case(name) / "out", ws.case(name) / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    if marker:
+        (folder / ".wsolbench").write_text(f'{{"kind": "{marker}"}}')
+    (folder / child).symlink_to(elsewhere, target_is_directory=True)
+    return folder
+
+
+def _nested_synthetic(ws: Workspace, name: str) -> Path:
+    root = ws.case(name) / "synthetic"
+    root.mkdir()
+    (root / "synthetic.json").write_text("[" * 100_000)
+    return root
+
+
+def _metadata_kind(ws: Workspace, name: str, fault: str) -> str:
+    """[dataset] lines of a metadata-kind dataset on a copy of the images with `fault`."""
+    images = ws.case(name) / "images"
+    shutil.copytree(ws.data / "images", images)
+    first = (ws.data / "metadata" / "test" / "image_ids.txt").read_text().splitlines()[0]
+    masks = ws.data / "masks"
+    if fault == "missing":
+        (images / first).unlink()
+    elif fault == "resized":
+        cv2.imwrite(str(images / first), np.zeros((5, 7, 3), np.uint8))
+    elif fault == "no-masks":
+        masks = ws.case(name) / "no-masks"
+    return (
+        f'kind = "metadata"\nimage_root = "{images}"\n'
+        f'metadata_root = "{ws.data / "metadata"}"\nmask_root = "{masks}"'
+    )
+
+
+def _nan_checkpoint(ws: Workspace, name: str) -> Path:
+    payload = torch.load(ws.checkpoint, weights_only=True)
+    key = next(iter(payload["model"]))
+    payload["model"][key] = payload["model"][key].clone().fill_(float("nan"))
+    path = ws.case(name) / "nan.pt"
+    torch.save(payload, path)
+    return path
+
+
+def _fifo(ws: Workspace, name: str) -> str:
+    import os
+
+    path = ws.case(name) / "results.json"
+    os.mkfifo(path)
+    return str(path)
+
+
+def _symlink_to(ws: Workspace, name: str, target: Path) -> str:
+    link = ws.case(name) / "r.json"
+    link.symlink_to(target)
+    return str(link)
+
+
+def _long_id(ws: Workspace, name: str) -> Path:
+    """A copy of the test split whose first image id is longer than a file name may be."""
+
+    def lengthen(folder: Path) -> None:
+        for file_name in (
+            "image_ids.txt",
+            "class_labels.txt",
+            "image_sizes.txt",
+            "localization.txt",
+            "mask_localization.txt",
+        ):
+            path = folder / file_name
+            if path.is_file():
+                lines = path.read_text().splitlines()
+                first = lines[0].split(",")[0]
+                longer = first.replace(".png", "x" * 300 + ".png")
+                path.write_text("\n".join(line.replace(first, longer) for line in lines) + "\n")
+
+    return metadata_copy(ws, name, "test", lengthen)
+
+
+def _valid_split(ws: Workspace, name: str) -> Path:
+    """A valid split folder that `data convert` wrote (its marker says so)."""
+    out = ws.case(name) / "split"
+    shutil.copytree(ws.data / "metadata" / "test", out)
+    (out / ".wsolbench").write_text('{"kind": "metadata"}')
+    return out
 
 
 def _pickled(ws: Workspace) -> Path:
@@ -979,16 +1417,31 @@ def _run_with(ws: Workspace, name: str, **fields) -> Path:
     """A copy of the finished run whose checkpoint has `fields` replaced."""
     run = ws.case(name) / "run"
     run.mkdir()
+    shutil.copy(ws.run / "config.json", run / "config.json")
     payload = torch.load(ws.checkpoint, weights_only=True)
     payload.update(fields)
     torch.save(payload, run / "last.pt")
     return run
 
 
+def _truncated_images(ws: Workspace, name: str) -> Path:
+    """An image root whose first test and train images are cut in half: their headers read
+    (the up-front check passes), their pixels do not (a loader worker finds it)."""
+    images = ws.case(name) / "images"
+    shutil.copytree(ws.data / "images", images)
+    for split in ("test", "train"):
+        first = (ws.data / "metadata" / split / "image_ids.txt").read_text().splitlines()[0]
+        data = (images / first).read_bytes()
+        (images / first).write_bytes(data[: len(data) // 2])
+    return images
+
+
 def _symlinked_out(ws: Workspace, name: str) -> Path:
-    """An --out whose `test` subfolder (where the maps go) is a symlink to another folder."""
+    """An --out of score maps (its marker says so) whose `test` subfolder (where the maps go)
+    is a symlink to another folder."""
     out, elsewhere = ws.case(name) / "out", ws.case(name) / "elsewhere"
     out.mkdir()
+    (out / ".wsolbench").write_text('{"kind": "scoremaps"}')
     elsewhere.mkdir()
     (out / "test").symlink_to(elsewhere, target_is_directory=True)
     return out
@@ -1028,15 +1481,17 @@ def _without_first(ws: Workspace, name: str) -> Path:
     return maps
 
 
-def _voc(ws: Workspace, name: str, box=(5, 5, 20, 10)) -> Path:
+def _voc(ws: Workspace, name: str, box=(5, 5, 20, 10), twice: bool = False) -> Path:
+    """ILSVRC validation XMLs: one image (`twice`: two XML files naming the same image)."""
     folder = ws.case(name) / "xml"
     folder.mkdir()
     x0, y0, x1, y1 = box
-    (folder / "1.xml").write_text(
-        f"<annotation><filename>1</filename><size><width>40</width><height>30</height></size>"
-        f"<object><name>n01</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
-        f"<ymax>{y1}</ymax></bndbox></object></annotation>"
-    )
+    for file_name in ("1.xml", "2.xml") if twice else ("1.xml",):
+        (folder / file_name).write_text(
+            f"<annotation><filename>1</filename><size><width>40</width><height>30</height></size>"
+            f"<object><name>n01</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+            f"<ymax>{y1}</ymax></bndbox></object></annotation>"
+        )
     return folder
 
 
@@ -1117,27 +1572,29 @@ def test_corrupt_caches_are_recomputed_or_named(ws, tmp_path):
 
     from rich.console import Console
 
-    from wsolbench import bench
     from wsolbench.errors import WsolbenchError
+    from wsolbench.overlays import OverlayCollector
+    from wsolbench.report import per_image
+    from wsolbench.runs import RunFolder
     from wsolbench.suite import load_suite
 
     tiny = load_suite(suite(ws, "caches"))
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    folder = RunFolder.of(tmp_path / "runs", tiny, "cam", "0" * 64)
+    per_image.save(folder.per_image_file, [], [])
     console = Console(record=True, width=300)
-    path = bench._scores_file(run_dir, tiny)
     for corrupt in (
         "{not json",
         json.dumps({"rows": [{"metric": "x"}], "curves": []}),
         "[]",
         "\xff",
+        "[" * 100_000,
     ):
-        path.write_text(corrupt, encoding="latin-1")
-        assert bench._load_scores(run_dir, tiny, console) is None
-    assert console.export_text().count("corrupt cached scores") == 4
-    (run_dir / "overlays.npz").write_bytes(b"PK\x03\x04 not a zip")
+        folder.scores_file.write_text(corrupt, encoding="latin-1")
+        assert folder.load(console) is None
+    assert console.export_text().count("corrupt cached scores") == 5
+    folder.overlays_file.write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(WsolbenchError, match="overlays.npz"):
-        bench._OverlayCollector(tiny, None).add("cam", run_dir)
+        OverlayCollector(tiny.postprocessors, None).add("cam", folder.overlays_file)
 
 
 def test_formula_cells_are_neutralized_in_csv_and_read_back(tmp_path):

@@ -82,9 +82,13 @@ def test_bench_writes_every_metric_family_and_caches(tiny_bench, tmp_path, monke
     # A second run only re-renders: no training, no inference.
     copy = tiny_bench.copy_to(tmp_path)
     monkeypatch.setattr(bench, "train", lambda *a, **k: pytest.fail("trained again"))
-    monkeypatch.setattr(bench, "predict", lambda *a, **k: pytest.fail("inferred again"))
+    monkeypatch.setattr(bench, "score_split", lambda *a, **k: pytest.fail("inferred again"))
+    monkeypatch.setattr(bench, "write_overlay_maps", lambda *a, **k: pytest.fail("inferred again"))
     again = run_tiny_bench(copy.suite, copy.root)
     pd.testing.assert_frame_equal(again.reset_index(drop=True), results.reset_index(drop=True))
+    # The first run kept its records in memory; the second read them back: the same report.
+    for name in ("per_image.npz", "results.csv", "results.json", "curves.json"):
+        assert (copy.board / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_interrupted_bench_resumes_to_the_same_result(
@@ -95,11 +99,11 @@ def test_interrupted_bench_resumes_to_the_same_result(
     suite = load_tiny_suite(tmp_path, tiny_data)  # cam alone
     real_train = train_module.train
 
-    def interrupted(config, on_epoch_end=None):
+    def interrupted(config, on_epoch_end=None, **kwargs):
         def stop(epoch, stats):
             raise KeyboardInterrupt
 
-        return real_train(config, on_epoch_end=stop)
+        return real_train(config, on_epoch_end=stop, **kwargs)
 
     monkeypatch.setattr(bench, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):

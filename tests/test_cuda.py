@@ -128,7 +128,7 @@ def test_scoring_with_maps_and_taps_on_cuda_equals_the_cpu(tiny_run):
     protocols = create_protocols({"map_size": 16, "box_thresholds": [0.1, 0.3]})
     model = load_model(tiny_run.checkpoint)
     batches = list(predict(model, dataset, batch_size=4, ten_crop=False))
-    for name in ("identity", "scg"):
+    for name in ("none", "scg"):
         pp = create_postprocessor(name)
         cpu, cuda = (Scorer(protocols, boxes=True, masks=True).keep_per_image() for _ in range(2))
         for batch in batches:

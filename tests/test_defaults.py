@@ -17,7 +17,9 @@ from wsolbench.evaluation import (
     evaluate_scoremaps,
 )
 from wsolbench.evaluation.protocols import Spa, WsolEvaluation
-from wsolbench.suite import _SCHEMA
+from wsolbench.cli.evaluate import protocol_settings
+from wsolbench.evaluation.protocols import create_protocols
+from wsolbench.suite import EVALUATION
 
 SETTINGS = {
     "map_size": defaults.MAP_SIZE,
@@ -38,6 +40,15 @@ def command_defaults(command: str) -> dict:
     return {a.dest: a.default for a in subparsers.choices[command]._actions}
 
 
+def evaluate_command_default(name: str):
+    """What `wsolbench evaluate` scores with when the flag is left out: the flag's default is
+    None, so the wsolevaluation protocol built from the command line keeps its own."""
+    args = build_parser().parse_args(["evaluate", "--scoremap-root", "m", "--metadata-root", "d"])
+    protocol = create_protocols(protocol_settings(args), names=["wsolevaluation"])["wsolevaluation"]
+    value = getattr(protocol, name)
+    return list(value) if isinstance(value, tuple) else value
+
+
 def test_the_values_are_the_references():
     # wsolevaluation config.py:171 / evaluation.py:430, evaluation.py:41, config.py:181-182;
     # SPA utils/localization.py:54.
@@ -54,18 +65,18 @@ def test_one_default_everywhere(name):
     value = SETTINGS[name]
     protocol = Spa if name == "box_thresholds" else WsolEvaluation
     assert default_of(protocol, name) == value
-    assert _SCHEMA["evaluation"][name][1] == value  # a suite that leaves it out
+    assert EVALUATION.options[name][1] == value  # a suite that leaves it out
     places = {
         "cam_curve_interval": [
             default_of(BoxAccumulator, "cam_curve_interval"),
             default_of(PxAPAccumulator, "cam_curve_interval"),
             default_of(evaluate_scoremaps, "cam_curve_interval"),
-            command_defaults("evaluate")["cam_curve_interval"],
+            evaluate_command_default("cam_curve_interval"),
         ],
         "iou_thresholds": [
             default_of(BoxAccumulator, "iou_thresholds"),
             default_of(evaluate_scoremaps, "iou_thresholds"),
-            command_defaults("evaluate")["iou_thresholds"],
+            evaluate_command_default("iou_thresholds"),
         ],
         "map_size": [command_defaults("infer")["map_size"]],
         "box_thresholds": [default_of(ClassicLocAccumulator, "thresholds")],

@@ -333,7 +333,8 @@ def test_bench_grid_of_methods_explainers_postprocessors_and_a_classifier(tmp_pa
     assert "Cost per image" in (tmp_path / "lb" / "explained" / "leaderboard.md").read_text()
     # Cached: a second run neither trains nor infers.
     monkeypatch.setattr(bench, "train", lambda *a, **k: pytest.fail("trained again"))
-    monkeypatch.setattr(bench, "predict", lambda *a, **k: pytest.fail("inferred again"))
+    monkeypatch.setattr(bench, "score_split", lambda *a, **k: pytest.fail("inferred again"))
+    monkeypatch.setattr(bench, "write_overlay_maps", lambda *a, **k: pytest.fail("inferred again"))
     assert len(run()) == len(results)
 
 
@@ -343,7 +344,7 @@ def test_suite_errors_name_the_table(tmp_path):
     for table, message in (
         (
             '[explainers.x]\nexplainer = "gradcam+++"',
-            "explainers.x: unknown explainer 'gradcam\\+\\+\\+'",
+            "explainers.x.explainer: unknown explainer 'gradcam\\+\\+\\+'",
         ),
         (
             '[explainers.x]\nexplainer = "gradcam"\ntarget_layer = "a"',
@@ -353,7 +354,7 @@ def test_suite_errors_name_the_table(tmp_path):
             '[explainers.x]\nexplainer = "scorecam"\nbatch_size = 0',
             "explainers.x: scorecam: batch_size must be",
         ),
-        ("[classifiers.r]\nmodel = 3", "classifiers.r.model = 3 is not a str"),
+        ("[classifiers.r]\nmodel = 3", "classifiers.r.model = 3 is not allowed: expected a string"),
     ):
         path = tmp_path / "s.toml"
         path.write_text(f'name = "s"\n[methods.cam]\n{table}\n')

@@ -69,7 +69,7 @@ def test_single_view_probabilities_are_the_softmax_of_the_logits(checkpoint):
         next(predict(load_model(path), dataset, batch_size=8, ten_crop=True))
 
 
-@pytest.mark.parametrize("postprocessor", ["identity", "scg"])
+@pytest.mark.parametrize("postprocessor", ["none", "scg"])
 def test_cli_infer_writes_scoremaps_in_the_wsolevaluation_layout(
     checkpoint, tmp_path, postprocessor
 ):

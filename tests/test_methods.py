@@ -215,7 +215,7 @@ def test_spa_ram_starts_at_ram_start_and_alpha_zero_disables_it():
 
 def test_hyperparameter_validation():
     with pytest.raises(
-        wsolbench.WsolbenchError, match=r"has: drop_rate must be in \[0, 1\], got 1\.5"
+        wsolbench.WsolbenchError, match=r"has: need grid_size >= 1 and 0 < drop_rate <= 1"
     ):
         build("has", drop_rate=1.5)
     with pytest.raises(wsolbench.WsolbenchError, match=r"spa: need alpha >= 0, .* \(got -1, "):

@@ -52,7 +52,18 @@ def inputs():
 
 
 def test_the_reference_postprocessors_are_registered():
-    assert {"identity", "scg"} <= set(list_postprocessors())
+    assert {"none", "scg"} <= set(list_postprocessors())
+
+
+def test_the_plain_postprocessor_has_one_listed_name_and_an_alias():
+    """`none` everywhere a user sees it; `identity` is accepted (older suites, scripts) but
+    never listed, and builds the same post-processor."""
+    from wsolbench.registry import POSTPROCESSORS, check_postprocessor
+
+    assert "identity" not in list_postprocessors()
+    assert type(create_postprocessor("none")) is type(create_postprocessor("none"))
+    assert POSTPROCESSORS.canonical("identity") == "none"
+    assert check_postprocessor("identity", {}, "--postprocessor") == {}
 
 
 @REGISTERED

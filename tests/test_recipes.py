@@ -170,7 +170,7 @@ def test_batch_size_is_the_total_over_processes(tmp_path, monkeypatch):
     [
         (
             "train.recipe=sap",
-            r"train.recipe \(from --set train.recipe=sap\) = 'sap' is not allowed",
+            r"train.recipe \(from --set train.recipe=sap\): unknown recipe 'sap'",
         ),
         ("train.lr_decay=multistep", r"decays the lr as 'step' .* not train.lr_decay \(from --set"),
         (

@@ -278,7 +278,7 @@ def test_invalid_arguments_raise_wsolbench_errors():
         ):
             SCG()(cam, taps, size)
     with pytest.raises(WsolbenchError, match=r"\(N, K, h, w\) or \(N, h, w\)"):
-        create_postprocessor("identity")(cam[0], None, (8, 8))
+        create_postprocessor("none")(cam[0], None, (8, 8))
     with pytest.raises(WsolbenchError, match=r"class map batch 3 != taps batch 2"):
         SCG()(_class_maps(n=3), taps, (8, 8))
     with pytest.raises(
@@ -295,11 +295,11 @@ def test_presets_hold_the_official_values():
 
 
 def test_registry_entries_run_with_the_postprocessor_signature():
-    assert {"identity", "scg"} <= set(list_postprocessors())
+    assert {"none", "scg"} <= set(list_postprocessors())
     taps, cam = _random_batch(n=2)
     scg_maps = create_postprocessor("scg", fo_th=0.1)(cam, taps, (10, 12))
     assert scg_maps.shape == (2, 10, 12) and 0 <= scg_maps.min() and scg_maps.max() <= 1
-    identity = create_postprocessor("identity")
+    identity = create_postprocessor("none")
     maps = identity(cam, taps, (10, 12))
     relu = cam.clamp(min=0)
     low, high = relu.amin(dim=(1, 2), keepdim=True), relu.amax(dim=(1, 2), keepdim=True)

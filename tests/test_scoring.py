@@ -84,7 +84,7 @@ def _by_hand(batch: dict, pp, name: str, accumulators: dict) -> None:
     # bicubic to map_size, min-max; boxes truncated; masks > 0.5, nearest; ignore outside them.
     sources = (
         batch["cams_gt"].double().numpy()
-        if name == "identity"
+        if name == "none"
         else [m.double().numpy() for m in gt_maps]
     )
     scoremaps = torch.from_numpy(np.stack([minmax_normalize(m, (size, size)) for m in sources]))
@@ -108,7 +108,7 @@ def _by_hand(batch: dict, pp, name: str, accumulators: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,options", [("identity", {}), ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0})]
+    "name,options", [("none", {}), ("scg", {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0})]
 )
 def test_one_call_per_batch_gives_the_counts_of_the_rules_by_hand(name, options):
     pp = create_postprocessor(name, **options)
@@ -151,7 +151,7 @@ def test_the_mask_rules_differ_by_protocol():
     """One grayscale mask, two ground truths: PxAP counts pixels > 0.5, Peak pixels > 128."""
     batch = _batch(0)
     scorer = Scorer(create_protocols(EVALUATION, names=("peak",)), boxes=False, masks=True)
-    scorer.update(batch, create_postprocessor("identity"))
+    scorer.update(batch, create_postprocessor("none"))
     peak = scorer.evaluator.metrics["peak"]
     assert int(peak.foreground.sum()) == sum(int((m > 128).sum()) for m in batch["mask"])
     protocol = WsolEvaluation(map_size=64)
@@ -165,7 +165,7 @@ def test_wsolevaluation_scoremaps_start_where_the_postprocessor_says():
     batch = _batch(0)
     size = (EVALUATION["map_size"],) * 2
     protocol = WsolEvaluation(map_size=size[0])
-    identity = create_postprocessor("identity")
+    identity = create_postprocessor("none")
     sizes = [(h, w) for w, h in SIZES]
     raw = [minmax_normalize(m, size) for m in batch["cams_gt"].double().numpy()]
     source = identity.scoremap_source(batch["cams_gt"], identity(batch["cams_gt"], None, sizes))
@@ -179,7 +179,7 @@ def test_wsolevaluation_scoremaps_start_where_the_postprocessor_says():
 
 
 def test_per_image_records_come_back_in_dataset_order():
-    pp = create_postprocessor("identity")
+    pp = create_postprocessor("none")
     scorer = Scorer(create_protocols(EVALUATION), boxes=True, masks=True)
     scorer.keep_per_image(lambda index: index % 2 == 0)
     second, first = _batch(1), _batch(0)

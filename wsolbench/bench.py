@@ -5,16 +5,19 @@ from its last checkpoint after an interruption), then, for every explainer of th
 model's own CAM by default), one inference pass over `val` (to choose the spa protocol's box
 threshold, never on `test`) and one over `test`, where every post-processor of the suite turns
 the class maps into score maps for every protocol. `[classifiers.<label>]` (torchvision
-classifiers as they are) skip training. Scores are cached beside the checkpoint, so a second run
-with the same suite only re-renders the report.
+classifiers as they are) skip training. Scores are cached in the run folder (`runs.RunFolder`),
+so a second run with the same suite only re-renders the report.
+
+The whole run is resolved before the first expensive step (`plan`): outputs claimed, every
+split read once and its images opened (header only), every checkpoint to resume read and
+checked, every explainer's layers found on every model.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,73 +26,84 @@ import pandas as pd
 import torch
 from rich.console import Console
 
-from wsolbench.data.datasets import EvalDataset, load_image
-from wsolbench.data.metadata import read_split
+from wsolbench.data.datasets import EvalDataset, check_images, load_image
+from wsolbench.data.metadata import Split, check_labels, read_split, validate_files
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
 from wsolbench.engine.config import TrainConfig
+from wsolbench.engine.device import run_device
 from wsolbench.engine.evaluate import score_split
-from wsolbench.engine.infer import predict
-from wsolbench.engine.train import train
+from wsolbench.engine.train import check_resumable, train
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation import create_protocols
-from wsolbench.explainers.suite import DEFAULT_EXPLAINERS
-from wsolbench.io import check_writable_dir, write_json
-from wsolbench.registry import DEFAULT_PROTOCOLS, create_postprocessor
+from wsolbench.explainers.suite import DEFAULT_EXPLAINERS, ClassifierSpec
+from wsolbench.identity import config_hash
+from wsolbench.io import claim_folder
+from wsolbench.overlays import OverlayCollector, write_overlay_maps
+from wsolbench.registry import create_postprocessor
 from wsolbench.report import per_image as report_per_image
 from wsolbench.report import results as report_results
-from wsolbench.scoring import Scorer, original_sizes
-from wsolbench.suite import MethodSpec, Suite, config_hash
+from wsolbench.runs import RunFolder, Scores
+from wsolbench.scoring import Scorer
+from wsolbench.suite import MethodSpec, Suite
 
-SCORES_FORMAT = 6  # bump when the cached scores' content changes, so old caches are recomputed
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class DataPaths:
+class BenchData:
+    """The suite's dataset: where it is, and its splits, each read once."""
+
     name: str
     image_root: Path
     metadata_root: Path
     mask_root: Path | None
+    splits: dict[str, Split] = field(default_factory=dict)
+    num_classes: int = 0
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            self.splits[name] = read_split(self.metadata_root / name)
+        return self.splits[name]
 
 
-def prepare_data(suite: Suite, console: Console) -> DataPaths:
-    """Locate the suite's dataset; the synthetic one is generated on first use."""
+def prepare_data(suite: Suite, console: Console) -> BenchData:
+    """Locate the suite's dataset; the synthetic one is generated on first use, into a folder
+    that is new, empty or a synthetic benchmark wsolbench made (never over other files)."""
     ds = suite.dataset
     if ds["kind"] == "synthetic":
+        from wsolbench.data.synthetic import check_recorded, generate
+
         root = Path(ds["root"])
         options = dict(ds["synthetic"], seed=ds["seed"])
         if not (root / "synthetic.json").is_file():
-            from wsolbench.data.synthetic import generate
-
             if distributed.is_main():
+                claim_folder(root, "synthetic benchmark folder (dataset.root)", "synthetic-dataset")
                 console.print(
                     f"generating the synthetic benchmark in [bold]{root}[/] (seed {ds['seed']})"
                 )
                 generate(root, **options)
             distributed.barrier()
-        try:
-            recorded = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
-            assert isinstance(recorded, dict)
-        except (OSError, UnicodeDecodeError, ValueError, AssertionError):
-            raise WsolbenchError(
-                "not a synthetic benchmark description: delete the folder to regenerate it",
-                root / "synthetic.json",
-            ) from None
-        differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
-        if differing:
-            raise WsolbenchError(
-                f"{root} holds a synthetic benchmark generated with other {', '.join(differing)} "
-                "than the suite asks for: use another dataset.root or delete it",
-                root / "synthetic.json",
-            )
-        return DataPaths("synthetic", root / "images", root / "metadata", root / "masks")
+        check_recorded(root, options)
+        return BenchData("synthetic", root / "images", root / "metadata", root / "masks")
     mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
     name = Path(ds["metadata_root"]).name or "dataset"
     if ds["metadata_style"]:  # the reference's splits and boxes (docs/protocols.md sec. 1)
         from wsolbench.data.converters import check_metadata_style
 
         check_metadata_style(ds["metadata_root"], ds["metadata_style"], "this suite")
-    return DataPaths(name, Path(ds["image_root"]), Path(ds["metadata_root"]), mask_root)
+    return BenchData(name, Path(ds["image_root"]), Path(ds["metadata_root"]), mask_root)
+
+
+@dataclass
+class Job:
+    """One row group of the leaderboard: a trained method or a classifier as it is."""
+
+    label: str
+    folder: RunFolder
+    spec: MethodSpec | ClassifierSpec
+    config: TrainConfig | None = None  # None: a classifier (nothing trained)
+    cached: Scores | None = None
 
 
 def run_bench(
@@ -112,53 +126,38 @@ def run_bench(
             f"no method selected: suite {suite.name} would give an empty leaderboard"
         )
     distributed.init_from_env()  # under torchrun: join the group before any rank touches files
-    # Outputs first: a folder we cannot write fails now, not after hours of training.
-    check_writable_dir(Path(runs_dir), "runs folder (--runs-dir)")
-    check_writable_dir(Path(out_dir), "leaderboards folder (--out)")
-    paths = prepare_data(suite, console)
-    _check_splits(suite, paths)
-    rows, curves, overlays = [], [], _OverlayCollector(suite, paths)
-    records: list[report_per_image.Record] = []
-    seconds, devices = {"train": 0.0, "score": 0.0}, set()
-    for spec in suite.methods:
-        config = _train_config(suite, spec, paths, runs_dir, device, progress)
-        run_dir = Path(config.out_dir)
-        scores = _load_scores(run_dir, suite, console)
-        if scores is not None and not _per_image_file(run_dir, suite).is_file():
-            scores = None  # scored before per-image statistics were kept
-        if scores is None and only is not None and spec.label not in only:
-            continue  # not selected and never scored: absent, as before this run
-        if scores is None:
-            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
-            scores = _train_and_score(suite, spec, config, paths, console, progress)
-        rows.extend(scores["rows"])
-        curves.extend(scores["curves"])
-        seconds["train"] += scores.get("train_seconds", 0.0)
-        seconds["score"] += scores.get("score_seconds", 0.0)
-        devices.add(scores.get("device", "unknown device"))
-        overlays.add(spec.label, run_dir)
-        if distributed.is_main():
-            records += report_per_image.load(_per_image_file(run_dir, suite))[0]
-    for classifier in suite.classifiers:  # the zero-training rows
-        cached = _load_scores(_classifier_run_dir(suite, classifier, runs_dir), suite, console)
-        if cached is None and only is not None and classifier.label not in only:
-            continue
-        scores = _score_classifier(suite, classifier, paths, runs_dir, device, console, progress)
-        rows.extend(scores["rows"])
-        curves.extend(scores["curves"])
-        seconds["score"] += scores.get("score_seconds", 0.0)
-        devices.add(scores.get("device", "unknown device"))
-        if distributed.is_main():
-            records += report_per_image.load(
-                _per_image_file(_classifier_run_dir(suite, classifier, runs_dir), suite)
-            )[0]
-    if not distributed.is_main():
-        return pd.DataFrame(rows)
-    results = report_results.results_frame(rows)
     leaderboard_dir = Path(out_dir) / suite.name
+    # Outputs first: a folder we cannot write fails now, not after hours of training.
+    claim_folder(Path(runs_dir) / suite.name, "runs folder (--runs-dir)", "runs", within=runs_dir)
+    claim_folder(leaderboard_dir, "leaderboard folder (--out)", "leaderboard", within=out_dir)
+    data = prepare_data(suite, console)
+    jobs = plan(suite, data, runs_dir, device, only, console)
+    if not jobs:
+        raise WsolbenchError(
+            f"no method selected: suite {suite.name} would give an empty leaderboard"
+        )
+    scores: list[Scores] = []
+    overlays = OverlayCollector(suite.postprocessors, data.image_root, data.split("test"))
+    for job in jobs:
+        if job.cached is not None:
+            result = job.cached
+        elif job.config is not None:
+            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
+            result = _train_and_score(suite, job, data, console, progress)
+        else:
+            result = _score_classifier(suite, job, data, device, console, progress)
+        scores.append(result)
+        if job.config is not None:
+            overlays.add(job.label, job.folder.overlays_file)
+    if not distributed.is_main():
+        return pd.DataFrame([row for result in scores for row in result.rows])
+    rows = [row for result in scores for row in result.rows]
+    curves = [curve for result in scores for curve in result.curves]
+    records = [record for result in scores for record in result.records]
+    results = report_results.results_frame(rows)
     report_results.write_results(results, leaderboard_dir)
     report_results.write_curves(curves, leaderboard_dir)
-    per_image = (records, [_image_set(paths, records)])
+    per_image = (records, [_image_set(data, records)])
     report_per_image.save(leaderboard_dir / report_per_image.FILE_NAME, *per_image)
     from wsolbench.report import Bootstrap, print_leaderboard, render_leaderboard
 
@@ -171,7 +170,7 @@ def run_bench(
         per_image=per_image,
         bootstrap=bootstrap,
         title=suite.description or suite.name,
-        notes=_reproduction_note(suite, seconds, devices),
+        notes=_reproduction_note(suite, scores),
     )
     print_leaderboard(results, console, bootstrap=bootstrap)
     console.print(
@@ -179,6 +178,128 @@ def run_bench(
         f"in {time.perf_counter() - started:.0f} s"
     )
     return results
+
+
+# ----------------------------------------------------------------------------- up front
+
+
+def plan(
+    suite: Suite,
+    data: BenchData,
+    runs_dir: str | Path,
+    device: str,
+    only: list[str] | None,
+    console: Console,
+) -> list[Job]:
+    """Resolve the whole run before any expensive step: every job's configuration, run folder
+    and cached scores; the splits (read once, labels checked) and, where work remains, every
+    image (header) and mask; every checkpoint to resume; every explainer on every model."""
+    _check_splits(suite, data)
+    jobs: list[Job] = []
+    for spec in suite.methods:
+        config = _train_config(suite, spec, data, runs_dir, device)
+        folder = RunFolder.of(runs_dir, suite, spec.label, config.config_hash())
+        config.out_dir = str(folder.path)
+        job = Job(spec.label, folder, spec, config, folder.load(console, not distributed.is_main()))
+        if job.cached is None and only is not None and spec.label not in only:
+            continue  # not selected and never scored: absent, as before this run
+        jobs.append(job)
+    for classifier in suite.classifiers:  # the zero-training rows
+        run_hash = config_hash({"dataset": suite.dataset, "classifier": vars(classifier)})
+        folder = RunFolder.of(runs_dir, suite, classifier.label, run_hash)
+        job = Job(classifier.label, folder, classifier, None, folder.load(console, True))
+        if job.cached is None and only is not None and classifier.label not in only:
+            continue
+        jobs.append(job)
+    pending = [job for job in jobs if job.cached is None]
+    training = [job for job in pending if job.config is not None]
+    for job in training:
+        _check_model(suite, job, data)
+    for job in pending:
+        if job.config is None:
+            _check_classifier(suite, job.spec, data)
+    # The images every remaining step reads (the report draws test images in any case).
+    for name in (("train",) if training else ()) + (("val",) if pending else ()) + ("test",):
+        check_images(data.split(name), data.image_root)
+        if pending and name != "train" and data.split(name).masks is not None and data.mask_root:
+            validate_files(data.split(name), None, data.mask_root)
+    return jobs
+
+
+def _check_splits(suite: Suite, data: BenchData) -> None:
+    """Read every split's metadata once and check its labels before anything is trained."""
+    data.num_classes = check_labels(
+        data.split("train"),
+        suite.dataset["num_classes"] or None,
+        require_every_class=True,
+        what="dataset.num_classes",
+    )
+    for name in ("val", "test"):
+        check_labels(data.split(name), data.num_classes, what="the train split's classes")
+
+
+def _train_config(
+    suite: Suite, spec: MethodSpec, data: BenchData, runs_dir, device: str
+) -> TrainConfig:
+    run = dict(
+        image_root=str(data.image_root),
+        metadata_root=str(data.metadata_root),
+        dataset=data.name,
+        device=device,
+        resume=True,
+    )
+    return suite.train_config(spec, **run)
+
+
+def _check_model(suite: Suite, job: Job, data: BenchData) -> None:
+    """A method's model, built on the meta device, takes every explainer of the suite; a run
+    to resume has a checkpoint that resumes (its fields read and type-checked)."""
+    from wsolbench.registry import create_method
+
+    config = job.config
+    if job.folder.checkpoint.is_file():
+        check_resumable(load_checkpoint(job.folder.checkpoint), config, job.folder.checkpoint)
+    with torch.device("meta"):
+        model = create_method(
+            config.method,
+            backbone=config.backbone,
+            num_classes=data.num_classes,
+            pretrained=False,
+            weights=None,
+            large_feature_map=config.large_feature_map,
+            **config.hparams,
+        )
+    _check_explainers(suite, model, job.label)
+
+
+def _check_explainers(suite: Suite, model, label: str) -> None:
+    for spec in suite.explainers:
+        explainer = spec.create()
+        if explainer.applies_to(model):
+            try:
+                explainer.check_model(model)
+            except WsolbenchError as error:
+                raise WsolbenchError(
+                    f"explainers.{spec.label} on {label}: {error.message}", suite.source
+                ) from None
+
+
+def _check_classifier(suite: Suite, classifier: ClassifierSpec, data: BenchData) -> None:
+    """A classifier's name, weights and layers, without building or downloading it."""
+    from wsolbench.explainers import check_classifier
+
+    check_classifier(
+        classifier.model,
+        classifier.weights or None,
+        suite.dataset["num_classes"] or data.num_classes,
+        classifier.tap_layers,
+        [spec.create() for spec in suite.explainers],
+        f"classifiers.{classifier.label}",
+        suite.source,
+    )
+
+
+# ----------------------------------------------------------------------------- the work
 
 
 def _describe(device: torch.device) -> str:
@@ -190,48 +311,28 @@ def _describe(device: torch.device) -> str:
     return name
 
 
-def _reproduction_note(suite: Suite, seconds: dict[str, float], devices: set[str]) -> str:
+def _reproduction_note(suite: Suite, scores: list[Scores]) -> str:
     source = suite.name if suite.source.startswith("<built-in") else suite.source
     command = " ".join(
         ["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)]
     )
+    train_seconds = sum(s.train_seconds or 0.0 for s in scores)
+    score_seconds = sum(s.score_seconds for s in scores)
+    devices = ", ".join(sorted({s.device for s in scores}))
     return (
-        f"Reproduce with `{command}`. Training took {seconds['train'] / 60:.1f} min and inference with "
-        f"scoring {seconds['score'] / 60:.1f} min on {', '.join(sorted(devices))}."
+        f"Reproduce with `{command}`. Training took {train_seconds / 60:.1f} min and inference with "
+        f"scoring {score_seconds / 60:.1f} min on {devices}."
     )
 
 
-def _scores_file(run_dir: Path, suite: Suite) -> Path:
-    evaluation = dict(suite.evaluation)
-    if tuple(evaluation["protocols"]) == DEFAULT_PROTOCOLS:  # the cache key as before the key
-        del evaluation["protocols"]
-    scoring = {
-        "postprocessors": suite.postprocessors,
-        "evaluation": evaluation,
-        "format": SCORES_FORMAT,
-        "per_image": report_per_image.FORMAT,
-    }
-    if (
-        suite.explainers != DEFAULT_EXPLAINERS
-    ):  # default: the cache key (and caches) as before explainers
-        scoring["explainers"] = [vars(spec) for spec in suite.explainers]
-    return run_dir / f"scores-{config_hash(scoring)}.json"
-
-
-def _per_image_file(run_dir: Path, suite: Suite) -> Path:
-    """The test split's per-image statistics, beside (and named like) the cached scores."""
-    scores = _scores_file(run_dir, suite)
-    return scores.with_name(scores.stem.replace("scores-", "per_image-") + ".npz")
-
-
-def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
+def _image_set(data: BenchData, records) -> report_per_image.ImageSet:
     """The test split's labels, boxes and small pictures, for the report's failure browser."""
-    split = read_split(paths.metadata_root / "test")
+    split = data.split("test")
     count = len(split.image_ids)
     pictures = {}
     for index in sorted(report_per_image.browser_indices(count)):
         image = load_image(
-            paths.image_root,
+            data.image_root,
             split.image_ids[index],
             split.metadata_dir / "image_ids.txt",
             index + 1,
@@ -239,141 +340,83 @@ def _image_set(paths: DataPaths, records) -> report_per_image.ImageSet:
         pictures[index] = report_per_image.image_picture(np.asarray(image))
     sizes = split.sizes if split.sizes is not None else np.zeros((count, 2), np.int64)
     boxes = split.boxes if split.boxes is not None else [np.zeros((0, 4), np.int64)] * count
-    dataset = records[0].key["dataset"] if records else paths.name
+    dataset = records[0].key["dataset"] if records else data.name
     return report_per_image.ImageSet(
         dataset, list(split.image_ids), split.labels, boxes, sizes, pictures
     )
 
 
-_SCORES_KEYS = {"rows": list, "curves": list}
-
-
-def _load_scores(run_dir: Path, suite: Suite, console: Console) -> dict | None:
-    """Cached scores, or None when absent; a corrupt cache is said and recomputed."""
-    path = _scores_file(run_dir, suite)
-    if not path.is_file():
-        return None
-    try:
-        scores = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(scores, dict) or any(
-            not isinstance(scores.get(k), t) for k, t in _SCORES_KEYS.items()
-        ):
-            raise ValueError("not a scores object")
-        report_results.results_frame(scores["rows"])  # every row well-formed
-        return scores
-    except (OSError, UnicodeDecodeError, ValueError, WsolbenchError) as error:
-        if distributed.is_main():
-            console.print(
-                f"[yellow]{path}: corrupt cached scores ({str(error)[:80]}): recomputing[/]",
-                soft_wrap=True,
-            )
-        return None
-
-
-def _check_splits(suite: Suite, paths: DataPaths) -> None:
-    """Read every split's metadata and check its labels before anything is trained."""
-    from wsolbench.data.metadata import check_labels
-
-    train_split = read_split(paths.metadata_root / "train")
-    num_classes = check_labels(
-        train_split,
-        suite.dataset["num_classes"] or None,
-        require_every_class=True,
-        what="dataset.num_classes",
-    )
-    for name in ("val", "test"):
-        check_labels(
-            read_split(paths.metadata_root / name), num_classes, what="the train split's classes"
-        )
-
-
-def _train_config(
-    suite: Suite, spec: MethodSpec, paths: DataPaths, runs_dir, device: str, progress: bool
-) -> TrainConfig:
-    """The method's TrainConfig; its run folder is <runs>/<suite>/<label>-<config hash>."""
-    run = dict(
-        image_root=str(paths.image_root),
-        metadata_root=str(paths.metadata_root),
-        dataset=paths.name,
-        device=device,
-        resume=True,
-        progress=progress,
-    )
-    config = suite.train_config(spec, **run)
-    config.out_dir = str(Path(runs_dir) / suite.name / f"{spec.label}-{config.config_hash()[:12]}")
-    return config
-
-
-def _train_and_score(suite, spec, config: TrainConfig, paths, console, progress) -> dict:
+def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress) -> Scores:
+    config = job.config
+    config.progress = progress
     if distributed.is_main():
-        console.rule(f"[bold]{spec.label}[/] ({spec.method} on {config.backbone})")
-    trained = train(config)
-    checkpoint_path, torch_device, run_dir = (
-        trained.checkpoint,
-        trained.device,
-        Path(config.out_dir),
-    )
+        console.rule(f"[bold]{job.label}[/] ({job.spec.method} on {config.backbone})")
+    trained = train(config, train_split=data.split("train"))
     started = time.perf_counter()
-    checkpoint = load_checkpoint(checkpoint_path)
-    model = model_from_checkpoint(checkpoint, checkpoint_path, device=torch_device)
-    postprocessors = _postprocessors(suite)
+    checkpoint = load_checkpoint(trained.checkpoint)
+    model = model_from_checkpoint(checkpoint, trained.checkpoint, device=trained.device)
+    pps = postprocessors(suite)
     common = dict(
-        dataset=paths.name,
+        dataset=data.name,
         split="test",
         backbone=config.backbone,
         seed=config.seed,
         config_hash=trained.config_hash,
-        checkpoint_hash=checkpoint_hash(checkpoint_path),
+        checkpoint_hash=checkpoint_hash(trained.checkpoint),
         versions=report_results.package_versions(),
     )
-    rows, curves, records = _score_model(
-        model, spec.label, common, postprocessors, suite, paths, torch_device, progress
+    rows, curves, records = score_model(
+        model, job.label, common, pps, suite, data, trained.device, progress
     )
-    scores = {
-        "rows": rows,
-        "curves": curves,
-        "train_seconds": sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
-        "score_seconds": time.perf_counter() - started,
-        "device": _describe(torch_device),
-    }
+    scores = Scores(
+        rows,
+        curves,
+        records,
+        train_seconds=sum(epoch["seconds"] for epoch in checkpoint.get("history", [])),
+        score_seconds=time.perf_counter() - started,
+        device=_describe(trained.device),
+    )
     if distributed.is_main():
-        _write_overlay_maps(model, paths, postprocessors, suite, torch_device, run_dir)
-        report_per_image.save(_per_image_file(run_dir, suite), records, [])
-        write_json(_scores_file(run_dir, suite), scores)
+        test = _eval_dataset(data, "test", suite, ten_crop=False)
+        count = suite.evaluation["overlay_images"]
+        write_overlay_maps(model, test, pps, count, trained.device, job.folder.overlays_file)
+        scores = job.folder.save(scores)
     distributed.barrier()
     return scores
 
 
-def _postprocessors(suite: Suite) -> dict[str, Any]:
+def postprocessors(suite: Suite) -> dict[str, Any]:
+    """The suite's post-processors, built (registered names; `none` is the plain map)."""
     return {
-        name: create_postprocessor("identity" if name == "none" else name, **options)
+        name: create_postprocessor(name, **options)
         for name, options in suite.postprocessors.items()
     }
 
 
-def _score_model(
-    model, label, common, postprocessors, suite, paths, device, progress
+def score_model(
+    model, label, common, pps, suite, data, device, progress
 ) -> tuple[list, list, list]:
-    """Rows, curves and per-image records of one model for every explainer x post-processor of the suite; a suite
-    with explainers also gets the cost per image of each explainer's maps and of each
-    post-processing + scoring (protocol "cost")."""
+    """Rows, curves and per-image records of one model for every explainer x post-processor
+    of the suite; a suite with explainers also gets the cost per image of each explainer's
+    maps and of each post-processing + scoring (protocol "cost")."""
     rows, curves, records = [], [], []
     protocols = create_protocols(suite.evaluation, names=suite.evaluation["protocols"])
+    explained = suite.explainers != DEFAULT_EXPLAINERS  # the report's optional explainer axis
     for explainer_spec in suite.explainers:
         explainer = explainer_spec.create()
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
-        val = _score_split(
-            model, paths, "val", postprocessors, protocols, suite, device, progress, explainer
+        val = score_data_split(
+            model, data, "val", pps, protocols, suite, device, progress, explainer
         )
         choices = {name: scorer.choose() for name, scorer in val.items()}  # never on test
         timings: dict[str, float] = {}
-        test = _score_split(
+        test = score_data_split(
             model,
-            paths,
+            data,
             "test",
-            postprocessors,
+            pps,
             protocols,
             suite,
             device,
@@ -384,11 +427,11 @@ def _score_model(
         )
         for name, scorer in test.items():
             setting = dict(common, method=label, postprocessor=name)
-            if suite.explainers != DEFAULT_EXPLAINERS:  # the report's optional explainer axis
+            if explained:
                 setting["explainer"] = explainer_spec.label
             rows.extend(scorer.rows(setting, choices[name]))
             records.append(report_per_image.record_from_scorer(scorer, setting, choices[name]))
-            if suite.explainers != DEFAULT_EXPLAINERS:  # wall times: measured, not reproduced
+            if explained:  # wall times: measured, not reproduced
                 for metric, value in (
                     ("explain_ms", explainer.ms_per_image()),
                     ("score_ms", 1000.0 * timings[name] / max(timings["images"], 1)),
@@ -402,26 +445,19 @@ def _score_model(
     return rows, curves, records
 
 
-def _score_classifier(suite, classifier, paths, runs_dir, device, console, progress) -> dict:
+def _score_classifier(suite, job: Job, data: BenchData, device, console, progress) -> Scores:
     """A torchvision classifier as it is (no training): its explainers' maps, scored."""
-    from wsolbench.engine.train import resolve_device
     from wsolbench.explainers import build_classifier
 
-    run_dir = _classifier_run_dir(suite, classifier, runs_dir)
-    run_hash = run_dir.name.rsplit("-", 1)[1]
-    scores = _load_scores(run_dir, suite, console)
-    if scores is not None and _per_image_file(run_dir, suite).is_file():
-        return scores
+    classifier = job.spec
     if distributed.is_main():
         console.rule(
-            f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: {classifier.weights or 'random'})"
+            f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: "
+            f"{classifier.weights or 'random'})"
         )
     started = time.perf_counter()
-    torch_device = distributed.init_from_env() or resolve_device(device)
-    num_classes = (
-        suite.dataset["num_classes"]
-        or int(read_split(paths.metadata_root / "test").labels.max()) + 1
-    )
+    torch_device = run_device(device, "--device")
+    num_classes = suite.dataset["num_classes"] or int(data.split("test").labels.max()) + 1
     model = build_classifier(
         classifier.model,
         classifier.weights or None,
@@ -432,48 +468,43 @@ def _score_classifier(suite, classifier, paths, runs_dir, device, console, progr
     )
     weights = Path(classifier.weights)
     common = {
-        "dataset": paths.name,
+        "dataset": data.name,
         "split": "test",
         "backbone": classifier.model,
         "seed": 0,
-        "config_hash": run_hash,
+        "config_hash": config_hash({"dataset": suite.dataset, "classifier": vars(classifier)}),
         "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
         "versions": report_results.package_versions(),
     }
-    rows, curves, records = _score_model(
+    rows, curves, records = score_model(
         model,
         classifier.label,
         common,
-        _postprocessors(suite),
+        postprocessors(suite),
         suite,
-        paths,
+        data,
         torch_device,
         progress,
     )
-    scores = {
-        "rows": rows,
-        "curves": curves,
-        "score_seconds": time.perf_counter() - started,
-        "device": _describe(torch_device),
-    }
+    scores = Scores(
+        rows,
+        curves,
+        records,
+        score_seconds=time.perf_counter() - started,
+        device=_describe(torch_device),
+    )
     if distributed.is_main():
-        report_per_image.save(_per_image_file(run_dir, suite), records, [])
-        write_json(_scores_file(run_dir, suite), scores)
+        scores = job.folder.save(scores)
     distributed.barrier()
     return scores
 
 
-def _classifier_run_dir(suite: Suite, classifier, runs_dir) -> Path:
-    run_hash = config_hash({"dataset": suite.dataset, "classifier": vars(classifier)})
-    return Path(runs_dir) / suite.name / f"{classifier.label}-{run_hash}"
-
-
-def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: bool) -> EvalDataset:
-    split = read_split(paths.metadata_root / split_name)
-    mask_root = paths.mask_root if split.masks is not None and paths.mask_root else None
+def _eval_dataset(data: BenchData, split_name: str, suite: Suite, ten_crop: bool) -> EvalDataset:
+    split = data.split(split_name)
+    mask_root = data.mask_root if split.masks is not None and data.mask_root else None
     return EvalDataset(
         split,
-        paths.image_root,
+        data.image_root,
         image_size=suite.dataset["image_size"],
         mask_root=mask_root,
         ten_crop=ten_crop,
@@ -481,28 +512,28 @@ def _eval_dataset(paths: DataPaths, split_name: str, suite: Suite, ten_crop: boo
     )
 
 
-def _score_split(
+def score_data_split(
     model,
-    paths,
-    split_name,
-    postprocessors,
+    data: BenchData,
+    split_name: str,
+    pps,
     protocols,
-    suite,
+    suite: Suite,
     device,
-    progress,
+    progress: bool,
     explainer,
-    per_image=False,
+    per_image: bool = False,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Scorer]:
     """One inference pass (`engine.evaluate.score_split`); with ``per_image`` the scorers keep
     every image's outcome, and pictures for the report's failure browser."""
     evaluation = suite.evaluation
-    dataset = _eval_dataset(paths, split_name, suite, evaluation["ten_crop"])
+    dataset = _eval_dataset(data, split_name, suite, evaluation["ten_crop"])
     shown = report_per_image.browser_indices(len(dataset)) if per_image else None
     return score_split(
         model,
         dataset,
-        postprocessors,
+        pps,
         protocols,
         batch_size=evaluation["batch_size"],
         device=device,
@@ -512,95 +543,3 @@ def _score_split(
         explainer=explainer,
         timings=timings,
     )
-
-
-def _write_overlay_maps(model, paths, postprocessors, suite, device, run_dir) -> None:
-    """GT-class maps of the first test images, for the report's overlays (CAM vs SCG)."""
-    count = suite.evaluation["overlay_images"]
-    if count <= 0:
-        return
-    dataset = _eval_dataset(paths, "test", suite, ten_crop=False)
-    indices = _overlay_indices(len(dataset), count)
-    subset = torch.utils.data.Subset(dataset, indices)
-    maps: dict[str, list[np.ndarray]] = {name: [] for name in postprocessors}
-    for batch in predict(model, subset, batch_size=len(indices), device=device, ten_crop=False):
-        sizes = original_sizes(batch)
-        for name, pp in postprocessors.items():
-            produced = pp(batch["cams_gt"], batch["taps"], sizes)
-            maps[name].extend(m.cpu().numpy().astype(np.float16) for m in produced)
-    arrays = {f"{name}_{i}": m for name, ms in maps.items() for i, m in enumerate(ms)}
-    from wsolbench.io import atomic_path
-
-    with atomic_path(run_dir / "overlays.npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, indices=np.array(indices), **arrays)
-
-
-def _overlay_map(array: np.ndarray) -> np.ndarray:
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"an overlay map is {array.dtype} {array.shape}, not a 2-D float map")
-    return array.astype(np.float32)
-
-
-def _overlay_indices(length: int, count: int) -> list[int]:
-    """Evenly spread over the split (so several classes appear), fixed for a split."""
-    count = min(count, length)
-    return sorted({int(i) for i in np.linspace(0, length - 1, count).round()})
-
-
-class _OverlayCollector:
-    """Gathers each run's overlay maps into the report's overlay grid."""
-
-    def __init__(self, suite: Suite, paths: DataPaths):
-        self.suite, self.paths = suite, paths
-        self.rows: dict[str, list[np.ndarray]] = {}
-        self.indices: list[int] | None = None
-
-    def add(self, label: str, run_dir: Path) -> None:
-        path = run_dir / "overlays.npz"
-        if not path.is_file():
-            return
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                indices = [int(i) for i in data["indices"].tolist()]
-                rows = {}
-                for name in self.suite.postprocessors:
-                    keys = sorted(
-                        (k for k in data.files if k.startswith(f"{name}_")),
-                        key=lambda k: int(k.rsplit("_", 1)[1]),
-                    )
-                    suffix = "" if name == "none" else f" + {name.upper()}"
-                    rows[f"{label}{suffix}"] = [_overlay_map(data[k]) for k in keys]
-        except Exception as error:  # zip, npy or key errors: all mean a corrupt cache file
-            raise WsolbenchError(
-                f"corrupt overlay cache ({type(error).__name__}: {str(error)[:80]}); "
-                "delete it and the scores-*.json beside it to recompute both",
-                path,
-            ) from None
-        self.indices = indices
-        self.rows.update(rows)
-
-    def build(self) -> dict[str, Any] | None:
-        if self.indices is not None and self.rows:
-            split_length = len(read_split(self.paths.metadata_root / "test"))
-            if any(not 0 <= i < split_length for i in self.indices):
-                raise WsolbenchError(
-                    "overlay cache refers to images the test split does not have; "
-                    "delete the runs' overlays.npz and scores-*.json to recompute"
-                )
-        if not self.rows or self.indices is None:
-            return None
-        split = read_split(self.paths.metadata_root / "test")
-        images, boxes = [], []
-        for index in self.indices:
-            image = load_image(
-                self.paths.image_root,
-                split.image_ids[index],
-                split.metadata_dir / "image_ids.txt",
-                index + 1,
-            )
-            images.append(np.asarray(image))
-            boxes.append(
-                split.boxes[index] if split.boxes is not None else np.zeros((0, 4), np.int64)
-            )
-        return {"images": images, "rows": self.rows, "boxes": boxes}

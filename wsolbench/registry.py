@@ -1,15 +1,20 @@
-"""Registries of methods, backbones, post-processors and explainers (timm-style, a few dozen lines).
+"""Registries of methods, backbones, post-processors, explainers, protocols and training recipes
+(timm-style, a few dozen lines), and the checks of a registered entry's options.
 
 Entries register themselves with a decorator when their module is imported; the registry
 imports the packages that hold them the first time it is asked, so ``list_methods()`` works
-without the caller importing anything first.
+without the caller importing anything first. A registry answers for its names (an entry may
+have aliases, accepted but never listed) and for its entries' options: the keyword defaults
+of the factory, refined by its ``OPTIONS`` (``wsolbench.options.factory_options``), and the
+factory's own checks, run by building it on PyTorch's ``meta`` device (``check_options``).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from wsolbench.errors import WsolbenchError
@@ -25,33 +30,66 @@ _PROVIDERS = {
         "wsolbench.explainers.gradcam",
         "wsolbench.explainers.torchcam",
     ),
+    "recipe": ("wsolbench.engine.recipes",),
 }
+
+# Keyword arguments of every method and backbone factory that say how to build it, not what it
+# is: the rest of a factory's keywords are its hyperparameters (what `wsolbench list` shows,
+# what a checkpoint records, what `--hparam` and a suite's [methods.<label>] set).
+COMMON_ARGUMENTS = (
+    "backbone",
+    "num_classes",
+    "pretrained",
+    "weights",
+    "large_feature_map",
+    "inserts",
+)
 
 
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._aliases: dict[str, str] = {}
 
-    def register(self, name: str | None = None) -> Callable:
+    def register(self, name: str | None = None, aliases: Iterable[str] = ()) -> Callable:
+        """Decorator: register a factory under ``name`` (default: its lower-cased name);
+        ``aliases`` are accepted everywhere a name is but never listed."""
+
         def decorator(factory: Callable) -> Callable:
-            key = name or factory.__name__.lower()
-            if key in self._entries and self._entries[key] is not factory:
-                raise WsolbenchError(f"{self.kind} '{key}' is registered twice")
-            self._entries[key] = factory
+            self.add(name or factory.__name__.lower(), factory, aliases)
             return factory
 
         return decorator
+
+    def add(self, name: str, entry: Any, aliases: Iterable[str] = ()) -> Any:
+        if name in self._entries and self._entries[name] is not entry:
+            raise WsolbenchError(f"{self.kind} '{name}' is registered twice")
+        self._entries[name] = entry
+        for alias in aliases:
+            self._aliases[alias] = name
+        return entry
 
     def _load(self) -> None:
         for package in _PROVIDERS.get(self.kind, ()):
             importlib.import_module(package)
 
+    def has(self, name: str) -> bool:
+        self._load()
+        return name in self._entries or name in self._aliases
+
+    def canonical(self, name: str) -> str:
+        """The listed name of ``name`` (itself, or what it is an alias of)."""
+        self._load()
+        return self._aliases.get(name, name)
+
     def get(self, name: str) -> Callable:
         self._load()
+        name = self._aliases.get(name, name)
         if name not in self._entries:
-            known = ", ".join(sorted(self._entries)) or "none"
-            raise WsolbenchError(f"unknown {self.kind} '{name}' (available: {known})")
+            known = ", ".join(self.names()) or "none"
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise WsolbenchError(f"unknown {self.kind} '{shown}' (available: {known})")
         return self._entries[name]
 
     def create(self, name: str, **kwargs: Any) -> Any:
@@ -67,7 +105,7 @@ class Registry:
         return list(self._entries)
 
     def defaults(self, name: str) -> dict[str, Any]:
-        """Keyword defaults of an entry's factory (its hyperparameters), for `wsolbench list`."""
+        """Keyword defaults of an entry's factory, for `wsolbench list` and the checks."""
         target = self.get(name)
         signature = inspect.signature(target.__init__ if inspect.isclass(target) else target)
         return {
@@ -76,12 +114,40 @@ class Registry:
             if p.default is not inspect.Parameter.empty and key != "self"
         }
 
+    def hyperparameters(self, name: str) -> dict[str, Any]:
+        """The entry's own keywords with their defaults (``COMMON_ARGUMENTS`` left out)."""
+        return {k: v for k, v in self.defaults(name).items() if k not in COMMON_ARGUMENTS}
+
+    def check_options(
+        self,
+        name: str,
+        values: dict[str, Any],
+        where: str,
+        source: str | Path | None = None,
+        what: str = "option",
+        **build: Any,
+    ) -> dict[str, Any]:
+        """An entry's options, checked: known keys, each key's Option (type, range, emptiness),
+        then the factory itself, built on the meta device with ``build`` (its own checks).
+        Errors name ``where`` (e.g. `methods.has`, `--hparam`) and ``source``."""
+        from wsolbench.options import check_keywords, factory_options
+
+        defaults = self.hyperparameters(name)
+        options = factory_options(self.get(name), defaults)
+        values = check_keywords(values, defaults, where, what, source, options)
+        probe(self.get(name), where, source, **build, **values)
+        return values
+
 
 METHODS = Registry("method")
 BACKBONES = Registry("backbone")
 POSTPROCESSORS = Registry("post-processor")
 EXPLAINERS = Registry("explainer")
 PROTOCOLS = Registry("protocol")
+RECIPES = Registry("recipe")
+_REGISTRIES = {
+    r.kind: r for r in (METHODS, BACKBONES, POSTPROCESSORS, EXPLAINERS, PROTOCOLS, RECIPES)
+}
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
@@ -90,6 +156,11 @@ register_explainer = EXPLAINERS.register
 register_protocol = PROTOCOLS.register
 # The protocols a suite scores when its [evaluation] names none (its leaderboard's tables).
 DEFAULT_PROTOCOLS = ("spa", "wsolevaluation", "peak")
+
+
+def registry_of(kind: str) -> Registry:
+    """The registry of ``kind`` (``method``, ``backbone``, ``post-processor``, ``recipe``...)."""
+    return _REGISTRIES[kind]
 
 
 def create_method(name: str, **kwargs: Any):
@@ -128,3 +199,75 @@ def list_explainers() -> list[str]:
 
 def list_protocols() -> list[str]:
     return PROTOCOLS.names()
+
+
+# ----------------------------------------------------------------------------- option checks
+
+
+def probe(factory, name: str, source: str | Path | None = None, **kwargs: Any) -> None:
+    """Build a registered object on the meta device (no memory, no weights) so that the
+    factory's own range checks run now, before any data is read; its error names `name`."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            factory(**kwargs)
+    except WsolbenchError as error:
+        raise WsolbenchError(f"{name}: {error.message}", source) from None
+    except (TypeError, ValueError, RuntimeError, AssertionError, IndexError, KeyError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise WsolbenchError(f"{name}: not allowed ({detail})", source) from None
+
+
+def method_hparam_defaults(method: str) -> dict[str, Any]:
+    """A method's hyperparameters with their defaults."""
+    return METHODS.hyperparameters(method)
+
+
+def check_method(
+    method: str,
+    backbone: str,
+    hparams: dict[str, Any],
+    name: str,
+    source: str | Path | None = None,
+    large_feature_map: bool = False,
+    keys: tuple[str, str] = ("method", "backbone"),
+) -> dict[str, Any]:
+    """A method's hyperparameters: known keys, their Options, its constructor's checks.
+    `name` prefixes hyperparameter errors; `keys` name the method and backbone in errors."""
+    from wsolbench.options import Option, check
+
+    method = check(method, Option(str, registry="method"), keys[0], source)
+    backbone = check(backbone, Option(str, registry="backbone"), keys[1], source)
+    return METHODS.check_options(
+        method,
+        hparams,
+        name,
+        source,
+        "hyperparameter",
+        backbone=backbone,
+        num_classes=2,
+        pretrained=False,
+        weights=None,
+        large_feature_map=large_feature_map,
+    )
+
+
+def check_postprocessor(
+    name: str, options: dict[str, Any], where: str, source: str | Path | None = None
+) -> dict[str, Any]:
+    """A post-processor's options: known keys, their Options, its constructor's checks."""
+    from wsolbench.options import Option, check
+
+    name = check(name, Option(str, registry="post-processor"), where, source)
+    return POSTPROCESSORS.check_options(name, options, where, source)
+
+
+def check_explainer(
+    name: str, options: dict[str, Any], where: str, source: str | Path | None = None
+) -> dict[str, Any]:
+    """An explainer's options: known keys, their Options, its constructor's checks."""
+    from wsolbench.options import Option, check
+
+    name = check(name, Option(str, registry="explainer"), where, source)
+    return EXPLAINERS.check_options(name, options, where, source)

@@ -1,15 +1,15 @@
 """Benchmark suites: a TOML file saying what to train, post-process and score.
 
-A suite has the tables `[dataset]`, `[train]`, `[methods.<label>]`, `[postprocessors.<name>]`
-and `[evaluation]` (see `wsolbench/suites/synthetic-default.toml`, the documented default).
-Every value is checked here, so a typo fails before any training starts, with a message that
-names the file and the key.
+A suite has the tables `[dataset]`, `[train]`, `[methods.<label>]`, `[postprocessors.<name>]`,
+`[evaluation]` and optionally `[explainers.<label>]` and `[classifiers.<label>]` (see
+`wsolbench/suites/synthetic-default.toml`, the documented default). Every table is checked by
+the one schema mechanism (`wsolbench.schema`) when the suite is read, so a typo fails before any
+training starts, with a message that names the file and the key.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,9 +19,8 @@ from typing import Any
 from wsolbench import defaults
 from wsolbench.engine.config import (
     MAX_CLASSES,
+    MAX_IMAGE_SIZE,
     TrainConfig,
-    check_method,
-    check_postprocessor,
     field_option,
     suite_fields,
 )
@@ -32,8 +31,10 @@ from wsolbench.explainers.suite import (
     parse_classifiers,
     parse_explainers,
 )
-from wsolbench.options import Option, check
-from wsolbench.registry import DEFAULT_PROTOCOLS
+from wsolbench.names import check_label
+from wsolbench.options import Option
+from wsolbench.registry import DEFAULT_PROTOCOLS, check_method
+from wsolbench.schema import Entries, KeyNames, Keys
 
 BUILTIN_SUITES = (
     "synthetic-default",
@@ -54,29 +55,29 @@ BUILTIN_SUITES = (
 _STR, _BOOL = Option(str), Option(bool)
 _POSITIVE = Option(int, low=1)
 _PROBABILITY = Option(float, low=0, high=1)
-# Allowed keys of [dataset] and [evaluation] with their Option and default; [train] is
-# TrainConfig's (its fields marked `suite`). A missing key takes the default.
-_SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
-    "dataset": {
-        "kind": (Option(str, choices=("synthetic", "metadata")), "synthetic"),
+_SIZE = Option(int, low=1, high=MAX_IMAGE_SIZE)
+DATASET_KINDS = ("synthetic", "metadata")
+DATASET = Keys(
+    {
+        # None: synthetic when no folder is named; else detected from dataset.root's content.
+        "kind": (Option(str, choices=DATASET_KINDS, nullable=True), None),
         "root": (_STR, "data/synthetic"),
         "seed": (Option(int, low=0, high=2**32 - 1), 0),
-        "image_size": (Option(int, low=1, high=4096), 224),
-        "resize_size": (Option(int, low=1, high=4096), 256),
+        "image_size": (_SIZE, 224),
+        "resize_size": (_SIZE, 256),
         "image_root": (_STR, ""),
         "metadata_root": (_STR, ""),
         "mask_root": (_STR, ""),
         # CUB: whose splits and boxes the metadata must have ("": any); docs/protocols.md sec. 1
         "metadata_style": (Option(str, choices=("", "wsolevaluation", "spa")), ""),
         "num_classes": (Option(int, low=0, high=MAX_CLASSES), 0),  # 0: 1 + the largest train label
-        "synthetic": (Option(dict), {}),  # options of the synthetic generator (see _SYNTHETIC)
-    },
-    "evaluation": {
-        # The protocols' settings default to their constructors' (wsolbench.defaults).
-        "box_thresholds": (
-            Option(list, low=0, high=1, min_items=1),
-            list(defaults.BOX_THRESHOLDS),
-        ),
+        "synthetic": (Option(dict), {}),  # options of the synthetic generator (SYNTHETIC)
+    }
+)
+# The protocols' settings default to their constructors' (wsolbench.defaults).
+EVALUATION = Keys(
+    {
+        "box_thresholds": (Option(list, low=0, high=1, min_items=1), list(defaults.BOX_THRESHOLDS)),
         # 1e-4 at least: every threshold costs a histogram bin per image (1e-6 needs GiBs).
         "cam_curve_interval": (
             Option(float, low=1e-4, high=1, high_open=True),
@@ -86,30 +87,52 @@ _SCHEMA: dict[str, dict[str, tuple[Option, Any]]] = {
             Option(list, low=0, high=100, low_open=True, min_items=1),
             list(defaults.IOU_THRESHOLDS),
         ),
-        "map_size": (Option(int, low=1, high=4096), defaults.MAP_SIZE),
+        "map_size": (_SIZE, defaults.MAP_SIZE),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
         "batch_size": (Option(int, low=1, high=65536), 32),
         # Scored under these protocols (names of `wsolbench list protocols`); with two that
         # measure one quantity, the leaderboard gets the cross-protocol table.
         "protocols": (Option(list, item=str, min_items=1), list(DEFAULT_PROTOCOLS)),
-    },
-}
+    }
+)
 # The synthetic generator's options (wsolbench.data.synthetic.SynthConfig, but the seed).
-_SYNTHETIC: dict[str, Option] = {
-    "num_classes": Option(int, low=2, high=64),
-    "image_size": Option(int, low=32, high=1024),
-    "train_per_class": _POSITIVE,
-    "val_per_class": _POSITIVE,
-    "test_per_class": _POSITIVE,
-    "multi_instance_prob": _PROBABILITY,
-    "body_class_corr": _PROBABILITY,
-    "distractor_blobs": Option(list, item=int, low=0, high=16),
-    "fake_part_prob": _PROBABILITY,
-    "size_jitter": _BOOL,
-}
-# Suite names and method labels become folder names: one path component, no surprises.
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+SYNTHETIC = Keys(
+    {
+        "num_classes": (Option(int, low=2, high=64), None),
+        "image_size": (Option(int, low=32, high=1024), None),
+        "train_per_class": (Option(int, low=1, high=100_000), None),
+        "val_per_class": (Option(int, low=1, high=100_000), None),
+        "test_per_class": (Option(int, low=1, high=100_000), None),
+        "multi_instance_prob": (_PROBABILITY, None),
+        "body_class_corr": (_PROBABILITY, None),
+        "distractor_blobs": (
+            Option(list, item=int, low=0, high=16, min_items=2, max_items=2),
+            None,
+        ),
+        "fake_part_prob": (_PROBABILITY, None),
+        "size_jitter": (_BOOL, None),
+    }
+)
+METHOD_TABLES = Entries("method", select="method", what="hyperparameter", example="cam")
+# A post-processor's label is its registered name (the results' `postprocessor` column).
+POSTPROCESSOR_TABLES = Entries("post-processor", example="none")
+TOP_LEVEL = (
+    "name",
+    "description",
+    "dataset",
+    "train",
+    "methods",
+    "postprocessors",
+    "evaluation",
+    "explainers",
+    "classifiers",
+)
+
+
+def train_keys() -> Keys:
+    """`[train]`: the TrainConfig fields marked `suite`, with their Options and defaults."""
+    return Keys({key: (field_option(key), default) for key, default in suite_fields().items()})
 
 
 @dataclass
@@ -162,15 +185,6 @@ class Suite:
         return self.train_config(spec, **run).config_hash()
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """A short hash of a JSON-able dict (the cached scores' key)."""
-    import hashlib
-    import json
-
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
 def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
     """The [dataset] values that change what is trained on; folders are not among them."""
     where = (
@@ -214,6 +228,8 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise WsolbenchError(f"invalid TOML: {error}", source) from None
+    except RecursionError:
+        raise WsolbenchError("invalid TOML: nested too deeply", source) from None
     origins = {}
     for override in overrides:
         origins[_apply_override(raw, override, source)] = override
@@ -232,6 +248,8 @@ def _apply_override(raw: dict[str, Any], override: str, source: str) -> str:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value  # a bare word is a string
+    except RecursionError:
+        raise WsolbenchError(f"--set {override[:60]}: nested too deeply") from None
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
@@ -242,75 +260,76 @@ def _apply_override(raw: dict[str, Any], override: str, source: str) -> str:
     return key
 
 
-class _Names:
-    """Names keys in errors: `train.lr`, or `--set train.lr=-1` when an override set it."""
-
-    def __init__(self, origins: dict[str, str]):
-        self.origins = origins
-
-    def __call__(self, key: str) -> str:
-        for prefix in (key, key.rsplit(".", 1)[0]):
-            if prefix in self.origins:
-                return f"{key} (from --set {self.origins[prefix]})"
-        return key
-
-
 def parse_suite(
     raw: dict[str, Any], source: str = "<suite>", origins: dict[str, str] | None = None
 ) -> Suite:
+    """A Suite from a parsed TOML table: every table checked by its schema, the dataset's
+    kind resolved, every method's whole training configuration checked as TrainConfig
+    checks it (cross-field rules)."""
     raw = copy.deepcopy(raw)
-    name_of = _Names(origins or {})
-    known = {
-        "name",
-        "description",
-        "dataset",
-        "train",
-        "methods",
-        "postprocessors",
-        "evaluation",
-        "explainers",
-        "classifiers",
-    }
+    name_of = KeyNames(origins)
     for key in raw:
-        if key not in known:
+        if key not in TOP_LEVEL:
             raise WsolbenchError(
-                f"unknown top-level key '{key}' (expected one of {sorted(known)})", source
+                f"unknown top-level key '{name_of(key)}' (expected one of {', '.join(TOP_LEVEL)})",
+                source,
             )
-    sections = {
-        section: _check_section(raw.get(section, {}), section, schema, source, name_of)
-        for section, schema in (
-            ("dataset", _SCHEMA["dataset"]),
-            ("train", _train_schema()),
-            ("evaluation", _SCHEMA["evaluation"]),
-        )
-    }
-    dataset = sections["dataset"]
+    dataset = DATASET.check(raw.get("dataset", {}), "dataset", source, name_of)
+    train = train_keys().check(raw.get("train", {}), "train", source, name_of)
+    evaluation = EVALUATION.check(raw.get("evaluation", {}), "evaluation", source, name_of)
+    dataset["synthetic"] = SYNTHETIC.check(
+        dataset["synthetic"], "dataset.synthetic", source, name_of, defaults=False
+    )
+    dataset["kind"] = _dataset_kind(dataset, raw.get("dataset", {}), source, name_of)
     if dataset["kind"] == "metadata":
         for key in ("image_root", "metadata_root"):
             if not dataset[key]:
                 raise WsolbenchError(
-                    f"dataset.{key} is required when dataset.kind = 'metadata'", source
+                    f"{name_of(f'dataset.{key}')} is required when dataset.kind = 'metadata'",
+                    source,
                 )
-    dataset["synthetic"] = _check_synthetic(dataset["synthetic"], source, name_of)
-    _check_protocols(sections["evaluation"]["protocols"], name_of("evaluation.protocols"), source)
-    name = _safe_name(raw.get("name"), name_of("name"), source)
+    _check_protocols(evaluation["protocols"], name_of("evaluation.protocols"), source)
+    name = check_label(raw.get("name"), name_of("name"), source)
     if not isinstance(raw.get("description", ""), str):
         raise WsolbenchError(f"{name_of('description')} must be a string", source)
+    # A method's hyperparameters are probed on the suite's backbone.
+    build = {
+        "backbone": train["backbone"],
+        "num_classes": 2,
+        "pretrained": False,
+        "weights": None,
+        "large_feature_map": train["large_feature_map"],
+    }
+    # A suite of classifiers only (the zero-training rows) trains nothing.
+    only_classifiers = raw.get("classifiers") and not raw.get("methods")
+    methods = (
+        []
+        if only_classifiers
+        else METHOD_TABLES.check(raw.get("methods"), "methods", source, name_of, build)
+    )
+    postprocessors = POSTPROCESSOR_TABLES.check(
+        raw.get("postprocessors", {"none": {}}), "postprocessors", source, name_of
+    )
     suite = Suite(
         name=name,
         description=str(raw.get("description", "")),
         dataset=dataset,
-        train=sections["train"],
-        # A suite of classifiers only (the zero-training rows) trains nothing.
-        methods=[]
-        if raw.get("classifiers") and not raw.get("methods")
-        else _parse_methods(raw.get("methods"), source, name_of),
-        postprocessors=_parse_postprocessors(raw.get("postprocessors"), source, name_of),
-        evaluation=sections["evaluation"],
+        train=train,
+        methods=[MethodSpec(e.label, e.name, e.options) for e in methods],
+        postprocessors={e.name: e.options for e in postprocessors},
+        evaluation=evaluation,
         source=source,
-        explainers=parse_explainers(raw.get("explainers"), source),
-        classifiers=parse_classifiers(raw.get("classifiers"), source),
+        explainers=parse_explainers(raw.get("explainers"), source, name_of),
+        classifiers=parse_classifiers(raw.get("classifiers"), source, name_of),
     )
+    labels = [spec.label for spec in suite.methods] + [c.label for c in suite.classifiers]
+    duplicate = next((label for label in labels if labels.count(label) > 1), None)
+    if duplicate is not None:
+        raise WsolbenchError(
+            f"'{duplicate}' labels both a method and a classifier: labels name run folders "
+            "and leaderboard rows, so each must be unique",
+            source,
+        )
     # The whole training configuration, checked as TrainConfig checks it (cross-field rules).
     train_names = {key: name_of(f"train.{key}") for key in suite.train} | {
         "image_size": name_of("dataset.image_size"),
@@ -330,89 +349,26 @@ def parse_suite(
     return suite
 
 
-def _train_schema() -> dict[str, tuple[Option, Any]]:
-    return {key: (field_option(key), default) for key, default in suite_fields().items()}
+def _dataset_kind(dataset: dict[str, Any], table: Any, source: str, name_of) -> str:
+    """`dataset.kind`, never assumed where a folder is named: given, or `metadata` when its
+    roots are given, or detected from `dataset.root`'s content (a synthetic benchmark that
+    wsolbench made); the built-in synthetic benchmark when no folder is named at all."""
+    if dataset["kind"] is not None:
+        return dataset["kind"]
+    if dataset["image_root"] or dataset["metadata_root"]:
+        return "metadata"
+    if "root" not in table:
+        return "synthetic"
+    from wsolbench.data.synthetic import is_synthetic_dataset
 
-
-def _check_section(table: Any, section: str, schema, source: str, name_of) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise WsolbenchError(f"{name_of(section)}: [{section}] must be a table", source)
-    for key in table:
-        if key not in schema:
-            raise WsolbenchError(
-                f"unknown key '{name_of(f'{section}.{key}')}' (valid: {', '.join(schema)})", source
-            )
-    return {
-        key: check(table.get(key, default), option, name_of(f"{section}.{key}"), source)
-        for key, (option, default) in schema.items()
-    }
-
-
-def _check_synthetic(table: dict[str, Any], source: str, name_of) -> dict[str, Any]:
-    checked = {}
-    for key, value in table.items():
-        if key not in _SYNTHETIC:
-            raise WsolbenchError(
-                f"unknown key '{name_of(f'dataset.synthetic.{key}')}' "
-                f"(valid: {', '.join(_SYNTHETIC)})",
-                source,
-            )
-        checked[key] = check(value, _SYNTHETIC[key], name_of(f"dataset.synthetic.{key}"), source)
-    return checked
-
-
-def _safe_name(value: Any, key: str, source: str) -> str:
-    """A suite name or method label: it names a folder, so one plain path component."""
-    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
-        raise WsolbenchError(
-            f"{key} = {value!r} is not allowed: expected a folder name of letters, digits and . _ + - "
-            "(starting with a letter or digit, at most 100 characters)",
-            source,
-        )
-    return value
-
-
-def _parse_methods(table: Any, source: str, name_of) -> list[MethodSpec]:
-    if not isinstance(table, dict) or not table:
-        raise WsolbenchError("[methods] must list at least one method, e.g. [methods.cam]", source)
-    specs = []
-    for label, options in table.items():
-        key = name_of(f"methods.{label}")
-        _safe_name(label, f"method label {key}", source)
-        if not isinstance(options, dict):
-            raise WsolbenchError(f"[{key}] must be a table", source)
-        options = dict(options)
-        method = options.pop("method", label)
-        if not isinstance(method, str):
-            raise WsolbenchError(
-                f"{name_of(f'methods.{label}.method')} must be a method name", source
-            )
-        specs.append(MethodSpec(label=label, method=method, hparams=options))
-    return specs
-
-
-def _parse_postprocessors(table: Any, source: str, name_of) -> dict[str, dict[str, Any]]:
-    table = {"none": {}} if table is None else table
-    if not isinstance(table, dict) or not table:
-        raise WsolbenchError(
-            "[postprocessors] must name at least one (e.g. [postprocessors.none])", source
-        )
-    from wsolbench.registry import POSTPROCESSORS
-
-    parsed = {}
-    for name, options in table.items():
-        key = name_of(f"postprocessors.{name}")
-        registered = "identity" if name == "none" else name
-        if registered not in POSTPROCESSORS.names():
-            raise WsolbenchError(
-                f"{key}: unknown post-processor (available: none, "
-                f"{', '.join(n for n in POSTPROCESSORS.names() if n != 'identity')})",
-                source,
-            )
-        if not isinstance(options, dict):
-            raise WsolbenchError(f"[{key}] must be a table", source)
-        parsed[name] = check_postprocessor(registered, dict(options), key, source)
-    return parsed
+    if is_synthetic_dataset(dataset["root"]):
+        return "synthetic"
+    raise WsolbenchError(
+        f"{name_of('dataset.kind')} is required: dataset.root = {dataset['root']!r} is not a "
+        "synthetic benchmark wsolbench made; set kind = 'synthetic' to generate one there (an "
+        "empty or new folder) or kind = 'metadata' with image_root and metadata_root",
+        source,
+    )
 
 
 def _check_protocols(names: list[str], key: str, source: str) -> None:

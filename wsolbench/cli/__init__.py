@@ -64,17 +64,43 @@ def add_command(subparsers, name: str, help: str, description: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        code = args.func(args)
-    except WsolbenchError as error:
-        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        return 130
+    """Run one command: the one exit path. A user error (``WsolbenchError``: bad input, a
+    missing file, a full disk) is one line and exit code 2; anything else is a bug in
+    wsolbench, reported in one line that names the file holding its traceback, exit code 1."""
+    from wsolbench.io import session
+
+    with session():  # every file the command writes goes through the writer's claims
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            code = args.func(args)
+        except WsolbenchError as error:
+            _error_line(f"[bold red]error:[/] {escape(str(error))}")
+            return 2
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            return 130
+        except Exception as error:  # noqa: BLE001  (the one place that catches everything)
+            _error_line(internal_error_line(error))
+            return 1
     return int(code or 0)
+
+
+def internal_error_line(error: BaseException) -> str:
+    """The line of an internal error; its traceback goes to a file that the line names."""
+    from wsolbench.io import format_traceback, write_crash_report
+
+    report = write_crash_report(format_traceback(error))
+    detail = " ".join(str(error).split())[:200] or "no message"
+    saved = f"traceback saved to {report}" if report else "the traceback could not be saved"
+    return (
+        f"[bold red]internal error:[/] {escape(type(error).__name__)}: {escape(detail)} "
+        f"(a bug in wsolbench, please report it; {escape(saved)})"
+    )
+
+
+def _error_line(text: str) -> None:
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

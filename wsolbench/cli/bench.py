@@ -16,10 +16,12 @@ def register(subparsers) -> None:
         "the same suite only re-renders. Under `torchrun --nproc_per_node=N -m wsolbench bench` "
         "training uses DistributedDataParallel and evaluation shards merge exactly.",
     )
+    from wsolbench.suite import BUILTIN_SUITES
+
     parser.add_argument(
         "--suite",
         default="synthetic-default",
-        help="a built-in suite name (synthetic-default, cub-vgg16, cub-inceptionv3, ilsvrc-vgg16) "
+        help=f"a built-in suite name ({', '.join(BUILTIN_SUITES)}) "
         "or the path of a suite TOML file (default: %(default)s)",
     )
     parser.add_argument(
@@ -44,8 +46,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--out", default="leaderboards", help="leaderboards root (default: %(default)s)"
     )
+    from wsolbench.engine.device import DEVICE_OPTION
+    from wsolbench.options import flag_type
+
     parser.add_argument(
-        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
+        "--device",
+        default="auto",
+        type=flag_type(DEVICE_OPTION),
+        help="auto, cpu, cuda or cuda:N (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     parser.set_defaults(func=run)
@@ -53,12 +61,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from wsolbench.bench import run_bench
-    from wsolbench.engine.config import DEVICE
     from wsolbench.errors import WsolbenchError
     from wsolbench.suite import load_suite
 
-    if not DEVICE.fullmatch(args.device):
-        raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
     suite = load_suite(args.suite, args.overrides)
     wanted = None
     if args.methods is not None:
@@ -67,7 +72,7 @@ def run(args) -> int:
             raise WsolbenchError(
                 f"--methods {args.methods!r} selects no method (give comma-separated labels)"
             )
-        known = {spec.label for spec in suite.methods}
+        known = {spec.label for spec in suite.methods} | {c.label for c in suite.classifiers}
         unknown = [label for label in wanted if label not in known]
         if unknown:
             raise WsolbenchError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from wsolbench.cli import add_command
+from wsolbench.options import Option, flag_type
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     imported.add_argument(
         "--num-classes",
         required=True,
-        type=int,
+        type=flag_type(Option(int, low=1, high=100_000)),
         metavar="N",
         help="classes of the trained model (CUB 200, ILSVRC 1000)",
     )
@@ -66,10 +67,22 @@ def register(subparsers) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from wsolbench.engine.checkpoint import import_reference_checkpoint
-    from wsolbench.engine.config import method_hparam_defaults, parse_hparams
+    from wsolbench.engine.checkpoint import import_reference_checkpoint, is_checkpoint
+    from wsolbench.io import claim_file, declare_inputs
+    from wsolbench.options import parse_key_values
+    from wsolbench.registry import check_method
 
-    hparams = parse_hparams(args.hparam, method_hparam_defaults(args.method), args.method)
+    hparams = check_method(
+        args.method,
+        args.backbone,
+        parse_key_values(args.hparam, "--hparam"),
+        "--hparam",
+        None,
+        args.large_feature_map,
+        keys=("--method", "--backbone"),
+    )
+    declare_inputs(args.reference)
+    claim_file(args.out, "checkpoint (--out)", recognize=is_checkpoint)
     model = import_reference_checkpoint(
         args.reference,
         args.method,

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from wsolbench.cli import add_command
 from wsolbench.data.converters import CUB_STYLES
-from wsolbench.io import check_writable_dir
+from wsolbench.io import claim_folder, declare_inputs
 from wsolbench.options import Option, flag_type
 
 _COUNT = flag_type(Option(int, low=1, high=1_000_000))
@@ -19,6 +19,7 @@ _SEED = flag_type(Option(int, low=0, high=2**32 - 1))
 _PROBABILITY = flag_type(Option(float, low=0, high=1))
 
 console = Console()
+METADATA = "metadata"  # the writer's marker of a folder of converted metadata
 
 
 def register(subparsers) -> None:
@@ -295,8 +296,9 @@ def _register_validate(commands) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    check_writable_dir(args.out, "benchmark folder (--out)")
-    from wsolbench.data.synthetic import generate
+    from wsolbench.data.synthetic import KIND, generate
+
+    claim_folder(args.out, "benchmark folder (--out)", KIND)
 
     with Progress(
         TextColumn("synthesizing"),
@@ -325,7 +327,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert_cub(args: argparse.Namespace) -> int:
-    check_writable_dir(args.out, "metadata folder (--out)")
+    declare_inputs(args.root)
+    claim_folder(args.out, "metadata folder (--out)", METADATA)
     from wsolbench.data.converters import convert_cub
 
     convert_cub(
@@ -341,7 +344,8 @@ def _convert_cub(args: argparse.Namespace) -> int:
 
 
 def _convert_ilsvrc(args: argparse.Namespace) -> int:
-    check_writable_dir(args.out, "split folder (--out)")
+    declare_inputs(args.annotations, args.synsets)
+    claim_folder(args.out, "split folder (--out)", METADATA)
     from wsolbench.data.converters import convert_ilsvrc
 
     convert_ilsvrc(
@@ -356,7 +360,8 @@ def _convert_ilsvrc(args: argparse.Namespace) -> int:
 
 
 def _convert_openimages(args: argparse.Namespace) -> int:
-    check_writable_dir(args.out, "metadata folder (--out)")
+    declare_inputs(args.metadata_root, args.image_root, args.mask_root)
+    claim_folder(args.out, "metadata folder (--out)", METADATA)
     from wsolbench.data.converters import convert_openimages
 
     splits = convert_openimages(args.metadata_root, args.out, args.image_root, args.mask_root)
@@ -370,6 +375,9 @@ def _convert_openimages(args: argparse.Namespace) -> int:
 
 def _convert_ilsvrc_lid(args: argparse.Namespace) -> int:
     from wsolbench.data.converters import convert_ilsvrc_lid
+
+    declare_inputs(args.annotations, args.masks, args.synsets, args.mask_list)
+    claim_folder(args.out, "split folder (--out)", METADATA)
 
     _, swapped = convert_ilsvrc_lid(
         args.annotations,
@@ -389,6 +397,10 @@ def _convert_ilsvrc_lid(args: argparse.Namespace) -> int:
 
 def _convert_cub_segmentations(args: argparse.Namespace) -> int:
     from wsolbench.data.converters import convert_cub_segmentations
+
+    declare_inputs(args.segmentations)
+    claim_folder(args.metadata, "converted CUB metadata (--metadata)", METADATA)
+    claim_folder(args.mask_out, "mask folder (--mask-out)", "masks")
 
     splits = convert_cub_segmentations(args.metadata, args.segmentations, args.mask_out)
     _summaries(args.metadata, tuple(splits), title=f"CUB metadata with masks in {args.metadata}")

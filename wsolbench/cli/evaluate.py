@@ -24,7 +24,7 @@ from rich.table import Table
 from wsolbench import defaults
 from wsolbench.cli import add_command
 from wsolbench.errors import ScoreMapError, WsolbenchError
-from wsolbench.io import check_writable_file, write_json
+from wsolbench.io import claim_file, declare_inputs, write_json
 from wsolbench.options import Option, flag_type
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` stays fast
@@ -152,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import read_split
     from wsolbench.evaluation import Evaluator, create_protocols
 
+    declare_inputs(args.metadata_root, args.scoremap_root, args.mask_root)
     if args.output is not None:
-        check_writable_file(args.output, "results file (--output)")
+        claim_file(args.output, "results file (--output)", recognize=is_results_file)
     split = read_split(args.metadata_root)
     if not len(split):
         raise WsolbenchError("the split has no images", args.metadata_root)
@@ -215,14 +216,18 @@ def protocol_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def _device(choice: str) -> torch.device:
-    import torch
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` holds results this command wrote (an `--output` it may replace)."""
+    import json
 
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise WsolbenchError("--device cuda was asked for but no CUDA device is available")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return isinstance(data, dict) and "protocol" in data and "num_images" in data
+
+
+def _device(choice: str) -> torch.device:
+    from wsolbench.engine.device import resolve_device
+
+    return resolve_device(choice, "--device")
 
 
 def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:

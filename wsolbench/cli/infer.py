@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--num-classes",
         metavar="N",
-        type=int,
+        type=flag_type(Option(int, low=1, high=100_000)),
         default=1000,
         help="--classifier's classes (default: %(default)s, ImageNet)",
     )
@@ -84,8 +84,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--postprocessor",
         metavar="NAME",
-        default="identity",
-        help="identity (ReLU, min-max, resize) or scg (default: %(default)s)",
+        default="none",
+        help="none (the plain map: ReLU, min-max, resize) or scg (default: %(default)s)",
     )
     parser.add_argument(
         "--pp-option",
@@ -152,82 +152,79 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_infer)
 
 
-def parse_options(items: list[str], postprocessor: str = "identity") -> dict:
+def parse_options(items: list[str], postprocessor: str = "none") -> dict:
     """`--pp-option` values, checked against the post-processor (keys, types, its ranges)."""
-    from wsolbench.engine.config import check_postprocessor, parse_key_values
+    from wsolbench.options import parse_key_values
+    from wsolbench.registry import check_postprocessor
 
     options = parse_key_values(items, "--pp-option")
     return check_postprocessor(postprocessor, options, "--pp-option", None)
 
 
 def explainer_options(items: list[str], name: str) -> dict:
-    """`--explainer-option` values, checked against the explainer's options."""
-    from wsolbench.engine.config import parse_key_values
-    from wsolbench.registry import EXPLAINERS
+    """`--explainer-option` values, checked against the explainer (keys, types, ranges)."""
+    from wsolbench.options import Option, check, parse_key_values
+    from wsolbench.registry import check_explainer
 
+    name = check(name, Option(str, registry="explainer"), "--explainer")
     options = parse_key_values(items, "--explainer-option")
-    valid = EXPLAINERS.defaults(name)
-    for key in options:
-        if key not in valid:
-            raise WsolbenchError(
-                f"--explainer-option {key}: not an option of {name} "
-                f"(valid: {', '.join(sorted(valid)) or 'none'})"
-            )
-    return options
+    return check_explainer(name, options, "--explainer-option", None)
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from wsolbench.data.datasets import EvalDataset
+    from wsolbench.data.datasets import EvalDataset, check_images
     from wsolbench.data.metadata import check_labels, read_split
     from wsolbench.engine.checkpoint import (
         load_checkpoint,
         model_from_checkpoint,
         trained_image_size,
     )
-    from wsolbench.engine.config import DEVICE
+    from wsolbench.engine.device import check_device, resolve_device
     from wsolbench.engine.infer import predict
-    from wsolbench.engine.train import resolve_device
     from wsolbench.evaluation.protocols import WsolEvaluation
     from wsolbench.evaluation.scoremaps import scoremap_path  # <root>/<image_id>.npy
-    from wsolbench.io import check_writable_dir, inside
-    from wsolbench.registry import POSTPROCESSORS, create_explainer, create_postprocessor
+    from wsolbench.io import claim_file, claim_folder, declare_inputs
+    from wsolbench.options import Option, check
+    from wsolbench.registry import create_explainer, create_postprocessor
     from wsolbench.scoring import original_sizes
 
     # Everything the command line says is checked before the checkpoint or any image is read.
-    if not DEVICE.fullmatch(args.device):
-        raise WsolbenchError(f"--device {args.device!r}: expected auto, cpu, cuda or cuda:N")
-    if args.postprocessor not in POSTPROCESSORS.names():
-        raise WsolbenchError(
-            f"--postprocessor {args.postprocessor!r}: expected one of "
-            f"{', '.join(POSTPROCESSORS.names())}"
-        )
-    options = parse_options(args.pp_option, args.postprocessor)
-    out = check_writable_dir(args.out, "score-map folder (--out)")
-    if args.predictions is not None:
-        from wsolbench.io import check_writable_file
-
-        check_writable_file(Path(args.predictions), "predictions file (--predictions)")
-    device = resolve_device(args.device)
+    check_device(args.device, "--device")
+    postprocessor_name = check(
+        args.postprocessor, Option(str, registry="post-processor"), "--postprocessor"
+    )
+    options = parse_options(args.pp_option, postprocessor_name)
     explainer = create_explainer(
         args.explainer, **explainer_options(args.explainer_option, args.explainer)
     )
-    if args.checkpoint:
-        checkpoint = load_checkpoint(args.checkpoint)
-        split = read_split(args.metadata_root)
+    declare_inputs(args.checkpoint, args.metadata_root, args.image_root, args.weights)
+    out = claim_folder(args.out, "score-map folder (--out)", "scoremaps")
+    if args.predictions is not None:
+        from wsolbench.data.predictions import is_predictions_file
+
+        claim_file(args.predictions, "predictions file (--predictions)", is_predictions_file)
+    device = resolve_device(args.device, "--device")
+    checkpoint = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    split = read_split(args.metadata_root)
+    if checkpoint is not None:
         check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
-        model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
         image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+        check_images(split, args.image_root)
+        model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     else:
         from wsolbench.explainers import build_classifier
 
-        split = read_split(args.metadata_root)
         check_labels(split, args.num_classes, what="--num-classes")
         image_size = args.image_size or 224
+        check_images(split, args.image_root)
         model = build_classifier(
             args.classifier, args.weights, args.num_classes, image_size, device=device
         )
-    explainer.check_model(model)
-    postprocessor = create_postprocessor(args.postprocessor, **options)
+    try:
+        explainer.check_model(model)
+    except WsolbenchError as error:
+        raise WsolbenchError(f"--explainer {args.explainer}: {error.message}") from None
+    postprocessor = create_postprocessor(postprocessor_name, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
     written, lines = 0, []
@@ -247,8 +244,7 @@ def run_infer(args: argparse.Namespace) -> int:
         sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
         maps = sources if args.raw else protocol.scoremaps(sources)
         for image_id, score_map in zip(batch["image_id"], maps):
-            path = inside(out, scoremap_path(out, image_id), "score map")
-            write_scoremap(path, score_map, raw=args.raw)
+            write_scoremap(scoremap_path(out, image_id), score_map, raw=args.raw)
             written += 1
         if args.predictions is not None:
             for image_id, classes in zip(batch["image_id"], batch["topk"].tolist()):
@@ -266,7 +262,7 @@ def run_infer(args: argparse.Namespace) -> int:
 def write_scoremap(path: Path, score_map, raw: bool = False) -> None:
     import torch
 
-    from wsolbench.io import atomic_path
+    from wsolbench.io import write_npy
 
     array = (
         score_map.detach().cpu().numpy() if torch.is_tensor(score_map) else np.asarray(score_map)
@@ -276,6 +272,4 @@ def write_scoremap(path: Path, score_map, raw: bool = False) -> None:
     array = array.astype(np.float64)
     if not raw:
         array = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
-            np.save(handle, array)
+    write_npy(path, array)

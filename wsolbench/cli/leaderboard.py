@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.console import Console
 
 from wsolbench.cli import add_command
-from wsolbench.errors import WsolbenchError
 
 
 def register(subparsers) -> None:
@@ -18,7 +17,7 @@ def register(subparsers) -> None:
         help="Render leaderboard tables, figures and an HTML report from results files.",
         description="Render leaderboard.md, report.html, figures/*.png and the merged "
         "results.csv / results.json from one or more results files (as written by "
-        "`wsolbench bench` or `wsolbench evaluate`). Curves for the figures are read from a "
+        "`wsolbench bench`: one row per number). Curves for the figures are read from a "
         "curves.json beside each results file when there is one, and per-image statistics "
         "(bootstrap intervals, the failure browser) from a per_image.npz beside it.",
     )
@@ -65,7 +64,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsolbench.io import check_writable_dir
+    from wsolbench.io import claim_folder, declare_inputs
     from wsolbench.report import (
         Bootstrap,
         load_per_image,
@@ -77,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
 
-    check_writable_dir(args.out, "leaderboard folder (--out)")
+    beside = [
+        path.parent / name for path in args.results for name in ("curves.json", "per_image.npz")
+    ]
+    declare_inputs(*args.results, *beside, args.reported_dir)
+    claim_folder(args.out, "leaderboard folder (--out)", "leaderboard")
     results = read_results(args.results)
     curves, curve_files = [], []
     for path in args.results:
@@ -96,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
             images += found[1]
     bootstrap = Bootstrap(records) if records else None
     reported = read_reported(args.reported_dir) if args.with_reported else None
-    if args.out.exists() and not args.out.is_dir():
-        raise WsolbenchError("output path exists and is not a folder", path=args.out)
     console = Console()
     if not args.quiet:
         print_leaderboard(results, console, reported=reported, bootstrap=bootstrap, records=records)
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if records:
         from wsolbench.report.per_image import FILE_NAME, save
 
-        if (args.out / FILE_NAME).resolve() not in seen:
+        if (args.out / FILE_NAME).resolve() not in seen:  # never over its own input
             save(args.out / FILE_NAME, records, images)
     names = ", ".join(
         path.name for path in (written["markdown"], written["html"], csv_path, json_path)

@@ -26,15 +26,6 @@ KINDS = {
     "explainers": EXPLAINERS,
     "protocols": PROTOCOLS,
 }
-# Arguments every method/backbone takes: shown once in the help, not in every row.
-SHARED_ARGUMENTS = {
-    "backbone",
-    "num_classes",
-    "pretrained",
-    "weights",
-    "large_feature_map",
-    "inserts",
-}
 
 
 def register(subparsers) -> None:
@@ -60,9 +51,7 @@ def register(subparsers) -> None:
 
 def describe(registry: Registry, name: str) -> tuple[str, str]:
     """(defaults as 'key=value, ...', first line of the docstring) of one entry."""
-    defaults = {
-        key: value for key, value in registry.defaults(name).items() if key not in SHARED_ARGUMENTS
-    }
+    defaults = registry.hyperparameters(name)  # the common build arguments are in the help
     text = ", ".join(f"{key}={value!r}" for key, value in defaults.items()) or "-"
     doc = inspect.getdoc(registry.get(name)) or ""
     return text, doc.splitlines()[0] if doc else ""

@@ -109,32 +109,33 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
 
 
 def run_figures(args: argparse.Namespace) -> int:
-    from wsolbench.data.datasets import EvalDataset
+    from wsolbench.data.datasets import EvalDataset, check_images
     from wsolbench.data.metadata import read_split
     from wsolbench.engine.checkpoint import (
         load_checkpoint,
         model_from_checkpoint,
         trained_image_size,
     )
-    from wsolbench.engine.train import resolve_device
+    from wsolbench.engine.device import check_device, resolve_device
+    from wsolbench.io import claim_folder, declare_inputs
     from wsolbench.methods.scg import SCG
     from wsolbench.report.scg_figures import render_scg_figures
 
-    if args.num_images < 1:
-        raise WsolbenchError(f"--num-images must be positive, got {args.num_images}")
     points = parse_points(args.points)
+    check_device(args.device, "--device")
     data = Path(args.data)
     metadata = data / "metadata" / args.split
     if not metadata.is_dir():
         raise WsolbenchError(f"no metadata folder for split '{args.split}'", metadata)
-    from wsolbench.io import check_writable_dir
-
-    check_writable_dir(args.out, "figures folder (--out)")
-    device = resolve_device(args.device)
+    declare_inputs(args.checkpoint, data)
+    claim_folder(args.out, "figures folder (--out)", "scg-figures")
+    device = resolve_device(args.device, "--device")
     checkpoint = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
-    dataset = EvalDataset(read_split(metadata), data / "images", image_size)
+    split = read_split(metadata)
+    check_images(split.subset(range(min(args.num_images, len(split)))), data / "images")
+    model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
+    dataset = EvalDataset(split, data / "images", image_size)
     scg = SCG.from_preset(args.preset, variant=args.variant)
     written = render_scg_figures(
         model,

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from wsolbench.cli import add_command
-from wsolbench.engine.config import (
-    TrainConfig,
-    add_train_arguments,
-    check_method,
-    config_from_args,
-    parse_key_values,
-)
+from wsolbench.engine.config import TrainConfig, field_default
 from wsolbench.errors import WsolbenchError
-from wsolbench.options import parse_bool  # noqa: F401  (re-exported: other commands' BOOL flags)
+from wsolbench.options import Option, flag_type, parse_bool, parse_key_values  # noqa: F401
+from wsolbench.registry import check_method
 
 
 def register(subparsers) -> None:
@@ -61,6 +58,68 @@ def register(subparsers) -> None:
         "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
     )
     parser.set_defaults(func=run_train)
+
+
+# Where each flag appears in `train --help`; the rest are optimization flags.
+_GROUPS = {
+    "method": "model",
+    "backbone": "model",
+    "recipe": "model",
+    "pretrained": "model",
+    "weights": "model",
+    "large_feature_map": "model",
+    "data": "data",
+    "image_root": "data",
+    "metadata_root": "data",
+    "dataset": "data",
+    "num_classes": "data",
+    "image_size": "data",
+    "resize_size": "data",
+    "workers": "run",
+    "device": "run",
+    "amp": "run",
+    "channels_last": "run",
+}
+_SWITCHES = frozenset({"large_feature_map"})  # plain on/off flags
+
+
+def add_train_arguments(parser) -> None:
+    """One `--flag` per TrainConfig field marked `flag`, typed and checked by its Option;
+    defaults come from the dataclass, so `--help` shows what a run gets."""
+    groups: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        if not f.metadata["flag"]:
+            continue
+        option: Option = f.metadata["option"]
+        group_name = _GROUPS.get(f.name, "optimization")
+        group = groups.get(group_name) or groups.setdefault(
+            group_name, parser.add_argument_group(group_name)
+        )
+        default = field_default(f)
+        shown = "none" if default in (None, [], "") else "%(default)s"
+        text = f.metadata["help"]
+        text = text if "(default:" in text else f"{text} (default: {shown})"
+        kwargs = dict(dest=f.name, default=default, help=text)
+        if option.kind is bool and default is False and f.name in _SWITCHES:
+            kwargs.update(action="store_true")
+        else:
+            if option.choices is not None:
+                kwargs["choices"] = option.choices
+            else:
+                kwargs["type"] = flag_type(option)
+                kwargs["metavar"] = f.metadata["metavar"] or (
+                    "BOOL" if option.kind is bool else "VALUE"
+                )
+            if option.kind is bool:
+                kwargs.update(nargs="?", const=True)
+        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def config_from_args(args, hparams: dict[str, Any], **run: Any) -> TrainConfig:
+    """A TrainConfig from parsed `train` flags (every flag field) plus run-only values."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
+    flags = {name: "--" + name.replace("_", "-") for name in values}
+    return TrainConfig.checked({**run, **values, "hparams": hparams}, flags)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

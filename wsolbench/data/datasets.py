@@ -83,6 +83,46 @@ def load_image(image_root: Path, image_id: str, ids_file: Path, line: int) -> Im
         raise WsolbenchError(f"image {path} unreadable ({detail})", ids_file, line) from None
 
 
+def image_size(image_root: Path, image_id: str, ids_file: Path, line: int) -> tuple[int, int]:
+    """An image's (width, height) from its header (the pixels are not decoded), or an error
+    naming the image and the metadata line that lists it: the size rule every check uses."""
+    path = Path(image_root) / image_id
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise WsolbenchError(f"image {path} not found", ids_file, line) from None
+    except Image.DecompressionBombError as error:
+        raise WsolbenchError(f"image {path} refused: {error}", ids_file, line) from None
+    except Exception as error:  # UnidentifiedImageError, a folder, decoder errors
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WsolbenchError(f"image {path} unreadable ({detail})", ids_file, line) from None
+
+
+def check_images(split: Split, image_root: str | Path, threads: int = 8) -> None:
+    """Before any work: every image of ``split`` opens (header only) and has the size that
+    ``image_sizes.txt`` gives it; the first problem in metadata order is the error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids_file = _ids_file(split)
+
+    def check(index: int) -> None:
+        size = image_size(Path(image_root), split.image_ids[index], ids_file, index + 1)
+        if split.sizes is not None and tuple(int(v) for v in split.sizes[index]) != size:
+            width, height = (int(v) for v in split.sizes[index])
+            raise WsolbenchError(
+                f"image {Path(image_root) / split.image_ids[index]} is {size[0]}x{size[1]}, "
+                f"image_sizes.txt says {width}x{height}",
+                ids_file,
+                index + 1,
+            )
+
+    chunk = 4096
+    with ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(split), chunk):
+            list(pool.map(check, range(start, min(start + chunk, len(split)))))
+
+
 class TrainDataset(Dataset):
     """``(image, label)`` with Resize((resize, resize)), RandomCrop, horizontal flip, normalization."""
 

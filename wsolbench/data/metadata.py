@@ -10,7 +10,6 @@ problem raises ``MetadataError`` naming the file and the 1-based line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,17 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from wsolbench.errors import MetadataError
-from wsolbench.io import write_text
+from wsolbench.io import remove_stale, write_files
+from wsolbench.names import check_relative_paths
 
 IMAGE_IDS = "image_ids.txt"
 CLASS_LABELS = "class_labels.txt"
 IMAGE_SIZES = "image_sizes.txt"
 LOCALIZATION = "localization.txt"
 MASK_LOCALIZATION = "mask_localization.txt"
-
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
-# Any absolute path, drive letter or '..' component in a newline-joined list of paths.
-_UNSAFE = re.compile(r"(^|\n)([/\\]|[A-Za-z]:)|(^|[\n/\\])\.\.($|[\n/\\])")
 
 
 @dataclass
@@ -103,7 +99,7 @@ def read_split(metadata_dir: str | Path, require_localization: bool | None = Non
 
     ids_path = root / IMAGE_IDS
     image_ids = _columns(ids_path, 1)[0]
-    _check_relative(image_ids, ids_path, "image id")
+    check_relative_paths(image_ids, ids_path, "image id")
     _check_unique(image_ids, ids_path)
     index = {image_id: i for i, image_id in enumerate(image_ids)}
 
@@ -155,7 +151,8 @@ def _columns(path: Path, num_fields: int | None) -> list[list[str]]:
     One ``split`` of the whole text (not one per line) keeps 80,000-line files fast.
     """
     if not path.is_file():
-        raise MetadataError("missing metadata file", path)
+        exists = path.exists()  # a FIFO or device would block or never end: not read
+        raise MetadataError("not a regular file" if exists else "missing metadata file", path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -182,23 +179,6 @@ def _columns(path: Path, num_fields: int | None) -> list[list[str]]:
         return [[] for _ in range(num_fields)]
     fields = ",".join(lines).split(",")
     return [fields[c::num_fields] for c in range(num_fields)]
-
-
-def _check_relative(paths: list[str], file: Path, what: str) -> None:
-    """Refuse empty, absolute or root-escaping paths (one regex pass over all, then locate)."""
-    text = "\n".join(paths)
-    if all(paths) and not _UNSAFE.search(text):
-        return
-    for i, path_text in enumerate(paths):
-        line = i + 1
-        if not path_text.strip():
-            raise MetadataError(f"empty {what}", file, line)
-        if path_text.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(path_text):
-            raise MetadataError(f"{what} '{path_text}' must be relative to its root", file, line)
-        if ".." in re.split(r"[/\\]", path_text):
-            raise MetadataError(
-                f"{what} '{path_text}' climbs out of its root with '..'", file, line
-            )
 
 
 def _check_unique(ids: list[str], path: Path) -> None:
@@ -300,8 +280,8 @@ def _parse_boxes(columns, index, path, ids_path, sizes) -> list[np.ndarray]:
 def _parse_masks(columns, index, path, ids_path) -> list[MaskRef]:
     ids, mask_paths, ignores = columns
     _owners(ids, index, path, ids_path, "mask")
-    _check_relative(mask_paths, path, "mask path")
-    _check_relative([p or "x" for p in ignores], path, "ignore path")
+    check_relative_paths(mask_paths, path, "mask path")
+    check_relative_paths([p or "x" for p in ignores], path, "ignore path")
     refs: dict[str, MaskRef] = {}
     for i, (image_id, mask, ignore) in enumerate(zip(ids, mask_paths, ignores)):
         line = i + 1
@@ -363,36 +343,44 @@ def check_labels(
 
 
 def write_split(split: Split, metadata_dir: str | Path) -> Path:
-    """Write ``split`` as a metadata folder, each file atomically; returns the folder.
+    """Write ``split`` as a metadata folder; returns the folder. The files are staged and read
+    back as a split first, so an invalid split never replaces a valid one (the writer's
+    ``write_files``).
 
     Boxes go to ``localization.txt``; masks go there too when there are no boxes
     (OpenImages), otherwise to ``mask_localization.txt``.
     """
     root = Path(metadata_dir)
     ids = split.image_ids
-    write_text(root / IMAGE_IDS, _lines(ids))
-    write_text(root / CLASS_LABELS, _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)))
-    sizes = (
-        "" if split.sizes is None else _lines(f"{i},{w},{h}" for i, (w, h) in zip(ids, split.sizes))
-    )
-    write_text(root / IMAGE_SIZES, sizes)
+    files = {
+        IMAGE_IDS: _lines(ids),
+        CLASS_LABELS: _lines(f"{i},{int(y)}" for i, y in zip(ids, split.labels)),
+        IMAGE_SIZES: ""
+        if split.sizes is None
+        else _lines(f"{i},{w},{h}" for i, (w, h) in zip(ids, split.sizes)),
+    }
     if split.boxes is not None:
-        write_text(
-            root / LOCALIZATION,
-            _lines(
-                f"{i},{x0},{y0},{x1},{y1}" for i, b in zip(ids, split.boxes) for x0, y0, x1, y1 in b
-            ),
+        files[LOCALIZATION] = _lines(
+            f"{i},{x0},{y0},{x1},{y1}" for i, b in zip(ids, split.boxes) for x0, y0, x1, y1 in b
         )
     if split.masks is not None:
         name = MASK_LOCALIZATION if split.boxes is not None else LOCALIZATION
-        write_text(
-            root / name,
-            _lines(
-                f"{i},{m},{(ref.ignore or '') if k == 0 else ''}"
-                for i, ref in zip(ids, split.masks)
-                for k, m in enumerate(ref.masks)
-            ),
+        files[name] = _lines(
+            f"{i},{m},{(ref.ignore or '') if k == 0 else ''}"
+            for i, ref in zip(ids, split.masks)
+            for k, m in enumerate(ref.masks)
         )
+
+    def validate(staged: Path) -> None:
+        try:
+            read_split(staged, split.boxes is not None or split.masks is not None)
+        except MetadataError as error:  # named as the folder it would have become
+            where = root / Path(error.path).name if error.path else root
+            raise MetadataError(f"not written: {error.message}", where, error.line) from None
+
+    write_files(root, files, validate)
+    stale = [root / name for name in (LOCALIZATION, MASK_LOCALIZATION) if name not in files]
+    remove_stale([path for path in stale if path.is_file()])  # another split's, now wrong
     return root
 
 

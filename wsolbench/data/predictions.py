@@ -53,3 +53,17 @@ def read_predictions(path: str | Path, image_ids: list[str]) -> np.ndarray:
             f"{int((~seen).sum())} image(s) of the split have no line, e.g. {missing!r}", path
         )
     return out
+
+
+def is_predictions_file(path: Path) -> bool:
+    """Whether ``path`` holds predictions in this format (an `infer --predictions` output it
+    may replace): every non-empty line an image id and five integers."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in lines:
+        fields = line.split(",")
+        if len(fields) != TOP_K + 1 or not all(v.strip().isdigit() for v in fields[1:]):
+            return False
+    return True

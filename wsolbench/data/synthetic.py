@@ -27,7 +27,10 @@ from PIL import Image
 
 from wsolbench.data.metadata import MaskRef, Split, write_split
 from wsolbench.errors import WsolbenchError
-from wsolbench.io import write_bytes, write_text
+from wsolbench.io import claim_folder, is_ours, write_bytes, write_text
+
+KIND = "synthetic-dataset"  # the writer's marker of a folder holding a benchmark made here
+DESCRIPTION = "synthetic.json"
 
 SPLITS = ("train", "val", "test")
 PART_SHAPES = ("disk", "square", "diamond", "triangle", "ring", "cross", "x", "half-disk")
@@ -91,6 +94,8 @@ def generate(
             f"image_size must be at least 32 (the part must stay visible), got {image_size}"
         )
     out = Path(out_dir)
+    # Only into a new or empty folder, or a synthetic benchmark made here: never over a dataset.
+    claim_folder(out, "synthetic benchmark folder", KIND)
     pool = _texture_pool(config)
     counts = {
         "train": config.train_per_class,
@@ -127,8 +132,40 @@ def generate(
     description = asdict(config) | {
         "parts": {c: "-".join(class_part(c)[::-1]) for c in range(config.num_classes)}
     }
-    write_text(out / "synthetic.json", json.dumps(description, indent=2) + "\n")
+    write_text(out / DESCRIPTION, json.dumps(description, indent=2) + "\n")
     return out
+
+
+def is_synthetic_dataset(root: str | Path) -> bool:
+    """Whether ``root`` holds a synthetic benchmark that wsolbench made: its marker, or (made
+    before markers) a ``synthetic.json`` that describes one. Only a marked one is ever
+    regenerated (the writer's claim)."""
+    if is_ours(root, KIND):
+        return True
+    try:
+        description = json.loads((Path(root) / DESCRIPTION).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(description, dict) and {"parts", "num_classes", "seed"} <= set(description)
+
+
+def check_recorded(root: str | Path, options: dict) -> None:
+    """``root``'s benchmark was generated with ``options`` (its ``synthetic.json`` says so)."""
+    path = Path(root) / DESCRIPTION
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(recorded, dict)
+    except (OSError, UnicodeDecodeError, ValueError, AssertionError, RecursionError):
+        raise WsolbenchError(
+            "not a synthetic benchmark description: delete the folder to regenerate it", path
+        ) from None
+    differing = sorted(k for k, v in options.items() if recorded.get(k) != v)
+    if differing:
+        raise WsolbenchError(
+            f"{root} holds a synthetic benchmark generated with other {', '.join(differing)} "
+            "than the suite asks for: use another dataset.root or delete it",
+            path,
+        )
 
 
 def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:

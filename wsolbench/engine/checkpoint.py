@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from wsolbench.engine.config import BUILD_ARGUMENTS
 from wsolbench.errors import WsolbenchError
-from wsolbench.io import atomic_path
+from wsolbench.io import save_torch
+from wsolbench.registry import COMMON_ARGUMENTS
 
 FORMAT = "wsolbench-checkpoint"
 VERSION = 1
@@ -67,10 +67,7 @@ def _as_tuple(value: Any) -> Any:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write atomically: an interrupted save never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    return path
+    return save_torch(path, {"format": FORMAT, "version": VERSION, **payload})
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -101,6 +98,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             path=path,
         )
     return checkpoint
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint wsolbench wrote (a file an output may replace)."""
+    try:
+        load_checkpoint(path)
+    except WsolbenchError:
+        return False
+    return True
 
 
 # The type of every field a reader uses: a checkpoint edited or written by other code fails
@@ -141,7 +147,96 @@ def _check_fields(checkpoint: dict[str, Any], path: Path) -> None:
         )
     if not all(isinstance(row, dict) for row in checkpoint.get("history", [])):
         raise WsolbenchError("malformed checkpoint: 'history' must be a list of tables", path=path)
+    for key, tensor in checkpoint["model"].items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WsolbenchError(
+                f"the checkpoint's weights are broken: '{key}' holds NaN or inf", path=path
+            )
     checkpoint.setdefault("config", {})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_resume_fields(checkpoint: dict[str, Any], path: Path) -> None:
+    """Before a resume reads any data: the fields it restores (epoch, optimizer, scheduler,
+    RNG states, history) have the shapes `train` writes; the first that does not is named."""
+
+    def bad(field: str, what: str):
+        return WsolbenchError(f"cannot resume: the checkpoint's '{field}' {what}", path=path)
+
+    for key in ("epoch", "optimizer", "scheduler", "rng"):
+        if key not in checkpoint:
+            raise bad(key, "is missing")
+    if checkpoint["epoch"] < 0:
+        raise bad("epoch", f"is {checkpoint['epoch']}")
+    optimizer = checkpoint["optimizer"]
+    groups = optimizer.get("param_groups")
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(groups, list):
+        raise bad("optimizer", "is not an optimizer state (state, param_groups)")
+    for group in groups:
+        if not isinstance(group, dict) or not _number(group.get("lr")):
+            raise bad("optimizer", "has a parameter group without a finite lr")
+        params = group.get("params")
+        if not isinstance(params, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) for p in params
+        ):
+            raise bad("optimizer", "has a parameter group without parameter indices")
+    for state in optimizer["state"].values():
+        if not isinstance(state, dict) or not all(
+            torch.is_tensor(v) or _number(v) for v in state.values()
+        ):
+            raise bad("optimizer", "holds a parameter state that is not tensors and numbers")
+    scheduler = checkpoint["scheduler"]
+    if not isinstance(scheduler.get("last_epoch"), int) or not isinstance(
+        scheduler.get("base_lrs"), list
+    ):
+        raise bad("scheduler", "is not a scheduler state (last_epoch, base_lrs)")
+    if not all(_number(lr) for lr in scheduler["base_lrs"]):
+        raise bad("scheduler", "has a base lr that is not a finite number")
+    rng = checkpoint["rng"]
+    python, numpy_state = rng.get("python"), rng.get("numpy")
+    if not (
+        isinstance(python, (list, tuple))
+        and len(python) == 3
+        and isinstance(python[1], (list, tuple))
+        and all(isinstance(v, int) for v in python[1])
+    ):
+        raise bad("rng", "has no Python random state")
+    if not (
+        isinstance(numpy_state, dict)
+        and isinstance(numpy_state.get("kind"), str)
+        and torch.is_tensor(numpy_state.get("keys"))
+        and numpy_state["keys"].shape == (624,)
+        and all(isinstance(numpy_state.get(k), int) for k in ("position", "has_gauss"))
+        and _number(numpy_state.get("gauss"))
+    ):
+        raise bad("rng", "has no NumPy random state")
+    torch_state = rng.get("torch")
+    if not (torch.is_tensor(torch_state) and torch_state.dtype == torch.uint8):
+        raise bad("rng", "has no torch random state")
+    for row in checkpoint.get("history", []):
+        if not all(_number(row.get(k)) for k in ("epoch", "loss", "seconds")):
+            raise bad("history", "has an epoch without epoch, loss and seconds numbers")
+
+
+def restore_training_state(checkpoint: dict[str, Any], optimizer, scheduler, path: Path) -> None:
+    """Load the optimizer, scheduler and RNG states of a checkpoint to resume; one that does
+    not fit the model is one error."""
+    for field, restore in (
+        ("optimizer", lambda: optimizer.load_state_dict(checkpoint["optimizer"])),
+        ("scheduler", lambda: scheduler.load_state_dict(checkpoint["scheduler"])),
+        ("rng", lambda: set_rng_state(checkpoint["rng"])),
+    ):
+        try:
+            restore()
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+            detail = " ".join(str(error).split())[:160]
+            raise WsolbenchError(
+                f"cannot resume: the checkpoint's '{field}' does not fit this run ({detail})",
+                path=path,
+            ) from None
 
 
 def trained_image_size(checkpoint: dict[str, Any], path: str | Path) -> int:
@@ -166,7 +261,7 @@ def build_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
     from wsolbench.registry import create_method
 
     config = checkpoint.get("config") or {}
-    hparams = {k: v for k, v in checkpoint["hparams"].items() if k not in BUILD_ARGUMENTS}
+    hparams = {k: v for k, v in checkpoint["hparams"].items() if k not in COMMON_ARGUMENTS}
     method = create_method(
         checkpoint["method"],
         backbone=checkpoint["backbone"],
@@ -214,6 +309,16 @@ def load_reference_state(
     naming the keys. DataParallel's ``module.`` prefix is removed first.
     """
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    broken = next(
+        (
+            k
+            for k, v in state.items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())
+        ),
+        None,
+    )
+    if broken is not None:
+        raise WsolbenchError(f"the weights are broken: '{broken}' holds NaN or inf", path=source)
     here_by_reference = {ref: here for here, ref in method.reference_names().items()}
     own = method.state_dict()
     # Layers the reference builds but never calls (SPA's conv5_add) have no counterpart here.
@@ -305,7 +410,7 @@ def import_reference_checkpoint(
                 "model": model.state_dict(),
                 "method": method,
                 "backbone": backbone,
-                "hparams": {k: v for k, v in model.hparams.items() if k not in BUILD_ARGUMENTS},
+                "hparams": {k: v for k, v in model.hparams.items() if k not in COMMON_ARGUMENTS},
                 "num_classes": int(num_classes),
                 "config": {"large_feature_map": bool(large_feature_map)},
                 "imported_from": str(path),

@@ -13,19 +13,18 @@ all derive from this one dataclass.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from wsolbench.engine.recipes import RECIPES
+from wsolbench.engine.device import DEVICE_OPTION, device_type
 from wsolbench.errors import WsolbenchError
-from wsolbench.options import Option, check, check_keywords, flag_type
+from wsolbench.identity import config_hash
+from wsolbench.options import Option, check
 
 LR_DECAYS = ("step", "multistep")
 MAX_CLASSES = 100_000  # more is a typo (ILSVRC has 1,000), and would not fit in memory
+MAX_IMAGE_SIZE = 4096  # pixels per side; more would not fit in memory (and is a typo)
 
 
 def _field(
@@ -55,18 +54,24 @@ def _field(
 
 
 _POSITIVE = Option(int, low=1)
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_SIZE = Option(int, low=1, high=MAX_IMAGE_SIZE)
 
 
 @dataclass
 class TrainConfig:
     """Everything one training run needs. Checked on construction: a bad value raises a
-    WsolbenchError naming the field (`check(where=...)` names a suite key or a flag instead)."""
+    WsolbenchError naming the field (`checked(values, names)` names a suite key or a flag)."""
 
     method: str = _field(
-        "cam", "registered method (`wsolbench list`)", Option(str), suite=False, metavar="NAME"
+        "cam",
+        "registered method (`wsolbench list`)",
+        Option(str, registry="method"),
+        suite=False,
+        metavar="NAME",
     )
-    backbone: str = _field("tinyvgg", "registered backbone", Option(str), metavar="NAME")
+    backbone: str = _field(
+        "tinyvgg", "registered backbone", Option(str, registry="backbone"), metavar="NAME"
+    )
     hparams: dict[str, Any] = _field(
         {}, "method hyperparameters", Option(dict), suite=False, flag=False
     )
@@ -76,7 +81,8 @@ class TrainConfig:
         "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
         "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
         "--lr-milestones)",
-        Option(str, choices=tuple(RECIPES)),
+        Option(str, registry="recipe"),
+        metavar="NAME",
     )
     # Data: either `data` (a root with images/ and metadata/{train,val,test}) or both roots.
     data: str | None = _field(
@@ -121,21 +127,19 @@ class TrainConfig:
         suite=False,
         metavar="N",
     )
-    image_size: int = _field(
-        224, "training crop size in pixels", _POSITIVE, suite=False, metavar="PX"
-    )
+    image_size: int = _field(224, "training crop size in pixels", _SIZE, suite=False, metavar="PX")
     resize_size: int = _field(
-        256, "resize before the random crop", _POSITIVE, suite=False, metavar="PX"
+        256, "resize before the random crop", _SIZE, suite=False, metavar="PX"
     )
     large_feature_map: bool = _field(
         False, "wsolevaluation's large-feature-map backbone variant", Option(bool)
     )
     # Optimization (wsolevaluation recipe).
-    epochs: int = _field(40, "epochs", _POSITIVE, metavar="N")
+    epochs: int = _field(40, "epochs", Option(int, low=1, high=100_000), metavar="N")
     batch_size: int = _field(
         64,
         "TOTAL images per step; under torchrun each of the N processes takes N-th of it",
-        _POSITIVE,
+        Option(int, low=1, high=65536),
         metavar="N",
     )
     lr: float = _field(
@@ -191,7 +195,7 @@ class TrainConfig:
         metavar="N",
     )
     device: str = _field(
-        "auto", "auto, cpu, cuda or cuda:N", Option(str), suite=False, hashed=False
+        "auto", "auto, cpu, cuda or cuda:N", DEVICE_OPTION, suite=False, hashed=False
     )
     amp: bool = _field(
         False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False
@@ -234,7 +238,7 @@ class TrainConfig:
             raise WsolbenchError(f"unknown training option(s): {', '.join(unknown)}", source)
         config = cls.__new__(cls)
         for f in fields(cls):
-            setattr(config, f.name, values[f.name] if f.name in values else _default(f))
+            setattr(config, f.name, values[f.name] if f.name in values else field_default(f))
         config.check(names, source)
         return config
 
@@ -250,7 +254,9 @@ class TrainConfig:
                     check(getattr(self, f.name), option, names.get(f.name, f.name), source),
                 )
         name = lambda field: names.get(field, field)  # noqa: E731 (the key, flag or field)
-        schedule = RECIPES[self.recipe].schedule
+        from wsolbench.registry import RECIPES
+
+        schedule = RECIPES.get(self.recipe).schedule
         if self.lr_decay not in (None, schedule):
             raise WsolbenchError(
                 f"{name('recipe')} '{self.recipe}' decays the lr as '{schedule}' "
@@ -274,12 +280,6 @@ class TrainConfig:
             raise WsolbenchError(
                 "give the data root, or both the image root and metadata root", source
             )
-        if not DEVICE.fullmatch(self.device):
-            raise WsolbenchError(
-                f"{names.get('device', 'device')} = {self.device!r} is not allowed: "
-                "expected auto, cpu, cuda or cuda:N",
-                source,
-            )
         if self.resume and self.overwrite:
             raise WsolbenchError("resume and overwrite exclude each other", source)
 
@@ -302,13 +302,7 @@ class TrainConfig:
         format and process count (recorded in checkpoints; a resume must match it)."""
         import os
 
-        import torch
-
-        kind = (
-            "cuda"
-            if self.device == "auto" and torch.cuda.is_available()
-            else ("cpu" if self.device == "auto" else torch.device(self.device).type)
-        )
+        kind = device_type(self.device)
         on_cuda = kind == "cuda"
         return {
             "device": kind,
@@ -338,191 +332,17 @@ class TrainConfig:
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of everything that determines the trained model: the
         one configuration hash of checkpoints, run folders and result rows."""
-        canonical = json.dumps(
-            self.hashed_fields(), sort_keys=True, separators=(",", ":"), default=str
-        )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_hash(self.hashed_fields())
 
 
 def suite_fields() -> dict[str, Any]:
     """A suite's [train] keys with their defaults (the TrainConfig fields marked `suite`)."""
-    return {f.name: _default(f) for f in fields(TrainConfig) if f.metadata["suite"]}
+    return {f.name: field_default(f) for f in fields(TrainConfig) if f.metadata["suite"]}
 
 
 def field_option(name: str) -> Option:
     return next(f.metadata["option"] for f in fields(TrainConfig) if f.name == name)
 
 
-def _default(f) -> Any:
+def field_default(f) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
-
-
-def add_train_arguments(parser) -> None:
-    """One `--flag` per TrainConfig field marked `flag`, typed and checked by its Option;
-    defaults come from the dataclass, so `--help` shows what a run gets."""
-    groups: dict[str, Any] = {}
-    for f in fields(TrainConfig):
-        if not f.metadata["flag"]:
-            continue
-        option: Option = f.metadata["option"]
-        group_name = _GROUPS.get(f.name, "optimization")
-        group = groups.get(group_name) or groups.setdefault(
-            group_name, parser.add_argument_group(group_name)
-        )
-        flag = "--" + f.name.replace("_", "-")
-        default = _default(f)
-        shown = "none" if default in (None, [], "") else "%(default)s"
-        text = f.metadata["help"]
-        text = text if "(default:" in text else f"{text} (default: {shown})"
-        kwargs = dict(dest=f.name, default=default, help=text)
-        if option.kind is bool and default is False and f.name in _SWITCHES:
-            kwargs.update(action="store_true")
-        else:
-            if option.choices is not None:
-                kwargs["choices"] = option.choices
-            else:
-                kwargs["type"] = flag_type(option)
-                kwargs["metavar"] = f.metadata["metavar"] or (
-                    "BOOL" if option.kind is bool else "VALUE"
-                )
-            if option.kind is bool:
-                kwargs.update(nargs="?", const=True)
-        group.add_argument(flag, **kwargs)
-
-
-# Where each flag appears in `train --help`; the rest are optimization flags.
-_GROUPS = {
-    "method": "model",
-    "backbone": "model",
-    "recipe": "model",
-    "pretrained": "model",
-    "weights": "model",
-    "large_feature_map": "model",
-    "data": "data",
-    "image_root": "data",
-    "metadata_root": "data",
-    "dataset": "data",
-    "num_classes": "data",
-    "image_size": "data",
-    "resize_size": "data",
-    "workers": "run",
-    "device": "run",
-    "amp": "run",
-    "channels_last": "run",
-}
-_SWITCHES = frozenset({"large_feature_map"})  # plain on/off flags
-
-
-def config_from_args(args, hparams: dict[str, Any], **run: Any) -> TrainConfig:
-    """A TrainConfig from parsed `train` flags (every flag field) plus run-only values."""
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
-    flags = {name: "--" + name.replace("_", "-") for name in values}
-    return TrainConfig.checked({**run, **values, "hparams": hparams}, flags)
-
-
-def parse_hparam_value(text: str) -> Any:
-    """`--hparam key=value` values: int, then float, then bool, else the string itself."""
-    from wsolbench.options import parse_text
-
-    return parse_text(text)
-
-
-def parse_key_values(items: list[str], flag: str) -> dict[str, Any]:
-    """`KEY=VALUE` strings of a repeatable flag (`--hparam`, `--pp-option`) as a dict."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise WsolbenchError(f"{flag} expects key=value, got '{item}'")
-        parsed[key] = parse_hparam_value(value)
-    return parsed
-
-
-def parse_hparams(items: list[str], defaults: dict[str, Any], method: str) -> dict[str, Any]:
-    """Parse `key=value` strings and check each key and type against the method's defaults."""
-    values = parse_key_values(items, "--hparam")
-    return check_keywords(values, defaults, f"--hparam (method '{method}')", "hyperparameter")
-
-
-# Keyword arguments of create_method that are not hyperparameters of the method.
-BUILD_ARGUMENTS = frozenset(
-    {"backbone", "num_classes", "pretrained", "weights", "large_feature_map", "hparams", "inserts"}
-)
-
-
-def method_hparam_defaults(method: str) -> dict[str, Any]:
-    from wsolbench.registry import METHODS
-
-    return {k: v for k, v in METHODS.defaults(method).items() if k not in BUILD_ARGUMENTS}
-
-
-def probe(factory, name: str, source: str | Path | None = None, **kwargs: Any) -> None:
-    """Build a registered object on the meta device (no memory, no weights) so that the
-    factory's own range checks run now, before any data is read; its error names `name`."""
-    import torch
-
-    try:
-        with torch.device("meta"):
-            factory(**kwargs)
-    except WsolbenchError as error:
-        raise WsolbenchError(f"{name}: {error.message}", source) from None
-    except (TypeError, ValueError, RuntimeError, AssertionError) as error:
-        raise WsolbenchError(f"{name}: {type(error).__name__}: {error}", source) from None
-
-
-def check_method(
-    method: str,
-    backbone: str,
-    hparams: dict[str, Any],
-    name: str,
-    source: str | Path | None = None,
-    large_feature_map: bool = False,
-    keys: tuple[str, str] = ("method", "backbone"),
-) -> dict[str, Any]:
-    """A method's hyperparameters: known keys, the defaults' types, its constructor's ranges.
-    `name` prefixes hyperparameter errors; `keys` name the method and backbone in errors."""
-    from wsolbench.registry import BACKBONES, METHODS
-
-    if method not in METHODS.names():
-        raise WsolbenchError(
-            f"{keys[0]}: unknown method '{method}' (available: {', '.join(METHODS.names())})",
-            source,
-        )
-    if backbone not in BACKBONES.names():
-        raise WsolbenchError(
-            f"{keys[1]}: unknown backbone '{backbone}' (available: {', '.join(BACKBONES.names())})",
-            source,
-        )
-    hparams = check_keywords(
-        hparams, method_hparam_defaults(method), name, "hyperparameter", source
-    )
-    probe(
-        METHODS.get(method),
-        name,
-        source,
-        backbone=backbone,
-        num_classes=2,
-        pretrained=False,
-        weights=None,
-        large_feature_map=large_feature_map,
-        **hparams,
-    )
-    return hparams
-
-
-def check_postprocessor(
-    name: str, options: dict[str, Any], where: str, source: str | Path | None = None
-) -> dict[str, Any]:
-    """A post-processor's options: known keys, the defaults' types, its constructor's checks."""
-    from wsolbench.registry import POSTPROCESSORS
-
-    if name not in POSTPROCESSORS.names():
-        raise WsolbenchError(
-            f"{where}: unknown post-processor '{name}' "
-            f"(available: {', '.join(POSTPROCESSORS.names())})",
-            source,
-        )
-    options = check_keywords(options, POSTPROCESSORS.defaults(name), where, "option", source)
-    probe(POSTPROCESSORS.get(name), where, source, **options)
-    return options

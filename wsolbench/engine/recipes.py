@@ -32,10 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wsolbench.registry import RECIPES
+
 if TYPE_CHECKING:  # torch stays unimported here: the CLI lists the recipes without it
     from torch import nn
 
-    from wsolbench.engine.config import TrainConfig
+    from wsolbench.engine.config import TrainConfig  # config checks `recipe` by the registry
 
 # wsolevaluation's architecture families (main.py _FEATURE_PARAM_LAYER_PATTERNS); for VGG and
 # Inception the matching names are the 1x part, for ResNet the 10x part.
@@ -65,20 +67,13 @@ class Recipe:
     lr_factor: Callable[[TrainConfig, int], float]  # lr multiplier in 0-based epoch e
 
 
-RECIPES: dict[str, Recipe] = {}
-
-
 def register_recipe(recipe: Recipe) -> Recipe:
-    RECIPES[recipe.name] = recipe
-    return recipe
+    """Add a recipe to the registry: `train.recipe` / `--recipe` accept it from then on."""
+    return RECIPES.add(recipe.name, recipe)
 
 
 def get_recipe(name: str) -> Recipe:
-    from wsolbench.errors import WsolbenchError
-
-    if name not in RECIPES:
-        raise WsolbenchError(f"unknown recipe '{name}' (choose from {', '.join(RECIPES)})")
-    return RECIPES[name]
+    return RECIPES.get(name)
 
 
 def _contains_any(name: str, patterns: tuple[str, ...]) -> bool:

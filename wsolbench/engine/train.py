@@ -22,37 +22,24 @@ from torch.utils.data import DataLoader, DistributedSampler
 from wsolbench.engine import distributed
 from wsolbench.engine.checkpoint import (
     build_from_checkpoint,
+    check_resume_fields,
     load_checkpoint,
+    restore_training_state,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
-from wsolbench.engine.config import BUILD_ARGUMENTS, TrainConfig
+from wsolbench.engine.config import TrainConfig
+from wsolbench.engine.device import resolve_device, run_device  # noqa: F401  (resolve_device: re-exported)
 from wsolbench.engine.optim import build_optimizer, build_scheduler
 from wsolbench.engine.progress import TrainProgress
 from wsolbench.engine.seeding import derive_seed, seed_everything, seed_worker
 from wsolbench.errors import WsolbenchError
-from wsolbench.io import check_writable_dir, write_json
+from wsolbench.io import claim_folder, write_json
+from wsolbench.registry import COMMON_ARGUMENTS
 
 CHECKPOINT_NAME = "last.pt"
+RUN_KIND = "run"  # the writer's marker of a training run's folder
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    from wsolbench.engine.config import DEVICE
-
-    if not DEVICE.fullmatch(str(name)):
-        raise WsolbenchError(f"device '{name}' is not allowed: expected auto, cpu, cuda or cuda:N")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise WsolbenchError(f"device '{name}' asked for, but CUDA is not available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise WsolbenchError(
-            f"device '{name}' asked for, but there are {torch.cuda.device_count()} CUDA devices"
-        )
-    return device
 
 
 @dataclass(frozen=True)
@@ -68,12 +55,17 @@ class TrainResult:
         return str(self.checkpoint)
 
 
-def load_train_split(config: TrainConfig):
-    from wsolbench.data.datasets import TrainDataset
+def load_train_split(config: TrainConfig, split=None):
+    """The training dataset and class count; every image is opened (header only) before
+    training, unless the caller read and checked the split already (``split``)."""
+    from wsolbench.data.datasets import TrainDataset, check_images
     from wsolbench.data.metadata import check_labels, read_split
 
-    split = read_split(config.resolved_metadata_root() / "train")
+    checked = split is not None
+    split = split if checked else read_split(config.resolved_metadata_root() / "train")
     num_classes = check_labels(split, config.num_classes, require_every_class=True)
+    if not checked:
+        check_images(split, config.resolved_image_root())
     dataset = TrainDataset(
         split, config.resolved_image_root(), config.image_size, config.resize_size
     )
@@ -118,14 +110,15 @@ def _checkpoint_payload(
 def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
     """The method's own hyperparameters (build arguments are stored separately)."""
     values = dict(getattr(method, "hparams", None) or config.hparams)
-    return {k: v for k, v in values.items() if k not in BUILD_ARGUMENTS}
+    return {k: v for k, v in values.items() if k not in COMMON_ARGUMENTS}
 
 
-def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
+def check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
     run can also be extended), and so must the execution (device, dtype, processes), which
     changes the numbers, as does the worker count (augmentation draws from the RNG of the
     process that loads the image)."""
+    check_resume_fields(checkpoint, path)
     if "recipe" not in checkpoint["config"]:
         raise WsolbenchError(
             "cannot resume: the checkpoint predates named training recipes (its lr schedule "
@@ -161,9 +154,10 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
 
 
 def _check_output(config: TrainConfig, checkpoint_path: Path) -> None:
-    """Before any data is read: the output folder is writable and holds no run that this
-    one would replace without being asked to (`resume` continues it, `overwrite` replaces it)."""
-    check_writable_dir(config.out_dir, "output folder")
+    """Before any data is read: the output folder is a run's (or new, or empty), writable,
+    and holds no run that this one would replace without being asked to (`resume` continues
+    it, `overwrite` replaces it)."""
+    claim_folder(config.out_dir, "output folder", RUN_KIND)
     if checkpoint_path.exists() and not (config.resume or config.overwrite):
         raise WsolbenchError(
             "holds a previous run: pass --resume to continue it or --overwrite to replace it",
@@ -171,16 +165,17 @@ def _check_output(config: TrainConfig, checkpoint_path: Path) -> None:
         )
 
 
-def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, on_epoch_end: EpochCallback | None = None, train_split=None
+) -> TrainResult:
     """Train `config.method`; returns the final checkpoint (`<out>/last.pt`), the device and
     the configuration hash.
 
     `on_epoch_end(epoch, stats)` runs on every rank after each epoch's checkpoint is written
     (e.g. a val evaluation: choose thresholds and hyperparameters on val, never on test).
+    ``train_split``: the train split, if the caller has read it already.
     """
-    # A CPU run under torchrun uses gloo even on a machine with GPUs.
-    cuda_device = distributed.init_from_env(backend="gloo" if config.device == "cpu" else None)
-    device = cuda_device or resolve_device(config.device)
+    device = run_device(config.device)
     rank, world = distributed.rank(), distributed.world_size()
     # config.batch_size is the total batch (as the references count it): each process takes its
     # share, and DDP's gradient average makes the step that of the whole batch.
@@ -193,14 +188,15 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     checkpoint_path = out_dir / CHECKPOINT_NAME
     _check_output(config, checkpoint_path)  # on every rank, so that all stop together
     # With `overwrite` the previous checkpoint stays until the first epoch replaces it atomically.
+    resumed = None
+    if config.resume and checkpoint_path.is_file():  # read and checked before any data
+        resumed = load_checkpoint(checkpoint_path)
+        check_resumable(resumed, config, checkpoint_path)
 
-    dataset, num_classes = load_train_split(config)
+    dataset, num_classes = load_train_split(config, train_split)
     seed_everything(config.seed)  # the same initial weights on every rank
     start_epoch, history = 0, []
-    resumed = None
-    if config.resume and checkpoint_path.is_file():
-        resumed = load_checkpoint(checkpoint_path)
-        _check_resumable(resumed, config, checkpoint_path)
+    if resumed is not None:
         method = build_from_checkpoint(resumed)
         start_epoch, history = int(resumed["epoch"]), list(resumed.get("history", []))
     else:
@@ -213,9 +209,7 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     optimizer = build_optimizer(method, config)
     scheduler = build_scheduler(optimizer, config)
     if resumed is not None:
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        set_rng_state(resumed["rng"])
+        restore_training_state(resumed, optimizer, scheduler, checkpoint_path)
     model = method
     if world > 1:
         model = DistributedDataParallel(

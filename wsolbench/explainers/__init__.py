@@ -17,8 +17,9 @@ _EXPORTS = {
     "ModelCAM": "base",
     "ClassifierModel": "classifier",
     "build_classifier": "classifier",
+    "check_classifier": "classifier",
 }
-__all__ = ["ClassifierModel", "Explainer", "ModelCAM", "build_classifier"]
+__all__ = ["ClassifierModel", "Explainer", "ModelCAM", "build_classifier", "check_classifier"]
 
 
 def __getattr__(name: str):

@@ -148,6 +148,65 @@ def build_classifier(
     return ClassifierModel(net.to(device), name, image_size, tap_layers)
 
 
+def check_classifier(
+    name: str,
+    weights: str | None,
+    num_classes: int,
+    tap_layers: list[str] | None,
+    explainers,
+    where: str,
+    source=None,
+) -> None:
+    """Before any work, without weights or a download: the classifier is a torchvision model,
+    its weights a file or one of its torchvision weights for ``num_classes`` classes, and its
+    tap layers and every explainer's target layers are layers of it."""
+    from torchvision import models
+
+    available = models.list_models(module=models)
+    if name not in available:
+        raise WsolbenchError(
+            f"{where}.model: unknown torchvision classifier '{name}' (available: "
+            f"{', '.join(available)})",
+            source,
+        )
+    if weights:
+        path = Path(weights)
+        if path.suffix in (".pt", ".pth") or path.exists():
+            if not path.is_file():
+                raise WsolbenchError(f"{where}.weights: no such file", path)
+        else:
+            enum = models.get_model_weights(name)
+            names = ["DEFAULT", *(member.name for member in enum)]
+            if weights not in names:
+                raise WsolbenchError(
+                    f"{where}.weights: {name} has no torchvision weights '{weights}' "
+                    f"(available: {', '.join(names)}; or a state-dict file)",
+                    source,
+                )
+            chosen = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+            classes = len(chosen.meta.get("categories") or [])
+            if classes != num_classes:
+                raise WsolbenchError(
+                    f"{where}.weights: {name} weights {chosen.name} predict {classes} classes "
+                    f"but the dataset has {num_classes}: pretrained classifiers are scored on "
+                    "ILSVRC",
+                    source,
+                )
+    with torch.device("meta"):
+        wrapper = nn.Module()
+        wrapper.net = models.get_model(name, weights=None, num_classes=num_classes)
+    checks = [(f"{where}.tap_layers", list(tap_layers or ()))]
+    checks += [
+        (f"explainers.{getattr(e, 'name', '?')}", list(getattr(e, "target_layers", None) or ()))
+        for e in explainers
+    ]
+    for key, names in checks:
+        try:
+            named_layers(wrapper, names)
+        except WsolbenchError as error:
+            raise WsolbenchError(f"{key} on {where}: {error.message}", source) from None
+
+
 def _torchvision_pretrained(models, name: str, weights: str, num_classes: int) -> nn.Module:
     enum = models.get_model_weights(name)
     try:
@@ -187,14 +246,12 @@ def _official_file(models, name: str, weights: str):
 
 def _load_official(models, name: str, member, path: Path) -> nn.Module:
     """torchvision's builder with ``weights=member``, reading ``path`` as its download cache."""
-    import os
-    import tempfile
+    from wsolbench.io import scratch_folder, symlink
 
     previous = torch.hub.get_dir()
-    with tempfile.TemporaryDirectory() as hub:
-        os.makedirs(os.path.join(hub, "checkpoints"))
-        os.symlink(path.resolve(), os.path.join(hub, "checkpoints", path.name))
-        torch.hub.set_dir(hub)
+    with scratch_folder() as hub:
+        symlink(path.resolve(), hub / "checkpoints" / path.name)
+        torch.hub.set_dir(str(hub))
         try:
             return models.get_model(name, weights=member)
         except Exception as error:  # noqa: BLE001  (a truncated or foreign file)

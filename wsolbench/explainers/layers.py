@@ -19,6 +19,7 @@ from torch import nn
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.base import Explainer
+from wsolbench.options import Option
 
 _SKIPPED = (
     nn.modules.pooling._AdaptiveAvgPoolNd,
@@ -118,6 +119,9 @@ def named_layers(model: nn.Module, names: list[str]) -> list[nn.Module]:
 
 class LayerExplainer(Explainer):
     """An explainer of target layers: named (``target_layers``), else the default layer."""
+
+    # A list of layer names, or one comma-separated string (the command line's form).
+    OPTIONS = {"target_layers": Option(list, item=str, min_items=1, nullable=True)}
 
     def __init__(self, target_layers: list[str] | str | None = None):
         super().__init__()

@@ -12,7 +12,8 @@
 
 Every trained method and classifier is explained by every explainer: result rows keep the
 method's (classifier's) label in ``method`` and get the explainer's label in ``explainer`` (the
-report's optional row axis) when the suite has an ``[explainers]`` table.
+report's optional row axis) when the suite has an ``[explainers]`` table. Both tables are
+checked by the suite schema (``wsolbench.schema``), as every other table.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wsolbench.errors import WsolbenchError
+from wsolbench.options import Option
 from wsolbench.registry import EXPLAINERS
+from wsolbench.schema import Entries, KeyNames, Keys
 
 
 @dataclass
@@ -43,73 +45,34 @@ class ClassifierSpec:
 
 
 DEFAULT_EXPLAINERS = [ExplainerSpec("cam", "cam")]
-_CLASSIFIER_KEYS = {"model": str, "weights": str, "tap_layers": list}
+
+EXPLAINER_TABLES = Entries("explainer", select="explainer", example="cam")
+CLASSIFIER_TABLES = Entries(
+    None,
+    select="model",
+    keys=Keys(
+        {
+            "weights": (Option(str), ""),
+            "tap_layers": (Option(list, item=str, min_items=1, nullable=True), None),
+        }
+    ),
+    example="resnet50",
+)
 
 
-def parse_explainers(table: Any, source: str) -> list[ExplainerSpec]:
+def parse_explainers(
+    table: Any, source: str, name_of: KeyNames | None = None
+) -> list[ExplainerSpec]:
     if table is None:
         return list(DEFAULT_EXPLAINERS)
-    if not isinstance(table, dict) or not table:
-        raise WsolbenchError("[explainers] must name at least one (e.g. [explainers.cam])", source)
-    specs = []
-    for label, options in table.items():
-        if not isinstance(options, dict):
-            raise WsolbenchError(f"[explainers.{label}] must be a table", source)
-        options = dict(options)
-        name = options.pop("explainer", label)
-        if name not in EXPLAINERS.names():
-            raise WsolbenchError(
-                f"explainers.{label}: unknown explainer '{name}' (available: {', '.join(EXPLAINERS.names())})",
-                source,
-            )
-        valid = EXPLAINERS.defaults(name)
-        for key in options:
-            if key not in valid:
-                raise WsolbenchError(
-                    f"explainers.{label}: unknown option '{key}' (valid: {', '.join(sorted(valid)) or 'none'})",
-                    source,
-                )
-        spec = ExplainerSpec(label, name, options)
-        try:
-            spec.create()  # option values are checked by the explainer itself
-        except WsolbenchError as error:
-            raise WsolbenchError(f"explainers.{label}: {error}", source) from None
-        specs.append(spec)
-    return specs
+    entries = EXPLAINER_TABLES.check(table, "explainers", source, name_of or KeyNames())
+    return [ExplainerSpec(e.label, e.name, e.options) for e in entries]
 
 
-def parse_classifiers(table: Any, source: str) -> list[ClassifierSpec]:
+def parse_classifiers(
+    table: Any, source: str, name_of: KeyNames | None = None
+) -> list[ClassifierSpec]:
     if table is None:
         return []
-    if not isinstance(table, dict):
-        raise WsolbenchError(
-            "[classifiers] must be a table of [classifiers.<label>] tables", source
-        )
-    specs = []
-    for label, options in table.items():
-        if not isinstance(options, dict):
-            raise WsolbenchError(f"[classifiers.{label}] must be a table", source)
-        for key, value in options.items():
-            if key not in _CLASSIFIER_KEYS:
-                raise WsolbenchError(
-                    f"unknown key 'classifiers.{label}.{key}' (valid: {', '.join(_CLASSIFIER_KEYS)})",
-                    source,
-                )
-            if (
-                not isinstance(value, _CLASSIFIER_KEYS[key])
-                or key == "tap_layers"
-                and not all(isinstance(v, str) for v in value)
-            ):
-                raise WsolbenchError(
-                    f"classifiers.{label}.{key} = {value!r} is not a {_CLASSIFIER_KEYS[key].__name__}",
-                    source,
-                )
-        specs.append(
-            ClassifierSpec(
-                label,
-                options.get("model", label),
-                options.get("weights", ""),
-                options.get("tap_layers"),
-            )
-        )
-    return specs
+    entries = CLASSIFIER_TABLES.check(table, "classifiers", source, name_of or KeyNames())
+    return [ClassifierSpec(e.label, e.name, **e.options) for e in entries]

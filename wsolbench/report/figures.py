@@ -24,7 +24,7 @@ from wsolbench.report.outcomes import metric_color  # noqa: E402
 from wsolbench.report.tables import ERROR_TYPES, METHOD_ORDER, _rank, pp_label  # noqa: E402
 
 IOU_CURVES = ("box_acc_v2@30", "box_acc_v2@50", "box_acc_v2@70")
-LINESTYLES = {"none": "-", "identity": "-", "scg": "--"}
+LINESTYLES = {"none": "-", "scg": "--"}
 
 
 def slug(*names: str) -> str:
@@ -40,7 +40,6 @@ def render_figures(
     overlays: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, Path]]:
     """Every figure the inputs support, as (caption, path) pairs under ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = []
     by_setting: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
     for curve in curves or ():

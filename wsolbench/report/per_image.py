@@ -110,6 +110,23 @@ def _unjpeg(data: np.ndarray) -> np.ndarray:
         return np.asarray(image)
 
 
+def as_loaded(records: list[Record]) -> list[Record]:
+    """The records as ``load`` returns them after ``save``, without writing and reading the
+    file: thumbnails through the JPEG round trip, listed last (so a run's records in memory
+    equal its cached ones, and so do the reports made from them)."""
+    loaded = []
+    for record in records:
+        arrays = {name: value for name, value in record.arrays.items() if name != "thumbs"}
+        thumbs = record.arrays.get("thumbs")
+        if thumbs is not None and len(thumbs):
+            stacked = _unjpeg(_jpeg(thumbs.reshape(-1, thumbs.shape[-1])))
+            arrays["thumbs"] = stacked.reshape(-1, stacked.shape[1], stacked.shape[1])
+        loaded.append(
+            Record(json.loads(json.dumps(record.key)), arrays, json.loads(json.dumps(record.meta)))
+        )
+    return loaded
+
+
 def save(path: str | Path, records: list[Record], images: list[ImageSet]) -> Path:
     """Write records and image sets into one compressed ``.npz`` (no pickles), atomically."""
     arrays: dict[str, np.ndarray] = {}
@@ -191,6 +208,15 @@ def load(path: str | Path) -> tuple[list[Record], list[ImageSet]]:
                 )
     except WsolbenchError:
         raise
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as error:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        RecursionError,
+        zipfile.BadZipFile,
+    ) as error:
         raise WsolbenchError(f"cannot read per-image statistics: {error}", path=path) from None
     return records, images

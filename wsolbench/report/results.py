@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from wsolbench.errors import WsolbenchError
@@ -159,16 +160,43 @@ def read_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate results files (``.csv`` or ``.json``), validating their columns."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    frames = [_read_one(Path(path)) for path in paths]
-    if not frames:
+    paths = [Path(path) for path in paths]
+    if not paths:
         raise WsolbenchError("no results file given")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise WsolbenchError(f"the same results file is given twice ({seen[resolved]})", path)
+        seen[resolved] = path
+    frames = [_read_one(path) for path in paths]
+    _check_unique_rows(frames, paths)
     return pd.concat(frames, ignore_index=True)
+
+
+def _check_unique_rows(frames: list[pd.DataFrame], paths: list[Path]) -> None:
+    """One number per setting: a row repeated within or across files is an error (it would
+    count twice in every mean), naming the file and, for a CSV, the line."""
+    identity = [c for c in frames[0].columns if c not in ("value", *PROVENANCE_COLUMNS[1:])]
+    seen: dict[tuple, Path] = {}
+    for frame, path in zip(frames, paths):
+        columns = [c for c in identity if c in frame.columns]
+        keys = frame[columns].astype(str).itertuples(index=False, name=None)
+        for row, key in enumerate(keys):
+            if key in seen:
+                where = {"line": row + 2} if path.suffix.lower() == ".csv" else {}
+                setting = ", ".join(f"{c}={v}" for c, v in zip(columns, key))
+                also = "" if seen[key] == path else f" (also in {seen[key]})"
+                raise WsolbenchError(f"duplicate result row: {setting}{also}", path=path, **where)
+            seen[key] = path
 
 
 def write_results(results: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``results.csv`` (formula-safe, see ``csv_safe``) and ``results.json`` (a list
     of records, verbatim) atomically."""
     out_dir = Path(out_dir)
+    if results.empty:  # validated before anything is replaced: never an empty leaderboard
+        raise WsolbenchError("no results to write: the leaderboard would be empty", out_dir)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
     write_csv(results, csv_path)
     records = json.loads(results.to_json(orient="records"))
@@ -181,6 +209,8 @@ def read_curves(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     try:
         curves = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise WsolbenchError("cannot read curves: nested too deeply", path=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WsolbenchError(f"cannot read curves: {error}", path=path) from None
     if not isinstance(curves, list):
@@ -189,9 +219,19 @@ def read_curves(path: str | Path) -> list[dict[str, Any]]:
         missing = [key for key in CURVE_KEYS if not isinstance(curve, dict) or key not in curve]
         if missing:
             raise WsolbenchError(f"curve #{index} lacks {', '.join(missing)}", path=path)
+        if not all(_finite_list(curve[axis]) for axis in ("x", "y")):
+            raise WsolbenchError(
+                f"curve #{index}: x and y must be lists of finite numbers", path=path
+            )
         if len(curve["x"]) != len(curve["y"]):
             raise WsolbenchError(f"curve #{index}: x and y differ in length", path=path)
     return curves
+
+
+def _finite_list(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
+    )
 
 
 def write_curves(curves: list[Mapping[str, Any]], out_dir: str | Path) -> Path:
@@ -215,6 +255,13 @@ def _read_one(path: Path) -> pd.DataFrame:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and "results" in data:
                 data = data["results"]
+            if isinstance(data, dict) and "num_images" in data and "protocol" in data:
+                raise WsolbenchError(
+                    "this is the summary `wsolbench evaluate --output` writes, which has no "
+                    "dataset, method or post-processor: add those columns to make it a results "
+                    "table (one row per number), or use `wsolbench bench`'s results.csv",
+                    path=path,
+                )
             if not isinstance(data, list):
                 raise WsolbenchError("results JSON must be a list of rows", path=path)
             frame = pd.DataFrame(data)
@@ -224,8 +271,17 @@ def _read_one(path: Path) -> pd.DataFrame:
         raise WsolbenchError("results file not found", path=path) from None
     except WsolbenchError:
         raise
+    except RecursionError:
+        raise WsolbenchError("cannot parse results: nested too deeply", path=path) from None
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
-        raise WsolbenchError(f"cannot parse results: {error}", path=path) from None
+        detail = " ".join(str(error).split())[:200]
+        raise WsolbenchError(f"cannot parse results: {detail}", path=path) from None
+    if frame.empty:
+        raise WsolbenchError(
+            "the results file has no rows: nothing to report (an empty leaderboard would "
+            "replace a full one)",
+            path=path,
+        )
     return _normalize(frame, path, csv=suffix == ".csv")
 
 
@@ -237,12 +293,12 @@ def _normalize(frame: pd.DataFrame, path: str | Path, csv: bool = False) -> pd.D
     for column in KEY_COLUMNS:
         frame[column] = frame[column].astype(str)
     values = pd.to_numeric(frame["value"], errors="coerce")
-    bad = values.isna() & frame["value"].notna() & (frame["value"].astype(str) != "")
+    bad = ~np.isfinite(np.asarray(values, dtype=float))
     if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
+        row = int(np.flatnonzero(bad)[0])
         # CSV: a header line, then 1-based data lines; JSON: the record's index.
         where = {"line": row + 2} if csv else {}
-        message = f"value {frame['value'].iloc[row]!r} is not a number"
+        message = f"value {frame['value'].iloc[row]!r} is not a finite number"
         if not csv:
             message += f" (row {row})"
         raise WsolbenchError(message, path=path, **where)

@@ -17,7 +17,7 @@ from wsolbench.report.results import METRIC_SPECS, metric_specs
 
 MISSING = "–"
 METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
-POSTPROCESSOR_ORDER = ("none", "identity", "scg")
+POSTPROCESSOR_ORDER = ("none", "scg")
 # The five error types as (metric, printed name), from the spa protocol (the error figure).
 ERROR_TYPES = tuple((metric, METRIC_SPECS[("spa", metric)].label) for metric in SPA_ERRORS.values())
 
@@ -170,7 +170,7 @@ AXIS_HEADERS = {
     "explainer": "Explainer",
 }
 LIFTABLE = ("dataset", "split", "backbone", "explainer")  # the method column always stays
-PLAIN = ("none", "identity")
+PLAIN = ("none",)
 SIGNIFICANT = "*"
 DIFFERENCE = "Δ"
 # Two different "CAM"s: the SPA paper's "CAM" rows are SPA's own network trained without RAM.
