@@ -5,11 +5,13 @@ The masks ``u > T`` for T = 255 .. 0 are nested superlevel sets, so instead of c
 what OpenCV's ``RETR_TREE`` contours would give (docs/protocols.md sec. 2):
 
 * outer contours = 8-connected foreground components; a contour's bounding rect is the
-  component's bounding box (union-find over decreasing ``u``);
+  component's bounding box (union-find over decreasing ``u``; ``union_find`` explains the
+  component slots);
 * hole contours = 4-connected background components that do not touch the image border (OpenCV
   pads the image with a zero frame); a hole contour runs through the foreground pixels around
   the hole, so its bounding rect is the hole's box grown by one pixel on each side
-  (union-find over increasing ``u``);
+  (union-find over increasing ``u``, which also logs its merges: replayed backwards, they give
+  every component the level at which it reaches the border, hence ``e`` below);
 * V1 needs the contour with the largest ``contourArea``.  The largest contour is always the
   outer contour of a top-level component (holes and nested components lie inside it), and the
   polygon area of an outer contour through pixel centres is, over the component with its holes
@@ -39,11 +41,13 @@ from numba import njit, prange
 
 from wsolbench.evaluation.union_find import (  # noqa: F401 (LEVELS re-exported)
     LEVELS,
+    RUNS4,
+    RUNS8,
     _absorb,
     _counting_order,
     _extend,
     _find,
-    _mark_members,
+    _neighbour_mask,
     _neighbour_offsets,
     _new_root,
 )
@@ -71,25 +75,29 @@ def _box_hits(x0, y0, x1, y1, width, height, gt, deltas, out):
 
 @njit(cache=True)
 def workspace(n, ndelta):
-    """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps."""
+    """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps:
+    per pixel, then per component slot (at most one slot per pixel)."""
     return (
-        np.empty((n, 4), np.int32),  # box: a root's x0, y0, x1, y1
-        np.empty(n, np.int32),  # parent: -1 for a pixel not yet added (and the frame)
-        np.empty(n, np.int32),  # size
-        np.zeros((n, ndelta), np.uint8),  # hits: a root's counted outcome per IoU threshold
-        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior
+        np.empty(n, np.int32),  # label: the slot a pixel joined; -1 not yet added (and the frame)
         np.empty(n, np.int32),  # order: pixels sorted by level
-        np.zeros(n, np.bool_),  # exterior: a background root connected to the border
-        np.empty(n, np.int32),  # next_member, last_member: a hole's member list
+        np.empty(n, np.int32),  # xs, ys: their coordinates in that order
         np.empty(n, np.int32),
-        np.zeros(n, np.int32),  # area2: a filled root's doubled contour area
+        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior, (H, W)
         np.zeros(n, np.int8),  # window: pixels in each 2x2 window
-        np.empty(n, np.int32),  # xs, ys: coordinates in ``order``'s order
-        np.empty(n, np.int32),
+        np.empty(n, np.int32),  # parent
+        np.empty(n, np.int32),  # size
+        np.empty((n, 4), np.int32),  # box: x0, y0, x1, y1
+        np.zeros((n, ndelta), np.uint8),  # hits: a root's counted outcome per IoU threshold
         np.zeros(n, np.bool_),  # queued: a root whose box changed during this level
         np.empty(n, np.int32),  # queue: those roots (the filled pass: the tied roots)
-        np.empty(n, np.int32),  # first: a filled root's raster-first pixel
-        np.empty(n, np.int32),  # tie_slot: a filled root's index among the tied roots, or -1
+        np.zeros(n, np.bool_),  # exterior: a background component connected to the border
+        np.empty(n, np.int32),  # exterior_at: the level at which it got there
+        np.empty(n, np.int32),  # merged_into, merged_at: where and when a slot was absorbed
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),  # merges: the absorbed slots in order
+        np.empty(n, np.int32),  # area2: a filled component's doubled contour area
+        np.empty(n, np.int32),  # first: its raster-first pixel
+        np.empty(n, np.int32),  # tie_slot: its index among the tied roots, or -1
     )
 
 
@@ -111,21 +119,24 @@ def level_hits(u, gt, deltas):
 def _level_hits_into(u, gt, deltas, ws, v1, v2):
     height, width = u.shape
     (
-        box,
-        parent,
-        size,
-        hits,
-        enter,
+        label,
         order,
-        exterior,
-        next_member,
-        last_member,
-        area2,
-        window,
         xs,
         ys,
+        enter,
+        window,
+        parent,
+        size,
+        box,
+        hits,
         queued,
         queue,
+        exterior,
+        exterior_at,
+        merged_into,
+        merged_at,
+        merges,
+        area2,
         first,
         tie_slot,
     ) = ws
@@ -138,8 +149,8 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
     if gt.shape[0] > 0:
         floor = deltas.min() * ((gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)).min()
     alive = np.zeros(deltas.shape[0], np.int64)
-    parent[:] = -1
     starts = _counting_order(u, order, xs, ys)
+    label[:] = -1
     _outer_pass(
         order,
         xs,
@@ -150,9 +161,10 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         gt,
         deltas,
         floor,
-        box,
+        label,
         parent,
         size,
+        box,
         hits,
         alive,
         queued,
@@ -160,9 +172,11 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         empty_hits,
         v2,
     )
-    parent[:] = -1
+    label[:] = -1
     alive[:] = 0
+    enter_map = enter[: height * width].reshape(height, width)
     _hole_pass(
+        u,
         order,
         xs,
         ys,
@@ -172,23 +186,24 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         gt,
         deltas,
         floor,
-        box,
+        label,
         parent,
         size,
+        box,
         hits,
         alive,
         queued,
         queue,
-        enter,
         exterior,
-        next_member,
-        last_member,
+        exterior_at,
+        merged_into,
+        merged_at,
+        merges,
+        enter_map,
         v2,
     )
-    starts = _counting_order(
-        enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1], order, xs, ys
-    )
-    parent[:] = -1
+    starts = _counting_order(enter_map, order, xs, ys)
+    label[:] = -1
     window[:] = 0
     _filled_pass(
         order,
@@ -199,14 +214,15 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         width,
         gt,
         deltas,
-        box,
+        label,
         parent,
         size,
+        box,
         area2,
-        window,
         first,
         queue,
         tie_slot,
+        window,
         empty_hits,
         v1,
     )
@@ -267,9 +283,10 @@ def _outer_pass(
     gt,
     deltas,
     floor,
-    box,
+    label,
     parent,
     size,
+    box,
     hits,
     alive,
     queued,
@@ -279,10 +296,10 @@ def _outer_pass(
 ):
     """Foreground components, decreasing u, 8-connectivity: the outer contours."""
     offsets = _neighbour_offsets(width, 8)
-    added = 0
+    slots = 0
     for value in range(LEVELS - 1, -1, -1):
         # Snapshot before adding this value's pixels: the mask u > value.
-        if added == 0:
+        if slots == 0:
             v2[value, :] = empty_hits
         else:
             for d in range(deltas.shape[0]):
@@ -294,15 +311,11 @@ def _outer_pass(
             p = order[k]  # index in the grid padded by a never-added frame
             x = xs[k]
             y = ys[k]
-            added += 1
             root = -1
             changed = False
-            for j in range(8):
-                q = p + offsets[j]  # the padding frame is never added: no bounds checks
-                up = parent[q]
-                if up < 0 or up == root:  # not added yet, or (most) pointing straight at root
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)  # the frame is never added: no bounds checks
+            for t in range(RUNS8[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS8[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
@@ -310,14 +323,16 @@ def _outer_pass(
                     _retire(other, hits, alive)
                     changed = True
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                hits[p, :] = 0
-                count = _enqueue(p, 0, box, width, height, floor, queued, queue, count)
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                hits[root, :] = 0
+                count = _enqueue(root, 0, box, width, height, floor, queued, queue, count)
             else:
-                parent[p] = root
                 size[root] += 1
                 if _extend(box, root, x, y) or changed:
                     count = _enqueue(root, 0, box, width, height, floor, queued, queue, count)
+            label[p] = root
         for k in range(count):  # the level's changed boxes, each scored once
             root = queue[k]
             queued[root] = False
@@ -327,6 +342,7 @@ def _outer_pass(
 
 @njit(cache=True)
 def _hole_pass(
+    u,
     order,
     xs,
     ys,
@@ -336,80 +352,74 @@ def _hole_pass(
     gt,
     deltas,
     floor,
-    box,
+    label,
     parent,
     size,
+    box,
     hits,
     alive,
     queued,
     queue,
-    enter,
     exterior,
-    next_member,
-    last_member,
+    exterior_at,
+    merged_into,
+    merged_at,
+    merges,
+    enter,
     v2,
 ):
-    """Background components, increasing u, 4-connectivity: the holes (hole contours).
-
-    Non-exterior roots keep a member list so that, when they reach the border, ``enter`` (the
-    first T at which a pixel is background connected to the border) is set for all members.
-    """
+    """Background components, increasing u, 4-connectivity: the holes (hole contours); then
+    ``enter`` (H, W), the level at which each pixel is background connected to the border."""
     offsets = _neighbour_offsets(width, 4)
+    slots = 0
+    merged = 0
     for value in range(LEVELS):
         count = 0
         for k in range(starts[value], starts[value + 1]):
             p = order[k]  # index in the grid padded by a never-added frame
             x = xs[k]
             y = ys[k]
-            next_member[p] = -1
-            last_member[p] = p
             on_border = y == 0 or x == 0 or y == height - 1 or x == width - 1
             root = -1
             changed = False
-            for j in range(4):
-                q = p + offsets[j]
-                up = parent[q]
-                if up < 0 or up == root:
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)
+            for t in range(RUNS4[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS4[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
                     root, other = _absorb(box, parent, size, root, other)
                     _retire(other, hits, alive)
-                    if exterior[root] and not exterior[other]:
-                        _mark_members(next_member, other, enter, value)
-                    elif exterior[other] and not exterior[root]:
-                        _mark_members(next_member, root, enter, value)
+                    merged_into[other] = root
+                    merged_at[other] = value
+                    merges[merged] = other
+                    merged += 1
+                    if exterior[other] and not exterior[root]:
                         exterior[root] = True
-                    elif not exterior[root]:
-                        next_member[last_member[root]] = other
-                        last_member[root] = last_member[other]
+                        exterior_at[root] = value
                     changed = True
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                hits[p, :] = 0
-                exterior[p] = on_border
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                hits[root, :] = 0
+                exterior[root] = on_border
                 if on_border:
-                    enter[p] = value
+                    exterior_at[root] = value
                 else:
-                    count = _enqueue(p, 1, box, width, height, floor, queued, queue, count)
-                continue
-            parent[p] = root
-            size[root] += 1
-            changed = _extend(box, root, x, y) or changed
-            if not exterior[root] and on_border:
-                _mark_members(next_member, root, enter, value)
-                exterior[root] = True
-            if exterior[root]:
-                enter[p] = value
-                if changed or on_border:  # the root may have been a counted hole until now
-                    _retire(root, hits, alive)
-            else:
-                next_member[last_member[root]] = p
-                last_member[root] = p
-                if changed:
                     count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
+            else:
+                size[root] += 1
+                changed = _extend(box, root, x, y) or changed
+                if on_border and not exterior[root]:
+                    exterior[root] = True
+                    exterior_at[root] = value
+                if exterior[root]:
+                    if changed or on_border:  # the root may have been a counted hole until now
+                        _retire(root, hits, alive)
+                elif changed:
+                    count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
+            label[p] = root
         for k in range(count):  # the level's changed holes, each scored once
             root = queue[k]
             queued[root] = False
@@ -419,6 +429,16 @@ def _hole_pass(
         for d in range(deltas.shape[0]):
             if alive[d] > 0:
                 v2[value, d] = 1
+    # Every component reaches the border by level 255 (the whole image). A slot absorbed before
+    # its component got there reaches it with its absorber, and not before it was absorbed:
+    # replaying the merges backwards settles each absorber before the slots it absorbed.
+    for k in range(merged - 1, -1, -1):
+        s = merges[k]
+        if not exterior[s]:  # (an absorbed slot's flag is frozen at its merge)
+            exterior_at[s] = max(merged_at[s], exterior_at[merged_into[s]])
+    for y in range(height):
+        for x in range(width):
+            enter[y, x] = max(np.int32(u[y, x]), exterior_at[label[(y + 1) * (width + 2) + x + 1]])
 
 
 @njit(cache=True, inline="always")
@@ -463,14 +483,15 @@ def _filled_pass(
     width,
     gt,
     deltas,
-    box,
+    label,
     parent,
     size,
+    box,
     area2,
-    window,
     first,
     tied,
     tie_slot,
+    window,
     empty_hits,
     v1,
 ):
@@ -478,6 +499,7 @@ def _filled_pass(
     outer-contour areas from 2x2 window counts. Keeps the roots of the largest area and, among
     them, the one OpenCV lists first: the one whose raster-first pixel comes last."""
     offsets = _neighbour_offsets(width, 8)
+    slots = 0
     best = 0  # the largest area
     ntied = 0  # how many roots have it: tied[:ntied]
     winner = -1  # the V1 component, or -1: find it among the tied roots
@@ -501,12 +523,9 @@ def _filled_pass(
             x = xs[k]
             y = ys[k]
             root = -1
-            for j in range(8):
-                q = p + offsets[j]  # the padding frame is never added: no bounds checks
-                up = parent[q]
-                if up < 0 or up == root:  # not added yet, or (most) pointing straight at root
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)  # the frame is never added: no bounds checks
+            for t in range(RUNS8[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS8[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
@@ -519,20 +538,21 @@ def _filled_pass(
                         root, area2[root], best, ntied, winner, first, tied, tie_slot
                     )
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                area2[p] = 0
-                first[p] = p
-                tie_slot[p] = -1
-                root = p
-                best, ntied, winner = _tie(p, 0, best, ntied, winner, first, tied, tie_slot)
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                area2[root] = 0
+                first[root] = p
+                tie_slot[root] = -1
+                best, ntied, winner = _tie(root, 0, best, ntied, winner, first, tied, tie_slot)
             else:
-                parent[p] = root
                 size[root] += 1
                 _extend(box, root, x, y)
                 if p < first[root]:  # p is the padded raster index: smaller = earlier
                     first[root] = p
                     if winner == root:
                         winner = -1
+            label[p] = root
             grown = 0  # windows that now hold 3 or 4 pixels: +1/2 area each
             for wy in range(max(y - 1, 0), min(y + 1, height - 1)):
                 for wx in range(max(x - 1, 0), min(x + 1, width - 1)):
