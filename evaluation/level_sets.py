@@ -571,7 +571,7 @@ def _filled_pass(
                     )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # nogil: maps load while a batch is scored
 def batch_level_hits(u, gt, gt_offsets, deltas, chunks=2):
     """``level_hits`` for a batch ``u (N, H, W)``; GT boxes of image i are
     ``gt[gt_offsets[i]:gt_offsets[i + 1]]``. ``chunks`` threads each reuse one workspace."""

@@ -1,0 +1,106 @@
+"""Score maps on disk, batch by batch, read ahead of scoring (`wsolbench evaluate`).
+
+A pool of threads reads the maps (and masks) of the next ``prefetch`` batches while the current
+batch is scored: file reads, numpy's checks, torch's quantization and the box kernel all release
+the GIL, so reading overlaps scoring on every core. Items are read in any order and batched in
+the split's order, so the results do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsolbench.errors import ScoreMapError, WsolbenchError
+from wsolbench.evaluation import GroundTruth, MapBatch
+
+BATCH = 256
+
+
+class ScoreMapLoader:
+    """Iterate ``MapBatch``es of a split's maps ``root/<image_id>.npy``: prepared by
+    ``normalize`` ('none' or 'minmax' to ``map_size``), with the split's boxes and sizes, and
+    masks read from ``mask_root`` when given. ``workers`` threads read ahead."""
+
+    def __init__(
+        self,
+        split,
+        root: Path,
+        *,
+        normalize: str = "none",
+        map_size: int = 224,
+        mask_root: Path | None = None,
+        device: torch.device | str = "cpu",
+        workers: int = 4,
+        batch_size: int = BATCH,
+        prefetch: int = 2,
+    ):
+        self.split, self.root = split, Path(root)
+        self.normalize, self.map_size = normalize, int(map_size)
+        self.mask_root, self.device = mask_root, torch.device(device)
+        self.workers, self.batch_size, self.prefetch = workers, batch_size, max(1, prefetch)
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self) -> Iterator[MapBatch]:
+        starts = list(range(0, len(self.split), self.batch_size))
+        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+            pending: deque[tuple[int, list[Future]]] = deque()
+            for start in starts[: self.prefetch]:
+                pending.append((start, self._submit(pool, start)))
+            queued = len(pending)
+            while pending:
+                start, futures = pending.popleft()
+                if queued < len(starts):  # keep `prefetch` batches in flight
+                    pending.append((starts[queued], self._submit(pool, starts[queued])))
+                    queued += 1
+                yield self._collate([future.result() for future in futures], start)
+
+    def _submit(self, pool: ThreadPoolExecutor, start: int) -> list[Future]:
+        stop = min(start + self.batch_size, len(self.split))
+        return [pool.submit(self._load, i) for i in range(start, stop)]
+
+    def _load(self, index: int) -> dict:
+        from wsolbench.data.datasets import read_masks
+        from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+
+        path = scoremap_path(self.root, self.split.image_ids[index])
+        scoremap = load_scoremap(path, self.normalize, size=(self.map_size,) * 2)
+        if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
+            raise ScoreMapError("score map is not finite in [0, 1] after normalization", path)
+        item = {"scoremap": scoremap}
+        if self.mask_root is not None:
+            item["mask"], item["ignore"] = read_masks(self.split, index, self.mask_root)
+        return item
+
+    def _collate(self, items: list[dict], start: int) -> MapBatch:
+        split = self.split
+        maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])) for item in items]
+        indices = range(start, start + len(items))
+        gt = GroundTruth(
+            sizes=[tuple(int(v) for v in split.sizes[i]) for i in indices]
+            if split.sizes is not None
+            else [(m.shape[1], m.shape[0]) for m in maps],
+            boxes=[split.boxes[i] for i in indices] if split.boxes is not None else None,
+        )
+        shapes = {tuple(m.shape) for m in maps}
+        if self.mask_root is not None:
+            if len(shapes) > 1:
+                raise WsolbenchError(
+                    f"mask evaluation needs score maps of one size, found {sorted(shapes)}",
+                    self.root,
+                )
+            gt.masks = [item["mask"] for item in items]
+            gt.ignore = [item["ignore"] for item in items]
+        # One (N, H, W) tensor when the maps share a size (the usual case): one transfer and one
+        # quantization per batch; a list otherwise (scored per size).
+        scoremaps = torch.stack(maps).to(self.device) if len(shapes) == 1 else maps
+        if isinstance(scoremaps, list):
+            scoremaps = [m.to(self.device) for m in scoremaps]
+        return MapBatch(gt=gt, scoremaps=scoremaps)
