@@ -51,45 +51,79 @@ class ScoreMapLoader:
     def __iter__(self) -> Iterator[MapBatch]:
         starts = list(range(0, len(self.split), self.batch_size))
         with ThreadPoolExecutor(max(1, self.workers)) as pool:
-            pending: deque[tuple[int, list[Future]]] = deque()
-            for start in starts[: self.prefetch]:
-                pending.append((start, self._submit(pool, start)))
-            queued = len(pending)
+            pending: deque[tuple[int, np.ndarray | None, list[Future]]] = deque()
+            queued = 0
+            while queued < min(self.prefetch, len(starts)):
+                pending.append(self._submit(pool, starts[queued]))
+                queued += 1
             while pending:
-                start, futures = pending.popleft()
+                start, stack, futures = pending.popleft()
                 if queued < len(starts):  # keep `prefetch` batches in flight
-                    pending.append((starts[queued], self._submit(pool, starts[queued])))
+                    pending.append(self._submit(pool, starts[queued]))
                     queued += 1
-                yield self._collate([future.result() for future in futures], start)
+                yield self._collate([future.result() for future in futures], start, stack)
 
-    def _submit(self, pool: ThreadPoolExecutor, start: int) -> list[Future]:
+    def _submit(self, pool: ThreadPoolExecutor, start: int):
+        """Read a batch's maps; those of the expected shape go straight into one (N, H, W) array
+        (no stacking copy afterwards)."""
         stop = min(start + self.batch_size, len(self.split))
-        return [pool.submit(self._load, i) for i in range(start, stop)]
+        shape = self._shape()
+        stack = None if shape is None else np.empty((stop - start, *shape), np.float64)
+        futures = [pool.submit(self._load, i, stack, i - start) for i in range(start, stop)]
+        return start, stack, futures
 
-    def _load(self, index: int) -> dict:
+    def _shape(self) -> tuple[int, int] | None:
+        """The shape every map will have ('minmax' resizes to it), or the first map's shape
+        ('none': maps of wsolevaluation's layout share it; others are scored per size)."""
+        if self.normalize == "minmax":
+            return (self.map_size, self.map_size)
+        if not hasattr(self, "_first_shape"):
+            from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+
+            first = scoremap_path(self.root, self.split.image_ids[0]) if len(self.split) else None
+            self._first_shape = load_scoremap(first).shape if first is not None else None
+        return self._first_shape
+
+    def _load(self, index: int, stack: np.ndarray | None, row: int) -> dict:
         from wsolbench.data.datasets import read_masks
         from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
 
         path = scoremap_path(self.root, self.split.image_ids[index])
         scoremap = load_scoremap(path, self.normalize, size=(self.map_size,) * 2)
-        if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
+        if self.normalize != "none" and (  # ('none': load_scoremap checked it)
+            not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1
+        ):
             raise ScoreMapError("score map is not finite in [0, 1] after normalization", path)
+        if stack is not None and scoremap.shape == stack.shape[1:]:
+            stack[row] = scoremap
+            scoremap = None  # in the batch's array
         item = {"scoremap": scoremap}
         if self.mask_root is not None:
             item["mask"], item["ignore"] = read_masks(self.split, index, self.mask_root)
         return item
 
-    def _collate(self, items: list[dict], start: int) -> MapBatch:
+    def _collate(self, items: list[dict], start: int, stack: np.ndarray | None) -> MapBatch:
         split = self.split
-        maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])) for item in items]
         indices = range(start, start + len(items))
+        if stack is not None and all(item["scoremap"] is None for item in items):
+            scoremaps = torch.from_numpy(stack).to(self.device)  # the usual case: one shape
+            shapes = {tuple(stack.shape[1:])}
+        else:  # maps of several sizes: a list, scored per size
+            scoremaps = [
+                torch.from_numpy(
+                    stack[row]
+                    if item["scoremap"] is None
+                    else np.ascontiguousarray(item["scoremap"])
+                ).to(self.device)
+                for row, item in enumerate(items)
+            ]
+            shapes = {tuple(m.shape) for m in scoremaps}
         gt = GroundTruth(
             sizes=[tuple(int(v) for v in split.sizes[i]) for i in indices]
             if split.sizes is not None
-            else [(m.shape[1], m.shape[0]) for m in maps],
+            else [(m.shape[1], m.shape[0]) for m in scoremaps],
             boxes=[split.boxes[i] for i in indices] if split.boxes is not None else None,
         )
-        shapes = {tuple(m.shape) for m in maps}
         if self.mask_root is not None:
             if len(shapes) > 1:
                 raise WsolbenchError(
@@ -98,9 +132,4 @@ class ScoreMapLoader:
                 )
             gt.masks = [item["mask"] for item in items]
             gt.ignore = [item["ignore"] for item in items]
-        # One (N, H, W) tensor when the maps share a size (the usual case): one transfer and one
-        # quantization per batch; a list otherwise (scored per size).
-        scoremaps = torch.stack(maps).to(self.device) if len(shapes) == 1 else maps
-        if isinstance(scoremaps, list):
-            scoremaps = [m.to(self.device) for m in scoremaps]
         return MapBatch(gt=gt, scoremaps=scoremaps)
