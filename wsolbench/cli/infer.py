@@ -224,8 +224,8 @@ def run_infer(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         explainer=explainer,
     ):  # GT-class maps only
-        originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        maps = protocol.scoremaps(postprocessor.scoremap_source(batch["cams_gt"], originals))
+        sources = postprocessor.source_maps(batch["cams_gt"], batch["taps"], original_sizes(batch))
+        maps = protocol.scoremaps(sources)
         for image_id, score_map in zip(batch["image_id"], maps):
             write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
             written += 1
