@@ -63,7 +63,7 @@ def wsolbench_stages(args, checkpoint: Path, images: Path, metadata: Path) -> di
     from wsolbench.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from wsolbench.engine.infer import predict
     from wsolbench.evaluation import Evaluator, create_protocols
-    from wsolbench.evaluation.protocols import MapBatch, WsolEvaluation
+    from wsolbench.evaluation.protocols import GroundTruth, MapBatch, WsolEvaluation
     from wsolbench.registry import create_postprocessor
     from wsolbench.scoring import ground_truth, original_sizes
 
@@ -76,6 +76,9 @@ def wsolbench_stages(args, checkpoint: Path, images: Path, metadata: Path) -> di
     evaluator = Evaluator(
         create_protocols({"cam_curve_interval": args.interval}, names=["wsolevaluation"]).values()
     )
+    warm = Evaluator(evaluator.protocols.values())  # loads the JIT-compiled kernel (startup)
+    warm.update(MapBatch(gt=GroundTruth(sizes=[(8, 8)], boxes=[[[0, 0, 3, 3]]]),
+                         scoremaps=torch.zeros(1, 8, 8)))  # fmt: skip
     out = args.workdir / "wsolbench-stage-maps"
     out.mkdir(exist_ok=True)
     watch = Stopwatch()
@@ -106,7 +109,7 @@ def wsolbench_stages(args, checkpoint: Path, images: Path, metadata: Path) -> di
     return {"seconds": time.perf_counter() - start, "images": len(dataset), "stages": watch.seconds}
 
 
-def bench_scoring(args, checkpoint: Path, images: Path, metadata: Path) -> dict:
+def bench_scoring(args, checkpoint: Path, images: Path, metadata: Path, pp: str) -> dict:
     """The bench's scoring pass (`score_split`): one forward per image, GT and top-5 maps,
     every protocol, nothing written."""
     from wsolbench.data.datasets import EvalDataset
@@ -124,7 +127,7 @@ def bench_scoring(args, checkpoint: Path, images: Path, metadata: Path) -> dict:
     score_split(
         model,
         dataset,
-        {"none": create_postprocessor("identity")},
+        {pp: create_postprocessor(pp)},
         create_protocols({"cam_curve_interval": args.interval}),
         batch_size=args.batch_size,
         device=device,
@@ -148,17 +151,24 @@ def main() -> None:
         default=8,
         help="training batch (the reference's loop needs 10 batches or more per epoch)",
     )
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="inference batch")
     parser.add_argument("--workers", type=int, default=2, help="loader processes, both sides")
     parser.add_argument("--train-crop", type=int, default=112, help="training crop (224: paper)")
     parser.add_argument("--interval", type=float, default=0.001, help="CAM threshold step")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--amp", action="store_true", help="wsolbench in bf16 (CUDA only)")
+    parser.add_argument(
+        "--precisions",
+        default="fp32",
+        help="wsolbench's precisions, comma-separated: fp32, bf16 (CUDA; the reference is fp32)",
+    )
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    args.precisions = args.precisions.split(",")
     if args.train_images < 10 * args.train_batch_size and not args.skip_training:
         parser.error("wsolevaluation's Trainer.train needs --train-images >= 10 batches")
+    if "bf16" in args.precisions and not args.device.startswith("cuda"):
+        parser.error("bf16 (autocast) is CUDA only")
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.reference = args.reference.resolve()
     images, metadata = make_dataset(args.workdir / "dataset", args.train_images, args.images)
@@ -168,159 +178,66 @@ def main() -> None:
         f"{args.train_images} training images at {args.train_crop} px"
     )
     reference_pth, checkpoint = args.workdir / "reference.pth", args.workdir / "wsolbench.pt"
-    run(
-        [sys.executable, str(HERE / "wsolevaluation_driver.py"), "checkpoint", str(reference_pth)],
-        cwd=args.reference,
-    )
-    wsolbench(
-        "checkpoint",
-        "import",
-        str(reference_pth),
-        "--method",
-        "cam",
-        "--backbone",
-        "vgg16",
-        "--num-classes",
-        "200",
-        "--out",
-        str(checkpoint),
-    )
-    common = ["--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+    driver = [sys.executable, str(HERE / "wsolevaluation_driver.py")]
+    run([*driver, "checkpoint", str(reference_pth)], cwd=args.reference)
+    wsolbench(*"checkpoint import".split(), str(reference_pth), *"--method cam --backbone vgg16 "
+              "--num-classes 200 --out".split(), str(checkpoint))  # fmt: skip
+    infer = ["--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+    train = ["--batch-size", str(args.train_batch_size), "--workers", str(args.workers)]
     data = ["--data-root", str(images), "--metadata-root", str(metadata)]
-    rows = []  # (stage, reference images/s, wsolbench images/s)
-
-    ref = reference(
-        args,
-        "infer",
-        "--checkpoint",
-        str(reference_pth),
-        *data,
-        *common,
-        "--log-folder",
-        str(args.workdir / "reference-log"),
-        "--interval",
-        str(args.interval),
-    )
-    ours = wsolbench_stages(args, checkpoint, images, metadata)
-    for stage in ("forward", "resize + normalize", "write", "evaluate"):
-        rows.append(
-            (
-                stage,
+    crop = ["--resize-size", str(args.train_crop * 8 // 7)]  # 256 / 224, as the papers
+    ref = reference(args, "infer", "--checkpoint", str(reference_pth), *data, *infer,
+                    "--log-folder", str(args.workdir / "reference-log"),
+                    "--interval", str(args.interval))  # fmt: skip
+    if not args.skip_training:
+        ref_train = reference(args, "train", "--checkpoint", str(reference_pth), *data, *train,
+                              "--crop-size", str(args.train_crop), *crop)  # fmt: skip
+    rows = []  # (stage, precision, reference images/s, wsolbench images/s)
+    loop_rate = ref["images"] / ref["seconds"]
+    for precision in args.precisions:
+        args.amp = precision == "bf16"
+        amp = ["--amp", "true"] if args.amp else []
+        ours = wsolbench_stages(args, checkpoint, images, metadata)
+        # (the reference's evaluate stage is its BoxEvaluator for V1; wsolbench's gives V1 + V2)
+        for stage in ("forward", "resize + normalize", "write", "evaluate"):
+            base, fast = (
                 ref["images"] / ref["stages"][stage],
                 ours["images"] / ours["stages"][stage],
             )
-        )
-    rows.append(
-        (
-            "inference loop, all stages",
-            ref["images"] / ref["seconds"],
-            ours["images"] / ours["seconds"],
-        )
-    )
-    maps = args.workdir / "wsolbench-maps"
-    amp = ["--amp", "true"] if args.amp else []
-    cli = wsolbench(
-        "infer",
-        "--checkpoint",
-        str(checkpoint),
-        "--metadata-root",
-        str(metadata / "test"),
-        "--image-root",
-        str(images),
-        "--out",
-        str(maps),
-        "--device",
-        args.device,
-        "--no-progress",
-        *common,
-        *amp,
-    )
-    cli += wsolbench(
-        "evaluate",
-        "--metadata-root",
-        str(metadata / "test"),
-        "--scoremap-root",
-        str(maps),
-        "--cam-curve-interval",
-        str(args.interval),
-    )
-    rows.append(
-        (
-            "wsolbench infer + evaluate (CLI, startup included)",
-            ref["images"] / ref["seconds"],
-            args.images / cli,
-        )
-    )
-    scored = bench_scoring(args, checkpoint, images, metadata)
-    rows.append(
-        (
-            "bench scoring (GT + top-5 maps, every protocol)",
-            ref["images"] / ref["seconds"],
-            scored["images"] / scored["seconds"],
-        )
-    )
-
-    if not args.skip_training:
-        common = ["--batch-size", str(args.train_batch_size), "--workers", str(args.workers)]
-        train = reference(
-            args,
-            "train",
-            "--checkpoint",
-            str(reference_pth),
-            *data,
-            *common,
-            "--crop-size",
-            str(args.train_crop),
-            "--resize-size",
-            str(args.train_crop * 8 // 7),
-        )
-        out = args.workdir / "wsolbench-train"
-        wsolbench(
-            "train",
-            "--method",
-            "cam",
-            "--backbone",
-            "vgg16",
-            "--image-root",
-            str(images),
-            "--metadata-root",
-            str(metadata),
-            "--num-classes",
-            "200",
-            "--epochs",
-            "1",
-            "--image-size",
-            str(args.train_crop),
-            "--resize-size",
-            str(args.train_crop * 8 // 7),
-            "--lr",
-            "0.00001",
-            "--device",
-            args.device,
-            "--out",
-            str(out),
-            "--overwrite",
-            "--no-progress",
-            *common,
-            *amp,
-        )
-        epoch = json.loads((out / "history.json").read_text())[0]
-        rows.append(
-            (
-                "training epoch",
-                train["images"] / train["seconds"],
-                epoch["images"] / epoch["seconds"],
-            )
-        )
-
+            rows.append((stage, precision, base, fast))
+        rows.append(("inference loop, all stages", precision, loop_rate,
+                     ours["images"] / ours["seconds"]))  # fmt: skip
+        maps = args.workdir / "wsolbench-maps"
+        cli = wsolbench("infer", "--checkpoint", str(checkpoint), "--metadata-root",
+                        str(metadata / "test"), "--image-root", str(images), "--out", str(maps),
+                        "--device", args.device, "--no-progress", *infer, *amp)  # fmt: skip
+        cli += wsolbench("evaluate", "--metadata-root", str(metadata / "test"),
+                         "--scoremap-root", str(maps), "--cam-curve-interval",
+                         str(args.interval))  # fmt: skip
+        rows.append(("wsolbench infer + evaluate (CLI, startup included)", precision, loop_rate,
+                     args.images / cli))  # fmt: skip
+        if precision == "fp32":  # score_split runs the suite's precision, fp32 here
+            for name in ("identity", "scg"):
+                scored = bench_scoring(args, checkpoint, images, metadata, name)
+                rows.append((f"bench scoring, {name} (GT + top-5 maps, every protocol)",
+                             precision, loop_rate, scored["images"] / scored["seconds"]))  # fmt: skip
+        if not args.skip_training:
+            out = args.workdir / "wsolbench-train"
+            wsolbench("train", "--method", "cam", "--backbone", "vgg16", "--image-root",
+                      str(images), "--metadata-root", str(metadata), "--num-classes", "200",
+                      "--epochs", "1", "--image-size", str(args.train_crop), *crop, "--lr",
+                      "0.00001", "--device", args.device, "--out", str(out), "--overwrite",
+                      "--no-progress", *train, *amp)  # fmt: skip
+            epoch = json.loads((out / "history.json").read_text())[0]
+            rows.append(("training epoch", precision, ref_train["images"] / ref_train["seconds"],
+                         epoch["images"] / epoch["seconds"]))  # fmt: skip
     width = max(len(r[0]) for r in rows)
-    print(f"{'stage':{width}}  wsolevaluation img/s  wsolbench img/s  wsolbench / reference")
-    for stage, base, fast in rows:
-        print(f"{stage:{width}}  {base:20.1f}  {fast:15.1f}  {fast / base:20.2f}x")
+    print(f"{'stage':{width}}  wsolbench  wsolevaluation img/s  wsolbench img/s  ratio")
+    for stage, precision, base, fast in rows:
+        print(f"{stage:{width}}  {precision:9}  {base:20.1f}  {fast:15.1f}  {fast / base:.2f}x")
     if args.json:
-        args.json.write_text(
-            json.dumps([dict(zip(("stage", "reference", "wsolbench"), r)) for r in rows], indent=1)
-        )
+        keys = ("stage", "precision", "reference", "wsolbench")
+        args.json.write_text(json.dumps([dict(zip(keys, r)) for r in rows], indent=1))
 
 
 if __name__ == "__main__":
