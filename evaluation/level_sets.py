@@ -10,8 +10,9 @@ what OpenCV's ``RETR_TREE`` contours would give (docs/protocols.md sec. 2):
 * hole contours = 4-connected background components that do not touch the image border (OpenCV
   pads the image with a zero frame); a hole contour runs through the foreground pixels around
   the hole, so its bounding rect is the hole's box grown by one pixel on each side
-  (union-find over increasing ``u``, which also logs its merges: replayed backwards, they give
-  every component the level at which it reaches the border, hence ``e`` below);
+  (a priority flood from the border first gives every pixel ``e`` below, the level at which it
+  joins the background connected to the border; a union-find over increasing ``u`` of the pixels
+  with ``u <= T < e`` only then gives the holes);
 * V1 needs the contour with the largest ``contourArea``.  The largest contour is always the
   outer contour of a top-level component (holes and nested components lie inside it), and the
   polygon area of an outer contour through pixel centres is, over the component with its holes
@@ -82,7 +83,9 @@ def workspace(n, ndelta):
         np.empty(n, np.int32),  # order: pixels sorted by level
         np.empty(n, np.int32),  # xs, ys: their coordinates in that order
         np.empty(n, np.int32),
-        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior, (H, W)
+        np.empty(n, np.uint8),  # levels: u on the padded grid
+        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior
+        np.empty(n, np.int32),  # flooded: the next pixel in its level's bucket (the flood)
         np.zeros(n, np.int8),  # window: pixels in each 2x2 window
         np.empty(n, np.int32),  # parent
         np.empty(n, np.int32),  # size
@@ -90,11 +93,7 @@ def workspace(n, ndelta):
         np.zeros((n, ndelta), np.uint8),  # hits: a root's counted outcome per IoU threshold
         np.zeros(n, np.bool_),  # queued: a root whose box changed during this level
         np.empty(n, np.int32),  # queue: those roots (the filled pass: the tied roots)
-        np.zeros(n, np.bool_),  # exterior: a background component connected to the border
-        np.empty(n, np.int32),  # exterior_at: the level at which it got there
-        np.empty(n, np.int32),  # merged_into, merged_at: where and when a slot was absorbed
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),  # merges: the absorbed slots in order
+        np.empty(n, np.int32),  # leaving: the next hole slot reaching the border at its level
         np.empty(n, np.int32),  # area2: a filled component's doubled contour area
         np.empty(n, np.int32),  # first: its raster-first pixel
         np.empty(n, np.int32),  # tie_slot: its index among the tied roots, or -1
@@ -123,7 +122,9 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         order,
         xs,
         ys,
+        levels,
         enter,
+        flooded,
         window,
         parent,
         size,
@@ -131,11 +132,7 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         hits,
         queued,
         queue,
-        exterior,
-        exterior_at,
-        merged_into,
-        merged_at,
-        merges,
+        leaving,
         area2,
         first,
         tie_slot,
@@ -172,11 +169,10 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         empty_hits,
         v2,
     )
+    _flood_exterior(u, levels, enter, flooded)
     label[:] = -1
     alive[:] = 0
-    enter_map = enter[: height * width].reshape(height, width)
     _hole_pass(
-        u,
         order,
         xs,
         ys,
@@ -186,6 +182,7 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         gt,
         deltas,
         floor,
+        enter,
         label,
         parent,
         size,
@@ -194,15 +191,12 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         alive,
         queued,
         queue,
-        exterior,
-        exterior_at,
-        merged_into,
-        merged_at,
-        merges,
-        enter_map,
+        leaving,
         v2,
     )
-    starts = _counting_order(enter_map, order, xs, ys)
+    starts = _counting_order(
+        enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1], order, xs, ys
+    )
     label[:] = -1
     window[:] = 0
     _filled_pass(
@@ -341,8 +335,45 @@ def _outer_pass(
 
 
 @njit(cache=True)
+def _flood_exterior(u, levels, enter, flooded):
+    """``enter`` (padded grid): for every pixel, the first level T at which it is background
+    (u <= T) connected to the border, i.e. the least, over 4-paths from it to the border, of the
+    largest u on the path. A priority flood from the border, level by level (one bucket list per
+    level, in ``flooded``): a pixel's level is final when it is first reached, as levels are
+    taken in increasing order, so every pixel is pushed and popped once, by neighbours."""
+    height, width = u.shape
+    wp = width + 2
+    enter[:] = 0  # the frame: never pushed
+    heads = np.full(LEVELS, -1, np.int32)
+    for y in range(height):
+        for x in range(width):
+            p = (y + 1) * wp + x + 1
+            levels[p] = u[y, x]
+            enter[p] = -1
+    for y in range(height):
+        for x in range(width):
+            if y == 0 or x == 0 or y == height - 1 or x == width - 1:
+                p = (y + 1) * wp + x + 1
+                level = u[y, x]
+                enter[p] = level
+                flooded[p] = heads[level]
+                heads[level] = p
+    offsets = _neighbour_offsets(width, 4)
+    for level in range(LEVELS):
+        while heads[level] >= 0:
+            p = heads[level]
+            heads[level] = flooded[p]
+            for j in range(4):
+                q = p + offsets[j]
+                if enter[q] < 0:
+                    reach = max(level, np.int64(levels[q]))
+                    enter[q] = reach
+                    flooded[q] = heads[reach]
+                    heads[reach] = q
+
+
+@njit(cache=True)
 def _hole_pass(
-    u,
     order,
     xs,
     ys,
@@ -352,6 +383,7 @@ def _hole_pass(
     gt,
     deltas,
     floor,
+    enter,
     label,
     parent,
     size,
@@ -360,26 +392,29 @@ def _hole_pass(
     alive,
     queued,
     queue,
-    exterior,
-    exterior_at,
-    merged_into,
-    merged_at,
-    merges,
-    enter,
+    leaving,
     v2,
 ):
-    """Background components, increasing u, 4-connectivity: the holes (hole contours); then
-    ``enter`` (H, W), the level at which each pixel is background connected to the border."""
+    """Holes, increasing u, 4-connectivity: the background pixels not yet connected to the
+    border (u <= T < enter), which the flood found. A hole's 4-neighbours in the background
+    are in the same hole, so only hole pixels are joined; a hole reaches the border as a whole
+    (its pixels share ``enter``) and its box stops counting at that level."""
     offsets = _neighbour_offsets(width, 4)
     slots = 0
-    merged = 0
+    leaving_at = np.full(LEVELS, -1, np.int32)  # per level: the first slot leaving then
     for value in range(LEVELS):
+        s = leaving_at[value]
+        while s >= 0:  # holes that reach the border at this level
+            if parent[s] == s:
+                _retire(s, hits, alive)
+            s = leaving[s]
         count = 0
         for k in range(starts[value], starts[value + 1]):
             p = order[k]  # index in the grid padded by a never-added frame
+            if enter[p] <= value:
+                continue  # background connected to the border: no hole
             x = xs[k]
             y = ys[k]
-            on_border = y == 0 or x == 0 or y == height - 1 or x == width - 1
             root = -1
             changed = False
             mask = _neighbour_mask(label, p, offsets)
@@ -390,55 +425,29 @@ def _hole_pass(
                 elif other != root:
                     root, other = _absorb(box, parent, size, root, other)
                     _retire(other, hits, alive)
-                    merged_into[other] = root
-                    merged_at[other] = value
-                    merges[merged] = other
-                    merged += 1
-                    if exterior[other] and not exterior[root]:
-                        exterior[root] = True
-                        exterior_at[root] = value
                     changed = True
             if root == -1:
                 root = slots
                 slots += 1
                 _new_root(box, parent, size, root, x, y)
                 hits[root, :] = 0
-                exterior[root] = on_border
-                if on_border:
-                    exterior_at[root] = value
-                else:
-                    count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
+                leaving[root] = leaving_at[enter[p]]
+                leaving_at[enter[p]] = root
+                count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
             else:
                 size[root] += 1
-                changed = _extend(box, root, x, y) or changed
-                if on_border and not exterior[root]:
-                    exterior[root] = True
-                    exterior_at[root] = value
-                if exterior[root]:
-                    if changed or on_border:  # the root may have been a counted hole until now
-                        _retire(root, hits, alive)
-                elif changed:
+                if _extend(box, root, x, y) or changed:
                     count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
             label[p] = root
         for k in range(count):  # the level's changed holes, each scored once
             root = queue[k]
             queued[root] = False
-            if parent[root] == root and not exterior[root]:  # still a root, and still a hole
+            if parent[root] == root:  # not merged away since
                 _rescore(root, 1, box, width, height, gt, deltas, hits, alive)
         # Snapshot after adding this value's pixels: background u <= value.
         for d in range(deltas.shape[0]):
             if alive[d] > 0:
                 v2[value, d] = 1
-    # Every component reaches the border by level 255 (the whole image). A slot absorbed before
-    # its component got there reaches it with its absorber, and not before it was absorbed:
-    # replaying the merges backwards settles each absorber before the slots it absorbed.
-    for k in range(merged - 1, -1, -1):
-        s = merges[k]
-        if not exterior[s]:  # (an absorbed slot's flag is frozen at its merge)
-            exterior_at[s] = max(merged_at[s], exterior_at[merged_into[s]])
-    for y in range(height):
-        for x in range(width):
-            enter[y, x] = max(np.int32(u[y, x]), exterior_at[label[(y + 1) * (width + 2) + x + 1]])
 
 
 @njit(cache=True, inline="always")
