@@ -451,6 +451,14 @@ def _hole_pass(
 
 
 @njit(cache=True, inline="always")
+def _fill(window, w):
+    """One more pixel in window ``w``; 1 if it now holds 3 or 4 (half a pixel of area)."""
+    count = window[w] + 1
+    window[w] = count
+    return np.int64(count >= 3)
+
+
+@njit(cache=True, inline="always")
 def _tie(root, area, best, ntied, winner, first, tied, tie_slot):
     """A root's area became ``area``: keep the roots of the largest area (``tied``, with their
     slots) and the winner among them (-1: to be found again). Returns (best, ntied, winner)."""
@@ -562,12 +570,12 @@ def _filled_pass(
                     if winner == root:
                         winner = -1
             label[p] = root
-            grown = 0  # windows that now hold 3 or 4 pixels: +1/2 area each
-            for wy in range(max(y - 1, 0), min(y + 1, height - 1)):
-                for wx in range(max(x - 1, 0), min(x + 1, width - 1)):
-                    w = wy * (width - 1) + wx
-                    window[w] += 1
-                    grown += window[w] >= 3
+            # The 2x2 windows of the (H + 1) x (W + 1) grid that hold the pixel; one that
+            # now holds 3 or 4 pixels adds 1/2 to the area (a window over the frame holds 2 or
+            # fewer: no bounds to check).
+            w = y * (width + 1) + x
+            grown = _fill(window, w) + _fill(window, w + 1)
+            grown += _fill(window, w + width + 1) + _fill(window, w + width + 2)
             if grown:
                 area = area2[root] + grown
                 area2[root] = area
