@@ -3,7 +3,11 @@
 A pool of threads reads the maps (and masks) of the next ``prefetch`` batches while the current
 batch is scored: file reads, numpy's checks, torch's quantization and the box kernel all release
 the GIL, so reading overlaps scoring on every core. Items are read in any order and batched in
-the split's order, so the results do not depend on the number of threads.
+the split's order, so the results do not depend on the number of threads. Maps of one size are
+read straight into one (N, H, W) array per batch, from a ring of ``prefetch + 1`` arrays reused
+for the whole split: fresh memory costs a page fault per 4 KiB, about as much as reading the map.
+A batch's maps are therefore valid until the next batch is asked for (the evaluator keeps counts,
+not maps).
 """
 
 from __future__ import annotations
@@ -50,25 +54,33 @@ class ScoreMapLoader:
 
     def __iter__(self) -> Iterator[MapBatch]:
         starts = list(range(0, len(self.split), self.batch_size))
+        self._free: list[np.ndarray] = []  # batch arrays to reuse
         with ThreadPoolExecutor(max(1, self.workers)) as pool:
             pending: deque[tuple[int, np.ndarray | None, list[Future]]] = deque()
             queued = 0
             while queued < min(self.prefetch, len(starts)):
                 pending.append(self._submit(pool, starts[queued]))
                 queued += 1
+            previous = None
             while pending:
                 start, stack, futures = pending.popleft()
+                if previous is not None:  # the batch before this one is done with
+                    self._free.append(previous)
                 if queued < len(starts):  # keep `prefetch` batches in flight
                     pending.append(self._submit(pool, starts[queued]))
                     queued += 1
                 yield self._collate([future.result() for future in futures], start, stack)
+                previous = stack
 
     def _submit(self, pool: ThreadPoolExecutor, start: int):
         """Read a batch's maps; those of the expected shape go straight into one (N, H, W) array
         (no stacking copy afterwards)."""
         stop = min(start + self.batch_size, len(self.split))
         shape = self._shape()
-        stack = None if shape is None else np.empty((stop - start, *shape), np.float64)
+        stack = None
+        if shape is not None:
+            stack = self._free.pop() if self._free else np.empty((self.batch_size, *shape))
+            stack = stack[: stop - start]
         futures = [pool.submit(self._load, i, stack, i - start) for i in range(start, stop)]
         return start, stack, futures
 
