@@ -222,3 +222,13 @@ def test_bad_maps_are_refused():
         evaluate_scoremaps(np.full((1, 3, 3), 1.5), [np.zeros((1, 4))])
     with pytest.raises(WsolbenchError, match=r"N = 1 box lists, got shape \(2, 3, 3\)"):
         evaluate_scoremaps(np.zeros((2, 3, 3)), [np.zeros((1, 4))])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quantize_in_chunks_equals_the_whole_batch(dtype):
+    from wsolbench.evaluation.boxes import quantize
+
+    maps = torch.rand(70, 9, 7, generator=torch.Generator().manual_seed(0)).to(dtype)
+    maps[0, 0, 0], maps[69, 8, 6] = 1.0, 0.0
+    assert torch.equal(quantize(maps, chunk=32), (maps * 255).to(torch.uint8))
+    assert quantize(maps[:0]).shape == (0, 9, 7)
