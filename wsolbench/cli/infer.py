@@ -12,6 +12,7 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
 
 SIZE = flag_type(Option(int, low=1, high=4096))
+WRITERS = 2  # threads preparing and writing maps behind the model
 
 
 def register(subparsers) -> None:
@@ -162,6 +163,11 @@ def explainer_options(items: list[str], name: str) -> dict:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    import torch
+
     from wsolbench.data.datasets import EvalDataset
     from wsolbench.data.metadata import check_labels, read_split
     from wsolbench.engine.checkpoint import (
@@ -211,24 +217,41 @@ def run_infer(args: argparse.Namespace) -> int:
     postprocessor = create_postprocessor(args.postprocessor, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
-    written = 0
-    for batch in predict(
-        model,
-        dataset,
-        batch_size=args.batch_size,
-        device=device,
-        ten_crop=False,
-        workers=args.workers,
-        amp=args.amp,
-        topk=0,
-        progress=not args.no_progress,
-        explainer=explainer,
-    ):  # GT-class maps only
-        sources = postprocessor.source_maps(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        maps = protocol.scoremaps(sources)
-        for image_id, score_map in zip(batch["image_id"], maps):
+
+    def write_batch(sources, image_ids) -> int:
+        for image_id, score_map in zip(image_ids, protocol.scoremaps(sources)):
             write_scoremap(inside(out, scoremap_path(out, image_id), "score map"), score_map)
-            written += 1
+        return len(image_ids)
+
+    written = 0
+    # The maps' preparation (per-map bicubic resize) and writing run on CPU threads, a batch
+    # or two behind the model, so that they overlap its next batches instead of stalling them.
+    with ThreadPoolExecutor(WRITERS) as writers:
+        pending: deque[Future] = deque()
+        for batch in predict(
+            model,
+            dataset,
+            batch_size=args.batch_size,
+            device=device,
+            ten_crop=False,
+            workers=args.workers,
+            amp=args.amp,
+            topk=0,
+            progress=not args.no_progress,
+            explainer=explainer,
+        ):  # GT-class maps only
+            sources = postprocessor.source_maps(
+                batch["cams_gt"], batch["taps"], original_sizes(batch)
+            )
+            if torch.is_tensor(sources):  # one transfer per batch, not one per map
+                sources = sources.cpu()
+            else:
+                sources = [torch.as_tensor(m).cpu() for m in sources]
+            pending.append(writers.submit(write_batch, sources, batch["image_id"]))
+            while len(pending) > WRITERS:
+                written += pending.popleft().result()
+        while pending:
+            written += pending.popleft().result()
     print(f"wrote {written} score maps ({args.map_size}x{args.map_size}) to {out}")
     return 0
 
