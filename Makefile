@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup bench test test-fast lint format synth clean
+.PHONY: setup bench test test-fast lint format synth clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ synth: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# On a CUDA machine: the `gpu` tests, then VGG16 at 224 timed on the GPU (fp32, bf16), against
+# wsolevaluation's loops when REFERENCE=/path/to/wsolevaluation is given; writes gpu-check.md.
+# Without CUDA it says so in one line.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --out gpu-check.md $(if $(REFERENCE),--reference $(REFERENCE))

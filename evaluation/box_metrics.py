@@ -4,7 +4,7 @@
 correct with the V1 box (largest contour) and with the V2 boxes (all contours), so the result is
 independent of batch size, order, sharding and device, and merged halves equal the whole.
 Quantization runs as torch ops on the maps' device; the contour step runs on CPU
-(``level_sets``), with OpenCV for the rare ties of the largest contour area.
+(``level_sets``), which decides the ties of the largest contour area as OpenCV does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-import cv2
 import numba
 import numpy as np
 import torch
@@ -29,16 +28,6 @@ def cam_thresholds(interval: float) -> np.ndarray:
     if not 0 < interval <= 1:
         raise WsolbenchError(f"cam curve interval must be in (0, 1], got {interval}")
     return np.arange(0, 1, interval)
-
-
-def largest_contour_box(mask: np.ndarray) -> np.ndarray:
-    """V1 box of one binary mask with OpenCV: the first contour of largest ``contourArea``."""
-    height, width = mask.shape
-    contours = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-    if len(contours) == 0:
-        return np.zeros(4, np.int64)
-    x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
-    return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], np.int64)
 
 
 @contextlib.contextmanager
@@ -129,7 +118,7 @@ class BoxAccumulator(CountMetric):
             raise WsolbenchError("every image needs at least one GT box")
         offsets = np.concatenate([[0], np.cumsum([len(b) for b in gt])]).astype(np.int64)
         with torch_threads_kept():
-            v1, v2, ambiguous = batch_level_hits(
+            v1, v2 = batch_level_hits(
                 levels,
                 np.concatenate(gt),
                 offsets,
@@ -138,7 +127,6 @@ class BoxAccumulator(CountMetric):
             )
         # Threshold tau keeps ``u > int(tau * max(u))`` (float64 product, as upstream).
         cut = (self.thresholds[None, :] * max_levels[:, None]).astype(np.int64)
-        self._resolve_ties(levels, gt, cut, v1, ambiguous)
         rows = np.arange(len(levels))[:, None]
         return v1[rows, cut], v2[rows, cut]
 
@@ -152,14 +140,6 @@ class BoxAccumulator(CountMetric):
                 "correct_v2": np.packbits(hits_v2.transpose(0, 2, 1).astype(bool), axis=-1),
             }
         )
-
-    def _resolve_ties(self, levels, gt, cut, v1, ambiguous) -> None:
-        """Ask OpenCV for the (map, level) pairs where the largest contour area is tied."""
-        for i, level in zip(*np.nonzero(ambiguous)):
-            if not (cut[i] == level).any():
-                continue
-            box = largest_contour_box(levels[i] > level)
-            v1[i, level] = _hits_exact(box, gt[i], self.deltas)
 
     def compute(self) -> dict:
         count = int(self.count)
@@ -201,18 +181,3 @@ class BoxAccumulator(CountMetric):
             "box_num_images": count,
             **self.computed_records(),
         }
-
-
-def _hits_exact(box: np.ndarray, gt: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-    """Integer test ``inter * 100 >= delta * union`` against any GT box (as ``level_sets``)."""
-    x0, y0, x1, y1 = (int(v) for v in box)
-    area = (x1 - x0 + 1) * (y1 - y0 + 1)
-    hits = np.zeros(len(deltas), np.uint8)
-    for g in gt:
-        inter = max(0, min(x1, g[2]) - max(x0, g[0]) + 1) * max(
-            0, min(y1, g[3]) - max(y0, g[1]) + 1
-        )
-        union = area + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
-        if union > 0:
-            hits |= (inter * 100 >= deltas * union).astype(np.uint8)
-    return hits

@@ -92,7 +92,11 @@ def check_unit_range(maps: torch.Tensor, what: str = "score map") -> None:
     raise ScoreMapError(f"{what} values must lie in [0, 1], found [{low:g}, {high:g}]")
 
 
-def quantize(maps: torch.Tensor) -> torch.Tensor:
+def quantize(maps: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     """``u = floor(s * 255)`` as uint8, computed in the maps' own dtype on their device (for
-    values in [0, 1] truncation is the floor, like upstream's ``astype(np.uint8)``)."""
-    return (maps * 255).to(torch.uint8)
+    values in [0, 1] truncation is the floor, like upstream's ``astype(np.uint8)``); ``chunk``
+    maps at a time, so that the float temporary stays small and its memory is reused."""
+    levels = torch.empty(maps.shape, dtype=torch.uint8, device=maps.device)
+    for start in range(0, max(len(maps), 1), chunk):
+        levels[start : start + chunk] = (maps[start : start + chunk] * 255).to(torch.uint8)
+    return levels

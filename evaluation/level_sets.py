@@ -5,25 +5,34 @@ The masks ``u > T`` for T = 255 .. 0 are nested superlevel sets, so instead of c
 what OpenCV's ``RETR_TREE`` contours would give (docs/protocols.md sec. 2):
 
 * outer contours = 8-connected foreground components; a contour's bounding rect is the
-  component's bounding box (union-find over decreasing ``u``);
+  component's bounding box (union-find over decreasing ``u``; ``union_find`` explains the
+  component slots);
 * hole contours = 4-connected background components that do not touch the image border (OpenCV
   pads the image with a zero frame); a hole contour runs through the foreground pixels around
   the hole, so its bounding rect is the hole's box grown by one pixel on each side
-  (union-find over increasing ``u``);
+  (a priority flood from the border first gives every pixel ``e`` below, the level at which it
+  joins the background connected to the border; a union-find over increasing ``u`` of the pixels
+  with ``u <= T < e`` only then gives the holes);
 * V1 needs the contour with the largest ``contourArea``.  The largest contour is always the
   outer contour of a top-level component (holes and nested components lie inside it), and the
   polygon area of an outer contour through pixel centres is, over the component with its holes
   filled, the sum over 2x2 pixel windows of 1 (4 pixels inside) or 1/2 (3 inside).  The filled
   top-level components at T are the 8-connected components of ``{e > T}``, where ``e(p)`` is the
   first threshold at which pixel p belongs to background connected to the border, so a third
-  union-find over decreasing ``e`` keeps every filled component's doubled area.  A tie of the
-  largest area between two components is flagged: the caller asks OpenCV for that (map, T).
+  union-find over decreasing ``e`` keeps every filled component's doubled area.  On a tie of the
+  largest area, ``max`` keeps OpenCV's first contour, and OpenCV lists the top-level contours in
+  reverse raster order of their first pixel: the tied component whose first pixel (top row, then
+  left column) comes last wins. The pass keeps the set of tied components and that winner.
 
 Every box is scored with the ``+1`` quirk and compared with the GT boxes by exact integer
 arithmetic (``inter * 100 >= delta * union``; identical to upstream's float test, as the two
 rounded quotients cannot tie below 10**13 pixels), and each pass keeps, per IoU threshold, how
-many live boxes are hits, so a threshold's answer is read in O(1). Exactness is checked against
-the per-threshold OpenCV oracle by ``tests/test_box_metrics.py``.
+many live boxes are hits, so a threshold's answer is read in O(1). A box is scored once per
+level, after the level's pixels are in (components touched at that level are queued), not once
+per pixel that grows it, and a box too small to reach the lowest IoU threshold with the smallest
+GT box is not scored at all: noise, which grows thousands of tiny components a pixel at a time,
+costs about what a smooth map does. Exactness is checked against the per-threshold OpenCV
+oracle by ``tests/test_box_metrics.py`` on every family of ``tests/map_families.py``.
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ from numba import njit, prange
 
 from wsolbench.evaluation.union_find import (  # noqa: F401 (LEVELS re-exported)
     LEVELS,
+    RUNS4,
+    RUNS8,
     _absorb,
     _counting_order,
     _extend,
     _find,
-    _mark_members,
+    _neighbour_mask,
     _neighbour_offsets,
     _new_root,
 )
@@ -65,22 +76,27 @@ def _box_hits(x0, y0, x1, y1, width, height, gt, deltas, out):
 
 @njit(cache=True)
 def workspace(n, ndelta):
-    """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps."""
+    """Scratch arrays for maps of ``n`` pixels with their padding frame, reused across maps:
+    per pixel, then per component slot (at most one slot per pixel)."""
     return (
-        np.empty((n, 4), np.int32),
+        np.empty(n, np.int32),  # label: the slot a pixel joined; -1 not yet added (and the frame)
+        np.empty(n, np.int32),  # order: pixels sorted by level
+        np.empty(n, np.int32),  # xs, ys: their coordinates in that order
         np.empty(n, np.int32),
-        np.empty(n, np.int32),
-        np.zeros((n, ndelta), np.uint8),
-        np.zeros(n, np.bool_),
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),
-        np.zeros(n, np.bool_),
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),
-        np.zeros(n, np.int32),
-        np.zeros(n, np.int8),
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),
+        np.empty(n, np.uint8),  # levels: u on the padded grid
+        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior
+        np.empty(n, np.int32),  # flooded: the next pixel in its level's bucket (the flood)
+        np.zeros(n, np.int8),  # window: pixels in each 2x2 window
+        np.empty(n, np.int32),  # parent
+        np.empty(n, np.int32),  # size
+        np.empty((n, 4), np.int32),  # box: x0, y0, x1, y1
+        np.zeros((n, ndelta), np.uint8),  # hits: a root's counted outcome per IoU threshold
+        np.zeros(n, np.bool_),  # queued: a root whose box changed during this level
+        np.empty(n, np.int32),  # queue: those roots (the filled pass: the tied roots)
+        np.empty(n, np.int32),  # leaving: the next hole slot reaching the border at its level
+        np.empty(n, np.int32),  # area2: a filled component's doubled contour area
+        np.empty(n, np.int32),  # first: its raster-first pixel
+        np.empty(n, np.int32),  # tie_slot: its index among the tied roots, or -1
     )
 
 
@@ -88,44 +104,50 @@ def workspace(n, ndelta):
 def level_hits(u, gt, deltas):
     """Per threshold T in 0..255 (mask ``u > T``) and IoU threshold: is the box correct?
 
-    Returns ``v1 (256, D) uint8``, ``v2 (256, D) uint8`` and ``v1_ambiguous (256,) bool``
-    (a tie of the largest contour area between different components: ask OpenCV).
+    Returns ``v1 (256, D) uint8`` (the largest contour's box) and ``v2 (256, D) uint8`` (any
+    contour's box).
     """
     v1 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
     v2 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
-    ambiguous = np.zeros(LEVELS, np.bool_)
     ws = workspace((u.shape[0] + 2) * (u.shape[1] + 2), deltas.shape[0])
-    _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous)
-    return v1, v2, ambiguous
+    _level_hits_into(u, gt, deltas, ws, v1, v2)
+    return v1, v2
 
 
 @njit(cache=True)
-def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
+def _level_hits_into(u, gt, deltas, ws, v1, v2):
     height, width = u.shape
     (
-        box,
-        parent,
-        size,
-        hits,
-        active,
-        enter,
+        label,
         order,
-        exterior,
-        next_member,
-        last_member,
-        area2,
-        window,
         xs,
         ys,
+        levels,
+        enter,
+        flooded,
+        window,
+        parent,
+        size,
+        box,
+        hits,
+        queued,
+        queue,
+        leaving,
+        area2,
+        first,
+        tie_slot,
     ) = ws
     v1[:, :] = 0
     v2[:, :] = 0
-    ambiguous[:] = False
     empty_hits = np.zeros(deltas.shape[0], np.uint8)
     _box_hits(0, 0, -1, -1, width, height, gt, deltas, empty_hits)  # [0,0,0,0] after the +1
+    # A box of area a has IoU <= a / (a GT's area) with it: below this, no IoU threshold is met.
+    floor = np.int64(0)
+    if gt.shape[0] > 0:
+        floor = deltas.min() * ((gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)).min()
     alive = np.zeros(deltas.shape[0], np.int64)
-    active[:] = False
     starts = _counting_order(u, order, xs, ys)
+    label[:] = -1
     _outer_pass(
         order,
         xs,
@@ -135,16 +157,20 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
         width,
         gt,
         deltas,
-        box,
+        floor,
+        label,
         parent,
         size,
+        box,
         hits,
         alive,
-        active,
+        queued,
+        queue,
         empty_hits,
         v2,
     )
-    active[:] = False
+    _flood_exterior(u, levels, enter, flooded)
+    label[:] = -1
     alive[:] = 0
     _hole_pass(
         order,
@@ -155,22 +181,23 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
         width,
         gt,
         deltas,
-        box,
+        floor,
+        enter,
+        label,
         parent,
         size,
+        box,
         hits,
         alive,
-        active,
-        enter,
-        exterior,
-        next_member,
-        last_member,
+        queued,
+        queue,
+        leaving,
         v2,
     )
     starts = _counting_order(
         enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1], order, xs, ys
     )
-    active[:] = False
+    label[:] = -1
     window[:] = 0
     _filled_pass(
         order,
@@ -181,15 +208,17 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2, ambiguous):
         width,
         gt,
         deltas,
-        box,
+        label,
         parent,
         size,
-        active,
+        box,
         area2,
+        first,
+        queue,
+        tie_slot,
         window,
         empty_hits,
         v1,
-        ambiguous,
     )
 
 
@@ -202,7 +231,24 @@ def _retire(root, hits, alive):
 
 
 @njit(cache=True, inline="always")
-def _recount(root, grow, box, width, height, gt, deltas, hits, alive):
+def _enqueue(root, grow, box, width, height, floor, queued, queue, count):
+    """Queue a root whose box changed (scored once, at the end of the level) unless the box, with
+    the +1 quirk and grown by ``grow`` pixels, is too small to meet any IoU threshold: boxes only
+    grow, so such a root's hits are still all 0."""
+    x0 = box[root, 0] - grow
+    y0 = box[root, 1] - grow
+    x1 = min(box[root, 2] + grow + 1, width - 1)
+    y1 = min(box[root, 3] + grow + 1, height - 1)
+    if (x1 - x0 + 1) * (y1 - y0 + 1) * 100 >= floor and not queued[root]:
+        queued[root] = True
+        queue[count] = root
+        count += 1
+    return count
+
+
+@njit(cache=True, inline="always")
+def _rescore(root, grow, box, width, height, gt, deltas, hits, alive):
+    """Score a root's box (grown by ``grow`` pixels: 1 for a hole) and update the live counts."""
     for d in range(deltas.shape[0]):
         alive[d] -= hits[root, d]
     _box_hits(
@@ -230,40 +276,40 @@ def _outer_pass(
     width,
     gt,
     deltas,
-    box,
+    floor,
+    label,
     parent,
     size,
+    box,
     hits,
     alive,
-    active,
+    queued,
+    queue,
     empty_hits,
     v2,
 ):
     """Foreground components, decreasing u, 8-connectivity: the outer contours."""
     offsets = _neighbour_offsets(width, 8)
-    added = 0
+    slots = 0
     for value in range(LEVELS - 1, -1, -1):
         # Snapshot before adding this value's pixels: the mask u > value.
-        if added == 0:
+        if slots == 0:
             v2[value, :] = empty_hits
         else:
             for d in range(deltas.shape[0]):
                 v2[value, d] = 1 if alive[d] > 0 else 0
         if value == 0:
             break  # pixels with u = 0 are in no mask u > T
+        count = 0
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]  # index in the grid padded by a never-active frame
+            p = order[k]  # index in the grid padded by a never-added frame
             x = xs[k]
             y = ys[k]
-            active[p] = True
-            added += 1
             root = -1
             changed = False
-            for j in range(8):
-                q = p + offsets[j]  # the padding frame is never active: no bounds checks
-                if not active[q] or parent[q] == root:  # most point straight at root
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)  # the frame is never added: no bounds checks
+            for t in range(RUNS8[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS8[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
@@ -271,14 +317,59 @@ def _outer_pass(
                     _retire(other, hits, alive)
                     changed = True
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                hits[p, :] = 0
-                _recount(p, 0, box, width, height, gt, deltas, hits, alive)
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                hits[root, :] = 0
+                count = _enqueue(root, 0, box, width, height, floor, queued, queue, count)
             else:
-                parent[p] = root
                 size[root] += 1
                 if _extend(box, root, x, y) or changed:
-                    _recount(root, 0, box, width, height, gt, deltas, hits, alive)
+                    count = _enqueue(root, 0, box, width, height, floor, queued, queue, count)
+            label[p] = root
+        for k in range(count):  # the level's changed boxes, each scored once
+            root = queue[k]
+            queued[root] = False
+            if parent[root] == root:  # not merged away since
+                _rescore(root, 0, box, width, height, gt, deltas, hits, alive)
+
+
+@njit(cache=True)
+def _flood_exterior(u, levels, enter, flooded):
+    """``enter`` (padded grid): for every pixel, the first level T at which it is background
+    (u <= T) connected to the border, i.e. the least, over 4-paths from it to the border, of the
+    largest u on the path. A priority flood from the border, level by level (one bucket list per
+    level, in ``flooded``): a pixel's level is final when it is first reached, as levels are
+    taken in increasing order, so every pixel is pushed and popped once, by neighbours."""
+    height, width = u.shape
+    wp = width + 2
+    enter[:] = 0  # the frame: never pushed
+    heads = np.full(LEVELS, -1, np.int32)
+    for y in range(height):
+        for x in range(width):
+            p = (y + 1) * wp + x + 1
+            levels[p] = u[y, x]
+            enter[p] = -1
+    for y in range(height):
+        for x in range(width):
+            if y == 0 or x == 0 or y == height - 1 or x == width - 1:
+                p = (y + 1) * wp + x + 1
+                level = u[y, x]
+                enter[p] = level
+                flooded[p] = heads[level]
+                heads[level] = p
+    offsets = _neighbour_offsets(width, 4)
+    for level in range(LEVELS):
+        while heads[level] >= 0:
+            p = heads[level]
+            heads[level] = flooded[p]
+            for j in range(4):
+                q = p + offsets[j]
+                if enter[q] < 0:
+                    reach = max(level, np.int64(levels[q]))
+                    enter[q] = reach
+                    flooded[q] = heads[reach]
+                    heads[reach] = q
 
 
 @njit(cache=True)
@@ -291,82 +382,112 @@ def _hole_pass(
     width,
     gt,
     deltas,
-    box,
+    floor,
+    enter,
+    label,
     parent,
     size,
+    box,
     hits,
     alive,
-    active,
-    enter,
-    exterior,
-    next_member,
-    last_member,
+    queued,
+    queue,
+    leaving,
     v2,
 ):
-    """Background components, increasing u, 4-connectivity: the holes (hole contours).
-
-    Non-exterior roots keep a member list so that, when they reach the border, ``enter`` (the
-    first T at which a pixel is background connected to the border) is set for all members.
-    """
+    """Holes, increasing u, 4-connectivity: the background pixels not yet connected to the
+    border (u <= T < enter), which the flood found. A hole's 4-neighbours in the background
+    are in the same hole, so only hole pixels are joined; a hole reaches the border as a whole
+    (its pixels share ``enter``) and its box stops counting at that level."""
     offsets = _neighbour_offsets(width, 4)
+    slots = 0
+    leaving_at = np.full(LEVELS, -1, np.int32)  # per level: the first slot leaving then
     for value in range(LEVELS):
+        s = leaving_at[value]
+        while s >= 0:  # holes that reach the border at this level
+            if parent[s] == s:
+                _retire(s, hits, alive)
+            s = leaving[s]
+        count = 0
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]  # index in the grid padded by a never-active frame
+            p = order[k]  # index in the grid padded by a never-added frame
+            if enter[p] <= value:
+                continue  # background connected to the border: no hole
             x = xs[k]
             y = ys[k]
-            active[p] = True
-            next_member[p] = -1
-            last_member[p] = p
-            on_border = y == 0 or x == 0 or y == height - 1 or x == width - 1
             root = -1
             changed = False
-            for j in range(4):
-                q = p + offsets[j]
-                if not active[q] or parent[q] == root:
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)
+            for t in range(RUNS4[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS4[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
                     root, other = _absorb(box, parent, size, root, other)
                     _retire(other, hits, alive)
-                    if exterior[root] and not exterior[other]:
-                        _mark_members(next_member, other, enter, value)
-                    elif exterior[other] and not exterior[root]:
-                        _mark_members(next_member, root, enter, value)
-                        exterior[root] = True
-                    elif not exterior[root]:
-                        next_member[last_member[root]] = other
-                        last_member[root] = last_member[other]
                     changed = True
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                hits[p, :] = 0
-                exterior[p] = on_border
-                if on_border:
-                    enter[p] = value
-                else:
-                    _recount(p, 1, box, width, height, gt, deltas, hits, alive)
-                continue
-            parent[p] = root
-            size[root] += 1
-            changed = _extend(box, root, x, y) or changed
-            if not exterior[root] and on_border:
-                _mark_members(next_member, root, enter, value)
-                exterior[root] = True
-            if exterior[root]:
-                enter[p] = value
-                if changed or on_border:  # the root may have been a counted hole until now
-                    _retire(root, hits, alive)
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                hits[root, :] = 0
+                leaving[root] = leaving_at[enter[p]]
+                leaving_at[enter[p]] = root
+                count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
             else:
-                next_member[last_member[root]] = p
-                last_member[root] = p
-                if changed:
-                    _recount(root, 1, box, width, height, gt, deltas, hits, alive)
+                size[root] += 1
+                if _extend(box, root, x, y) or changed:
+                    count = _enqueue(root, 1, box, width, height, floor, queued, queue, count)
+            label[p] = root
+        for k in range(count):  # the level's changed holes, each scored once
+            root = queue[k]
+            queued[root] = False
+            if parent[root] == root:  # not merged away since
+                _rescore(root, 1, box, width, height, gt, deltas, hits, alive)
         # Snapshot after adding this value's pixels: background u <= value.
         for d in range(deltas.shape[0]):
             if alive[d] > 0:
                 v2[value, d] = 1
+
+
+@njit(cache=True, inline="always")
+def _fill(window, w):
+    """One more pixel in window ``w``; 1 if it now holds 3 or 4 (half a pixel of area)."""
+    count = window[w] + 1
+    window[w] = count
+    return np.int64(count >= 3)
+
+
+@njit(cache=True, inline="always")
+def _tie(root, area, best, ntied, winner, first, tied, tie_slot):
+    """A root's area became ``area``: keep the roots of the largest area (``tied``, with their
+    slots) and the winner among them (-1: to be found again). Returns (best, ntied, winner)."""
+    if area > best or ntied == 0:
+        for k in range(ntied):  # every root leaves at most once per time it joined
+            tie_slot[tied[k]] = -1
+        tied[0] = root
+        tie_slot[root] = 0
+        return area, 1, root
+    if area == best and tie_slot[root] < 0:
+        tied[ntied] = root
+        tie_slot[root] = ntied
+        if winner >= 0 and first[root] > first[winner]:
+            winner = root
+        return best, ntied + 1, winner
+    return best, ntied, winner
+
+
+@njit(cache=True, inline="always")
+def _untie(root, ntied, winner, tied, tie_slot):
+    """A root merges: it leaves the tied roots (if there). Returns (ntied, winner)."""
+    slot = tie_slot[root]
+    if slot < 0:
+        return ntied, winner
+    last = tied[ntied - 1]
+    tied[slot] = last
+    tie_slot[last] = slot
+    tie_slot[root] = -1
+    return ntied - 1, -1 if winner == root else winner
 
 
 @njit(cache=True)
@@ -379,101 +500,103 @@ def _filled_pass(
     width,
     gt,
     deltas,
-    box,
+    label,
     parent,
     size,
-    active,
+    box,
     area2,
+    first,
+    tied,
+    tie_slot,
     window,
     empty_hits,
     v1,
-    ambiguous,
 ):
     """Filled top-level components {enter > T}, decreasing enter, 8-connectivity, with doubled
-    outer-contour areas from 2x2 window counts; keeps the largest and whether it is tied."""
+    outer-contour areas from 2x2 window counts. Keeps the roots of the largest area and, among
+    them, the one OpenCV lists first: the one whose raster-first pixel comes last."""
     offsets = _neighbour_offsets(width, 8)
-    tmp = np.zeros(deltas.shape[0], np.uint8)
-    best = 0
-    at_best = 0  # how many roots have area2 == best
-    best_root = -1
-    added = 0
+    slots = 0
+    best = 0  # the largest area
+    ntied = 0  # how many roots have it: tied[:ntied]
+    winner = -1  # the V1 component, or -1: find it among the tied roots
     for value in range(LEVELS - 1, -1, -1):
-        if added == 0:
+        if ntied == 0:
             v1[value, :] = empty_hits
         else:
-            ambiguous[value] = at_best >= 2
-            r = best_root
-            _box_hits(box[r, 0], box[r, 1], box[r, 2], box[r, 3], width, height, gt, deltas, tmp)
-            v1[value, :] = tmp
+            if winner < 0:
+                winner = tied[0]
+                for k in range(1, ntied):
+                    if first[tied[k]] > first[winner]:
+                        winner = tied[k]
+            r = winner
+            _box_hits(
+                box[r, 0], box[r, 1], box[r, 2], box[r, 3], width, height, gt, deltas, v1[value]
+            )
         if value == 0:
             break  # pixels entering the exterior at T = 0 are in no filled set
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]  # index in the grid padded by a never-active frame
+            p = order[k]  # index in the grid padded by a never-added frame (raster order)
             x = xs[k]
             y = ys[k]
-            active[p] = True
-            added += 1
             root = -1
-            for j in range(8):
-                q = p + offsets[j]  # the padding frame is never active: no bounds checks
-                if not active[q] or parent[q] == root:  # most point straight at root
-                    continue
-                other = _find(parent, q)
+            mask = _neighbour_mask(label, p, offsets)  # the frame is never added: no bounds checks
+            for t in range(RUNS8[mask, 0]):
+                other = _find(parent, label[p + offsets[RUNS8[mask, 1 + t]]])
                 if root == -1:
                     root = other
                 elif other != root:
-                    at_best -= (area2[root] == best) + (area2[other] == best)
+                    ntied, winner = _untie(root, ntied, winner, tied, tie_slot)
+                    ntied, winner = _untie(other, ntied, winner, tied, tie_slot)
                     root, other = _absorb(box, parent, size, root, other)
                     area2[root] += area2[other]
-                    if area2[root] == best:
-                        at_best += 1
-                        best_root = root
-                    elif area2[root] > best:
-                        best = area2[root]
-                        at_best = 1
-                        best_root = root
+                    first[root] = min(first[root], first[other])
+                    best, ntied, winner = _tie(
+                        root, area2[root], best, ntied, winner, first, tied, tie_slot
+                    )
             if root == -1:
-                _new_root(box, parent, size, p, x, y)
-                area2[p] = 0
-                root = p
-                if best == 0:
-                    at_best += 1
-                    best_root = p
+                root = slots
+                slots += 1
+                _new_root(box, parent, size, root, x, y)
+                area2[root] = 0
+                first[root] = p
+                tie_slot[root] = -1
+                best, ntied, winner = _tie(root, 0, best, ntied, winner, first, tied, tie_slot)
             else:
-                parent[p] = root
                 size[root] += 1
                 _extend(box, root, x, y)
-            grown = 0  # windows that now hold 3 or 4 pixels: +1/2 area each
-            for wy in range(max(y - 1, 0), min(y + 1, height - 1)):
-                for wx in range(max(x - 1, 0), min(x + 1, width - 1)):
-                    w = wy * (width - 1) + wx
-                    window[w] += 1
-                    grown += window[w] >= 3
+                if p < first[root]:  # p is the padded raster index: smaller = earlier
+                    first[root] = p
+                    if winner == root:
+                        winner = -1
+            label[p] = root
+            # The 2x2 windows of the (H + 1) x (W + 1) grid that hold the pixel; one that
+            # now holds 3 or 4 pixels adds 1/2 to the area (a window over the frame holds 2 or
+            # fewer: no bounds to check).
+            w = y * (width + 1) + x
+            grown = _fill(window, w) + _fill(window, w + 1)
+            grown += _fill(window, w + width + 1) + _fill(window, w + width + 2)
             if grown:
-                if area2[root] == best:
-                    at_best -= 1
-                area2[root] += grown
-                if area2[root] == best:
-                    at_best += 1
-                    best_root = root
-                elif area2[root] > best:
-                    best = area2[root]
-                    at_best = 1
-                    best_root = root
+                area = area2[root] + grown
+                area2[root] = area
+                if area > best and ntied == 1 and tied[0] == root:
+                    best = area  # the one largest root grows (most pixels): still the one
+                    winner = root
+                elif area >= best:
+                    best, ntied, winner = _tie(
+                        root, area, best, ntied, winner, first, tied, tie_slot
+                    )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # nogil: maps load while a batch is scored
 def batch_level_hits(u, gt, gt_offsets, deltas, chunks=2):
     """``level_hits`` for a batch ``u (N, H, W)``; GT boxes of image i are
     ``gt[gt_offsets[i]:gt_offsets[i + 1]]``. ``chunks`` threads each reuse one workspace."""
     count = u.shape[0]
     v1 = np.zeros((count, LEVELS, deltas.shape[0]), np.uint8)
     v2 = np.zeros((count, LEVELS, deltas.shape[0]), np.uint8)
-    ambiguous = np.zeros((count, LEVELS), np.bool_)
     for c in prange(chunks):
         ws = workspace((u.shape[1] + 2) * (u.shape[2] + 2), deltas.shape[0])
         for i in range(c, count, chunks):
-            _level_hits_into(
-                u[i], gt[gt_offsets[i] : gt_offsets[i + 1]], deltas, ws, v1[i], v2[i], ambiguous[i]
-            )
-    return v1, v2, ambiguous
+            _level_hits_into(u[i], gt[gt_offsets[i] : gt_offsets[i + 1]], deltas, ws, v1[i], v2[i])
+    return v1, v2

@@ -1,5 +1,11 @@
 """Union-find building blocks for ``level_sets`` (numba): find with path compression, union
-by size with bounding boxes, a counting sort of pixels by level, padded-grid neighbours."""
+by size with bounding boxes, a counting sort of pixels by level, padded-grid neighbours.
+
+The union-find runs over component *slots*, not pixels: a pixel that starts a component takes
+the next free slot, and every pixel records the slot it joined (its ``label``). A component's
+parent, size, box and the rest live in slot arrays filled in creation order, far smaller and
+denser than pixel arrays, so that maps whose levels scatter over the image (noise) stay in cache.
+"""
 
 from __future__ import annotations
 
@@ -47,11 +53,44 @@ def _counting_order(values, order, xs, ys):
 
 @njit(cache=True)
 def _neighbour_offsets(width, connectivity):
-    """Index offsets of the 4 or 8 neighbours in the grid padded to width + 2."""
+    """Index offsets of the neighbours in the grid padded to width + 2: for 4, N W E S; for 8,
+    the ring NW N NE E SE S SW W, in which consecutive neighbours touch (8-connectivity)."""
     wp = width + 2
     if connectivity == 4:
         return np.array([-wp, -1, 1, wp], np.int64)
-    return np.array([-wp - 1, -wp, -wp + 1, -1, 1, wp - 1, wp, wp + 1], np.int64)
+    return np.array([-wp - 1, -wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1], np.int64)
+
+
+def _neighbour_runs(connectivity: int) -> np.ndarray:
+    """For each mask of added neighbours (bit j: neighbour j), the neighbours to look up:
+    ``[count, j0, j1, ...]``. With 8-connectivity, consecutive ring neighbours are already in
+    one component, so only the first of each run around the ring needs a ``find`` (at most 4);
+    a table lookup also replaces a hard-to-predict branch per neighbour on noisy maps."""
+    table = np.zeros((1 << connectivity, 5), np.int64)
+    for mask in range(1 << connectivity):
+        on = [(mask >> j) & 1 for j in range(connectivity)]
+        if connectivity == 4:
+            picks = [j for j in range(4) if on[j]]
+        elif mask == 255:
+            picks = [0]
+        else:
+            picks = [j for j in range(8) if on[j] and not on[j - 1]]
+        table[mask, 0] = len(picks)
+        table[mask, 1 : 1 + len(picks)] = picks
+    return table
+
+
+RUNS4 = _neighbour_runs(4)
+RUNS8 = _neighbour_runs(8)
+
+
+@njit(cache=True, inline="always")
+def _neighbour_mask(label, p, offsets):
+    """Bit j set when neighbour j of pixel ``p`` was added (``label`` >= 0)."""
+    mask = 0
+    for j in range(offsets.shape[0]):
+        mask |= np.int64(label[p + offsets[j]] >= 0) << j
+    return mask
 
 
 @njit(cache=True, inline="always")
@@ -68,13 +107,14 @@ def _absorb(box, parent, size, root, other):
 
 
 @njit(cache=True, inline="always")
-def _new_root(box, parent, size, p, x, y):
-    parent[p] = p
-    size[p] = 1
-    box[p, 0] = x
-    box[p, 1] = y
-    box[p, 2] = x
-    box[p, 3] = y
+def _new_root(box, parent, size, s, x, y):
+    """Slot ``s`` starts a component of the one pixel (x, y)."""
+    parent[s] = s
+    size[s] = 1
+    box[s, 0] = x
+    box[s, 1] = y
+    box[s, 2] = x
+    box[s, 3] = y
 
 
 @njit(cache=True, inline="always")
@@ -94,11 +134,3 @@ def _extend(box, root, x, y):
         box[root, 3] = y
         changed = True
     return changed
-
-
-@njit(cache=True, inline="always")
-def _mark_members(head_next, root, enter, value):
-    p = root
-    while p != -1:
-        enter[p] = value
-        p = head_next[p]

@@ -50,5 +50,8 @@ class Identity(PostProcessor):
         # wsolevaluation's CAM computer resizes the raw CAM (no ReLU) for plain maps.
         return cams
 
+    def source_maps(self, cams, taps=None, image_size=None):
+        return cams  # no original-size maps to compute for the raw CAM
+
 
 register_postprocessor("scg")(SCG)

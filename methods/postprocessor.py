@@ -46,6 +46,11 @@ class PostProcessor:
         map (identity), where upstream starts from the raw class map."""
         return maps
 
+    def source_maps(self, cams: torch.Tensor, taps=None, image_size=None):
+        """``scoremap_source`` of raw (N, h, w) maps when nothing else needs the maps at the
+        original size (`wsolbench infer`): they are computed only if the source is made of them."""
+        return self.scoremap_source(cams, self(cams, taps, image_size))
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"

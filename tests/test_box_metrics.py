@@ -9,7 +9,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from box_reference import reference_correct_counts  # noqa: E402
+from box_reference import boxes_at_threshold, reference_correct_counts  # noqa: E402
+from map_families import FAMILIES, family_maps, gt_boxes  # noqa: E402
 
 from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.evaluation import BoxAccumulator, box_iou, evaluate_scoremaps, rescale_boxes
@@ -109,6 +110,38 @@ def test_one_pixel_blobs_have_zero_area_in_v1():
     assert v1_box_is(scoremap, 0.5, [5, 5, 7, 7])
 
 
+def test_v1_tie_goes_to_opencv_first_contour():
+    # Two 2x2 squares of equal area: OpenCV lists top-level contours in reverse raster order of
+    # their first pixel, so ``max`` keeps A (first pixel (8, 5)) over B ((2, 10)). At 0.3 a
+    # diagonal chain (no 2x2 window with 3 pixels: A's area is unchanged) joins A up to row 2,
+    # column 3: A's first pixel now precedes B's and B wins.
+    scoremap = np.zeros((12, 14))
+    scoremap[8:10, 5:7] = 1.0
+    scoremap[2:4, 10:12] = 1.0
+    for y, x in [(7, 4), (6, 3), (5, 4), (4, 3), (3, 4), (2, 3)]:
+        scoremap[y, x] = 0.5
+    u = (scoremap * 255).astype(np.uint8)
+    for threshold, box in ((0.6, [5, 8, 7, 10]), (0.3, [10, 2, 12, 4])):
+        assert boxes_at_threshold(u, threshold, all_contours=False).tolist() == [box]
+        assert v1_box_is(scoremap, threshold, box), threshold
+
+
+@pytest.mark.parametrize("interval", [0.01, 0.001])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_map_families_match_opencv(family, interval):
+    """Every family of tests/map_families.py (noise, checkerboards, tiny blobs, plateaus...) on
+    small maps: V1 and V2 counts identical to the per-threshold OpenCV oracle."""
+    maps, gts = family_maps(family, 6, size=28, seed=3), gt_boxes(6, size=28, seed=4)
+    acc = BoxAccumulator(cam_curve_interval=interval, iou_thresholds=(10, 30, 50, 70))
+    acc.update(maps, gts)
+    thresholds, deltas = np.arange(0, 1, interval), list(acc.deltas)
+    ref_v1 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=False)
+    ref_v2 = reference_correct_counts(maps, gts, thresholds, deltas, all_contours=True)
+    assert np.array_equal(acc.correct_v1, ref_v1)
+    assert np.array_equal(acc.correct_v2, ref_v2)
+    assert ref_v1.sum() > 0  # (IoU 10 makes some boxes of every family correct)
+
+
 def test_multiple_gt_boxes_take_the_best():
     scoremap = np.zeros((10, 10))
     scoremap[1:4, 1:4] = 1.0  # predicted box [1, 1, 4, 4]
@@ -200,3 +233,13 @@ def test_scoring_keeps_torchs_thread_count(one_thread):
     maps = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(0)).double()
     accumulator.update(maps, [np.array([[1, 1, 9, 9]])] * 4)
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quantize_in_chunks_equals_the_whole_batch(dtype):
+    from wsolbench.evaluation.boxes import quantize
+
+    maps = torch.rand(70, 9, 7, generator=torch.Generator().manual_seed(0)).to(dtype)
+    maps[0, 0, 0], maps[69, 8, 6] = 1.0, 0.0
+    assert torch.equal(quantize(maps, chunk=32), (maps * 255).to(torch.uint8))
+    assert quantize(maps[:0]).shape == (0, 9, 7)

@@ -10,15 +10,14 @@ import pytest
 
 from wsolbench import defaults
 from wsolbench.cli import build_parser
+from wsolbench.cli.evaluate import protocol_settings
 from wsolbench.evaluation import (
     BoxAccumulator,
     ClassicLocAccumulator,
     PxAPAccumulator,
     evaluate_scoremaps,
 )
-from wsolbench.evaluation.protocols import Spa, WsolEvaluation
-from wsolbench.cli.evaluate import protocol_settings
-from wsolbench.evaluation.protocols import create_protocols
+from wsolbench.evaluation.protocols import Spa, WsolEvaluation, create_protocols
 from wsolbench.suite import EVALUATION
 
 SETTINGS = {

@@ -176,6 +176,10 @@ def test_wsolevaluation_scoremaps_start_where_the_postprocessor_says():
     source = scg.scoremap_source(batch["cams_gt"], originals)
     assert np.array_equal(protocol.scoremaps(source).numpy(), np.stack(expected))
     assert not np.array_equal(np.stack(expected), np.stack(raw))  # the two sources differ
+    # `wsolbench infer`'s shortcut (no original-size maps for identity) starts from the same maps.
+    for pp, want in ((identity, raw), (scg, expected)):
+        shortcut = pp.source_maps(batch["cams_gt"], batch["taps"], sizes)
+        assert np.array_equal(protocol.scoremaps(shortcut).numpy(), np.stack(want))
 
 
 def test_per_image_records_come_back_in_dataset_order():

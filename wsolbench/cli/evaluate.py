@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -31,7 +28,6 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `wsolbench --help` s
     import torch
 
 console = Console()
-BATCH = 256
 PROTOCOLS = ("wsolevaluation", "peak")  # what maps on disk can be scored by
 
 
@@ -143,13 +139,14 @@ def register(subparsers) -> None:
         type=flag_type(Option(int, low=1, high=64)),
         default=4,
         metavar="N",
-        help="threads loading maps and masks in the background (default: %(default)s)",
+        help="threads reading maps and masks ahead of scoring (default: %(default)s)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from wsolbench.data.metadata import read_split
+    from wsolbench.engine.map_loader import ScoreMapLoader
     from wsolbench.evaluation import Evaluator, create_protocols
 
     declare_inputs(args.metadata_root, args.scoremap_root, args.mask_root)
@@ -184,7 +181,16 @@ def run(args: argparse.Namespace) -> int:
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("maps", total=len(split))
-        for batch in _batches(split, args, use_masks, device, protocols["wsolevaluation"]):
+        maps = ScoreMapLoader(
+            split,
+            args.scoremap_root,
+            normalize=args.normalize,
+            map_size=protocols["wsolevaluation"].map_size,
+            mask_root=args.mask_root if use_masks else None,
+            device=device,
+            workers=args.workers,
+        )
+        for batch in maps:
             evaluator.update(batch)
             progress.advance(task, len(batch.scoremaps))
     results = {"protocol": "wsolevaluation", **evaluator.summary(), "num_images": len(split)}
@@ -248,63 +254,6 @@ def _other_maps(root: Path, image_ids: list[str], strict: bool) -> int:
                     )
                 others += 1
     return others
-
-
-def _load(split, index: int, args, use_masks: bool, wsolevaluation) -> dict:
-    from wsolbench.data.datasets import read_masks
-    from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
-
-    path = scoremap_path(args.scoremap_root, split.image_ids[index])
-    scoremap = load_scoremap(path, args.normalize, size=(wsolevaluation.map_size,) * 2)
-    if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
-        raise ScoreMapError("score map is not finite in [0, 1] after normalization", path)
-    item = {"scoremap": scoremap}
-    if use_masks:
-        item["mask"], item["ignore"] = read_masks(split, index, args.mask_root)
-    return item
-
-
-def _batches(split, args, use_masks: bool, device: torch.device, wsolevaluation) -> Iterator:
-    """Batches of maps; a thread pool loads the next batch while the current one is scored."""
-    starts = range(0, len(split), BATCH)
-    with ThreadPoolExecutor(max(1, args.workers)) as pool:
-
-        def submit(start: int) -> list:
-            return [
-                pool.submit(_load, split, i, args, use_masks, wsolevaluation)
-                for i in range(start, min(start + BATCH, len(split)))
-            ]
-
-        pending = submit(0) if len(split) else []
-        for k, start in enumerate(starts):
-            items = [future.result() for future in pending]
-            pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
-            yield _collate(items, split, start, use_masks, device, args.scoremap_root)
-
-
-def _collate(items: list, split, start: int, use_masks: bool, device, root: Path):
-    import torch
-
-    from wsolbench.evaluation import GroundTruth, MapBatch
-
-    maps = [torch.from_numpy(np.ascontiguousarray(item["scoremap"])).to(device) for item in items]
-    indices = range(start, start + len(items))
-    gt = GroundTruth(
-        sizes=[tuple(int(v) for v in split.sizes[i]) for i in indices]
-        if split.sizes is not None
-        else [(m.shape[1], m.shape[0]) for m in maps],
-        boxes=[split.boxes[i] for i in indices] if split.boxes is not None else None,
-    )
-    if use_masks:
-        shapes = {tuple(m.shape) for m in maps}
-        if len(shapes) > 1:
-            raise WsolbenchError(
-                f"mask evaluation needs score maps of one size, found {sorted(shapes)}", root
-            )
-        gt.masks = [item["mask"] for item in items]
-        gt.ignore = [item["ignore"] for item in items]
-        maps = torch.stack(maps)
-    return MapBatch(gt=gt, scoremaps=maps)
 
 
 def _print_table(results: dict, protocols) -> None:

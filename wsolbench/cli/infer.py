@@ -13,6 +13,7 @@ from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
 
 SIZE = flag_type(Option(int, low=1, high=4096))
+WRITERS = 2  # threads preparing and writing maps behind the model
 
 
 def register(subparsers) -> None:
@@ -172,6 +173,11 @@ def explainer_options(items: list[str], name: str) -> dict:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    import torch
+
     from wsolbench.data.datasets import EvalDataset, check_images
     from wsolbench.data.metadata import check_labels, read_split
     from wsolbench.engine.checkpoint import (
@@ -227,28 +233,45 @@ def run_infer(args: argparse.Namespace) -> int:
     postprocessor = create_postprocessor(postprocessor_name, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
     protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
-    written, lines = 0, []
-    for batch in predict(
-        model,
-        dataset,
-        batch_size=args.batch_size,
-        device=device,
-        ten_crop=False,
-        workers=args.workers,
-        amp=args.amp,
-        topk=0 if args.predictions is None else 5,
-        progress=not args.no_progress,
-        explainer=explainer,
-    ):  # GT-class maps only
-        originals = postprocessor(batch["cams_gt"], batch["taps"], original_sizes(batch))
-        sources = postprocessor.scoremap_source(batch["cams_gt"], originals)
+
+    def write_batch(sources, image_ids) -> int:
         maps = sources if args.raw else protocol.scoremaps(sources)
-        for image_id, score_map in zip(batch["image_id"], maps):
+        for image_id, score_map in zip(image_ids, maps):
             write_scoremap(scoremap_path(out, image_id), score_map, raw=args.raw)
-            written += 1
-        if args.predictions is not None:
-            for image_id, classes in zip(batch["image_id"], batch["topk"].tolist()):
-                lines.append(",".join([image_id, *(str(int(c)) for c in classes)]))
+        return len(image_ids)
+
+    written, lines = 0, []
+    # The maps' preparation (per-map bicubic resize) and writing run on CPU threads, a batch
+    # or two behind the model, so that they overlap its next batches instead of stalling them.
+    with ThreadPoolExecutor(WRITERS) as writers:
+        pending: deque[Future] = deque()
+        for batch in predict(
+            model,
+            dataset,
+            batch_size=args.batch_size,
+            device=device,
+            ten_crop=False,
+            workers=args.workers,
+            amp=args.amp,
+            topk=0 if args.predictions is None else 5,
+            progress=not args.no_progress,
+            explainer=explainer,
+        ):  # GT-class maps only
+            sources = postprocessor.source_maps(
+                batch["cams_gt"], batch["taps"], original_sizes(batch)
+            )
+            if torch.is_tensor(sources):  # one transfer per batch, not one per map
+                sources = sources.cpu()
+            else:
+                sources = [torch.as_tensor(m).cpu() for m in sources]
+            pending.append(writers.submit(write_batch, sources, batch["image_id"]))
+            if args.predictions is not None:
+                for image_id, classes in zip(batch["image_id"], batch["topk"].tolist()):
+                    lines.append(",".join([image_id, *(str(int(c)) for c in classes)]))
+            while len(pending) > WRITERS:
+                written += pending.popleft().result()
+        while pending:
+            written += pending.popleft().result()
     if args.predictions is not None:
         from wsolbench.io import write_text
 
