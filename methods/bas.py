@@ -133,6 +133,12 @@ class BAS(WsolMethod):
         init_new_layers(self.classifier_loc, net.init_mode)
 
     @property
+    def map_stride(self) -> int:
+        """The stride of ``cams``: the tap's, half the features' (equal with large_feature_map)."""
+        stride = self.backbone.feature_stride
+        return stride if self.hparams["large_feature_map"] else stride // 2
+
+    @property
     def reference_unused_prefixes(self) -> tuple[str, ...]:
         return ILSVRC_COPIES.get(self.family, ()) if self.variant == "ilsvrc" else ()
 

@@ -109,6 +109,8 @@ class Backbone(nn.Module):
     bas_tap: str = ""
     # Keys of a weights file that belong to parts this family leaves out (beside DROPPED_PREFIXES).
     dropped_prefixes: tuple[str, ...] = ()
+    # Whether ``large_feature_map=True`` builds a variant at half the stride (else an error).
+    large_feature_map_variant: bool = True
     # wsolevaluation's init mode of the whole model per architecture type (heads included).
     init_modes: ClassVar[Mapping[str, str]] = {
         "cam": "he",

@@ -74,6 +74,7 @@ class VisionTransformer(Backbone):
     architecture_types = ("vit",)
     init_modes: ClassVar[Mapping[str, str]] = {"vit": "timm"}
     insertion_points = ("norm",)  # on the tokens after the final norm
+    large_feature_map_variant = False
     cam_head = "none"
     # timm's classifier and a distilled DeiT's second head: not part of the backbone.
     dropped_prefixes = ("head.", "head_dist.", "fc_norm.")
