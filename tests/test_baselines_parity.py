@@ -214,3 +214,69 @@ def test_transformers_equal_reference(name, vit_data):
         close(outputs["diffused_cam"], vit_data[f"{name}/train_cam"], "diffused attention")
     loss.backward()
     check_gradients(method, vit_data, name, parameters)
+
+
+# -- `wsolbench checkpoint import` on files in each official format ----------------------------
+def official_file(path: Path, data, key: str, layout: str) -> Path:
+    """A checkpoint file as the reference code writes it, holding the parity generator's seeded
+    weights in float32 (the references train in fp32): BAS's CUB train.py a bare state dict
+    (legacy serialization), its ILSVRC train.py a DataParallel state dict with the copies,
+    TS-CAM's / SCM's train_cam.py {"epoch", "state_dict" (DataParallel), "best_map"}."""
+    keys, shapes = json.loads(str(data[f"{key}/keys"])), json.loads(str(data[f"{key}/shapes"]))
+    prefix = "" if layout == "bas-cub" else "module."
+    state = {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in reference_state(keys, shapes, prefix).items()
+    }
+    if layout == "bas-cub":
+        torch.save(state, path, _use_new_zipfile_serialization=False)
+    elif layout == "bas-ilsvrc":
+        torch.save(state, path)
+    else:
+        torch.save({"epoch": 30, "state_dict": state, "best_map": 91.5}, path)
+    return path
+
+
+@pytest.mark.slow  # files of full-size networks (about 0.1-0.2 GB each)
+@pytest.mark.parametrize(
+    "method, backbone, key, layout, hparams",
+    [
+        ("bas", "mobilenet_v1", "cub/mobilenet", "bas-cub", {"variant": "cub", "top_k": 1}),
+        (
+            "bas",
+            "mobilenet_v1",
+            "ilsvrc/mobilenet",
+            "bas-ilsvrc",
+            {"variant": "ilsvrc", "top_k": 1},
+        ),
+        (
+            "bas",
+            "inception_v3",
+            "ilsvrc/inception",
+            "bas-ilsvrc",
+            {"variant": "ilsvrc", "top_k": 1},
+        ),
+        ("tscam", "deit_small", "tscam", "timm-train", {}),
+        ("scm", "deit_small", "scm", "timm-train", {}),
+    ],
+)
+def test_checkpoint_import_reads_each_official_format(
+    method, backbone, key, layout, hparams, bas_data, vit_data, tmp_path
+):
+    from wsolbench.cli import main
+    from wsolbench.engine.checkpoint import load_model
+
+    data = bas_data if method == "bas" else vit_data
+    source = official_file(tmp_path / "official.pth", data, key, layout)
+    out = tmp_path / "imported.pt"
+    flags = [f"--hparam={k}={v}" for k, v in hparams.items()]
+    arguments = ["checkpoint", "import", str(source), "--method", method, "--backbone", backbone]
+    assert main([*arguments, "--num-classes", "5", *flags, "--out", str(out)]) == 0
+    model = load_model(out)  # the wsolbench checkpoint, rebuilt with its hyperparameters
+    x = inputs(64 if method == "bas" else 224).float()
+    with torch.no_grad():
+        outputs = model(x)
+    close(outputs["logits"], data[f"{key}/logits"], f"{key} logits after import")
+    every_class = torch.arange(NUM_CLASSES).expand(2, -1)
+    maps = model.class_maps(outputs, every_class)
+    close(maps, data[f"{key}/maps" if method == "bas" else f"{key}/cams"], f"{key} maps")
