@@ -267,7 +267,7 @@ REAL_SUITES = [
 
 
 def test_every_builtin_suite_is_rehearsed_here():
-    assert len(REAL_SUITES) == 10
+    assert len(REAL_SUITES) == 22
     # The rest: the synthetic suites run in test_bench / test_explainers, the classifiers'
     # suite in test_rehearsal_classifiers below.
     assert set(BUILTIN_SUITES) - set(REAL_SUITES) == {
@@ -278,7 +278,10 @@ def test_every_builtin_suite_is_rehearsed_here():
     for name in REAL_SUITES:
         suite = load_suite(name)
         assert "Table" in suite.description or "table" in suite.description, name
-        assert suite.train["recipe"] in ("wsolevaluation", "spa")
+        assert suite.train["recipe"] in ("wsolevaluation", "spa", "bas", "tscam", "scm")
+        # Each new baseline trains with its own reference's recipe.
+        if suite.methods[0].method in ("bas", "tscam", "scm"):
+            assert suite.train["recipe"] == suite.methods[0].method, name
 
 
 # What each rehearsal must find beside a published number: (method, post-processor, metric).
@@ -293,6 +296,18 @@ EXPECTED = {
     "openimages-vgg16": ("adl", "none", "PxAP"),
     "openimages-inceptionv3": ("spg", "none", "PxAP"),
     "openimages-resnet50": ("acol", "none", "PxAP"),
+    "bas-cub-vgg16": ("bas", "none", "Top-1 Loc"),
+    "bas-cub-resnet50": ("bas", "none", "GT-known Loc"),
+    "bas-cub-inceptionv3": ("bas", "none", "Top-5 Loc"),
+    "bas-cub-mobilenetv1": ("bas", "none", "Top-1 Loc"),
+    "bas-ilsvrc-vgg16": ("bas", "none", "GT-known Loc"),
+    "bas-ilsvrc-resnet50": ("bas", "none", "Top-1 Loc"),
+    "bas-ilsvrc-inceptionv3": ("bas", "none", "Top-5 Loc"),
+    "bas-ilsvrc-mobilenetv1": ("bas", "none", "GT-known Loc"),
+    "tscam-cub": ("tscam", "none", "Top-1 Loc"),
+    "tscam-ilsvrc": ("tscam", "none", "Top-1 Cls"),
+    "scm-cub": ("scm", "none", "GT-known Loc (thr. on test)"),
+    "scm-ilsvrc": ("scm", "none", "Top-1 Loc (thr. on test)"),
 }
 
 

@@ -47,6 +47,18 @@ BUILTIN_SUITES = (
     "openimages-inceptionv3",
     "openimages-resnet50",
     "ilsvrc-classifiers",
+    "bas-cub-vgg16",
+    "bas-cub-resnet50",
+    "bas-cub-inceptionv3",
+    "bas-cub-mobilenetv1",
+    "bas-ilsvrc-vgg16",
+    "bas-ilsvrc-resnet50",
+    "bas-ilsvrc-inceptionv3",
+    "bas-ilsvrc-mobilenetv1",
+    "tscam-cub",
+    "tscam-ilsvrc",
+    "scm-cub",
+    "scm-ilsvrc",
 )
 
 _STR, _BOOL = Option(str), Option(bool)
