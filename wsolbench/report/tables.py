@@ -16,7 +16,19 @@ from wsolbench.evaluation.protocols import ON_TEST, SPA_ERRORS
 from wsolbench.report.results import METRIC_SPECS, PROTOCOL_METRICS
 
 MISSING = "–"
-METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa", "bas", "tscam", "scm")
+METHOD_ORDER = (
+    "cam",
+    "has",
+    "acol",
+    "spg",
+    "adl",
+    "cutmix",
+    "spa-noram",
+    "spa",
+    "bas",
+    "tscam",
+    "scm",
+)
 POSTPROCESSOR_ORDER = ("none", "identity", "scg")
 # The five error types as (metric, printed name), from the spa protocol.
 ERROR_TYPES = tuple((metric, METRIC_SPECS[("spa", metric)].label) for metric in SPA_ERRORS.values())
