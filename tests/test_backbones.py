@@ -188,3 +188,25 @@ def test_pretrained_without_network_or_file_says_how_to_get_weights(tmp_path, mo
 def test_tinyvgg_has_no_pretrained_weights():
     with pytest.raises(WsolbenchError, match="no pretrained weights"):
         wsolbench.create_backbone("tinyvgg", pretrained=True)
+
+
+def test_mobilenet_reads_bas_weights_file_by_position(tmp_path):
+    """BAS's MobileNetV1 weights (mobilenet_v1_with_relu_69_5.pth) have other names: read in
+    order, as BAS's model() does, when every shape matches; otherwise a clear error."""
+    torch.manual_seed(3)
+    source = wsolbench.create_backbone("mobilenet_v1").eval()
+    state = {
+        f"features.{i}": v
+        for i, (k, v) in enumerate(source.state_dict().items())
+        if not k.endswith("num_batches_tracked")
+    }
+    path = tmp_path / "mobilenet_v1_with_relu_69_5.pth"
+    torch.save(state, path)
+    loaded = wsolbench.create_backbone("mobilenet_v1", weights=path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(source(x)[0], loaded(x)[0])
+    state.pop("features.0")
+    torch.save(state, path)
+    with pytest.raises(WsolbenchError, match="missing key"):
+        wsolbench.create_backbone("mobilenet_v1", weights=path)

@@ -159,6 +159,10 @@ class Backbone(nn.Module):
         """State-dict keys a weights file must provide (inserted modules excluded)."""
         return {k for k in self.state_dict() if not k.startswith("inserts.")}
 
+    def adapt_weights(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A weights file's state in this backbone's names (as read by default)."""
+        return state
+
     def bas_late(self) -> nn.Module:
         """BAS: the layers after ``bas_tap``, as one module (``bas`` variant only)."""
         raise WsolbenchError(f"{type(self).__name__} has no BAS variant")
@@ -178,7 +182,7 @@ def load_weights(
     Returns the whole state read (heads included: ResNet keeps ImageNet's fc), None if none.
     """
     if weights is not None:
-        state = _read_weights_file(Path(weights))
+        state = backbone.adapt_weights(_read_weights_file(Path(weights)))
         _load_state(backbone, state, source=str(weights))
         return state
     if not pretrained:

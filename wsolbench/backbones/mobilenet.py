@@ -11,8 +11,10 @@ backbone loads as is. Taps ``block11`` (BAS's localization input, ``model[:-2]``
 and ``block13`` (the last two blocks, on the features' grid: SCG's pair, as VGG16's conv4 and
 conv5); insertion points after blocks 11 and 13. Variants: ``cam`` (a wsolevaluation-style CAM
 head: conv3x3 -> 1024, GAP, fc, as on VGG16; no reference network) and ``bas``, whose
-``bas_late`` is blocks 12 and 13. No torchvision weights exist for this network (BAS loads
-``mobilenet_v1_with_relu_69_5.pth``): give a local state dict with ``weights=PATH``.
+``bas_late`` is blocks 12 and 13. No torchvision weights exist for this network: give BAS's
+ImageNet file (``mobilenet_v1_with_relu_69_5.pth``) or any state dict with ``weights=PATH``. A
+file whose names are not these is read as BAS's ``model()`` reads it: its tensors in order onto
+this network's (BatchNorm counters aside), provided every shape matches.
 """
 
 from __future__ import annotations
@@ -98,6 +100,19 @@ class MobileNetV1(Backbone):
         self._check_inserts()
         initialize_weights(self, self.init_mode)
         load_weights(self, name="mobilenet_v1", pretrained=pretrained, weights=weights)
+
+    def adapt_weights(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """BAS's loading (``CUB/Model/mobilenet.py`` ``model``): by position when the names
+        differ; a file of another network keeps its names (and fails to load, naming them)."""
+        own = [k for k in self.weight_keys() if not k.endswith("num_batches_tracked")]
+        own = [k for k in self.state_dict() if k in own]  # in the network's order
+        values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+        if set(own) <= set(state) or len(values) != len(own):
+            return state
+        shapes = self.state_dict()
+        if any(tuple(v.shape) != tuple(shapes[k].shape) for k, v in zip(own, values)):
+            return state
+        return dict(zip(own, values))
 
     def bas_late(self) -> nn.Module:
         return self.model[-2:]
