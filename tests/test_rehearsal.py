@@ -268,11 +268,13 @@ REAL_SUITES = [
 
 def test_every_builtin_suite_is_rehearsed_here():
     assert len(REAL_SUITES) == 22
-    # The rest: the synthetic suites run in test_bench / test_explainers, the classifiers'
-    # suite in test_rehearsal_classifiers below.
+    # The rest: the default synthetic suites run in test_bench / test_explainers, the
+    # baselines' synthetic suites and the classifiers' suite below.
     assert set(BUILTIN_SUITES) - set(REAL_SUITES) == {
         "synthetic-default",
         "synthetic-explainers",
+        "synthetic-bas",
+        "synthetic-transformers",
         "ilsvrc-classifiers",
     }
     for name in REAL_SUITES:
@@ -386,3 +388,27 @@ def test_rehearsal_classifiers(ilsvrc, tmp_path):
         "resnet50": {"cam", "gradcam++", "layercam"},
         "vgg16": {"gradcam++", "layercam"},
     }
+
+
+@pytest.mark.slow  # two bench runs: training, the explainers' grid
+@pytest.mark.parametrize("suite_name", ["synthetic-bas", "synthetic-transformers"])
+def test_rehearsal_synthetic_baselines(suite_name, tmp_path):
+    """The baselines' synthetic suites, as `wsolbench bench --suite NAME` runs them, on a smaller
+    synthetic benchmark generated for the test: every method, explainer and post-processor."""
+    suite = load_suite(suite_name)
+    overrides = [
+        f"dataset.root='{tmp_path / 'synthetic'}'",
+        "dataset.synthetic={num_classes = 3, train_per_class = 6, val_per_class = 2, "
+        "test_per_class = 2}",
+        "train.epochs=1",
+        "train.batch_size=6",
+        "evaluation.ten_crop=false",
+        "evaluation.overlay_images=0",
+    ]
+    _bench(suite_name, overrides, tmp_path)
+    results = read_results(tmp_path / "lb" / suite_name / "results.csv")
+    assert set(results["method"]) == {spec.label for spec in suite.methods}
+    assert set(results["postprocessor"]) == set(suite.postprocessors)
+    assert set(results["backbone"]) == {suite.train["backbone"]}
+    if "explainer" in results:
+        assert set(results["explainer"]) == {spec.label for spec in suite.explainers}

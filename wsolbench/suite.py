@@ -36,6 +36,8 @@ from wsolbench.options import Option, check
 BUILTIN_SUITES = (
     "synthetic-default",
     "synthetic-explainers",
+    "synthetic-bas",
+    "synthetic-transformers",
     "cub-vgg16",
     "cub-inceptionv3",
     "ilsvrc-vgg16",
