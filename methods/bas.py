@@ -97,8 +97,10 @@ def pool_to(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @register_method("bas")
 class BAS(WsolMethod):
-    """BAS: a localization head of per-class sigmoid maps, trained to suppress the background
-    activation of the classifier (erased branch) with an area constraint."""
+    """BAS: per-class sigmoid maps trained to suppress the background's activation.
+
+    The classifier rerun on the features erased by the map must lose its score (background
+    activation suppression), under an area constraint."""
 
     architecture_type = "bas"
 

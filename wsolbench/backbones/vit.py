@@ -160,7 +160,7 @@ class VisionTransformer(Backbone):
 
 @register_backbone("deit_small")
 class DeiTSmall(VisionTransformer):
-    """DeiT-S/16 (timm ``deit_small_patch16_224``): 14 x 14 patch tokens at 224, drop_path 0.1."""
+    """DeiT-S/16 (timm's deit_small_patch16_224): 14 x 14 patch tokens at 224, drop_path 0.1."""
 
     backbone_name = "deit_small"
     timm_name = "deit_small_patch16_224"
@@ -172,8 +172,9 @@ class DeiTSmall(VisionTransformer):
 
 @register_backbone("tinyvit")
 class TinyViT(VisionTransformer):
-    """A 6-block ViT with 8-pixel patches (dim 96, 3 heads, MLP ratio 2): 8 x 8 tokens at 64 px;
-    about tinyvgg's cost, trains from scratch on a CPU. No pretrained weights."""
+    """Small ViT (6 blocks, dim 96, 8 px patches: 8 x 8 tokens at 64 px); trains on CPU.
+
+    About tinyvgg's cost (3 heads, MLP ratio 2); no pretrained weights."""
 
     backbone_name = "tinyvit"
     timm_name = "vit_tiny_patch16_224"  # the architecture family; every size is overridden
