@@ -401,7 +401,8 @@ def test_transformer_maps_equal_pytorch_grad_cam_with_its_vit_reshape(one_thread
         def forward(self, x):
             return self.net(x)["logits"]
 
-    reshape = partial(vit_reshape_transform, height=12, width=12)  # 48 px / 4 px patches
+    side = 48 // model.backbone.patch_size  # the patch grid of a 48 px input
+    reshape = partial(vit_reshape_transform, height=side, width=side)
     layer = model.backbone.blocks[-1].norm1
     with GradCAM(model=Logits(model), target_layers=[layer], reshape_transform=reshape) as cam:
         for column in range(2):
