@@ -10,6 +10,8 @@ to every patch, averaged over the heads and summed over the blocks; the map of c
 ``A * S_c`` (``cams``). ``test_cam.py`` / ``cams_deit.py`` then resize it to 224 with
 ``cv2.resize`` and min-max normalize it (the ``tscam`` protocol's preparation). The loss is
 cross-entropy on the logits. Outputs also hold ``semantic`` (S) and ``coupling`` (A, (N, 1, h, w)).
+``drop_path`` is the stochastic depth of training (``--drop-path``, 0.1 in TS-CAM's and SCM's
+``lib/config/default.py``; 0 makes training deterministic, as their models' own default).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wsolbench.errors import WsolbenchError
 from wsolbench.methods.base import WsolMethod, global_average_pool, renamed
 from wsolbench.registry import register_method
 
@@ -27,8 +30,15 @@ class TSCAM(WsolMethod):
 
     architecture_type = "vit"
 
-    def __init__(self, **common):
+    def __init__(self, drop_path: float = 0.1, **common):
+        if isinstance(drop_path, bool) or not isinstance(drop_path, (int, float)):
+            raise WsolbenchError(f"{type(self).__name__.lower()}: drop_path must be a number")
+        if not 0 <= drop_path < 1:
+            raise WsolbenchError(
+                f"{type(self).__name__.lower()}: drop_path must be in [0, 1), got {drop_path}"
+            )
         super().__init__(**common)
+        self.backbone.set_drop_path(float(drop_path))
         self.classifier = nn.Conv2d(self.backbone.out_channels, self.num_classes, 3, padding=1)
 
     def reference_names(self) -> dict[str, str]:

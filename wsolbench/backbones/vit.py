@@ -148,6 +148,16 @@ class VisionTransformer(Backbone):
         taps["attention"] = torch.stack(attention, dim=1)
         return tokens_to_map(x[:, 1:], grid), taps
 
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth growing linearly from 0 to ``rate`` over the blocks (timm's and
+        TS-CAM's ``dpr`` rule); 0 turns it off."""
+        from timm.layers import DropPath
+
+        rates = torch.linspace(0, rate, self.depth, device="cpu").tolist()  # also on meta
+        for block, value in zip(self.blocks, rates):
+            block.drop_path1 = DropPath(value) if value > 0 else nn.Identity()
+            block.drop_path2 = DropPath(value) if value > 0 else nn.Identity()
+
     def reshape_transform(self, images: torch.Tensor):
         """pytorch-grad-cam's ``vit_reshape_transform`` for this input's patch grid."""
         from functools import partial
