@@ -18,7 +18,6 @@ import argparse
 import itertools
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
