@@ -176,8 +176,10 @@ class DeiTSmall(VisionTransformer):
     timm_name = "deit_small_patch16_224"
     timm_options: ClassVar[dict[str, Any]] = {"drop_path_rate": 0.1}
     pretrained_url = DEIT_SMALL_URL
-    # SCG's taps: the patch tokens of two late blocks (see docs/protocols.md and the README).
-    scg_taps = ("block9", "block11")
+    # SCG's taps: the patch tokens of two late blocks, not the last: 2/3 and 5/6 of the depth,
+    # where benchmarks/bench_vit_taps.py puts TS-CAM's best pair on the synthetic benchmark
+    # (tinyvit's blocks 3 and 4 of 0..5; the last pair is never the best there).
+    scg_taps = ("block7", "block9")
 
 
 @register_backbone("tinyvit")
@@ -196,7 +198,7 @@ class TinyViT(VisionTransformer):
         "num_heads": 3,
         "mlp_ratio": 2.0,
     }
-    scg_taps = ("block4", "block5")
+    scg_taps = ("block3", "block4")  # 2/3 and 5/6 of the depth, as deit_small's
 
     def _create(self, pretrained: bool) -> nn.Module:
         if pretrained:
