@@ -1,11 +1,15 @@
 """Training and inference speed of every registered method, relative to CAM on the same backbone.
 
+Methods without a network on ``--backbone`` (the transformer methods TS-CAM and SCM on a CNN)
+run on ``--vit-backbone`` with their own recipe (AdamW), still relative to CAM on ``--backbone``.
+
 Measures the model alone (forward, the method's input transform and loss, backward, SGD step)
 on random tensors, so the data pipeline does not blur the comparison. Every method runs in the
 same process on the same device, each after a warm-up; the ratio to CAM is what to compare.
 
     python benchmarks/bench_training.py                      # tinyvgg, 64 px, CPU or GPU
-    python benchmarks/bench_training.py --backbone vgg16 --image-size 224 --batch-size 32
+    python benchmarks/bench_training.py --backbone vgg16 --image-size 224 --batch-size 32 \
+        --vit-backbone deit_small
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from rich.table import Table
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.device import resolve_device
 from wsolbench.engine.optim import build_optimizer
+from wsolbench.methods.base import runs_on
 from wsolbench.registry import create_method, list_methods
+
+
+def backbone_of(name: str, args) -> str:
+    """``--backbone``, or ``--vit-backbone`` for a method that has no network on it."""
+    return args.backbone if runs_on(name, args.backbone) else args.vit_backbone
+
+
+def recipe_of(name: str, args) -> str:
+    return args.recipe if runs_on(name, args.backbone) else name
 
 
 def synchronize(device: torch.device) -> None:
@@ -45,12 +59,13 @@ def seconds_per_step(step, steps: int, device) -> float:
 def build_steps(name: str, args, device: torch.device):
     """A training step and an inference step of one method on a fixed random batch."""
     torch.manual_seed(0)
-    method = create_method(name, backbone=args.backbone, num_classes=args.num_classes).to(device)
+    backbone = backbone_of(name, args)
+    method = create_method(name, backbone=backbone, num_classes=args.num_classes).to(device)
     channels_last = device.type == "cuda"
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
     config = TrainConfig(
-        data=".", method=name, backbone=args.backbone, lr=0.001, recipe=args.recipe
+        data=".", method=name, backbone=backbone, lr=0.001, recipe=recipe_of(name, args)
     )
     optimizer = build_optimizer(method, config)
     method.set_epoch(10**6)  # every epoch-dependent branch on (e.g. SPA's RAM)
@@ -103,9 +118,9 @@ def count_flops(name: str, args) -> tuple[float, float]:
     for device in ("meta", "cpu"):
         try:
             torch.manual_seed(0)
-            method = create_method(name, backbone=args.backbone, num_classes=args.num_classes).to(
-                device
-            )
+            method = create_method(
+                name, backbone=backbone_of(name, args), num_classes=args.num_classes
+            ).to(device)
             method.set_epoch(10**6)
             images = torch.randn(batch, 3, args.image_size, args.image_size, device=device)
             labels = torch.arange(batch, device=device) % args.num_classes
@@ -126,6 +141,11 @@ def count_flops(name: str, args) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="tinyvgg", help="backbone (default: %(default)s)")
+    parser.add_argument(
+        "--vit-backbone",
+        default="tinyvit",
+        help="backbone of the transformer methods (default: %(default)s)",
+    )
     parser.add_argument(
         "--image-size", type=int, default=64, help="input size (default: %(default)s)"
     )
@@ -182,7 +202,7 @@ def main() -> None:
     )
     title = f"{args.backbone} {args.image_size}px, batch {args.batch_size}, {where}"
     table = Table(title=title + (", bf16" if args.amp and device.type == "cuda" else ""))
-    columns = ["method"]
+    columns = ["method", "backbone"]
     if timed:
         columns += ["train img/s", "train time / CAM", "infer img/s", "infer time / CAM"]
     if flops:
@@ -190,7 +210,7 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="right")
     for name in names:
-        row = [name]
+        row = [name, backbone_of(name, args)]
         if timed:
             (train_speed, infer_speed), (cam_train, cam_infer) = results[name], results["cam"]
             row += [

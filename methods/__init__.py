@@ -3,4 +3,17 @@
 Build one with ``wsolbench.create_method(name, backbone="tinyvgg", num_classes=10, ...)``.
 """
 
-from wsolbench.methods import acol, adl, cam, cutmix, has, postprocess, scg, spa, spg  # noqa: F401  (registers)  # noqa: F401  (post-processors)
+from wsolbench.methods import (  # noqa: F401  (registers the methods and post-processors)
+    acol,
+    adl,
+    bas,
+    cam,
+    cutmix,
+    has,
+    postprocess,
+    scg,
+    scm,
+    spa,
+    spg,
+    tscam,
+)

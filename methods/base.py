@@ -12,7 +12,8 @@ manner of pytorch-grad-cam's base class:
   each class's map with the reference's arithmetic). Every reader of maps goes through it;
 - ``reference_names()``: the reference code's name of every state-dict entry.
 
-``architecture_type`` (wsolevaluation's: cam, adl, acol, spg) selects the backbone's variant.
+``architecture_type`` (wsolevaluation's: cam, adl, acol, spg; bas, vit) selects the backbone's
+variant; a backbone that does not build it refuses with one error naming what it builds.
 
 A subclass's ``__init__`` declares only its own hyperparameters, each with a default, and passes
 ``**common`` (``wsolbench.registry.COMMON_ARGUMENTS``, declared once there) on to its parent::
@@ -37,7 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsolbench.backbones.base import initialize_weights
-from wsolbench.registry import COMMON_ARGUMENTS, create_backbone
+from wsolbench.errors import WsolbenchError
+from wsolbench.registry import BACKBONES, COMMON_ARGUMENTS, METHODS, create_backbone
 
 # New layers learn at this multiple of the backbone's learning rate (wsolevaluation).
 HEAD_LR_MULTIPLIER = 10.0
@@ -75,17 +77,18 @@ class WsolMethod(nn.Module):
         # class without a constructor of its own).
         own = self.__dict__.pop("_own_hparams", {})
         super().__init__()
-        # Passed only when not the default, so backbones without variants still work.
-        variant = (
-            {} if self.architecture_type == "cam" else {"architecture_type": self.architecture_type}
-        )
+        if not runs_on(type(self), backbone):
+            raise WsolbenchError(
+                f"{type(self).__name__} has no network on backbone '{backbone}' (methods that "
+                f"run on it: {', '.join(methods_on(backbone)) or 'none'})"
+            )
         self.backbone = create_backbone(
             backbone,
             pretrained=pretrained,
             weights=weights,
             large_feature_map=large_feature_map,
             inserts=inserts,
-            **variant,
+            architecture_type=self.architecture_type,
         )
         self.num_classes = num_classes
         self.epoch = 0
@@ -163,6 +166,18 @@ class WsolMethod(nn.Module):
                 }
             )
         return groups
+
+
+def runs_on(method: str | type, backbone: str) -> bool:
+    """Whether a method (registered name or class) has a network on a registered backbone: the
+    backbone builds the method's variant (``architecture_type`` in its ``architecture_types``)."""
+    cls = METHODS.get(method) if isinstance(method, str) else method
+    return cls.architecture_type in BACKBONES.get(backbone).architecture_types
+
+
+def methods_on(backbone: str) -> list[str]:
+    """The registered methods that run on ``backbone``."""
+    return [name for name in METHODS.names() if runs_on(name, backbone)]
 
 
 def _recording_constructor(init: Callable, parent: inspect.Signature) -> Callable:

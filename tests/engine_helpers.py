@@ -96,6 +96,16 @@ def backbone_input_size(name: str) -> int:
     return BACKBONE_INPUT_SIZE.get(name, 64)
 
 
+# The small backbone a method is tested on: tinyvgg, or tinyvit for the transformer methods.
+SMALL_BACKBONES = {"vit": "tinyvit"}
+
+
+def small_backbone(method: str) -> str:
+    from wsolbench.registry import METHODS
+
+    return SMALL_BACKBONES.get(METHODS.get(method).architecture_type, "tinyvgg")
+
+
 def run_tiny_bench(suite, root: Path, width: int = 200, **options) -> pd.DataFrame:
     """`bench` on the CPU into root/runs and root/lb, quietly."""
     from rich.console import Console

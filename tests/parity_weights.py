@@ -38,3 +38,14 @@ def seeded_state(state: dict) -> dict:
 def inputs(size: int, n: int = 2) -> torch.Tensor:
     g = torch.Generator().manual_seed(20210619)
     return torch.randn(n, 3, size, size, generator=g, dtype=torch.float64)
+
+
+def reference_state(keys, shapes, prefix: str = "", dtype=torch.float64) -> dict:
+    """A state dict in a reference's own naming (DataParallel's ``module.`` with ``prefix``):
+    every key's seeded tensor, as the parity generators assigned them."""
+    return {
+        prefix + key: seeded_tensor(key, torch.empty(shape, dtype=dtype))
+        if not key.endswith("num_batches_tracked")
+        else torch.tensor(0)
+        for key, shape in zip(keys, shapes)
+    }

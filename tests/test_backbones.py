@@ -34,14 +34,39 @@ def grid_side(size: int, stride: int) -> set[int]:
     return {size // stride, -(-size // stride)}
 
 
+def without_variant_error(name: str) -> bool:
+    """Whether the backbone builds a large-feature-map variant; one that does not refuses it
+    with one error (checked here)."""
+    from wsolbench.registry import BACKBONES as REGISTRY
+
+    if REGISTRY.get(name).large_feature_map_variant:
+        return True
+    with pytest.raises(WsolbenchError, match="has no large-feature-map variant"):
+        wsolbench.create_backbone(name, large_feature_map=True)
+    return False
+
+
 def test_the_reference_backbones_are_registered():
     assert {"tinyvgg", "vgg16", "resnet50", "inception_v3"} <= set(BACKBONES)
+    assert {"mobilenet_v1", "deit_small", "tinyvit"} <= set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_an_unbuilt_variant_is_one_error_naming_the_built_ones(name):
+    from wsolbench.registry import BACKBONES as REGISTRY
+
+    built = REGISTRY.get(name).architecture_types
+    missing = next(v for v in ("cam", "bas", "vit", "acol") if v not in built)
+    with pytest.raises(WsolbenchError, match=rf"has no '{missing}' variant \(it builds: "):
+        wsolbench.create_backbone(name, architecture_type=missing)
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["default", "large-feature-map"])
 @pytest.mark.parametrize("name", BACKBONES)
 def test_forward_gives_features_and_the_declared_taps(name, large):
     torch.manual_seed(0)
+    if large and not without_variant_error(name):
+        return
     net = wsolbench.create_backbone(name, large_feature_map=large).eval()
     assert isinstance(net, Backbone)
     x = images(name)
@@ -68,6 +93,8 @@ def test_forward_gives_features_and_the_declared_taps(name, large):
 
 @pytest.mark.parametrize("name", BACKBONES)
 def test_large_feature_map_halves_the_stride(name):
+    if not without_variant_error(name):
+        return
     default = wsolbench.create_backbone(name).eval()
     large = wsolbench.create_backbone(name, large_feature_map=True).eval()
     assert large.feature_stride * 2 == default.feature_stride
@@ -161,3 +188,25 @@ def test_pretrained_without_network_or_file_says_how_to_get_weights(tmp_path, mo
 def test_tinyvgg_has_no_pretrained_weights():
     with pytest.raises(WsolbenchError, match="no pretrained weights"):
         wsolbench.create_backbone("tinyvgg", pretrained=True)
+
+
+def test_mobilenet_reads_bas_weights_file_by_position(tmp_path):
+    """BAS's MobileNetV1 weights (mobilenet_v1_with_relu_69_5.pth) have other names: read in
+    order, as BAS's model() does, when every shape matches; otherwise a clear error."""
+    torch.manual_seed(3)
+    source = wsolbench.create_backbone("mobilenet_v1").eval()
+    state = {
+        f"features.{i}": v
+        for i, (k, v) in enumerate(source.state_dict().items())
+        if not k.endswith("num_batches_tracked")
+    }
+    path = tmp_path / "mobilenet_v1_with_relu_69_5.pth"
+    torch.save(state, path)
+    loaded = wsolbench.create_backbone("mobilenet_v1", weights=path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(source(x)[0], loaded(x)[0])
+    state.pop("features.0")
+    torch.save(state, path)
+    with pytest.raises(WsolbenchError, match="missing key"):
+        wsolbench.create_backbone("mobilenet_v1", weights=path)

@@ -507,6 +507,11 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
         "train.backbone",
     ),
     (
+        "bench-method-not-on-backbone",
+        lambda ws: bench(ws, "s36b", "--set", "train.backbone=deit_small"),
+        "no network on backbone 'deit_small' (methods that run on it: scm, tscam)",
+    ),
+    (
         "bench-decay-contradicts-recipe",
         lambda ws: bench(ws, "s37", "--set", "train.lr_decay=multistep"),
         "train.lr_decay",

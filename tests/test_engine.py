@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_helpers import NUM_CLASSES, every_class_map, tiny_config
+from engine_helpers import NUM_CLASSES, every_class_map, small_backbone, tiny_config
 
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
@@ -258,21 +258,35 @@ def train_accuracy(path, data) -> float:
     return 100.0 * correct / len(split)
 
 
+# What a method's short run needs besides tiny_config's SGD at lr 0.02. wsolevaluation's ACoL
+# and SPG heads (several unnormalized conv layers at 10x the rate) and BAS's (ReLU'd class maps
+# at 10x / 20x) blow up on these 48 images at lr 0.02: lower rates. The transformers train with
+# their own recipe (AdamW).
+LEARNING = {
+    "acol": dict(lr=0.005),
+    "spg": dict(lr=0.005),
+    "bas": dict(recipe="bas", lr=0.005),
+    "tscam": dict(recipe="tscam", lr=1e-3, weight_decay=0.05),
+    "scm": dict(recipe="scm", lr=1e-3, weight_decay=0.05),
+}
+
+
 @pytest.mark.parametrize("method", list_methods())
 def test_every_method_learns_and_reloads(method, tiny_data, tiny_run, tmp_path, one_thread):
     """Each registered method goes through the engine: its input transform, targets and loss
     train a short run that learns (well above chance on the synthetic data), and its checkpoint
     rebuilds it with its hyperparameters. (cam's run is the shared one: the same config.)"""
-    # wsolevaluation's ACoL and SPG heads (several unnormalized conv layers at 10x the rate)
-    # blow up on these 48 images at lr 0.02: the test trains them at a lower rate.
-    lr = 0.005 if method in ("acol", "spg") else 0.02
-    path = trained_run(tiny_config(tiny_data, tmp_path, method=method, epochs=8, lr=lr), tiny_run)
+    backbone = small_backbone(method)
+    config = tiny_config(
+        tiny_data, tmp_path, method=method, backbone=backbone, epochs=8, **LEARNING.get(method, {})
+    )
+    path = trained_run(config, tiny_run)
     checkpoint = load_checkpoint(path)
     assert checkpoint["method"] == method and np.isfinite(checkpoint["history"][-1]["loss"])
     assert train_accuracy(path, tiny_data) > 100.0 / NUM_CLASSES + 15
     model = load_model(path)
     reference = create_method(
-        method, backbone="tinyvgg", num_classes=NUM_CLASSES, **checkpoint["hparams"]
+        method, backbone=backbone, num_classes=NUM_CLASSES, **checkpoint["hparams"]
     )
     reference.load_state_dict(checkpoint["model"])
     images = torch.randn(2, 3, 32, 32)

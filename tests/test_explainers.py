@@ -373,3 +373,47 @@ def test_a_local_copy_of_torchvision_weights_loads_with_torchvision_settings(tmp
         torch.equal(a, b)
         for a, b in zip(model.net.state_dict().values(), net.state_dict().values())
     )
+
+
+def test_transformer_maps_equal_pytorch_grad_cam_with_its_vit_reshape(one_thread):
+    """On a ViT backbone, the explainers take pytorch-grad-cam's documented set-up: the last
+    block's norm1 as target layer and its ViT reshape transform for the patch grid; torch-cam,
+    which has no reshape for tokens, refuses with one clear line."""
+    from functools import partial
+
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform
+
+    torch.manual_seed(0)
+    model = wsolbench_method("tscam", "tinyvit").eval()
+    images = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    classes = torch.tensor([[0, 1], [2, 0], [1, 2]])
+    explainer = create_explainer("gradcam")
+    explainer.check_model(model)
+    maps = explainer(model, images, classes, model(images))
+    assert maps.shape == (3, 2, 48, 48)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)["logits"]
+
+    side = 48 // model.backbone.patch_size  # the patch grid of a 48 px input
+    reshape = partial(vit_reshape_transform, height=side, width=side)
+    layer = model.backbone.blocks[-1].norm1
+    with GradCAM(model=Logits(model), target_layers=[layer], reshape_transform=reshape) as cam:
+        for column in range(2):
+            targets = [ClassifierOutputTarget(int(c)) for c in classes[:, column]]
+            np.testing.assert_allclose(maps[:, column].numpy(), cam(images, targets), atol=1e-5)
+    with pytest.raises(WsolbenchError, match="torch-cam takes .* no reshape for a transformer"):
+        create_explainer("torchcam-gradcam").check_model(model)
+
+
+def wsolbench_method(name: str, backbone: str):
+    from wsolbench.registry import create_method
+
+    return create_method(name, backbone=backbone, num_classes=3)

@@ -8,10 +8,11 @@ import json
 
 import pytest
 import torch
-from engine_helpers import backbone_input_size, every_class_map
+from engine_helpers import backbone_input_size, every_class_map, small_backbone
 
 import wsolbench
-from wsolbench.methods.base import COMMON_ARGUMENTS, WsolMethod
+from wsolbench.methods.base import COMMON_ARGUMENTS, WsolMethod, methods_on, runs_on
+from wsolbench.registry import BACKBONES as BACKBONE_REGISTRY
 from wsolbench.registry import METHODS as REGISTRY
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the CI machine's cores are shared
@@ -29,25 +30,41 @@ def batch(backbone: str, n: int = 2, seed: int = 0):
     return images, labels
 
 
-def build(name: str, backbone: str = "tinyvgg", **hparams):
+def build(name: str, backbone: str | None = None, **hparams):
+    """The method on ``backbone``, by default its small one (tinyvgg, or tinyvit)."""
     torch.manual_seed(0)
+    backbone = backbone or small_backbone(name)
     return wsolbench.create_method(name, backbone=backbone, num_classes=NUM_CLASSES, **hparams)
 
 
 def test_all_methods_registered():
     assert set(METHODS) >= {"cam", "has", "acol", "spg", "adl", "cutmix", "spa"}
+    assert set(METHODS) >= {"bas", "tscam", "scm"}
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_backbone_runs_some_method_and_refuses_the_others_clearly(backbone):
+    running = methods_on(backbone)
+    assert running
+    for name in set(METHODS) - set(running):
+        with pytest.raises(wsolbench.WsolbenchError, match=rf"no network on backbone '{backbone}'"):
+            build(name, backbone)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("name", METHODS)
 def test_forward_backward_shapes(name, backbone):
+    if not runs_on(name, backbone):
+        return  # refused with one error: test_every_backbone_runs_some_method_...
     method = build(name, backbone).train()
     method.set_epoch(100)  # epoch-dependent losses (SPA's RAM) are on
     images, labels = batch(backbone)
     inputs, targets = method.prepare_batch(images, labels)
     outputs = method(inputs, labels)
-    # The class maps live on the backbone's feature grid: the input side over its stride.
-    size, stride = images.shape[-1], method.backbone.feature_stride
+    # The class maps live on a grid of the input side over their stride: the backbone's
+    # feature grid, or the grid a method declares (BAS: its localization tap's).
+    size = images.shape[-1]
+    stride = getattr(method, "map_stride", method.backbone.feature_stride)
     maps = every_class_map(method, outputs)
     side = maps.shape[-1]
     assert side in (size // stride, -(-size // stride)), (side, stride)
@@ -136,8 +153,10 @@ def test_hparams_are_recorded_by_the_base_class(name):
     """hparams = backbone, num_classes, large_feature_map, then the constructor's own
     hyperparameters as used (defaults included), in that order; they rebuild the model."""
     own = {k: v for k, v in REGISTRY.defaults(name).items() if k not in COMMON_ARGUMENTS}
-    common = {"backbone": "tinyvgg", "num_classes": NUM_CLASSES, "large_feature_map": True}
-    method = build(name, large_feature_map=True)
+    backbone = small_backbone(name)
+    large = BACKBONE_REGISTRY.get(backbone).large_feature_map_variant
+    common = {"backbone": backbone, "num_classes": NUM_CLASSES, "large_feature_map": large}
+    method = build(name, large_feature_map=large)
     # JSON, as configurations and checkpoints hold them: key order counts, tuples are lists.
     assert json.dumps(method.hparams) == json.dumps({**common, **own})
     # Values other than the defaults are recorded too: half of each numeric default (inside

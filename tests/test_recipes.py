@@ -184,3 +184,123 @@ def test_suite_recipe_errors_name_the_key(override, message):
 
     with pytest.raises(WsolbenchError, match=message):
         load_suite("synthetic-default", [override])
+
+
+# -- BAS, TS-CAM, SCM -------------------------------------------------------------------------
+# tests/data/recipe_reference_baselines.json.gz (sources inside): the references' own optimizer
+# set-up (BAS's get_optimizer; timm's create_optimizer as TS-CAM (0.3.2) and SCM (0.6.13) call
+# it) on their networks, and their lr schedules run epoch by epoch.
+with gzip.open(Path(__file__).parent / "data" / "recipe_reference_baselines.json.gz", "rt") as f:
+    BASELINES = json.load(f)
+BAS_ARCHS = {
+    "vgg": "vgg16",
+    "resnet": "resnet50",
+    "inception": "inception_v3",
+    "mobilenet": "mobilenet_v1",
+}
+# BAS's ILSVRC code keeps its copies as modules; get_optimizer skips names with "copy" but not
+# MobileNetV1's `erase_branch` (optimized, then overwritten from the originals every forward).
+BAS_COPIES = ("copy", "erase_branch")
+
+
+def groups_by_lr(groups, base_lr: float) -> dict[float, list[str]]:
+    return {
+        round(group["lr"] / base_lr, 6): sorted(
+            n for n in group["params"] if not any(c in n for c in BAS_COPIES)
+        )
+        for group in groups
+    }
+
+
+@pytest.mark.parametrize("variant", ["cub", "ilsvrc"])
+@pytest.mark.parametrize("arch", BAS_ARCHS)
+def test_bas_groups(arch, variant, tmp_path):
+    method = build_on_meta("bas", BAS_ARCHS[arch], variant=variant)
+    config = TrainConfig(
+        data=str(tmp_path), method="bas", backbone=BAS_ARCHS[arch], recipe="bas", lr=0.001
+    )
+    expected = groups_by_lr(BASELINES["bas"][f"groups/{variant}/{arch}"], 0.001)
+    assert sorted(expected) == [1.0, 2.0, 10.0, 20.0]
+    assert wsolbench_groups(method, config) == expected
+
+
+@pytest.mark.parametrize("name", ["tscam", "scm"])
+def test_transformer_groups_follow_timm(name, tmp_path):
+    method = build_on_meta(name, "deit_small")
+    config = TrainConfig(
+        data=str(tmp_path),
+        method=name,
+        backbone="deit_small",
+        recipe=name,
+        lr=5e-5,
+        weight_decay=0.05,
+    )
+    names = method.reference_names()
+    ours = [
+        (group["weight_decay"], group["lr"], sorted(names[n] for n in group["param_names"]))
+        for group in param_groups(method, config)
+    ]
+    theirs = [
+        (group["weight_decay"], group["lr"], sorted(group["params"]))
+        for group in BASELINES[name][f"groups/{name}"]
+    ]
+    assert ours == theirs  # no decay (1-D, biases, pos_embed, cls_token), then decay 0.05
+    optimizer = build_optimizer(method, config)
+    reference = BASELINES[name][f"optimizer/{name}"]
+    assert reference["class"] == "torch.optim.adamw.AdamW" and isinstance(
+        optimizer, torch.optim.AdamW
+    )
+    for key in ("betas", "eps", "amsgrad"):
+        assert optimizer.defaults[key] == pytest.approx(reference[key]), key
+
+
+def baseline_lr_per_epoch(method_name: str, backbone: str, config: TrainConfig):
+    method = create_method(method_name, backbone=backbone, num_classes=5)
+    optimizer = build_optimizer(method, config)
+    scheduler = build_scheduler(optimizer, config)
+    rates = []
+    for _ in range(config.epochs):  # as engine/train.py: train the epoch, then step
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize(
+    "recipe, tag, milestones",
+    [
+        ("bas", "cub", [80]),  # poly_lr_scheduler(decay_epoch=80): x0.1 before epoch 80
+        ("bas", "ilsvrc", [3, 6]),  # decay_epoch=3 over 9 epochs
+        ("tscam", "tscam_cub", [29, 59]),  # LR_STEPS [30]: 1-based epochs 30 and 60
+        ("tscam", "tscam_ilsvrc", [9, 11, 19]),  # LR_STEPS [10, 12]: 10, 12 and 20
+        ("scm", "scm_cub", [29]),  # LR_STEPS [30] over 30 epochs
+        ("scm", "scm_ilsvrc", [9, 11, 19]),
+    ],
+)
+def test_baseline_lr_at_every_epoch(recipe, tag, milestones, tmp_path):
+    ref = BASELINES[recipe][f"lr/{tag}"]
+    epochs = len(ref["per_epoch"])
+    config = TrainConfig(
+        data=str(tmp_path),
+        method=recipe,
+        recipe=recipe,
+        lr=ref["lr"],
+        epochs=epochs,
+        lr_milestones=milestones,
+    )
+    method, backbone = ("bas", "tinyvgg") if recipe == "bas" else (recipe, "tinyvit")
+    rates = baseline_lr_per_epoch(method, backbone, config)
+    for epoch, (ours, theirs) in enumerate(zip(rates, ref["per_epoch"])):
+        # Every group of the reference moves together: compare each group's multiple of lr.
+        assert sorted(set(r / ref["lr"] for r in ours)) == pytest.approx(
+            sorted(set(r / ref["lr"] for r in theirs)), rel=1e-9
+        ), f"epoch {epoch}"
+
+
+def test_bas_recipe_uses_bas_optimizer(tmp_path):
+    reference = BASELINES["bas"]["optimizer/cub"]  # momentum 0.9, weight decay 5e-4, nesterov
+    assert reference == BASELINES["bas"]["optimizer/ilsvrc"]
+    config = TrainConfig(data=str(tmp_path), method="bas", recipe="bas", weight_decay=5e-4)
+    optimizer = build_optimizer(create_method("bas", num_classes=5), config)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {k: optimizer.defaults[k] for k in reference} == reference

@@ -243,18 +243,23 @@ REAL_SUITES = [
 
 
 def test_every_builtin_suite_is_rehearsed_here():
-    assert len(REAL_SUITES) == 10
-    # The rest: the synthetic suites run in test_bench / test_explainers, the classifiers'
-    # suite in test_rehearsal_classifiers below.
+    assert len(REAL_SUITES) == 22
+    # The rest: the default synthetic suites run in test_bench / test_explainers, the
+    # baselines' synthetic suites and the classifiers' suite below.
     assert set(BUILTIN_SUITES) - set(REAL_SUITES) == {
         "synthetic-default",
         "synthetic-explainers",
+        "synthetic-bas",
+        "synthetic-transformers",
         "ilsvrc-classifiers",
     }
     for name in REAL_SUITES:
         suite = load_suite(name)
         assert "Table" in suite.description or "table" in suite.description, name
-        assert suite.train["recipe"] in ("wsolevaluation", "spa")
+        assert suite.train["recipe"] in ("wsolevaluation", "spa", "bas", "tscam", "scm")
+        # Each new baseline trains with its own reference's recipe.
+        if suite.methods[0].method in ("bas", "tscam", "scm"):
+            assert suite.train["recipe"] == suite.methods[0].method, name
 
 
 # What each rehearsal must find beside a published number: (method, post-processor, metric).
@@ -269,6 +274,18 @@ EXPECTED = {
     "openimages-vgg16": ("adl", "none", "PxAP"),
     "openimages-inceptionv3": ("spg", "none", "PxAP"),
     "openimages-resnet50": ("acol", "none", "PxAP"),
+    "bas-cub-vgg16": ("bas", "none", "Top-1 Loc"),
+    "bas-cub-resnet50": ("bas", "none", "GT-known Loc"),
+    "bas-cub-inceptionv3": ("bas", "none", "Top-5 Loc"),
+    "bas-cub-mobilenetv1": ("bas", "none", "Top-1 Loc"),
+    "bas-ilsvrc-vgg16": ("bas", "none", "GT-known Loc"),
+    "bas-ilsvrc-resnet50": ("bas", "none", "Top-1 Loc"),
+    "bas-ilsvrc-inceptionv3": ("bas", "none", "Top-5 Loc"),
+    "bas-ilsvrc-mobilenetv1": ("bas", "none", "GT-known Loc"),
+    "tscam-cub": ("tscam", "none", "Top-1 Loc"),
+    "tscam-ilsvrc": ("tscam", "none", "Top-1 Cls"),
+    "scm-cub": ("scm", "none", "GT-known Loc (thr. on test)"),
+    "scm-ilsvrc": ("scm", "none", "Top-1 Loc (thr. on test)"),
 }
 
 
@@ -349,3 +366,27 @@ def test_rehearsal_classifiers(ilsvrc, tmp_path):
         "resnet50": {"cam", "gradcam++", "layercam"},
         "vgg16": {"gradcam++", "layercam"},
     }
+
+
+@pytest.mark.slow  # two bench runs: training, the explainers' grid
+@pytest.mark.parametrize("suite_name", ["synthetic-bas", "synthetic-transformers"])
+def test_rehearsal_synthetic_baselines(suite_name, tmp_path):
+    """The baselines' synthetic suites, as `wsolbench bench --suite NAME` runs them, on a smaller
+    synthetic benchmark generated for the test: every method, explainer and post-processor."""
+    suite = load_suite(suite_name)
+    overrides = [
+        f"dataset.root='{tmp_path / 'synthetic'}'",
+        "dataset.synthetic={num_classes = 3, train_per_class = 6, val_per_class = 2, "
+        "test_per_class = 2}",
+        "train.epochs=1",
+        "train.batch_size=6",
+        "evaluation.ten_crop=false",
+        "evaluation.overlay_images=0",
+    ]
+    _bench(suite_name, overrides, tmp_path)
+    results = read_results(tmp_path / "lb" / suite_name / "results.csv")
+    assert set(results["method"]) == {spec.label for spec in suite.methods}
+    assert set(results["postprocessor"]) == set(suite.postprocessors)
+    assert set(results["backbone"]) == {suite.train["backbone"]}
+    if "explainer" in results:
+        assert set(results["explainer"]) == {spec.label for spec in suite.explainers}

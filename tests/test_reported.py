@@ -223,3 +223,37 @@ def test_reported_dir_without_reported_flag_is_refused(tmp_path):
         read_reported(tmp_path)
     with pytest.raises(WsolbenchError, match="no published-number CSV"):
         read_reported(tmp_path / "empty")
+
+
+def test_baselines_published_numbers(reported):
+    """BAS, TS-CAM and SCM as their READMEs print them (Top-1 / Top-5 / GT-known Loc)."""
+
+    def row(method, dataset, backbone, metrics):
+        match = reported[
+            (reported["method"] == method)
+            & (reported["dataset"] == dataset)
+            & (reported["backbone"] == backbone)
+        ]
+        return [float(match.loc[match["metric"] == m, "value"].iloc[0]) for m in metrics]
+
+    loc = ("top1_loc", "top5_loc", "gt_known_loc")
+    assert row("bas", "CUB", "vgg16", loc) == [71.33, 85.33, 91.07]
+    assert row("bas", "CUB", "resnet50", loc) == [77.25, 90.08, 95.13]
+    assert row("bas", "ILSVRC", "vgg16", loc) == [52.96, 65.41, 69.64]
+    assert row("bas", "ILSVRC", "resnet50", loc) == [57.18, 68.44, 71.77]
+    assert row("bas", "ILSVRC", "mobilenet_v1", loc) == [52.97, 66.59, 72.00]
+    assert row("tscam", "CUB", "deit_small", loc) == [71.3, 83.8, 87.7]
+    assert row("tscam", "ILSVRC", "deit_small", loc) == [53.4, 64.3, 67.6]
+    # SCM chose its box threshold on the test set: stored as the test-chosen metrics.
+    on_test = tuple(f"{m}_on_test" for m in loc)
+    assert row("scm", "CUB", "deit_small", on_test) == [76.4, 91.6, 96.6]
+    assert row("scm", "ILSVRC", "deit_small", on_test) == [56.1, 66.4, 68.8]
+
+
+def test_every_registered_method_is_implemented_in_the_reports():
+    """A registered method's published rows sit beside its measured ones, not in the tables of
+    methods wsolbench does not implement."""
+    from wsolbench.registry import list_methods
+    from wsolbench.report.tables import METHOD_ORDER
+
+    assert set(list_methods()) <= set(METHOD_ORDER)

@@ -39,6 +39,8 @@ from wsolbench.schema import Entries, KeyNames, Keys
 BUILTIN_SUITES = (
     "synthetic-default",
     "synthetic-explainers",
+    "synthetic-bas",
+    "synthetic-transformers",
     "cub-vgg16",
     "cub-inceptionv3",
     "ilsvrc-vgg16",
@@ -50,6 +52,18 @@ BUILTIN_SUITES = (
     "openimages-inceptionv3",
     "openimages-resnet50",
     "ilsvrc-classifiers",
+    "bas-cub-vgg16",
+    "bas-cub-resnet50",
+    "bas-cub-inceptionv3",
+    "bas-cub-mobilenetv1",
+    "bas-ilsvrc-vgg16",
+    "bas-ilsvrc-resnet50",
+    "bas-ilsvrc-inceptionv3",
+    "bas-ilsvrc-mobilenetv1",
+    "tscam-cub",
+    "tscam-ilsvrc",
+    "scm-cub",
+    "scm-ilsvrc",
 )
 
 _STR, _BOOL = Option(str), Option(bool)

@@ -4,7 +4,7 @@
 (re-exported from :mod:`wsolbench`) builds one; see :mod:`wsolbench.backbones.base`.
 """
 
-from wsolbench.backbones import inception, resnet, tinyvgg, vgg  # noqa: F401  (registers)
+from wsolbench.backbones import inception, mobilenet, resnet, tinyvgg, vgg, vit  # noqa: F401  (registers)
 from wsolbench.backbones.base import Backbone, load_weights
 from wsolbench.registry import create_backbone, list_backbones
 

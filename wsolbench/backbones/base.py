@@ -6,10 +6,17 @@ module applied to the features right after that point (ADL uses this), so method
 backbone without subclassing it.
 
 ``architecture_type`` is wsolevaluation's name for the variant of a family a method uses
-(``cam`` for CAM/HaS/CutMix, ``adl``, ``acol``, ``spg``): it picks the variant's pools (VGG's
-ACoL and SPG bodies differ), its initialization, and the reference code's parameter names
-(``reference_names``). How each method's head attaches to a family is also declared here
-(``cam_head``, ``acol_smoothing``, ``spg_layout``), so the methods stay family-agnostic.
+(``cam`` for CAM/HaS/CutMix, ``adl``, ``acol``, ``spg``; ``bas`` for BAS's own networks, ``vit``
+for the transformers): it picks the variant's pools (VGG's ACoL and SPG bodies differ), its
+initialization, and the reference code's parameter names (``reference_names``). A backbone
+lists the variants it builds in ``architecture_types``: asking for another is one error naming
+them, so a method without a network on a backbone says so before anything is built. How each
+method's head attaches to a family is also declared here (``cam_head``, ``acol_smoothing``,
+``spg_layout``, ``bas_tap``), so the methods stay family-agnostic.
+
+BAS (``architecture_type="bas"``) needs two more things of a backbone: ``bas_tap``, the tap its
+localization head reads (the mid-level map at twice the features' resolution), and
+``bas_late()``, the layers after that tap, which BAS runs a second time on erased features.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from wsolbench.errors import WsolbenchError
 # (classifier heads, auxiliary heads, removed blocks): ignored when loading a backbone.
 DROPPED_PREFIXES = ("classifier.", "fc.", "AuxLogits.", "Mixed_7")
 
-# wsolevaluation's architecture types (config.py: has and cutmix use "cam").
+# wsolevaluation's architecture types (config.py: has and cutmix use "cam"): what the CNN
+# families build by default; BAS's networks ("bas") and the transformers ("vit") add their own.
 ARCHITECTURE_TYPES = ("cam", "adl", "acol", "spg")
 
 
@@ -55,8 +63,14 @@ class SpgLayout:
 
 def initialize_weights(module: nn.Module, mode: str) -> None:
     """wsolevaluation's ``initialize_weights``: He (fan_out) or Xavier (uniform) convolutions,
-    N(0, 0.01) linear layers, zero biases, BatchNorm 1 / 0."""
+    N(0, 0.01) linear layers, zero biases, BatchNorm 1 / 0. Mode ``normal`` is BAS's VGG16
+    ``weight_init`` (BAS @ 54c395e, ``CUB/Model/vgg.py``): N(0, 0.02) convolution weights, their
+    biases left at PyTorch's default."""
     for m in module.modules():
+        if mode == "normal":
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            continue
         if isinstance(m, nn.Conv2d):
             if mode == "xavier":
                 nn.init.xavier_uniform_(m.weight)
@@ -89,22 +103,31 @@ class Backbone(nn.Module):
     # ACoL smooths the features with a 3x3 average pool before its classifiers (VGG only).
     acol_smoothing: bool = False
     spg_layout: SpgLayout
+    # The variants this backbone builds (wsolevaluation's four by default).
+    architecture_types: ClassVar[tuple[str, ...]] = ARCHITECTURE_TYPES
+    # BAS: the tap its localization head reads (see the module docstring and ``bas_late``).
+    bas_tap: str = ""
+    # Keys of a weights file that belong to parts this family leaves out (beside DROPPED_PREFIXES).
+    dropped_prefixes: tuple[str, ...] = ()
+    # Whether ``large_feature_map=True`` builds a variant at half the stride (else an error).
+    large_feature_map_variant: bool = True
     # wsolevaluation's init mode of the whole model per architecture type (heads included).
     init_modes: ClassVar[Mapping[str, str]] = {
         "cam": "he",
         "adl": "he",
         "acol": "xavier",
         "spg": "xavier",
+        "bas": "xavier",  # BAS's initialize_weights(..., 'xavier') / _initialize_weights
     }
 
     def __init__(
         self, inserts: Mapping[str, nn.Module] | None = None, architecture_type: str = "cam"
     ):
         super().__init__()
-        if architecture_type not in ARCHITECTURE_TYPES:
+        if architecture_type not in self.architecture_types:
             raise WsolbenchError(
-                f"{type(self).__name__}: unknown architecture_type '{architecture_type}' "
-                f"(one of {', '.join(ARCHITECTURE_TYPES)})"
+                f"{type(self).__name__} has no '{architecture_type}' variant (it builds: "
+                f"{', '.join(self.architecture_types)})"
             )
         self.architecture_type = architecture_type
         # A ModuleDict so that inserted modules move with .to() and appear in state_dict.
@@ -136,6 +159,14 @@ class Backbone(nn.Module):
         """State-dict keys a weights file must provide (inserted modules excluded)."""
         return {k for k in self.state_dict() if not k.startswith("inserts.")}
 
+    def adapt_weights(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A weights file's state in this backbone's names (as read by default)."""
+        return state
+
+    def bas_late(self) -> nn.Module:
+        """BAS: the layers after ``bas_tap``, as one module (``bas`` variant only)."""
+        raise WsolbenchError(f"{type(self).__name__} has no BAS variant")
+
 
 def load_weights(
     backbone: Backbone,
@@ -151,7 +182,7 @@ def load_weights(
     Returns the whole state read (heads included: ResNet keeps ImageNet's fc), None if none.
     """
     if weights is not None:
-        state = _read_weights_file(Path(weights))
+        state = backbone.adapt_weights(_read_weights_file(Path(weights)))
         _load_state(backbone, state, source=str(weights))
         return state
     if not pretrained:
@@ -186,8 +217,10 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
             "saved with torch.save",
             path=path,
         ) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a checkpoint wrapping its state_dict
+    for wrapper in ("state_dict", "model"):  # a checkpoint wrapping its state_dict (DeiT: model)
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+            break
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise WsolbenchError("not a state_dict (a dict of tensors)", path=path)
     # DataParallel/DDP checkpoints prefix every key with "module.".
@@ -199,7 +232,9 @@ def _load_state(backbone: Backbone, state: Mapping[str, torch.Tensor], source: s
     # Old torchvision checkpoints predate BatchNorm's counter; it is not a weight.
     missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(
-        k for k in set(state) - expected if not k.startswith(DROPPED_PREFIXES + ("inserts.",))
+        k
+        for k in set(state) - expected
+        if not k.startswith(DROPPED_PREFIXES + backbone.dropped_prefixes + ("inserts.",))
     )
     own = backbone.state_dict()
     mismatched = sorted(

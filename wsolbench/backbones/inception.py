@@ -14,6 +14,12 @@ models/google/inceptionv3_sst.py), the public SPA code for this backbone: it has
 Mixed_5d and Mixed_6a and ``cal_sc`` takes blocks 4 and 5 = Mixed_5d and Mixed_6e, both 28 x 28 at
 224 px. That network is this backbone with ``large_feature_map=True`` (the ``cub-inceptionv3``
 suite sets it; tests/test_spa_parity.py checks it against SPA2Net's outputs).
+
+The ``bas`` variant is BAS's network (BAS @ 54c395e, ``CUB/Model/inception.py``): the front of
+the large-feature-map variant (no pool before Mixed_6a: Mixed_6e is 28 x 28 at 224, the tap its
+localization head reads), then Mixed_7a with padding 1 on its stride-2 convolutions and its
+max-pool (14 x 14), Mixed_7b and Mixed_7c (torchvision's InceptionE): 2048 channels.
+``bas_late`` is Mixed_7a..7c; with ``large_feature_map`` Mixed_7a runs at stride 1.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsolbench.backbones.base import (
+    ARCHITECTURE_TYPES,
     Backbone,
     SpgLayout,
     initialize_weights,
@@ -37,6 +44,7 @@ from wsolbench.registry import register_backbone
 STEM = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
 MIXED_5 = ("Mixed_5b", "Mixed_5c", "Mixed_5d")
 MIXED_6 = ("Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")
+MIXED_7 = ("Mixed_7a", "Mixed_7b", "Mixed_7c")
 
 
 class StrideOneReduction(nn.Module):
@@ -58,6 +66,28 @@ class StrideOneReduction(nn.Module):
         double = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
         pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
         return torch.cat([self.branch3x3(x), double, pooled], 1)
+
+
+class PaddedReduction(nn.Module):
+    """torchvision's InceptionD (Mixed_7a) with padding 1 on its stride-2 convolutions and its
+    max-pool, as BAS's ``InceptionD`` (stride 1 with ``stride=1``). Same sub-module names."""
+
+    def __init__(self, block: nn.Module, stride: int = 2):
+        super().__init__()
+        self.stride = stride
+        for name in ("branch3x3_1", "branch3x3_2", "branch7x7x3_1", "branch7x7x3_2"):
+            setattr(self, name, getattr(block, name))
+        self.branch7x7x3_3, self.branch7x7x3_4 = block.branch7x7x3_3, block.branch7x7x3_4
+        for conv in (self.branch3x3_2.conv, self.branch7x7x3_4.conv):
+            conv.stride, conv.padding = (stride, stride), (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
+        branch7x7x3 = self.branch7x7x3_1(x)
+        for name in ("branch7x7x3_2", "branch7x7x3_3", "branch7x7x3_4"):
+            branch7x7x3 = getattr(self, name)(branch7x7x3)
+        pooled = F.max_pool2d(x, kernel_size=3, stride=self.stride, padding=1)
+        return torch.cat([branch3x3, branch7x7x3, pooled], 1)
 
 
 @register_backbone("inception_v3")
@@ -83,7 +113,10 @@ class InceptionV3(Backbone):
         "adl": "xavier",
         "acol": "xavier",
         "spg": "xavier",
+        "bas": "xavier",  # BAS: Model._initialize_weights
     }
+    architecture_types = (*ARCHITECTURE_TYPES, "bas")
+    bas_tap = "Mixed_6e"
 
     def __init__(
         self,
@@ -104,6 +137,13 @@ class InceptionV3(Backbone):
             setattr(self, name, getattr(net, name))
         self.Mixed_6a = StrideOneReduction(net.Mixed_6a)
         self.large_feature_map = large_feature_map
+        self.bas = architecture_type == "bas"
+        # BAS has no pool before Mixed_6a; its Mixed_7a brings the stride back to 16.
+        self.pool_before_6a = not (large_feature_map or self.bas)
+        if self.bas:
+            self.Mixed_7a = PaddedReduction(net.Mixed_7a, stride=1 if large_feature_map else 2)
+            self.Mixed_7b, self.Mixed_7c = net.Mixed_7b, net.Mixed_7c
+            self.out_channels = 2048
         self.feature_stride = 8 if large_feature_map else 16
         self._check_inserts()
         initialize_weights(self, self.init_mode)
@@ -123,11 +163,19 @@ class InceptionV3(Backbone):
         for name in MIXED_5:
             x = getattr(self, name)(x)
         x = self._insert("Mixed_5d", x)
-        if not self.large_feature_map:
+        if self.pool_before_6a:
             x = F.max_pool2d(x, kernel_size=3, stride=2, ceil_mode=True)
         mixed_5d = x
         for name in MIXED_6[:-1]:
             x = getattr(self, name)(x)
         mixed_6d = x
         x = self._insert("Mixed_6e", self.Mixed_6e(x))
-        return x, {"Mixed_5d": mixed_5d, "Mixed_6d": mixed_6d, "Mixed_6e": x}
+        taps = {"Mixed_5d": mixed_5d, "Mixed_6d": mixed_6d, "Mixed_6e": x}
+        if self.bas:
+            x = self.bas_late()(x)
+        return x, taps
+
+    def bas_late(self) -> nn.Module:
+        if not self.bas:
+            return super().bas_late()
+        return nn.Sequential(*(getattr(self, name) for name in MIXED_7))

@@ -9,6 +9,12 @@ branches). ADL insertion points follow wsolevaluation's positions: ``layer3_0``,
 (after layer4's first block) and ``layer4`` (after layer4's last block). ``reference_names``
 gives wsolevaluation's names: ADL's layers shift the block indices after them, SPG splits
 layer3 into ``SPG_A1`` (block 0) and ``SPG_A2`` (blocks 1-5).
+
+The ``bas`` variant is BAS's network (BAS @ 54c395e, ``CUB/Model/resnet.py``): layer3 and layer4
+at stride 1 with a 2 x 2 max-pool between them (``F.max_pool2d(x, kernel_size=2)``), so layer3 is
+28 x 28 and layer4 14 x 14 at 224; the tap ``layer3`` feeds its localization head and
+``bas_late`` is the pool and layer4 (with ``large_feature_map`` the pool is left out). Its
+names are torchvision's, as here.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from wsolbench.backbones.base import (
+    ARCHITECTURE_TYPES,
     Backbone,
     SpgLayout,
     initialize_weights,
@@ -76,7 +83,10 @@ class ResNet50(Backbone):
         "adl": "xavier",
         "acol": "he",
         "spg": "xavier",
+        "bas": "xavier",  # BAS: initialize_weights(self.modules(), init_mode='xavier')
     }
+    architecture_types = (*ARCHITECTURE_TYPES, "bas")
+    bas_tap = "layer3"
 
     def __init__(
         self,
@@ -90,9 +100,12 @@ class ResNet50(Backbone):
         from torchvision.models import ResNet50_Weights, resnet50
 
         net = resnet50(weights=None)
+        bas = architecture_type == "bas"
         _stride_one(net.layer4)
-        if large_feature_map:
+        if large_feature_map or bas:
             _stride_one(net.layer3)
+        # BAS pools 2 x 2 between layer3 and layer4 (not a layer: no weights, no name).
+        self.pool34 = nn.MaxPool2d(2) if bas and not large_feature_map else nn.Identity()
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1,
@@ -130,9 +143,12 @@ class ResNet50(Backbone):
                 taps[point] = x
         return x
 
+    def bas_late(self) -> nn.Module:
+        return nn.Sequential(self.pool34, self.layer4)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         taps: dict[str, torch.Tensor] = {}
-        layer4 = self._stage(self._stage(x, "layer3", taps), "layer4", taps)
+        layer4 = self._stage(self.pool34(self._stage(x, "layer3", taps)), "layer4", taps)
         return layer4, taps

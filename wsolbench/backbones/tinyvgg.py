@@ -10,6 +10,8 @@ random initialization is its normal case (its own He init, whatever the architec
 Architecture types mirror VGG16's (see :mod:`wsolbench.backbones.vgg`): ``acol`` uses 3x3
 stride-2 padding-1 max-pools (stride 1 for the second with ``large_feature_map``) and an extra
 3x3 stride-1 max-pool after block4; the methods' heads follow VGG16's, at this network's widths.
+The ``bas`` variant adds the tap ``conv2`` (block2's convolution before its pool, the analogue of
+VGG16's relu4_3 that BAS's localization head reads); ``bas_late`` is that pool and blocks 3-4.
 ``reference_names`` gives the VGG16 analogue of each name (``features.<key>``; SPG's renamed
 blocks ``SPG_A_1`` / ``SPG_A_2``), so name-based recipes treat it as they treat VGG16.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wsolbench.backbones.base import Backbone, SpgLayout, load_weights
+from wsolbench.backbones.base import ARCHITECTURE_TYPES, Backbone, SpgLayout, load_weights
 from wsolbench.registry import register_backbone
 
 
@@ -42,6 +44,8 @@ class TinyVGG(Backbone):
     insertion_points = ("pool2", "feat4", "feat5")
     head_width = 128  # 1024 would dominate the cost of a 64-channel network
     acol_smoothing = True
+    architecture_types = (*ARCHITECTURE_TYPES, "bas")
+    bas_tap = "conv2"
 
     def __init__(
         self,
@@ -66,7 +70,7 @@ class TinyVGG(Backbone):
         self.block4 = nn.Sequential(_conv_bn_relu(width, width), _conv_bn_relu(width, width))
         self.pool5 = nn.MaxPool2d(3, 1, padding=1) if acol else nn.Identity()
         self.out_channels = width
-        self.tap_channels = {"feat4": width, "feat5": width}
+        self.tap_channels = {"feat4": width, "feat5": width, "conv2": half}
         self.spg_layout = SpgLayout(
             b1_tap="feat4",
             b2_tap="feat5",
@@ -84,10 +88,17 @@ class TinyVGG(Backbone):
         load_weights(self, name="tinyvgg", pretrained=pretrained, weights=weights)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = self._insert("pool2", self.block2(self.block1(x)))
+        conv2 = self.block2[0](self.block1(x))
+        x = self._insert("pool2", self.block2[1](conv2))
         feat4 = self._insert("feat4", self.block3(x))
         feat5 = self._insert("feat5", self.block4(feat4))
-        return self.pool5(feat5), {"feat4": feat4, "feat5": feat5}
+        taps = {"feat4": feat4, "feat5": feat5}
+        if self.architecture_type == "bas":
+            taps["conv2"] = conv2
+        return self.pool5(feat5), taps
+
+    def bas_late(self) -> nn.Module:
+        return nn.Sequential(self.block2[1], self.block3, self.block4, self.pool5)
 
     def reference_names(self) -> dict[str, str]:
         spg = (

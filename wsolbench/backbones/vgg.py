@@ -6,11 +6,15 @@
   an extra 3x3 stride-1 max-pool after conv5_3;
 - ``spg``: pool4 is a 3x3 stride-2 padding-1 max-pool (none with ``large_feature_map``).
 
+- ``bas``: the ``cam`` body (BAS @ 54c395e, ``CUB/Model/vgg.py``: conv1_1 .. conv5_3 with 2x2
+  max-pools, pool5 built but never called), with the tap ``conv4`` (relu4_3, before pool4: 28 x 28
+  at 224) its localization head reads; ``bas_late`` is pool4 and the conv5 block.
+
 Layers keep torchvision's indices (``features.N``; a removed pool becomes an Identity), so
 torchvision's checkpoint loads as is; ``reference_names`` gives wsolevaluation's names (its
 indices shift where it drops a pool or inserts ADL; SPG calls conv4/conv5 ``SPG_A_1/SPG_A_2``).
 Taps: ``feat4`` = conv4 block output after pool4 (SPA's ``feat4``), ``feat5`` = conv5_3 after
-ReLU. ADL insertion points as wsolevaluation: ``pool3`` (after pool3), ``conv4`` (after conv4_3's
+ReLU; ``conv4`` (before pool4) in the ``bas`` variant. ADL insertion points as wsolevaluation: ``pool3`` (after pool3), ``conv4`` (after conv4_3's
 ReLU, before pool4), ``conv5`` (after conv5_3's ReLU).
 """
 
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from wsolbench.backbones.base import (
+    ARCHITECTURE_TYPES,
     Backbone,
     SpgLayout,
     initialize_weights,
@@ -43,6 +49,12 @@ REFERENCE_LAYOUTS = {
     "adl": "CCMCCMCCCMACCCAPCCCA",
     "acol": "CCMCCMCCCMCCCPCCCM",
 }
+# BAS's names of the 13 convolutions (CUB/Model/vgg.py and ILSVRC/Model/vgg.py).
+BAS_CONV_NAMES = tuple(
+    f"conv{block}_{i}"
+    for block, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+    for i in range(1, n + 1)
+)
 
 
 def _pool(architecture_type: str, index: int, large_feature_map: bool) -> nn.Module:
@@ -93,7 +105,10 @@ class VGG16(Backbone):
     insertion_points = ("pool3", "conv4", "conv5")
     cam_head = "conv_fc"
     out_channels = 512
-    tap_channels = {"feat4": 512, "feat5": 512}
+    tap_channels = {"feat4": 512, "feat5": 512, "conv4": 512}
+    architecture_types = (*ARCHITECTURE_TYPES, "bas")
+    bas_tap = "conv4"
+    init_modes: ClassVar[Mapping[str, str]] = {**Backbone.init_modes, "bas": "normal"}
     acol_smoothing = True
     spg_layout = SpgLayout(
         b1_tap="feat4",
@@ -130,7 +145,10 @@ class VGG16(Backbone):
         )
 
     def reference_names(self) -> dict[str, str]:
-        names = reference_conv_names(self.architecture_type, self.large_feature_map)
+        if self.architecture_type == "bas":
+            names = BAS_CONV_NAMES
+        else:
+            names = reference_conv_names(self.architecture_type, self.large_feature_map)
         renamed = {f"features.{own}.": f"{ref}." for own, ref in zip(CONVS, names)}
         return {
             key: renamed[key.rsplit(".", 1)[0] + "."] + key.rsplit(".", 1)[1]
@@ -142,9 +160,14 @@ class VGG16(Backbone):
             x = self.features[index](x)
         return x
 
+    def bas_late(self) -> nn.Module:
+        return nn.Sequential(*(self.features[i] for i in range(POOL4, END)))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = self._insert("pool3", self._run(x, 0, POOL3 + 1))
         x = self._insert("conv4", self._run(x, POOL3 + 1, POOL4))
+        taps = {"conv4": x} if self.architecture_type == "bas" else {}
         feat4 = self.features[POOL4](x)
         feat5 = self._insert("conv5", self._run(feat4, POOL4 + 1, END))
-        return self._run(feat5, END, len(self.features)), {"feat4": feat4, "feat5": feat5}
+        taps.update(feat4=feat4, feat5=feat5)
+        return self._run(feat5, END, len(self.features)), taps

@@ -20,23 +20,31 @@ def register(subparsers) -> None:
     imported = add_command(
         actions,
         "import",
-        help="Convert a checkpoint of wsolevaluation's main.py (or the SPA code) to wsolbench's.",
+        help="Convert a checkpoint of a reference code (wsolevaluation, SPA, BAS, TS-CAM, "
+        "SCM) to wsolbench's.",
         description="Read a checkpoint trained with the reference code (wsolevaluation's "
-        "{'state_dict': ...}, the SPA code's, or a bare state dict; DataParallel's 'module.' "
-        "prefix is removed) with torch.load(weights_only=True), map every tensor to wsolbench's "
-        "names with the method's reference_names(), check names and shapes, and write a "
-        "wsolbench checkpoint. Give the method, backbone, class count and feature-map variant "
-        "the reference model was built with.",
+        "{'state_dict': ...}, the SPA code's, BAS's bare CUB state dicts and its ILSVRC ones "
+        "with the copies of their late layers (*_copy, MobileNetV1's erase_branch: ignored, "
+        "the reference refreshes them from the originals at every forward), TS-CAM's and SCM's {'epoch', 'state_dict', 'best_map'}; DataParallel's "
+        "'module.' prefix is removed) with torch.load(weights_only=True), map every tensor to "
+        "wsolbench's names with the method's reference_names(), check names and shapes, and "
+        "write a wsolbench checkpoint. Give the method, backbone, class count, feature-map "
+        "variant and hyperparameters the reference model was built with (BAS: --hparam "
+        "variant=cub|ilsvrc, the code that trained it).",
     )
     imported.add_argument("reference", metavar="PATH", help="the reference code's checkpoint")
     imported.add_argument(
         "--method",
         required=True,
         metavar="NAME",
-        help="wsolbench method (wsolevaluation's cam, has, cutmix, adl, acol, spg)",
+        help="wsolbench method (wsolevaluation's cam, has, cutmix, adl, acol, spg; spa; bas; "
+        "tscam, scm)",
     )
     imported.add_argument(
-        "--backbone", required=True, metavar="NAME", help="vgg16, resnet50 or inception_v3"
+        "--backbone",
+        required=True,
+        metavar="NAME",
+        help="vgg16, resnet50, inception_v3, mobilenet_v1 (BAS) or deit_small (TS-CAM, SCM)",
     )
     imported.add_argument(
         "--num-classes",
@@ -56,7 +64,7 @@ def register(subparsers) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="method hyperparameter the model was trained with, repeatable "
-        "(e.g. erase_threshold=0.6 for ACoL) (default: none)",
+        "(e.g. erase_threshold=0.6 for ACoL, variant=ilsvrc for BAS) (default: none)",
     )
     imported.add_argument(
         "--out", required=True, metavar="PATH", help="wsolbench checkpoint to write"

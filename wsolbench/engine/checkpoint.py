@@ -301,8 +301,8 @@ def model_from_checkpoint(
 def load_reference_state(
     method: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path = "state_dict"
 ) -> torch.nn.Module:
-    """Load a state dict keyed by the reference code's names (wsolevaluation's, or the SPA
-    code's for SPA) into ``method`` through ``method.reference_names()``.
+    """Load a state dict keyed by the reference code's names (wsolevaluation's, or the SPA,
+    BAS, TS-CAM or SCM code's) into ``method`` through ``method.reference_names()``.
 
     Every tensor must be known, present and of the right shape (BatchNorm's
     ``num_batches_tracked`` counters may be absent); anything else is one WsolbenchError
@@ -362,7 +362,8 @@ def import_reference_checkpoint(
     **hparams: Any,
 ) -> torch.nn.Module:
     """A model trained with the reference code (wsolevaluation's ``main.py`` checkpoints, the
-    SPA code's, or a bare state dict), as a wsolbench method in eval mode; with ``out``, also
+    SPA code's, BAS's bare or ``module.``-prefixed state dicts, TS-CAM's and SCM's
+    ``{epoch, state_dict, best_map}``), as a wsolbench method in eval mode; with ``out``, also
     written as a wsolbench checkpoint (``load_model`` / ``--checkpoint`` read it).
 
     The file is read with ``torch.load(weights_only=True)``: its tensors are mapped by the

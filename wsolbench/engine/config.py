@@ -77,10 +77,11 @@ class TrainConfig:
     )
     recipe: str = _field(
         "wsolevaluation",
-        "parameter groups and lr schedule of a reference: wsolevaluation "
+        "optimizer, parameter groups and lr schedule of a reference: wsolevaluation "
         "(features 1x / rest 10x by its names, x0.1 every --lr-step epochs one epoch early as "
-        "its adjust_learning_rate) or spa (weights 1x / biases 2x, head 10x / 20x, x0.1 at "
-        "--lr-milestones)",
+        "its adjust_learning_rate), spa or bas (SGD, weights 1x / biases 2x, head 10x / 20x, "
+        "x0.1 at --lr-milestones), tscam or scm (AdamW, no decay on 1-D tensors, biases, "
+        "pos_embed, cls_token; x0.1 at --lr-milestones)",
         Option(str, registry="recipe"),
         metavar="NAME",
     )

@@ -22,7 +22,7 @@ from torch import nn
 
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.base import explain_pairs
-from wsolbench.explainers.layers import LayerExplainer
+from wsolbench.explainers.layers import LayerExplainer, token_reshape
 from wsolbench.registry import register_explainer
 
 INSTALL_HINT = "pip install 'wsolbench[gradcam]'  (pytorch-grad-cam, `grad-cam` on PyPI, >= 1.5.7)"
@@ -77,8 +77,13 @@ class GradCamExplainer(LayerExplainer):
     def import_library(self):
         return import_library()
 
-    def make_cam(self, library, model: nn.Module, layers: list[nn.Module]):
-        return getattr(library, self.library_class)(model=Logits(model), target_layers=layers)
+    def make_cam(self, library, model: nn.Module, layers: list[nn.Module], images: torch.Tensor):
+        # A transformer's token outputs go through the library's documented ViT reshape.
+        return getattr(library, self.library_class)(
+            model=Logits(model),
+            target_layers=layers,
+            reshape_transform=token_reshape(model, images),
+        )
 
     def explain(self, model, images, classes, outputs):
         library, Target = import_library()
@@ -91,7 +96,7 @@ class GradCamExplainer(LayerExplainer):
         )
 
     def _run(self, library, Target, model, layers, images, classes) -> torch.Tensor:
-        cam = self.make_cam(library, model, layers)
+        cam = self.make_cam(library, model, layers, images)
         try:
             with torch.enable_grad(), self.quiet(), _gradients_down_to(model, layers):
                 maps = cam(
@@ -201,8 +206,8 @@ class ScoreCAMExplainer(GradCamExplainer):
             )
         self.batch_size = batch_size
 
-    def make_cam(self, library, model, layers):
-        cam = super().make_cam(library, model, layers)
+    def make_cam(self, library, model, layers, images):
+        cam = super().make_cam(library, model, layers, images)
         cam.batch_size = self.batch_size
         return cam
 

@@ -7,7 +7,10 @@ tinyvgg ``backbone.block4``, vgg16 ``backbone.features.29`` (conv5_3), resnet50
 layer before global pooling (resnet ``net.layer4``, vgg ``net.features``, inception_v3
 ``net.Mixed_7c``), the layers pytorch-grad-cam's documentation recommends. Found by running the
 model once: the last module to finish with an (N, C, h, w) output of more than one position,
-pooling and dropout layers excluded.
+pooling and dropout layers excluded. A transformer backbone (``deit_small``, ``tinyvit``) names
+its own (``explainer_layer``: the last block's ``norm1``, where pytorch-grad-cam's documentation
+puts a ViT's target layer), whose token outputs go through the library's ViT reshape transform
+(``token_reshape``).
 """
 
 from __future__ import annotations
@@ -149,8 +152,23 @@ class LayerExplainer(Explainer):
 
     def layers(self, model: nn.Module, images: torch.Tensor) -> list[nn.Module]:
         if id(model) not in self._layers:
+            prefix, root = feature_root(model)
+            declared = getattr(root, "explainer_layer", None)
             if self.target_layers:
                 self._layers[id(model)] = named_layers(model, self.target_layers)
+            elif declared:  # a transformer: its documented layer (tokens, reshaped)
+                self._layers[id(model)] = named_layers(model, [prefix + declared])
             else:
                 self._layers[id(model)] = [default_target_layer(model, images[:1]).module]
         return self._layers[id(model)]
+
+
+def token_reshape(model: nn.Module, images: torch.Tensor):
+    """For a transformer backbone (one with ``reshape_transform``): pytorch-grad-cam's ViT
+    reshape transform for this input's patch grid, applied to token outputs (N, 1 + h * w, C);
+    (N, C, h, w) outputs pass unchanged. None for other models."""
+    _, root = feature_root(model)
+    if not hasattr(root, "reshape_transform"):
+        return None
+    reshape = root.reshape_transform(images)
+    return lambda output: reshape(output) if output.dim() == 3 else output

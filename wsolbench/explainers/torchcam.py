@@ -13,7 +13,7 @@ import torch
 from wsolbench.errors import WsolbenchError
 from wsolbench.explainers.base import explain_pairs
 from wsolbench.explainers.gradcam import Logits
-from wsolbench.explainers.layers import LayerExplainer
+from wsolbench.explainers.layers import LayerExplainer, feature_root
 from wsolbench.registry import register_explainer
 
 INSTALL_HINT = "pip install 'wsolbench[torchcam]'  (torch-cam, `torchcam` on PyPI)"
@@ -42,6 +42,16 @@ class TorchCamExplainer(LayerExplainer):
 
     def extractor_options(self) -> dict:
         return {}
+
+    def check_model(self, model) -> None:
+        super().check_model(model)
+        _, root = feature_root(model)
+        if hasattr(root, "reshape_transform") and not self.target_layers:
+            raise WsolbenchError(
+                f"explainer {self.name}: torch-cam takes (N, C, h, w) layer outputs and has no "
+                "reshape for a transformer's tokens; use a pytorch-grad-cam explainer "
+                "(gradcam, gradcam++, ...), which applies its ViT reshape transform"
+            )
 
     def explain(self, model, images, classes, outputs):
         methods = import_library()

@@ -16,7 +16,19 @@ from wsolbench.evaluation.protocols import SPA_ERRORS, ColumnSpec, TableSpec, re
 from wsolbench.report.results import METRIC_SPECS, metric_specs
 
 MISSING = "–"
-METHOD_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix", "spa-noram", "spa")
+METHOD_ORDER = (
+    "cam",
+    "has",
+    "acol",
+    "spg",
+    "adl",
+    "cutmix",
+    "spa-noram",
+    "spa",
+    "bas",
+    "tscam",
+    "scm",
+)
 POSTPROCESSOR_ORDER = ("none", "scg")
 # The five error types as (metric, printed name), from the spa protocol (the error figure).
 ERROR_TYPES = tuple((metric, METRIC_SPECS[("spa", metric)].label) for metric in SPA_ERRORS.values())
