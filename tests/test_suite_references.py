@@ -25,7 +25,9 @@ from wsolbench.suite import BUILTIN_SUITES, load_suite
 # The references, and the public copies of wsolevaluation's tuned-hyperparameter spreadsheet.
 REFERENCES = ("wsolevaluation", "spa", "dual-cam", "WSOL_RS", "bas", "tscam", "scm")
 CITED = re.compile(r"^(?P<key>[A-Za-z_]+) = (?P<value>.+?)  # (?P<comment>(?:ref|no ref): .+)$")
-REF = re.compile(r"(?P<with>with )?ref: (?P<ref>\S+) (?P<file>[\w./-]+):(?P<line>\d+) `(?P<quote>[^`]+)`")
+REF = re.compile(
+    r"(?P<with>with )?ref: (?P<ref>\S+) (?P<file>[\w./-]+):(?P<line>\d+) `(?P<quote>[^`]+)`"
+)
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 PRODUCT = re.compile(r"(\d+)\s*\*\s*(\d+)")
 ARANGE = re.compile(r"(?:\w+\.)*arange\(([^()]*)\)")
@@ -38,7 +40,9 @@ SCHEDULES = {
     # TS-CAM's and SCM's lib/core/engine.py adjust_learning_rate_normal, called with the
     # 1-based epoch (train_cam.py `for epoch in range(1, cfg.SOLVER.NUM_EPOCHS+1)`): once before
     # every epoch divisible by one of LR_STEPS.
-    "tscam": lambda steps, epochs: [e for e in range(epochs) if any((e + 1) % s == 0 for s in steps)],
+    "tscam": lambda steps, epochs: [
+        e for e in range(epochs) if any((e + 1) % s == 0 for s in steps)
+    ],
 }
 SCHEDULES["scm"] = SCHEDULES["tscam"]
 SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]")
@@ -226,3 +230,19 @@ def _table(suite, section: str) -> dict:
     if section.startswith("postprocessors."):
         return suite.postprocessors[section.removeprefix("postprocessors.")]
     return getattr(suite, section)
+
+
+def test_derived_quotes_give_their_values():
+    assert quoted_numbers("default=32*4)") == [128.0]  # a product, not 32 and 4
+    grid = quoted_numbers("list(np.arange(0, 1, step))", ["step=.25"])
+    assert grid == [0.0, 0.25, 0.5, 0.75]  # the name the `with` line defines
+    with pytest.raises(ValueError):  # the step left undefined: the check fails
+        quoted_numbers("list(np.arange(0, 1, step))")
+    assert SCHEDULES["bas"]([3], 9) == [3, 6]  # ILSVRC/train.py decay_epoch=3 over 9 epochs
+    assert SCHEDULES["tscam"]([10, 12], 20) == [9, 11, 19]  # 1-based 10, 12, 20
+    assert SCHEDULES["tscam"]([30], 60) == [29, 59]
+    line = (
+        "x = [  # ref: scm a.py:2 `f(0, 1, s)` with ref: scm a.py:1 `s=.5` and ref: bas b.py:3 `y`"
+    )
+    with_refs = [m["with"] for m in REF.finditer(CITED.match(line)["comment"])]
+    assert with_refs == [None, "with ", None]
