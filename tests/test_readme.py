@@ -53,9 +53,7 @@ def readme_blocks(text: str) -> list[Block]:
         before = next((lines[j] for j in range(index - 1, -1, -1) if lines[j].strip()), "")
         marker = MARKER.match(before.strip())
         code = "\n".join(lines[index + 1 : end]) + "\n"
-        blocks.append(
-            Block(index + 1, opening.group(1), code, marker.group(1) if marker else None)
-        )
+        blocks.append(Block(index + 1, opening.group(1), code, marker.group(1) if marker else None))
         index = end + 1
     return blocks
 
