@@ -1,0 +1,82 @@
+"""Real data meets no dead end: validate a folder of splits, convert errors that name the cause,
+scg figures on any metadata split, bench's offline-weights error in bench's own terms."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from native_trees import make_cub
+
+from wsolbench.cli import main
+
+
+def _error(capsys) -> str:
+    return capsys.readouterr().err
+
+
+def _out(capsys) -> str:
+    """Standard output with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().out.split())
+
+
+# ----------------------------------------------------------------------------- data validate
+
+
+def test_validate_a_folder_of_splits_checks_each(tiny_data, tmp_path, capsys):
+    metadata = Path(shutil.copytree(tiny_data / "metadata", tmp_path / "metadata"))
+    assert main(["data", "validate", "--metadata-root", str(metadata)]) == 0
+    out = _out(capsys)
+    assert "3 splits, each checked" in out
+    assert out.index("│ train") < out.index("│ val") < out.index("│ test")
+    # Each split is really read: a broken val fails the folder, naming val's file and line.
+    labels = metadata / "val" / "class_labels.txt"
+    labels.write_text(labels.read_text().replace(",", ",x", 1))
+    assert main(["data", "validate", "--metadata-root", str(metadata)]) == 2
+    assert f"{labels}:1" in _error(capsys)
+
+
+def test_validate_one_split_as_before(tiny_data, capsys):
+    split = tiny_data / "metadata" / "test"
+    assert main(["data", "validate", "--metadata-root", str(split)]) == 0
+    out = _out(capsys)
+    assert f"valid: {split}" in out and "splits" not in out
+
+
+def test_validate_neither_split_nor_splits_gives_a_hint(tiny_data, tmp_path, capsys):
+    assert main(["data", "validate", "--metadata-root", str(tiny_data)]) == 2
+    error = _error(capsys)
+    assert "neither a split nor a folder of splits" in error
+    assert "metadata/CUB/test" in error and "its metadata/ folder" in error
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "validate", "--metadata-root", str(tmp_path / "empty")]) == 2
+    assert "neither a split nor a folder of splits" in _error(capsys)
+
+
+# ----------------------------------------------------------------------------- data convert cub
+
+
+def _convert_cub(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["data", "convert", "cub", "--root", str(root), "--out", str(out), *extra]
+
+
+def test_convert_cub_few_training_images_per_class_keeps_train(tmp_path, capsys):
+    """One training image per class with the default --val-per-class 5: val is drawn from
+    train and stays in it (SPA trains on every training image), so nothing is empty."""
+    root = make_cub(tmp_path / "CUB_200_2011", classes=2, train_per_class=1, test_per_class=1)
+    assert main(_convert_cub(root, tmp_path / "out", "--style", "spa")) == 0
+    from wsolbench.data.metadata import read_split
+
+    train, val = (read_split(tmp_path / "out" / name) for name in ("train", "val"))
+    assert len(train) == 2 and val.image_ids == train.image_ids
+
+
+def test_convert_cub_empty_split_names_the_cause(tmp_path, capsys):
+    root = make_cub(tmp_path / "no-train", classes=2, train_per_class=0, test_per_class=1)
+    assert main(_convert_cub(root, tmp_path / "a", "--style", "spa")) == 2
+    error = _error(capsys)
+    assert f"{root / 'train_test_split.txt'}: the train split would be empty" in error
+    assert "no image is marked 1 (train)" in error
+    root = make_cub(tmp_path / "no-test", classes=2, train_per_class=2, test_per_class=0)
+    assert main(_convert_cub(root, tmp_path / "b", "--style", "spa")) == 2
+    assert "the test split would be empty: no image is marked 0 (test)" in _error(capsys)
