@@ -80,3 +80,65 @@ def test_convert_cub_empty_split_names_the_cause(tmp_path, capsys):
     root = make_cub(tmp_path / "no-test", classes=2, train_per_class=2, test_per_class=0)
     assert main(_convert_cub(root, tmp_path / "b", "--style", "spa")) == 2
     assert "the test split would be empty: no image is marked 0 (test)" in _error(capsys)
+
+
+# ----------------------------------------------------------------------------- bench weights
+
+BENCH_SUITE = """
+name = "weights"
+[dataset]
+kind = "synthetic"
+root = "{root}"
+image_size = 32
+resize_size = 36
+synthetic = {{ num_classes = 2, image_size = 32, train_per_class = 2, val_per_class = 1, test_per_class = 1 }}
+[train]
+backbone = "{backbone}"
+pretrained = true
+epochs = 1
+batch_size = 2
+workers = 0
+[methods.cam]
+[postprocessors.none]
+[evaluation]
+map_size = 32
+"""
+
+
+def _bench_without_weights(tmp_path, backbone: str, capsys) -> tuple[str, str]:
+    suite = tmp_path / f"{backbone}.toml"
+    suite.write_text(BENCH_SUITE.format(root=tmp_path / "data", backbone=backbone))
+    runs = tmp_path / "runs"
+    command = ["bench", "--suite", str(suite), "--runs-dir", str(runs)]
+    command += ["--out", str(tmp_path / "lb"), "--device", "cpu", "--no-progress"]
+    assert main(command) == 2
+    assert not list(runs.rglob("*.pt")), "nothing may be trained"
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_bench_missing_weights_names_bench_settings_before_any_model(tmp_path, capsys):
+    out, err = _bench_without_weights(tmp_path, "tinyvgg", capsys)
+    assert "backbone 'tinyvgg' has no pretrained weights" in err
+    assert "--set train.pretrained=false" in err and "--set train.weights=PATH" in err
+    assert "--weights PATH (" not in err and "--pretrained false" not in err
+    assert "cam on tinyvgg" not in out  # the first model's header never came
+
+
+def test_bench_offline_weights_name_the_file_and_bench_settings(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # an empty cache
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    out, err = _bench_without_weights(tmp_path, "vgg16", capsys)
+    err = " ".join(err.split())
+    assert "vgg16-397923af.pth" in err and "URLError" in err
+    assert "pass it with --set train.weights=PATH" in err
+    assert "or use --set train.pretrained=false" in err
+    assert "cam on vgg16" not in out
