@@ -142,3 +142,31 @@ def test_bench_offline_weights_name_the_file_and_bench_settings(tmp_path, capsys
     assert "pass it with --set train.weights=PATH" in err
     assert "or use --set train.pretrained=false" in err
     assert "cam on vgg16" not in out
+
+
+# ----------------------------------------------------------------------------- scg figures
+
+
+def test_scg_figures_on_any_metadata_split(tiny_run, tmp_path, capsys):
+    """--metadata-root / --image-root, as infer and evaluate take a split: no synthetic layout
+    needed (here the split and the images sit in folders of their own)."""
+    split = Path(shutil.copytree(tiny_run.data / "metadata" / "val", tmp_path / "meta" / "val"))
+    images = Path(shutil.copytree(tiny_run.data / "images", tmp_path / "pictures"))
+    out = tmp_path / "figures"
+    command = ["scg", "figures", "--checkpoint", str(tiny_run.checkpoint), "--out", str(out)]
+    command += ["--metadata-root", str(split), "--image-root", str(images)]
+    assert main([*command, "--num-images", "1", "--device", "cpu", "--no-progress"]) == 0
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert len(written) == 2 and written[0].startswith("000_val_")
+    assert written[0].endswith("_scg_process.png") and written[1].endswith("_self_correlation.png")
+
+
+def test_scg_figures_needs_one_way_to_the_images(tiny_run, tmp_path, capsys):
+    base = ["scg", "figures", "--checkpoint", str(tiny_run.checkpoint), "--out", str(tmp_path)]
+    assert main(base) == 2
+    assert "--metadata-root SPLIT --image-root DIR" in _error(capsys)
+    split = str(tiny_run.data / "metadata" / "test")
+    assert main([*base, "--metadata-root", split]) == 2
+    assert "--image-root is missing" in _error(capsys)
+    assert main([*base, "--metadata-root", split, "--image-root", "x", "--data", "y"]) == 2
+    assert "not both" in _error(capsys)
