@@ -270,6 +270,7 @@ def _register_validate(commands) -> None:
         "--metadata-root",
         type=Path,
         required=True,
+        metavar="DIR",
         help="a split folder (e.g. metadata/CUB/test) or a folder of splits "
         "(e.g. metadata/CUB: each split is validated)",
     )
@@ -277,18 +278,21 @@ def _register_validate(commands) -> None:
         "--image-root",
         type=Path,
         default=None,
+        metavar="DIR",
         help="check that every image exists here (default: not checked)",
     )
     p.add_argument(
         "--mask-root",
         type=Path,
         default=None,
+        metavar="DIR",
         help="open every mask here and check its size against its image (default: not checked)",
     )
     p.add_argument(
         "--num-classes",
         type=flag_type(Option(int, low=1, high=100_000)),
         default=None,
+        metavar="N",
         help="check every label is in 0..N-1 (default: labels are only checked to be >= 0)",
     )
     p.set_defaults(func=_validate)
