@@ -193,5 +193,5 @@ def test_spa_from_gt_class_maps_and_predictions_equals_scoring_every_class_map(c
     assert main(argv) == 0
     result = json.loads(out.read_text())
     assert {k: result[k] for k in expected} == expected
-    assert 0 < result["top1_loc"] < result["gt_known_loc"] and result["err_cls"] > 0
-    assert set(result["gt_known_loc_per_threshold"]) == {"0.3"}
+    assert 0 < result["Top1Loc"] < result["GTKnownLoc"] and result["err_cls"] > 0
+    assert set(result["GTKnownLoc_per_threshold"]) == {"0.3"}

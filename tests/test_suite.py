@@ -93,11 +93,11 @@ def test_overrides_apply_and_change_the_run_hash(tmp_path):
         (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
         (
             MINIMAL + "[train]\nrecipe = 'caffe'\n",
-            "train.recipe: unknown recipe 'caffe' (available: spa, wsolevaluation)",
+            "train.recipe: unknown recipe 'caffe' (available: bas, scm, spa, tscam, wsolevaluation)",
         ),
         (
             MINIMAL + "[train]\nrecipe = 1\n",
-            "train.recipe = 1 is not allowed: expected a registered recipe (spa, wsolevaluation)",
+            "train.recipe = 1 is not allowed: expected a registered recipe (bas, scm, spa, tscam, wsolevaluation)",
         ),
         (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
         (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),

@@ -4,7 +4,8 @@ where two independent copies of the authors' tuned values are cited), and the va
 every cited text gives (numbers in order; booleans as written); a setting no file of the
 reference states says so (``no ref: <why>``). The quotes were checked against the checkouts
 (clovaai/wsolevaluation @ 96f4b88, Panxjia/SPA_CVPR2021 @ 32bf2d5, finallyupper/dual-cam @
-4c5b97f, jjRen-xd/WSOL_RS @ e89246a) when they were written; here each value is checked against
+4c5b97f, jjRen-xd/WSOL_RS @ e89246a, wpy1999/BAS @ 54c395e, vasgaowei/TS-CAM @ 25aece4,
+hbai98/SCM @ be5bdfa) when they were written; here each value is checked against
 its quotes, and each suite of a reference recipe must cite the settings that recipe has.
 """
 
@@ -19,7 +20,7 @@ import pytest
 from wsolbench.suite import BUILTIN_SUITES, load_suite
 
 # The references, and the public copies of wsolevaluation's tuned-hyperparameter spreadsheet.
-REFERENCES = ("wsolevaluation", "spa", "dual-cam", "WSOL_RS")
+REFERENCES = ("wsolevaluation", "spa", "dual-cam", "WSOL_RS", "bas", "tscam", "scm")
 CITED = re.compile(r"^(?P<key>[A-Za-z_]+) = (?P<value>.+?)  # (?P<comment>(?:ref|no ref): .+)$")
 REF = re.compile(r"ref: (?P<ref>\S+) (?P<file>[\w./-]+):(?P<line>\d+) `(?P<quote>[^`]+)`")
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -151,3 +152,35 @@ def _table(suite, section: str) -> dict:
     if section.startswith("postprocessors."):
         return suite.postprocessors[section.removeprefix("postprocessors.")]
     return getattr(suite, section)
+
+
+# The baselines' suites and the protocol that is their reference's own scoring.
+FAMILY_SUITES = {
+    name: name.split("-")[0]
+    for name in REAL_SUITES
+    if name.split("-")[0] in ("bas", "tscam", "scm")
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_SUITES))
+def test_baseline_suites_score_under_their_own_protocol(name):
+    """Each baseline suite lists its family's protocol beside spa's and wsolevaluation's, with
+    the family's dataset and (where the family fixes one) box threshold cited, and builds that
+    protocol with them."""
+    from wsolbench.evaluation.protocols import create_protocols
+
+    suite = load_suite(name)
+    family = FAMILY_SUITES[name]
+    assert {family, "spa", "wsolevaluation"} <= set(suite.evaluation["protocols"])
+    cited = citations(name)
+    assert "evaluation.protocols" in cited and "evaluation.dataset" in cited, name
+    dataset = "ilsvrc" if "ILSVRC" in suite.dataset["metadata_root"] else "cub"
+    assert suite.evaluation["dataset"] == dataset
+    protocol = create_protocols(suite.evaluation, names=[family])[family]
+    assert protocol.dataset == dataset
+    if family == "scm":  # each metric at its best threshold of the scan
+        assert protocol.threshold() is None and suite.evaluation["box_threshold"] is None
+    else:
+        assert "evaluation.box_threshold" in cited, name
+        assert protocol.threshold() == suite.evaluation["box_threshold"]
+        assert suite.evaluation["box_thresholds"] == [suite.evaluation["box_threshold"]]

@@ -102,6 +102,11 @@ EVALUATION = Keys(
             list(defaults.IOU_THRESHOLDS),
         ),
         "map_size": (_SIZE, defaults.MAP_SIZE),
+        # The families' protocols (tscam, scm, bas): whose released configuration gives their
+        # box threshold and conventions, and a fixed box threshold instead of that dataset's
+        # (None: the family's own; `box_thresholds` above is the spa protocol's list).
+        "dataset": (Option(str, choices=defaults.FAMILY_DATASETS), defaults.FAMILY_DATASET),
+        "box_threshold": (Option(float, low=0, high=1, high_open=True, nullable=True), None),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
         "batch_size": (Option(int, low=1, high=65536), 32),
