@@ -133,7 +133,15 @@ SYNTHETIC = Keys(
         "size_jitter": (_BOOL, None),
     }
 )
-METHOD_TABLES = Entries("method", select="method", what="hyperparameter", example="cam")
+# `checkpoint`: a wsolbench checkpoint (`wsolbench checkpoint import` of released weights) that
+# the bench scores as it is instead of training this entry ("": trained by the suite).
+METHOD_TABLES = Entries(
+    "method",
+    select="method",
+    what="hyperparameter",
+    example="cam",
+    extra=Keys({"checkpoint": (Option(str), "")}),
+)
 # A post-processor's label is its registered name (the results' `postprocessor` column).
 POSTPROCESSOR_TABLES = Entries("post-processor", example="none")
 TOP_LEVEL = (
@@ -159,6 +167,7 @@ class MethodSpec:
     label: str  # the leaderboard's name for this trained model
     method: str  # the registered method
     hparams: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""  # a wsolbench checkpoint scored as it is, nothing trained ("": train)
 
 
 @dataclass
@@ -334,7 +343,7 @@ def parse_suite(
         description=str(raw.get("description", "")),
         dataset=dataset,
         train=train,
-        methods=[MethodSpec(e.label, e.name, e.options) for e in methods],
+        methods=[MethodSpec(e.label, e.name, e.options, e.extra["checkpoint"]) for e in methods],
         postprocessors={e.name: e.options for e in postprocessors},
         evaluation=evaluation,
         source=source,
