@@ -28,6 +28,7 @@ def run(argv, capsys) -> tuple[int, str]:
 
 
 def bench(tmp_path: Path, data: Path, *extra) -> list:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "suite.toml").write_text(TINY_SUITE.format(root=data))
     return [
         "bench",
@@ -111,13 +112,31 @@ def test_a_checkpoint_that_is_not_the_entrys_model_is_refused_up_front(
     assert not (tmp_path / "runs").exists() and not (tmp_path / "lb").exists()
 
 
-def test_a_checkpoint_with_other_hyperparameters_is_refused(tiny_bench, tmp_path, capsys):
+def test_the_entrys_hyperparameters_build_the_model_and_its_tensors_must_fit(
+    tiny_bench, tmp_path, capsys
+):
+    """Training-only hyperparameters (SPA's RAM weight) change nothing: the entry's build the
+    model, the checkpoint gives the weights; weights that do not fit it are refused up front."""
     weights = tmp_path / "spa.pt"
     shutil.copy(tiny_bench.checkpoint("spa"), weights)
-    argv = bench(tmp_path, tiny_bench.suite.dataset["root"], "--set", "methods.spa={alpha=0.0}")
+    argv = bench(
+        tmp_path / "a", tiny_bench.suite.dataset["root"], "--set", "methods.spa={alpha=0.0}"
+    )
     code, err = run([*argv, "--methods", "spa", "--checkpoint", f"spa={weights}"], capsys)
-    assert code == 2 and "methods.spa.alpha is 0.0" in err, err
-    assert not (tmp_path / "runs").exists()
+    assert code == 0, err
+    ours = pd.read_csv(tmp_path / "a" / "lb" / "tiny" / "results.csv")
+    trained = tiny_bench.results
+    merged = ours.merge(trained[trained["method"] == "spa"], on=VALUES, suffixes=("", "_t"))
+    assert len(merged) == len(ours) > 0 and (merged["value"] == merged["value_t"]).all()
+
+    payload = torch.load(weights, weights_only=True)
+    dropped = sorted(payload["model"])[-1]
+    del payload["model"][dropped]
+    torch.save(payload, tmp_path / "partial.pt")
+    argv = bench(tmp_path / "b", tiny_bench.suite.dataset["root"], "--set", "methods.spa={}")
+    code, err = run([*argv, "--checkpoint", f"spa={tmp_path / 'partial.pt'}"], capsys)
+    assert code == 2 and f"{dropped}: absent in the checkpoint" in err, err
+    assert not (tmp_path / "b" / "runs").exists()
 
 
 @pytest.mark.parametrize(

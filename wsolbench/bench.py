@@ -293,8 +293,9 @@ def _meta_model(suite: Suite, spec: MethodSpec, num_classes: int):
 
 def _checkpoint_job(suite: Suite, spec: MethodSpec, data: BenchData, runs_dir, console) -> Job:
     """A method entry with a given checkpoint: read and checked against the entry (method,
-    backbone, classes, feature map, hyperparameters: a disagreement is refused here, before
-    any work), its run folder named by the entry, the dataset and the weights' sha256."""
+    backbone, classes, feature map, every tensor's name and shape: a disagreement is refused
+    here, before any work), its run folder named by the entry, the dataset and the weights'
+    sha256."""
     path = Path(spec.checkpoint)
     checkpoint = load_checkpoint(path)
     _check_checkpoint_entry(suite, spec, checkpoint, data.num_classes, path)
@@ -309,9 +310,9 @@ def _checkpoint_job(suite: Suite, spec: MethodSpec, data: BenchData, runs_dir, c
 def _check_checkpoint_entry(
     suite: Suite, spec: MethodSpec, checkpoint: dict, num_classes: int, path: Path
 ) -> None:
-    """The checkpoint holds the model the entry describes; else one line naming the key."""
-    from wsolbench.registry import COMMON_ARGUMENTS, METHODS
-
+    """The checkpoint holds weights for the model the entry describes; else one line naming
+    the key. The entry's hyperparameters build the model (its evaluation rule, e.g. BAS's
+    top_k, is the suite's; training-only ones change nothing), so only its tensors must fit."""
     key = f"methods.{spec.label}.checkpoint"
     config = checkpoint.get("config") or {}
     given = {
@@ -331,16 +332,19 @@ def _check_checkpoint_entry(
                 "or set the entry to the checkpoint's)",
                 path,
             )
-    defaults = METHODS.hyperparameters(spec.method)
-    own = {k: v for k, v in checkpoint["hparams"].items() if k not in COMMON_ARGUMENTS}
-    entry, held = {**defaults, **spec.hparams}, {**defaults, **own}
-    for name in sorted(set(entry) | set(held)):
-        if entry.get(name) != held.get(name):
-            raise WsolbenchError(
-                f"{key}: the checkpoint's model has {name} = {held.get(name)!r}, the entry's "
-                f"methods.{spec.label}.{name} is {entry.get(name)!r}",
-                path,
-            )
+    own = {k: tuple(v.shape) for k, v in _meta_model(suite, spec, num_classes).state_dict().items()}
+    held = {k: tuple(v.shape) for k, v in checkpoint["model"].items() if torch.is_tensor(v)}
+    differ = sorted(k for k in set(own) | set(held) if own.get(k) != held.get(k))
+    if differ:
+        shown = ", ".join(
+            f"{k}: {held.get(k, 'absent')} in the checkpoint, {own.get(k, 'absent')} in the model"
+            for k in differ[:3]
+        )
+        raise WsolbenchError(
+            f"{key}: the checkpoint's tensors do not fit methods.{spec.label}'s model "
+            f"({len(differ)} differ: {shown}{' ...' if len(differ) > 3 else ''})",
+            path,
+        )
 
 
 def _check_explainers(suite: Suite, model, label: str) -> None:
@@ -463,7 +467,8 @@ def _score_checkpoint(suite, job: Job, data: BenchData, device, console, progres
     started = time.perf_counter()
     torch_device = run_device(device, "--device")
     checkpoint = load_checkpoint(job.checkpoint)
-    model = model_from_checkpoint(checkpoint, job.checkpoint, device=torch_device)
+    entry = {**checkpoint, "hparams": job.spec.hparams}  # the entry's model, these weights
+    model = model_from_checkpoint(entry, job.checkpoint, device=torch_device)
     pps = postprocessors(suite)
     common = dict(
         dataset=data.name,
