@@ -284,8 +284,8 @@ EXPECTED = {
     "bas-ilsvrc-mobilenetv1": ("bas", "none", "GT-known Loc"),
     "tscam-cub": ("tscam", "none", "Top-1 Loc"),
     "tscam-ilsvrc": ("tscam", "none", "Top-1 Cls"),
-    "scm-cub": ("scm", "none", "GT-known Loc (thr. on test)"),
-    "scm-ilsvrc": ("scm", "none", "Top-1 Loc (thr. on test)"),
+    "scm-cub": ("scm", "none", "GT-known Loc (top-1 class's map, SCM's rule)"),
+    "scm-ilsvrc": ("scm", "none", "Top-1 Loc"),
 }
 
 

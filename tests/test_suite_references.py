@@ -48,6 +48,29 @@ RECIPE_SETTINGS = {
         "train.weight_decay",
         "train.head_lr_multiplier",
     ),
+    "bas": (
+        "train.epochs",
+        "train.batch_size",
+        "train.lr",
+        "train.lr_milestones",
+        "train.weight_decay",
+        "train.head_lr_multiplier",
+        "methods.bas.top_k",
+    ),
+    "tscam": (
+        "train.epochs",
+        "train.batch_size",
+        "train.lr",
+        "train.lr_milestones",
+        "train.weight_decay",
+    ),
+    "scm": (
+        "train.epochs",
+        "train.batch_size",
+        "train.lr",
+        "train.lr_milestones",
+        "train.weight_decay",
+    ),
 }
 EVERY_SUITE = (
     "dataset.image_size",
