@@ -6,12 +6,12 @@ model's own CAM by default), one inference pass over `val` (to choose the spa pr
 threshold, never on `test`) and one over `test`, where every post-processor of the suite turns
 the class maps into score maps for every protocol. `[classifiers.<label>]` (torchvision
 classifiers as they are) and methods given a `checkpoint` (released weights, imported with
-`wsolbench checkpoint import`) skip training. Scores are cached in the run folder (`runs.RunFolder`),
-so a second run with the same suite only re-renders the report.
+`wsolbench checkpoint import`) skip training. Scores are cached in the run folder
+(`runs.RunFolder`), so a second run with the same suite only re-renders the report.
 
 The whole run is resolved before the first expensive step (`plan`): outputs claimed, every
-split read once and its images opened (header only), every checkpoint to resume or to score read and
-checked (a given checkpoint against its entry), every explainer's layers found on every model.
+split read once and its images opened (header only), every checkpoint to resume or to score
+read and checked (a given one against its entry), every explainer's layers found on every model.
 """
 
 from __future__ import annotations
@@ -300,7 +300,12 @@ def _checkpoint_job(suite: Suite, spec: MethodSpec, data: BenchData, runs_dir, c
     checkpoint = load_checkpoint(path)
     _check_checkpoint_entry(suite, spec, checkpoint, data.num_classes, path)
     weights = checkpoint_hash(path)
-    entry = {"method": spec.method, "hparams": spec.hparams, "train": suite.train}
+    entry = {
+        "method": spec.method,
+        "hparams": spec.hparams,
+        "backbone": suite.train["backbone"],
+        "large_feature_map": suite.train["large_feature_map"],
+    }
     run_hash = config_hash({"dataset": suite.dataset, "entry": entry, "checkpoint": weights})
     folder = RunFolder.of(runs_dir, suite, spec.label, run_hash)
     cached = folder.load(console, not distributed.is_main())
