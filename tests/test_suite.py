@@ -58,9 +58,11 @@ def test_minimal_suite_takes_defaults(tmp_path):
     from wsolbench.engine.config import TrainConfig
 
     suite = load_suite(write(tmp_path, MINIMAL))
-    # One training configuration: the suite's [train] defaults are TrainConfig's.
+    # One training configuration: the suite's [train] defaults resolve to TrainConfig's
+    # (workers included, capped at the machine's CPUs on both paths).
     defaults = TrainConfig(data=".")
-    assert all(suite.train[key] == getattr(defaults, key) for key in suite.train)
+    resolved = TrainConfig(data=".", **suite.train)
+    assert all(getattr(resolved, key) == getattr(defaults, key) for key in suite.train)
     assert suite.train["epochs"] == 40 and suite.postprocessors == {"none": {}}
     assert suite.methods[0].label == "cam" and suite.methods[0].hparams == {}
 

@@ -225,6 +225,7 @@ def plan(
     training = [job for job in pending if job.config is not None]
     for job in training:
         _check_model(suite, job, data)
+    _check_pretrained(suite, training)
     for job in pending:
         if job.checkpoint is not None:  # its model is the entry's (_checkpoint_job checked it)
             model = _meta_model(suite, job.spec, data.num_classes)
@@ -350,6 +351,27 @@ def _check_checkpoint_entry(
             f"({len(differ)} differ: {shown}{' ...' if len(differ) > 3 else ''})",
             path,
         )
+
+
+def _check_pretrained(suite: Suite, jobs: list[Job]) -> None:
+    """The ImageNet weights every training job starts from can be had now (the torch hub
+    cache, or one download, as training would): offline, the error names bench's settings,
+    before the first model starts."""
+    from wsolbench.errors import MissingWeights
+    from wsolbench.registry import create_backbone
+
+    backbones = {
+        job.config.backbone for job in jobs if job.config.pretrained and not job.config.weights
+    }
+    for backbone in sorted(backbones):
+        try:
+            create_backbone(backbone, pretrained=True)  # loaded once, then dropped
+        except MissingWeights as error:
+            raise error.in_terms_of(
+                "--set train.weights=PATH",
+                "--set train.pretrained=false",
+                suite.source,
+            ) from None
 
 
 def _check_explainers(suite: Suite, model, label: str) -> None:
