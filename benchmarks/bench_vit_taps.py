@@ -30,8 +30,8 @@ from wsolbench.methods.postprocessor import PostProcessor
 from wsolbench.registry import create_postprocessor
 
 METRICS = (
-    ("spa", "gt_known_loc", "GT-known Loc"),
-    ("spa", "top1_loc", "Top-1 Loc"),
+    ("spa", "GTKnownLoc", "GT-known Loc"),
+    ("spa", "Top1Loc", "Top-1 Loc"),
     ("wsolevaluation", "MaxBoxAccV2", "MaxBoxAccV2"),
     ("wsolevaluation", "PxAP", "PxAP"),
 )

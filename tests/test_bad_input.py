@@ -339,7 +339,7 @@ def results_csv(ws: Workspace, name: str, value: str) -> str:
     path = ws.case(name) / "results.csv"
     path.write_text(
         "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
-        f"d,test,b,m,none,spa,top1_loc,{value}\n"
+        f"d,test,b,m,none,spa,Top1Loc,{value}\n"
     )
     return str(path)
 
@@ -1297,7 +1297,7 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ),
 ]
 
-ROW = "d,test,b,m,none,spa,top1_loc,1.0\n"
+ROW = "d,test,b,m,none,spa,Top1Loc,1.0\n"
 HEADER = "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
 
 
@@ -1618,7 +1618,7 @@ def test_formula_cells_are_neutralized_in_csv_and_read_back(tmp_path):
         method=label,
         postprocessor="@sum",
         protocol="spa",
-        metrics={"top1_loc": -1.5},
+        metrics={"Top1Loc": -1.5},
         versions="{}",
     )
     csv_path, _ = write_results(results_frame(rows), tmp_path)

@@ -14,20 +14,20 @@ from wsolbench.engine import train as train_module
 
 METRICS = {
     "spa": {
-        "top1_loc",
-        "top5_loc",
-        "gt_known_loc",
-        "top1_cls",
-        "top5_cls",
+        "Top1Loc",
+        "Top5Loc",
+        "GTKnownLoc",
+        "Top1Cls",
+        "Top5Cls",
         "err_cls",
         "err_mins",
         "err_part",
         "err_more",
         "err_ot",
         "box_threshold",
-        "top1_loc_on_test",
-        "top5_loc_on_test",
-        "gt_known_loc_on_test",
+        "Top1Loc_on_test",
+        "Top5Loc_on_test",
+        "GTKnownLoc_on_test",
         "box_threshold_on_test",
     },
     "wsolevaluation": {
@@ -61,16 +61,16 @@ def test_bench_writes_every_metric_family_and_caches(tiny_bench, tmp_path, monke
             on_test = values.pop("box_threshold_on_test")
             assert on_test in (0.1, 0.3), setting
             # on test, the threshold with the best GT-known Loc there: never below val's choice
-            assert values["gt_known_loc_on_test"] >= values["gt_known_loc"], setting
+            assert values["GTKnownLoc_on_test"] >= values["GTKnownLoc"], setting
         # Percentages of the test images (or pixels).
         assert all(0 <= v <= 100 for v in values.values()), setting
         if protocol == "spa":
             # The five error types add up to the Top-1 Loc error; Top-5 >= Top-1.
             errors = sum(values[m] for m in ("err_cls", "err_mins", "err_part", "err_more"))
-            assert errors + values["err_ot"] == pytest.approx(100 - values["top1_loc"]), setting
-            assert values["err_cls"] == pytest.approx(100 - values["top1_cls"]), setting
-            assert values["top1_loc"] <= values["top5_loc"], setting
-            assert values["top1_loc"] <= values["gt_known_loc"], setting
+            assert errors + values["err_ot"] == pytest.approx(100 - values["Top1Loc"]), setting
+            assert values["err_cls"] == pytest.approx(100 - values["Top1Cls"]), setting
+            assert values["Top1Loc"] <= values["Top5Loc"], setting
+            assert values["Top1Loc"] <= values["GTKnownLoc"], setting
     out = tiny_bench.board
     for name in ("leaderboard.md", "results.csv", "results.json", "report.html"):
         assert (out / name).stat().st_size > 0, name

@@ -74,7 +74,7 @@ def test_paired_intervals_are_narrower_than_unpaired_on_correlated_data():
     paired = boot.difference(
         {"method": "cam", "dataset": "d", "postprocessor": "scg"},
         {"method": "cam", "dataset": "d", "postprocessor": "none"},
-        "top1_loc",
+        "Top1Loc",
     )
     # Unpaired: resample the two sides independently.
     s_plain = replicates([Statistic(plain[:, None].astype(float), _percent)], 500, seed=11)[0]
@@ -101,12 +101,12 @@ def test_significance_mark_follows_the_interval():
     gain = boot.difference(
         {"dataset": "d", "method": "cam", "postprocessor": "scg"},
         {"dataset": "d", "method": "cam", "postprocessor": "none"},
-        "top1_loc",
+        "Top1Loc",
     )
     none = boot.difference(
         {"dataset": "d", "method": "has", "postprocessor": "scg"},
         {"dataset": "d", "method": "has", "postprocessor": "none"},
-        "top1_loc",
+        "Top1Loc",
     )
     assert gain.significant and gain.low > 0
     assert not none.significant and none.value == 0
@@ -133,11 +133,11 @@ def test_several_seeds_are_combined_with_images():
     ]
     boot = Bootstrap(records, resamples=400)
     key = {"dataset": "d", "method": "cam", "postprocessor": "none"}
-    combined = boot.interval(key, "top1_loc")
+    combined = boot.interval(key, "Top1Loc")
     means = [100 * (r.arrays["classic.outcome"] == 0).mean() for r in records]
     assert combined.value == pytest.approx(np.mean(means))
     # Seed-to-seed spread widens the interval beyond one seed's image-only interval.
-    single = Bootstrap(records[:1], resamples=400).interval(key, "top1_loc")
+    single = Bootstrap(records[:1], resamples=400).interval(key, "Top1Loc")
     assert combined.high - combined.low > single.high - single.low
     assert combined.low < np.mean(means) < combined.high
 
@@ -149,7 +149,7 @@ def test_differences_need_the_same_images_and_seeds():
         boot.difference(
             {"dataset": "d", "method": "cam", "postprocessor": "scg"},
             {"dataset": "d", "method": "cam", "postprocessor": "none"},
-            "top1_loc",
+            "Top1Loc",
         )
         is None
     )

@@ -81,3 +81,16 @@ def test_one_default_everywhere(name):
         "box_thresholds": [default_of(ClassicLocAccumulator, "thresholds")],
     }[name]
     assert places and all(place == value for place in places), places
+
+
+def test_the_families_dataset_has_one_default():
+    """A family protocol's dataset (its box threshold and conventions) and fixed box threshold:
+    the constructors', the suites' [evaluation] and `wsolbench evaluate`'s defaults agree."""
+    from wsolbench.evaluation.protocols import Bas, Scm, TsCam
+
+    for protocol in (Bas, Scm, TsCam):
+        assert default_of(protocol, "dataset") == defaults.FAMILY_DATASET
+        assert default_of(protocol, "box_threshold") is None
+    assert EVALUATION.options["dataset"][1] == defaults.FAMILY_DATASET
+    assert EVALUATION.options["box_threshold"][1] is None
+    assert command_defaults("evaluate")["dataset"] is None  # None: the protocol's own

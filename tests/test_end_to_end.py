@@ -20,8 +20,11 @@ commit, file, command and the run-time shims:
 
 Here the same checkpoints are rebuilt from the seeds in the references' formats, imported with
 ``wsolbench checkpoint import``, and scored: ``wsolbench infer`` then ``wsolbench evaluate`` for
-wsolevaluation; for the spa protocol ``score_spa``, the bench's scoring path (predict + Scorer),
-the one place to switch to the command that scores a checkpoint without training once it exists.
+wsolevaluation; for the spa protocol ``wsolbench bench --checkpoint spa=PATH`` on a suite with
+the reference run's settings (no training; every protocol, plain and + SCG, ten-crop), its
+per-image records read back from the leaderboard's ``per_image.npz``. The maps and ten-crop
+probabilities the bench scores are checked bit for bit through the same ``predict`` and
+post-processors.
 
 Bit equality of maps presumes that this machine's float32 network (one thread) gives the bits of
 the machine that ran the references (x86-64, torch 2.14): where the logits differ in the last
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +50,11 @@ from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.checkpoint import load_model
 from wsolbench.engine.infer import predict
-from wsolbench.evaluation import create_protocols
 from wsolbench.evaluation.classic_loc import OUTCOMES, union_boxes_at
+from wsolbench.evaluation.protocols import registered_protocols
 from wsolbench.registry import create_postprocessor
-from wsolbench.scoring import Scorer, original_sizes
+from wsolbench.report import per_image
+from wsolbench.scoring import original_sizes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -66,6 +71,31 @@ SPLITS = {"boxes": ("metadata/boxes", 1000), "masks": ("metadata/masks", 100)}
 SPA_THRESHOLDS = (0.1, 0.25, 0.3, 0.35)
 SPA_SCG = {"fo_th": 0.1, "so_th": 0.5, "so_weight": 2.0, "fg_th": 0.1, "bg_th": 0.05}
 SPA_OUTCOMES = ("right", "cls", "mins", "part", "more", "other")  # val_spa.py's printout order
+# The same run as a suite: an imported checkpoint scored by `bench` under every protocol, one
+# image (its ten crops) a batch as val_spa.py; the reference's "cam" maps are post-processor none.
+SPA_SUITE = """
+name = "e2e-spa"
+[dataset]
+kind = "metadata"
+image_root = {images}
+metadata_root = {metadata}
+image_size = 80
+resize_size = 96
+num_classes = 10
+[train]
+backbone = "vgg16"
+pretrained = false
+[methods.spa]
+[postprocessors.none]
+[postprocessors.scg]
+{scg}
+[evaluation]
+box_thresholds = {thresholds}
+ten_crop = true
+batch_size = 1
+protocols = {protocols}
+"""
+SPA_KINDS = {"none": "cam", "scg": "scg"}
 
 
 def test_reference_values_record_their_sources():
@@ -223,22 +253,42 @@ def spa_checkpoint(path: Path) -> Path:
     return path
 
 
-def score_spa(checkpoint: Path) -> tuple[dict, dict]:
-    """The spa protocol's scores of a checkpoint, untrained, through the bench's scoring path
-    (ten-crop ``predict``, then a ``Scorer`` per post-processor): per post-processor its per-image
-    records, and per image what each post-processor made (maps, top-5 classes, probabilities).
-    val_spa.py's batch: one image (its ten crops) at a time."""
+def score_spa(checkpoint: Path, folder: Path) -> dict:
+    """The spa protocol's per-image records of the imported checkpoint as a user gets them:
+    ``wsolbench bench --checkpoint spa=PATH`` on the reference run's settings (nothing
+    trained), read back from the leaderboard; per post-processor (the reference's name)."""
+    metadata = folder / "metadata"
+    for split in ("train", "val", "test"):  # the six images in every split (nothing trains)
+        shutil.copytree(DATA / "metadata" / "boxes", metadata / split)
+    suite = folder / "e2e-spa.toml"
+    suite.write_text(
+        SPA_SUITE.format(
+            images=json.dumps(str(DATA)),
+            metadata=json.dumps(str(metadata)),
+            scg="\n".join(f"{key} = {value}" for key, value in SPA_SCG.items()),
+            thresholds=list(SPA_THRESHOLDS),
+            protocols=json.dumps(list(registered_protocols())),
+        )
+    )
+    command = ["bench", "--suite", suite, "--checkpoint", f"spa={checkpoint}", "--device", "cpu"]
+    command += ["--runs-dir", folder / "runs", "--out", folder / "lb", "--no-progress"]
+    assert main([str(a) for a in command]) == 0
+    records, _ = per_image.load(folder / "lb" / "e2e-spa" / per_image.FILE_NAME)
+    assert {record.key["method"] for record in records} == {"spa"}
+    return {SPA_KINDS[record.key["postprocessor"]]: record.arrays for record in records}
+
+
+def spa_maps(checkpoint: Path) -> dict:
+    """Per image what the bench scores: the ten-crop probabilities and top-5 classes
+    (``predict``), each post-processor's maps at the original size. val_spa.py's batch: one
+    image (its ten crops) at a time."""
     model = load_model(checkpoint)
     dataset = EvalDataset(
         read_split(DATA / "metadata" / "boxes"), DATA, 80, ten_crop=True, resize_size=96
     )
-    protocols = create_protocols({"box_thresholds": SPA_THRESHOLDS}, names=["spa"])
     postprocessors = {
         "cam": create_postprocessor("identity"),
         "scg": create_postprocessor("scg", **SPA_SCG),
-    }
-    scorers = {
-        name: Scorer(protocols, boxes=True, masks=False).keep_per_image() for name in postprocessors
     }
     images = {}
     for batch in predict(model, dataset, batch_size=1, ten_crop=True, topk=5):
@@ -247,9 +297,8 @@ def score_spa(checkpoint: Path) -> tuple[dict, dict]:
         images[name] = {"topk": batch["topk"][0].tolist(), "label": int(batch["label"][0])}
         images[name]["probabilities"] = batch["probs"][0].numpy()
         for kind, pp in postprocessors.items():
-            scorers[kind].update(batch, pp)
             images[name][kind] = pp(classes, batch["taps"], original_sizes(batch))[0].numpy()
-    return {kind: scorer.per_image_arrays() for kind, scorer in scorers.items()}, images
+    return images
 
 
 @pytest.fixture(scope="module")
@@ -260,18 +309,19 @@ def spa_scores(tmp_path_factory):
     command = ["checkpoint", "import", str(reference), "--method", "spa", "--backbone", "vgg16"]
     assert main([*command, "--num-classes", "10", "--out", str(checkpoint)]) == 0
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # the one_thread fixture does not reach a module's fixtures
     try:
-        records, images = score_spa(checkpoint)
+        images = spa_maps(checkpoint)
+        names = sorted(images)
+        recorded = SPA["recorded"]["images"]
+        assert names == sorted(recorded)
+        require_same_network(
+            np.stack([images[name]["probabilities"] for name in names]),
+            [recorded[name]["probabilities"] for name in names],
+        )
+        records = score_spa(checkpoint, folder / "user")
     finally:
         torch.set_num_threads(previous)
-    names = sorted(images)
-    recorded = SPA["recorded"]["images"]
-    assert names == sorted(recorded)
-    require_same_network(
-        np.stack([images[name]["probabilities"] for name in names]),
-        [recorded[name]["probabilities"] for name in names],
-    )
     return records, images
 
 

@@ -136,11 +136,11 @@ def test_protocols_are_registered_and_own_their_accumulators():
     best = max(per, key=lambda t: (per[t]["GTKnownLoc"], -float(t)))
     assert evaluator.choose()["spa"] == {"box_threshold": float(best)}
     at_half = evaluator.results({"spa": {"box_threshold": 0.5}})["spa"]
-    assert at_half["gt_known_loc"] == per["0.5"]["GTKnownLoc"] and at_half["box_threshold"] == 0.5
+    assert at_half["GTKnownLoc"] == per["0.5"]["GTKnownLoc"] and at_half["box_threshold"] == 0.5
     # beside the val-chosen threshold, the split's own choice (the published SPA rule), labelled
     assert at_half["box_threshold_on_test"] == float(best)
-    assert at_half["top1_loc_on_test"] == per[best]["Top1Loc"]
-    assert at_half["gt_known_loc_on_test"] == per[best]["GTKnownLoc"]
+    assert at_half["Top1Loc_on_test"] == per[best]["Top1Loc"]
+    assert at_half["GTKnownLoc_on_test"] == per[best]["GTKnownLoc"]
     own = evaluator.results()["spa"]  # no choice from elsewhere: the split's own, plain names
     assert own["box_threshold"] == float(best) and not any(k.endswith("_on_test") for k in own)
 

@@ -193,8 +193,36 @@ def test_spa_from_gt_class_maps_and_predictions_equals_scoring_every_class_map(c
     assert main(argv) == 0
     result = json.loads(out.read_text())
     assert {k: result[k] for k in expected} == expected
-    assert 0 < result["top1_loc"] < result["gt_known_loc"] and result["err_cls"] > 0
-    assert set(result["gt_known_loc_per_threshold"]) == {"0.3"}
+    assert 0 < result["Top1Loc"] < result["GTKnownLoc"] and result["err_cls"] > 0
+    assert set(result["GTKnownLoc_per_threshold"]) == {"0.3"}
+
+
+def test_one_name_per_quantity_in_every_protocol():
+    """The results table, the report and `evaluate`'s flat JSON all use MetricSpec.name; the
+    same quantity has the same name under every protocol that reports it (SCM's top-1-map
+    GT-known is its own rule: `GTKnownLoc` there, the GT class's map `GTKnownLocGTMap`)."""
+    from wsolbench.evaluation.protocols import registered_protocols
+
+    names = {"Top-1 Loc": "Top1Loc", "Top-5 Loc": "Top5Loc", "GT-known Loc": "GTKnownLoc"}
+    seen = {}
+    for name, protocol in registered_protocols().items():
+        for spec in protocol.specs():
+            if spec.quantity in names and name != "scm":
+                assert spec.name == names[spec.quantity], (name, spec)
+            seen.setdefault(spec.quantity, set()).add(name)
+    assert seen["GT-known Loc"] >= {"spa", "tscam", "bas", "dawsol", "scm"}
+    assert seen["Top-1 Loc"] >= {"spa", "tscam", "scm", "bas", "dawsol"}
+
+
+@pytest.mark.parametrize("protocol", ["tscam", "bas", "scm"])
+def test_the_flat_json_is_the_protocols_metric_names(cases, protocol, tmp_path):
+    from wsolbench.evaluation.protocols import create_protocols
+
+    out = _evaluate(cases, protocol, "cub", tmp_path)
+    specs = {spec.name for spec in create_protocols(names=[protocol])[protocol].specs()}
+    metrics = {k for k in out if k not in ("protocol", "num_images")}
+    metrics = {k.removesuffix("_per_threshold") for k in metrics}
+    assert metrics <= specs and {"Top1Loc", "Top5Loc"} <= metrics
 
 
 def test_predictions_of_a_model_with_fewer_than_five_classes(tmp_path):

@@ -112,12 +112,12 @@ def test_metrics_recomputed_from_per_image_data_equal_the_aggregates(scored):
     expected = {**box.compute(), **pxap.compute(), **peak.compute()}
     at = classic.compute()["classic_per_threshold"]["0.3"]
     expected.update(
-        top1_loc=at["Top1Loc"],
-        top5_loc=at["Top5Loc"],
-        gt_known_loc=at["GTKnownLoc"],
+        Top1Loc=at["Top1Loc"],
+        Top5Loc=at["Top5Loc"],
+        GTKnownLoc=at["GTKnownLoc"],
         err_part=at["error_part"],
         err_cls=at["error_cls"],
-        top1_cls=classic.compute()["Top1Cls"],
+        Top1Cls=classic.compute()["Top1Cls"],
     )
     for delta, value in zip((30, 50, 70), expected["MaxBoxAccV2_per_iou"]):
         expected[f"MaxBoxAccV2@{delta}"] = value
@@ -129,12 +129,12 @@ def test_metrics_recomputed_from_per_image_data_equal_the_aggregates(scored):
         "PxAP",
         "PeakIoU",
         "PeakT",
-        "top1_loc",
-        "top5_loc",
-        "gt_known_loc",
+        "Top1Loc",
+        "Top5Loc",
+        "GTKnownLoc",
         "err_part",
         "err_cls",
-        "top1_cls",
+        "Top1Cls",
     ):
         assert stats[metric].point() == pytest.approx(expected[metric], abs=1e-9), metric
     # Non-trivial data: not every image is correct, several thresholds differ.

@@ -163,7 +163,7 @@ def test_a_new_protocol_flows_through_bench_bootstrap_and_every_report(
     assert interval is not None and interval.low <= interval.value <= interval.high
     # the cross-protocol pair table: the paired difference of GT-known between spa and it
     assert (
-        boot.difference(fields, fields, "gt_known_loc", "spa", "pointing", metric_b="PeakInBox")
+        boot.difference(fields, fields, "GTKnownLoc", "spa", "pointing", metric_b="PeakInBox")
         is not None
     )
 

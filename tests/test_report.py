@@ -38,11 +38,11 @@ def _setting_rows(dataset, method, postprocessor, shift, masks=True, seed=0):
         versions={"numpy": "test"},
     )
     spa = dict(
-        top1_loc=40 + shift,
-        top5_loc=50 + shift,
-        gt_known_loc=60 + shift,
-        top1_cls=70 + shift,
-        top5_cls=90.0,
+        Top1Loc=40 + shift,
+        Top5Loc=50 + shift,
+        GTKnownLoc=60 + shift,
+        Top1Cls=70 + shift,
+        Top5Cls=90.0,
         err_cls=30 - shift,
         err_mins=5.0,
         err_part=10.0,
@@ -334,7 +334,7 @@ def test_results_csv_json_round_trip(tmp_path):
         ('{"not": "a list"', ".json", "cannot parse results"),
         (
             "dataset,split,backbone,method,postprocessor,protocol,metric,value\n"
-            "d,t,b,m,p,spa,top1_loc,1\nd,t,b,m,p,spa,top5_loc,abc\n",
+            "d,t,b,m,p,spa,Top1Loc,1\nd,t,b,m,p,spa,Top5Loc,abc\n",
             ".csv",
             ":3: value 'abc'",
         ),

@@ -226,28 +226,37 @@ def test_reported_dir_without_reported_flag_is_refused(tmp_path):
 
 
 def test_baselines_published_numbers(reported):
-    """BAS, TS-CAM and SCM as their READMEs print them (Top-1 / Top-5 / GT-known Loc)."""
+    """BAS, TS-CAM and SCM as their READMEs print them (Top-1 / Top-5 / GT-known Loc), each under
+    its own family's protocol, with that protocol's metric names."""
+    from wsolbench.evaluation.protocols import registered_protocols
 
-    def row(method, dataset, backbone, metrics):
+    def row(method, dataset, backbone, metrics, protocol):
         match = reported[
             (reported["method"] == method)
             & (reported["dataset"] == dataset)
             & (reported["backbone"] == backbone)
+            & (reported["protocol"] == protocol)
         ]
         return [float(match.loc[match["metric"] == m, "value"].iloc[0]) for m in metrics]
 
-    loc = ("top1_loc", "top5_loc", "gt_known_loc")
-    assert row("bas", "CUB", "vgg16", loc) == [71.33, 85.33, 91.07]
-    assert row("bas", "CUB", "resnet50", loc) == [77.25, 90.08, 95.13]
-    assert row("bas", "ILSVRC", "vgg16", loc) == [52.96, 65.41, 69.64]
-    assert row("bas", "ILSVRC", "resnet50", loc) == [57.18, 68.44, 71.77]
-    assert row("bas", "ILSVRC", "mobilenet_v1", loc) == [52.97, 66.59, 72.00]
-    assert row("tscam", "CUB", "deit_small", loc) == [71.3, 83.8, 87.7]
-    assert row("tscam", "ILSVRC", "deit_small", loc) == [53.4, 64.3, 67.6]
-    # SCM chose its box threshold on the test set: stored as the test-chosen metrics.
-    on_test = tuple(f"{m}_on_test" for m in loc)
-    assert row("scm", "CUB", "deit_small", on_test) == [76.4, 91.6, 96.6]
-    assert row("scm", "ILSVRC", "deit_small", on_test) == [56.1, 66.4, 68.8]
+    loc = ("Top1Loc", "Top5Loc", "GTKnownLoc")
+    assert row("bas", "CUB", "vgg16", loc, "bas") == [71.33, 85.33, 91.07]
+    assert row("bas", "CUB", "resnet50", loc, "bas") == [77.25, 90.08, 95.13]
+    assert row("bas", "ILSVRC", "vgg16", loc, "bas") == [52.96, 65.41, 69.64]
+    assert row("bas", "ILSVRC", "resnet50", loc, "bas") == [57.18, 68.44, 71.77]
+    assert row("bas", "ILSVRC", "mobilenet_v1", loc, "bas") == [52.97, 66.59, 72.00]
+    assert row("tscam", "CUB", "deit_small", loc, "tscam") == [71.3, 83.8, 87.7]
+    assert row("tscam", "ILSVRC", "deit_small", loc, "tscam") == [53.4, 64.3, 67.6]
+    # SCM chose each box threshold on the test set and read GT-known from the top-1 class's
+    # map: the scm protocol's own rule, so its own names.
+    assert row("scm", "CUB", "deit_small", loc, "scm") == [76.4, 91.6, 96.6]
+    assert row("scm", "ILSVRC", "deit_small", loc, "scm") == [56.1, 66.4, 68.8]
+    assert row("tscam", "CUB", "deit_small", ("Top1Cls",), "spa") == [80.3]
+    # Every published (protocol, metric) is one the protocol reports, so it sits beside the
+    # same protocol's measured number.
+    names = {name: {s.name for s in p.specs()} for name, p in registered_protocols().items()}
+    for protocol, metric in reported[["protocol", "metric"]].drop_duplicates().itertuples(False):
+        assert metric in names[protocol], (protocol, metric)
 
 
 def test_every_registered_method_is_implemented_in_the_reports():

@@ -36,11 +36,11 @@ PRINTED = [
         "spa",
         "scg",
         "spa",
-        "top1_loc",
+        "Top1Loc",
         "50.44",
         True,
     ),
-    ("main Table 1", "ILSVRC", "inception_v3", "spa", "scg", "spa", "top1_loc", "47.27", True),
+    ("main Table 1", "ILSVRC", "inception_v3", "spa", "scg", "spa", "Top1Loc", "47.27", True),
     (
         "supplementary Table 1",
         "ILSVRC",
@@ -48,7 +48,7 @@ PRINTED = [
         "spa",
         "scg",
         "spa",
-        "top1_loc",
+        "Top1Loc",
         "47.29",
         True,
     ),
@@ -59,7 +59,7 @@ PRINTED = [
         "acol",
         "none",
         "spa",
-        "top5_loc",
+        "Top5Loc",
         "42.58",
         True,
     ),
@@ -70,7 +70,7 @@ PRINTED = [
         "spa",
         "scg",
         "spa",
-        "gt_known_loc",
+        "GTKnownLoc",
         "22.71",
         True,
     ),
@@ -81,7 +81,7 @@ PRINTED = [
         "danet",
         "none",
         "spa",
-        "top1_loc",
+        "Top1Loc",
         "50.55",
         True,
     ),
@@ -104,7 +104,7 @@ PRINTED = [
         "cutmix",
         "scg",
         "spa",
-        "gt_known_loc",
+        "GTKnownLoc",
         "68.23",
         False,
     ),
@@ -132,8 +132,8 @@ PRINTED = [
         "9.25",
         False,
     ),
-    ("main Table 5", "ILSVRC", "vgg16", "spa", "none", "spa", "top1_loc", "52.33", True),
-    ("main Table 6", "CUB", "vgg16", "spa", "none", "spa", "top1_loc", "49.34", True),
+    ("main Table 5", "ILSVRC", "vgg16", "spa", "none", "spa", "Top1Loc", "52.33", True),
+    ("main Table 6", "CUB", "vgg16", "spa", "none", "spa", "Top1Loc", "49.34", True),
     (
         "main Table 6",
         "CUB",
@@ -141,7 +141,7 @@ PRINTED = [
         "spa-noram",
         "scg",
         "spa",
-        "gt_known_loc",
+        "GTKnownLoc",
         "30.77",
         True,
     ),
@@ -217,7 +217,7 @@ def _measured() -> pd.DataFrame:
         postprocessor="scg",
         protocol="spa",
         versions="",
-        metrics={"top1_loc": 61.0, "gt_known_loc": 76.5, "err_part": 10.0},
+        metrics={"Top1Loc": 61.0, "GTKnownLoc": 76.5, "err_part": 10.0},
     )
     rows += make_rows(
         dataset="ILSVRC-LID",
@@ -237,7 +237,7 @@ def _measured() -> pd.DataFrame:
         postprocessor="scg",
         protocol="spa",
         versions="",
-        metrics={"top1_loc": 50.0},
+        metrics={"Top1Loc": 50.0},
     )
     return results_frame(rows)
 
@@ -286,7 +286,7 @@ def test_comparison_shows_the_published_threshold_rule_beside_ours(spa):
         postprocessor="scg",
         protocol="spa",
         versions="",
-        metrics={"top1_loc_on_test": 62.5, "gt_known_loc_on_test": 78.0},
+        metrics={"Top1Loc_on_test": 62.5, "GTKnownLoc_on_test": 78.0},
     )
     (table,) = comparison_tables(pd.concat([measured, results_frame(extra)]), spa)
     assert table.columns[5:8] == ["Measured", "Thr. on test", "Reported"]

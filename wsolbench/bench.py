@@ -5,12 +5,13 @@ from its last checkpoint after an interruption), then, for every explainer of th
 model's own CAM by default), one inference pass over `val` (to choose the spa protocol's box
 threshold, never on `test`) and one over `test`, where every post-processor of the suite turns
 the class maps into score maps for every protocol. `[classifiers.<label>]` (torchvision
-classifiers as they are) skip training. Scores are cached in the run folder (`runs.RunFolder`),
-so a second run with the same suite only re-renders the report.
+classifiers as they are) and methods given a `checkpoint` (released weights, imported with
+`wsolbench checkpoint import`) skip training. Scores are cached in the run folder
+(`runs.RunFolder`), so a second run with the same suite only re-renders the report.
 
 The whole run is resolved before the first expensive step (`plan`): outputs claimed, every
-split read once and its images opened (header only), every checkpoint to resume read and
-checked, every explainer's layers found on every model.
+split read once and its images opened (header only), every checkpoint to resume or to score
+read and checked (a given one against its entry), every explainer's layers found on every model.
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ class Job:
     label: str
     folder: RunFolder
     spec: MethodSpec | ClassifierSpec
-    config: TrainConfig | None = None  # None: a classifier (nothing trained)
+    config: TrainConfig | None = None  # None: nothing trained (a classifier, a checkpoint)
     cached: Scores | None = None
+    checkpoint: Path | None = None  # a method's given checkpoint, scored as it is
+    run_hash: str = ""  # of an untrained method: its entry, dataset and weights' sha256
+    weights: str = ""  # the given checkpoint's sha256
 
 
 def run_bench(
@@ -144,10 +148,12 @@ def run_bench(
         elif job.config is not None:
             # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
             result = _train_and_score(suite, job, data, console, progress)
+        elif job.checkpoint is not None:
+            result = _score_checkpoint(suite, job, data, device, console, progress)
         else:
             result = _score_classifier(suite, job, data, device, console, progress)
         scores.append(result)
-        if job.config is not None:
+        if job.config is not None or job.checkpoint is not None:
             overlays.add(job.label, job.folder.overlays_file)
     if not distributed.is_main():
         return pd.DataFrame([row for result in scores for row in result.rows])
@@ -197,10 +203,14 @@ def plan(
     _check_splits(suite, data)
     jobs: list[Job] = []
     for spec in suite.methods:
-        config = _train_config(suite, spec, data, runs_dir, device)
-        folder = RunFolder.of(runs_dir, suite, spec.label, config.config_hash())
-        config.out_dir = str(folder.path)
-        job = Job(spec.label, folder, spec, config, folder.load(console, not distributed.is_main()))
+        if spec.checkpoint:
+            job = _checkpoint_job(suite, spec, data, runs_dir, console)
+        else:
+            config = _train_config(suite, spec, data, runs_dir, device)
+            folder = RunFolder.of(runs_dir, suite, spec.label, config.config_hash())
+            config.out_dir = str(folder.path)
+            cached = folder.load(console, not distributed.is_main())
+            job = Job(spec.label, folder, spec, config, cached)
         if job.cached is None and only is not None and spec.label not in only:
             continue  # not selected and never scored: absent, as before this run
         jobs.append(job)
@@ -217,7 +227,10 @@ def plan(
         _check_model(suite, job, data)
     _check_pretrained(suite, training)
     for job in pending:
-        if job.config is None:
+        if job.checkpoint is not None:  # its model is the entry's (_checkpoint_job checked it)
+            model = _meta_model(suite, job.spec, data.num_classes)
+            _check_explainers(suite, model, job.label)
+        elif job.config is None:
             _check_classifier(suite, job.spec, data)
     # The images every remaining step reads (the report draws test images in any case).
     for name in (("train",) if training else ()) + (("val",) if pending else ()) + ("test",):
@@ -228,11 +241,13 @@ def plan(
 
 
 def _check_splits(suite: Suite, data: BenchData) -> None:
-    """Read every split's metadata once and check its labels before anything is trained."""
+    """Read every split's metadata once and check its labels before anything is trained (a
+    suite whose every method is a given checkpoint trains on no class)."""
+    untrained = bool(suite.methods) and all(spec.checkpoint for spec in suite.methods)
     data.num_classes = check_labels(
         data.split("train"),
         suite.dataset["num_classes"] or None,
-        require_every_class=True,
+        require_every_class=not untrained,
         what="dataset.num_classes",
     )
     for name in ("val", "test"):
@@ -255,22 +270,87 @@ def _train_config(
 def _check_model(suite: Suite, job: Job, data: BenchData) -> None:
     """A method's model, built on the meta device, takes every explainer of the suite; a run
     to resume has a checkpoint that resumes (its fields read and type-checked)."""
-    from wsolbench.registry import create_method
-
     config = job.config
     if job.folder.checkpoint.is_file():
         check_resumable(load_checkpoint(job.folder.checkpoint), config, job.folder.checkpoint)
+    _check_explainers(suite, _meta_model(suite, job.spec, data.num_classes), job.label)
+
+
+def _meta_model(suite: Suite, spec: MethodSpec, num_classes: int):
+    """A method entry's model on the meta device (no memory, no weights)."""
+    from wsolbench.registry import create_method
+
     with torch.device("meta"):
-        model = create_method(
-            config.method,
-            backbone=config.backbone,
-            num_classes=data.num_classes,
+        return create_method(
+            spec.method,
+            backbone=suite.train["backbone"],
+            num_classes=num_classes,
             pretrained=False,
             weights=None,
-            large_feature_map=config.large_feature_map,
-            **config.hparams,
+            large_feature_map=suite.train["large_feature_map"],
+            **spec.hparams,
         )
-    _check_explainers(suite, model, job.label)
+
+
+def _checkpoint_job(suite: Suite, spec: MethodSpec, data: BenchData, runs_dir, console) -> Job:
+    """A method entry with a given checkpoint: read and checked against the entry (method,
+    backbone, classes, feature map, every tensor's name and shape: a disagreement is refused
+    here, before any work), its run folder named by the entry, the dataset and the weights'
+    sha256."""
+    path = Path(spec.checkpoint)
+    checkpoint = load_checkpoint(path)
+    _check_checkpoint_entry(suite, spec, checkpoint, data.num_classes, path)
+    weights = checkpoint_hash(path)
+    entry = {
+        "method": spec.method,
+        "hparams": spec.hparams,
+        "backbone": suite.train["backbone"],
+        "large_feature_map": suite.train["large_feature_map"],
+    }
+    run_hash = config_hash({"dataset": suite.dataset, "entry": entry, "checkpoint": weights})
+    folder = RunFolder.of(runs_dir, suite, spec.label, run_hash)
+    cached = folder.load(console, not distributed.is_main())
+    return Job(spec.label, folder, spec, None, cached, path, run_hash, weights)
+
+
+def _check_checkpoint_entry(
+    suite: Suite, spec: MethodSpec, checkpoint: dict, num_classes: int, path: Path
+) -> None:
+    """The checkpoint holds weights for the model the entry describes; else one line naming
+    the key. The entry's hyperparameters build the model (its evaluation rule, e.g. BAS's
+    top_k, is the suite's; training-only ones change nothing), so only its tensors must fit."""
+    key = f"methods.{spec.label}.checkpoint"
+    config = checkpoint.get("config") or {}
+    given = {
+        f"methods.{spec.label}.method": (spec.method, checkpoint["method"]),
+        "train.backbone": (suite.train["backbone"], checkpoint["backbone"]),
+        "dataset.num_classes": (num_classes, checkpoint["num_classes"]),
+        "train.large_feature_map": (
+            suite.train["large_feature_map"],
+            bool(config.get("large_feature_map", False)),
+        ),
+    }
+    for name, (want, got) in given.items():
+        if want != got:
+            raise WsolbenchError(
+                f"{key}: the checkpoint's model has {name.rpartition('.')[2]} {got!r}, the "
+                f"suite's {name} is {want!r} (import the weights with the entry's settings, "
+                "or set the entry to the checkpoint's)",
+                path,
+            )
+    own = {k: tuple(v.shape) for k, v in _meta_model(suite, spec, num_classes).state_dict().items()}
+    held = {k: tuple(v.shape) for k, v in checkpoint["model"].items() if torch.is_tensor(v)}
+    differ = sorted(k for k in set(own) | set(held) if own.get(k) != held.get(k))
+    if differ:
+        shown = ", ".join(
+            f"{k}: {held.get(k, 'absent')} in the checkpoint, {own.get(k, 'absent')} in the model"
+            for k in differ[:3]
+        )
+        raise WsolbenchError(
+            f"{key}: the checkpoint's tensors do not fit methods.{spec.label}'s model "
+            f"({len(differ)} differ: {shown}{' ...' if len(differ) > 3 else ''})",
+            path,
+        )
 
 
 def _check_pretrained(suite: Suite, jobs: list[Job]) -> None:
@@ -402,6 +482,44 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
         test = _eval_dataset(data, "test", suite, ten_crop=False)
         count = suite.evaluation["overlay_images"]
         write_overlay_maps(model, test, pps, count, trained.device, job.folder.overlays_file)
+        scores = job.folder.save(scores)
+    distributed.barrier()
+    return scores
+
+
+def _score_checkpoint(suite, job: Job, data: BenchData, device, console, progress) -> Scores:
+    """A method's given checkpoint, scored as it is (nothing trained): as a trained run is."""
+    if distributed.is_main():
+        console.rule(f"[bold]{job.label}[/] ({job.spec.method} from {job.checkpoint}, not trained)")
+    started = time.perf_counter()
+    torch_device = run_device(device, "--device")
+    checkpoint = load_checkpoint(job.checkpoint)
+    entry = {**checkpoint, "hparams": job.spec.hparams}  # the entry's model, these weights
+    model = model_from_checkpoint(entry, job.checkpoint, device=torch_device)
+    pps = postprocessors(suite)
+    common = dict(
+        dataset=data.name,
+        split="test",
+        backbone=checkpoint["backbone"],
+        seed=0,
+        config_hash=job.run_hash,
+        checkpoint_hash=job.weights,
+        versions=report_results.package_versions(),
+    )
+    rows, curves, records = score_model(
+        model, job.label, common, pps, suite, data, torch_device, progress
+    )
+    scores = Scores(
+        rows,
+        curves,
+        records,
+        score_seconds=time.perf_counter() - started,
+        device=_describe(torch_device),
+    )
+    if distributed.is_main():
+        test = _eval_dataset(data, "test", suite, ten_crop=False)
+        count = suite.evaluation["overlay_images"]
+        write_overlay_maps(model, test, pps, count, torch_device, job.folder.overlays_file)
         scores = job.folder.save(scores)
     distributed.barrier()
     return scores

@@ -14,3 +14,9 @@ IOU_THRESHOLDS = (30, 50, 70)  # config.py:181-182 `--iou_threshold_list ... def
 
 # spa (Panxjia/SPA_CVPR2021 @ 32bf2d5)
 BOX_THRESHOLDS = (0.2,)  # utils/localization.py:54 `get_topk_boxes_hier(..., threshold=0.2, ...)`
+
+# the box-localization families (tscam, scm, bas): the dataset whose released configuration
+# gives a family's box threshold and conventions (docs/protocols.md sec. 10); its box threshold
+# defaults to that configuration's (None here).
+FAMILY_DATASETS = ("cub", "ilsvrc")
+FAMILY_DATASET = "cub"

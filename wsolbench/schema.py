@@ -84,6 +84,7 @@ class Entry:
     label: str
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # the Entries' ``extra`` keys
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class Entries:
     keys: Keys | None = None  # fixed keys instead of the entry's registered options
     what: str = "option"  # what an entry's keys are called in errors
     example: str = ""  # shown when the section is empty
+    # Keys of every entry's table that are not the entry's options (a method's `checkpoint`),
+    # checked by their Options and kept apart (``Entry.extra``).
+    extra: Keys | None = None
 
     def check(
         self,
@@ -119,6 +123,10 @@ class Entries:
                 raise WsolbenchError(f"[{key}] must be a table", source)
             options = dict(options)
             name = options.pop(self.select, label) if self.select else label
+            extra = {}
+            if self.extra is not None:
+                given = {k: options.pop(k) for k in list(options) if k in self.extra.options}
+                extra = self.extra.check(given, f"{section}.{label}", source, name_of)
             where = name_of(f"{section}.{label}.{self.select}") if self.select else key
             if self.keys is not None:
                 name = check(name, Option(str), where, source)
@@ -130,5 +138,5 @@ class Entries:
                 options = registry_of(self.kind).check_options(
                     name, options, key, source, self.what, **(build or {})
                 )
-            entries.append(Entry(label, name, options))
+            entries.append(Entry(label, name, options, extra))
         return entries

@@ -102,6 +102,11 @@ EVALUATION = Keys(
             list(defaults.IOU_THRESHOLDS),
         ),
         "map_size": (_SIZE, defaults.MAP_SIZE),
+        # The families' protocols (tscam, scm, bas): whose released configuration gives their
+        # box threshold and conventions, and a fixed box threshold instead of that dataset's
+        # (None: the family's own; `box_thresholds` above is the spa protocol's list).
+        "dataset": (Option(str, choices=defaults.FAMILY_DATASETS), defaults.FAMILY_DATASET),
+        "box_threshold": (Option(float, low=0, high=1, high_open=True, nullable=True), None),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
         "batch_size": (Option(int, low=1, high=65536), 32),
@@ -128,7 +133,15 @@ SYNTHETIC = Keys(
         "size_jitter": (_BOOL, None),
     }
 )
-METHOD_TABLES = Entries("method", select="method", what="hyperparameter", example="cam")
+# `checkpoint`: a wsolbench checkpoint (`wsolbench checkpoint import` of released weights) that
+# the bench scores as it is instead of training this entry ("": trained by the suite).
+METHOD_TABLES = Entries(
+    "method",
+    select="method",
+    what="hyperparameter",
+    example="cam",
+    extra=Keys({"checkpoint": (Option(str), "")}),
+)
 # A post-processor's label is its registered name (the results' `postprocessor` column).
 POSTPROCESSOR_TABLES = Entries("post-processor", example="none")
 TOP_LEVEL = (
@@ -154,6 +167,7 @@ class MethodSpec:
     label: str  # the leaderboard's name for this trained model
     method: str  # the registered method
     hparams: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""  # a wsolbench checkpoint scored as it is, nothing trained ("": train)
 
 
 @dataclass
@@ -329,7 +343,7 @@ def parse_suite(
         description=str(raw.get("description", "")),
         dataset=dataset,
         train=train,
-        methods=[MethodSpec(e.label, e.name, e.options) for e in methods],
+        methods=[MethodSpec(e.label, e.name, e.options, e.extra["checkpoint"]) for e in methods],
         postprocessors={e.name: e.options for e in postprocessors},
         evaluation=evaluation,
         source=source,

@@ -32,7 +32,7 @@ RULE_ASPECTS = ("frame", "preparation", "box", "iou", "averaging", "threshold")
 class MetricSpec:
     """One number a protocol reports: its name in the results table and how it reads."""
 
-    name: str  # the results table's `metric` (e.g. "gt_known_loc")
+    name: str  # the results table's `metric` (e.g. "GTKnownLoc")
     label: str  # as printed (e.g. "GT-known Loc")
     better: int = 1  # +1 higher is better, -1 lower is better, 0 neither (a threshold)
     decimals: int = 2

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from wsolbench import defaults
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation.family_loc import FamilyLocAccumulator, decimal_thresholds
 from wsolbench.evaluation.per_image import CountMetric
@@ -27,7 +28,7 @@ from wsolbench.evaluation.resampling import (
     percent,
 )
 
-DATASETS = ("cub", "ilsvrc")
+DATASETS = defaults.FAMILY_DATASETS
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class FamilyProtocol(Protocol):
     # family scans its thresholds on the evaluated split and reports each metric's best).
     fixed: ClassVar[Mapping[str, float] | None] = None
 
-    def __init__(self, dataset: str = "cub", box_threshold: float | None = None):
+    def __init__(self, dataset: str = defaults.FAMILY_DATASET, box_threshold: float | None = None):
         if dataset not in DATASETS:
             raise WsolbenchError(f"{self.name}: dataset must be one of {DATASETS}, got {dataset!r}")
         self.dataset = dataset

@@ -92,7 +92,7 @@ class Peak(Protocol):
                 (
                     ColumnSpec(self.name, "PeakIoU"),
                     ColumnSpec(self.name, "PeakT"),
-                    ColumnSpec("spa", "gt_known_loc"),
+                    ColumnSpec("spa", "GTKnownLoc"),
                 ),
                 order=10,
                 requires=("PeakIoU", "PeakT"),

@@ -28,13 +28,10 @@ from wsolbench.registry import register_protocol
 # The five error types (docs/protocols.md sec. 5) as result metrics, with their printed names.
 SPA_ERRORS = {kind: "err_" + kind.replace("-", "") for kind in ERROR_TYPES}  # err_mins, ...
 _ERROR_LABELS = {"cls": "Cls", "m-ins": "M-Ins", "part": "Part", "more": "More", "ot": "OT"}
-# The accuracies that depend on the box threshold: results name -> (label, compute()'s key); at
-# the threshold the evaluated (test) split chooses for itself they get the suffix ON_TEST.
-THRESHOLD_METRICS = {
-    "top1_loc": ("Top-1 Loc", "Top1Loc"),
-    "top5_loc": ("Top-5 Loc", "Top5Loc"),
-    "gt_known_loc": ("GT-known Loc", "GTKnownLoc"),
-}
+# The accuracies that depend on the box threshold: results name (also the accumulator's
+# compute() key, and every family protocol's name for the same quantity) -> label; at the
+# threshold the evaluated (test) split chooses for itself they get the suffix ON_TEST.
+THRESHOLD_METRICS = {"Top1Loc": "Top-1 Loc", "Top5Loc": "Top-5 Loc", "GTKnownLoc": "GT-known Loc"}
 ON_TEST = "_on_test"
 
 
@@ -60,11 +57,11 @@ class Spa(Protocol):
 
     def specs(self) -> tuple[MetricSpec, ...]:
         return (
-            MetricSpec("top1_loc", "Top-1 Loc", headline=3, quantity="Top-1 Loc"),
-            MetricSpec("top5_loc", "Top-5 Loc", quantity="Top-5 Loc"),
-            MetricSpec("gt_known_loc", "GT-known Loc", headline=2, quantity="GT-known Loc"),
-            MetricSpec("top1_cls", "Top-1 Cls", headline=1, postprocessed=False),
-            MetricSpec("top5_cls", "Top-5 Cls"),
+            MetricSpec("Top1Loc", "Top-1 Loc", headline=3, quantity="Top-1 Loc"),
+            MetricSpec("Top5Loc", "Top-5 Loc", quantity="Top-5 Loc"),
+            MetricSpec("GTKnownLoc", "GT-known Loc", headline=2, quantity="GT-known Loc"),
+            MetricSpec("Top1Cls", "Top-1 Cls", headline=1, postprocessed=False),
+            MetricSpec("Top5Cls", "Top-5 Cls"),
             *(
                 MetricSpec(metric, _ERROR_LABELS[kind], better=-1)
                 for kind, metric in SPA_ERRORS.items()
@@ -74,7 +71,7 @@ class Spa(Protocol):
             # published numbers were read: the same rule, labelled so (never the headline).
             *(
                 MetricSpec(f"{metric}{ON_TEST}", f"{label} (thr. on test)")
-                for metric, (label, _) in THRESHOLD_METRICS.items()
+                for metric, label in THRESHOLD_METRICS.items()
             ),
             MetricSpec(
                 f"box_threshold{ON_TEST}", "Box thr. on test", better=0, decimals=3, measured=False
@@ -88,10 +85,7 @@ class Spa(Protocol):
         if "classic" not in computed:
             return {}
         per = computed["classic"]["classic_per_threshold"]
-        return {
-            metric: {t: row[key] for t, row in per.items()}
-            for metric, (_, key) in THRESHOLD_METRICS.items()
-        }
+        return {metric: {t: row[metric] for t, row in per.items()} for metric in THRESHOLD_METRICS}
 
     def curves(self, computed: Mapping[str, dict]) -> list[tuple[str, list, list]]:
         return []  # the report draws none of its own (the box threshold is one of a few)
@@ -123,15 +117,15 @@ class Spa(Protocol):
         classic = computed["classic"]
         threshold = float((choice or self.choose(computed))["box_threshold"])
         at = classic["classic_per_threshold"][f"{threshold:g}"]
-        out = {metric: at[key] for metric, (_, key) in THRESHOLD_METRICS.items()}
-        out.update(top1_cls=classic["Top1Cls"], top5_cls=classic["Top5Cls"])
+        out = {metric: at[metric] for metric in THRESHOLD_METRICS}
+        out.update(Top1Cls=classic["Top1Cls"], Top5Cls=classic["Top5Cls"])
         out.update({metric: at[f"error_{kind}"] for kind, metric in SPA_ERRORS.items()})
         out["box_threshold"] = threshold
         if choice is not None:  # chosen elsewhere (val): also the evaluated split's own choice
             own = self.choose(computed)["box_threshold"]
             at_own = classic["classic_per_threshold"][f"{own:g}"]
-            for metric, (_, key) in THRESHOLD_METRICS.items():
-                out[f"{metric}{ON_TEST}"] = at_own[key]
+            for metric in THRESHOLD_METRICS:
+                out[f"{metric}{ON_TEST}"] = at_own[metric]
             out[f"box_threshold{ON_TEST}"] = own
         return out
 
@@ -168,11 +162,11 @@ class Spa(Protocol):
         t = self.threshold_index(meta)
         outcome = arrays["classic.outcome"][:, t]
         columns = {
-            "top1_loc": outcome == 0,
-            "top5_loc": arrays["classic.top5_loc"][:, t],
-            "gt_known_loc": arrays["classic.gt_known_loc"][:, t],
-            "top1_cls": arrays["classic.top1_cls"],
-            "top5_cls": arrays["classic.top5_cls"],
+            "Top1Loc": outcome == 0,
+            "Top5Loc": arrays["classic.top5_loc"][:, t],
+            "GTKnownLoc": arrays["classic.gt_known_loc"][:, t],
+            "Top1Cls": arrays["classic.top1_cls"],
+            "Top5Cls": arrays["classic.top5_cls"],
         }
         columns.update(
             {metric: outcome == OUTCOMES.index(kind) for kind, metric in SPA_ERRORS.items()}
@@ -187,9 +181,9 @@ class Spa(Protocol):
         order = np.argsort(np.asarray(meta["box_thresholds"], np.float64), kind="stable")
         known = arrays["classic.gt_known_loc"][:, order]
         per_threshold = {
-            "top1_loc": arrays["classic.outcome"][:, order] == 0,
-            "top5_loc": arrays["classic.top5_loc"][:, order],
-            "gt_known_loc": known,
+            "Top1Loc": arrays["classic.outcome"][:, order] == 0,
+            "Top5Loc": arrays["classic.top5_loc"][:, order],
+            "GTKnownLoc": known,
         }
         for metric, values in per_threshold.items():
             rows = np.concatenate([known, values], 1).astype(np.float32)
@@ -216,11 +210,11 @@ class Spa(Protocol):
                 "spa protocol: ten-crop classification, box from the map at the "
                 "threshold chosen on val, correct if IoU > 0.5; error = 100 - accuracy.",
                 (
-                    col("top1_loc", error=True),
-                    col("top5_loc", error=True),
-                    col("gt_known_loc", error=True),
-                    col("top1_cls", error=True),
-                    col("top5_cls", error=True),
+                    col("Top1Loc", error=True),
+                    col("Top5Loc", error=True),
+                    col("GTKnownLoc", error=True),
+                    col("Top1Cls", error=True),
+                    col("Top5Cls", error=True),
                     col("box_threshold"),
                 ),
                 order=30,
@@ -234,10 +228,10 @@ class Spa(Protocol):
                 "set, where the published SPA numbers were read; optimistic by construction, "
                 "shown to compare with them.",
                 (
-                    col("top1_loc"),
-                    col(f"top1_loc{ON_TEST}"),
-                    col("gt_known_loc"),
-                    col(f"gt_known_loc{ON_TEST}"),
+                    col("Top1Loc"),
+                    col(f"Top1Loc{ON_TEST}"),
+                    col("GTKnownLoc"),
+                    col(f"GTKnownLoc{ON_TEST}"),
                     col("box_threshold"),
                     col(f"box_threshold{ON_TEST}"),
                 ),
@@ -250,8 +244,8 @@ class Spa(Protocol):
                 "Loc errors: spa protocol; Peak-IoU: peak protocol; the RAM difference is RAM "
                 "minus no RAM.",
                 (
-                    col("top1_loc", error=True),
-                    col("gt_known_loc", error=True),
+                    col("Top1Loc", error=True),
+                    col("GTKnownLoc", error=True),
                     ColumnSpec("peak", "PeakIoU"),
                 ),
                 order=50,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from wsolbench import defaults
 from wsolbench.evaluation.family_loc import iou_plus_one, largest_contour_boxes
 from wsolbench.evaluation.protocols.base import MapBatch, raw_array
 from wsolbench.evaluation.protocols.family import FamilyProtocol, LocMetric, in_topk
@@ -71,7 +72,10 @@ class TsCam(FamilyProtocol):
     }
 
     def __init__(
-        self, dataset: str = "cub", box_threshold: float | None = None, map_size: int = 224
+        self,
+        dataset: str = defaults.FAMILY_DATASET,
+        box_threshold: float | None = None,
+        map_size: int = 224,
     ):
         self.map_size = int(map_size)  # 224; GenPromp's copy of this code runs it at 512
         super().__init__(dataset, box_threshold)

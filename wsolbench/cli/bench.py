@@ -41,6 +41,16 @@ def register(subparsers) -> None:
         "the leaderboard from their cached scores",
     )
     parser.add_argument(
+        "--checkpoint",
+        dest="checkpoints",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="score this checkpoint (a `wsolbench checkpoint import`ed file of released weights) "
+        "as the suite's method LABEL instead of training it (repeatable; the same as --set "
+        "methods.LABEL.checkpoint=PATH)",
+    )
+    parser.add_argument(
         "--runs-dir", default="runs", help="checkpoints and cached scores (default: %(default)s)"
     )
     parser.add_argument(
@@ -65,6 +75,8 @@ def run(args) -> int:
     from wsolbench.suite import load_suite
 
     suite = load_suite(args.suite, args.overrides)
+    if args.checkpoints:  # one more load: each becomes the override it stands for
+        suite = load_suite(args.suite, [*args.overrides, *checkpoint_overrides(args, suite)])
     wanted = None
     if args.methods is not None:
         wanted = [label.strip() for label in args.methods.split(",") if label.strip()]
@@ -90,3 +102,25 @@ def run(args) -> int:
     )
     distributed.shutdown()  # under torchrun: leave the process group while Python is alive
     return 0
+
+
+def checkpoint_overrides(args, suite) -> list[str]:
+    """``--checkpoint LABEL=PATH`` as ``methods.LABEL.checkpoint=PATH`` (the suite schema checks
+    it as it checks the key in a suite file); LABEL must be one of the suite's methods."""
+    import json
+
+    from wsolbench.errors import WsolbenchError
+
+    labels = [spec.label for spec in suite.methods]
+    out = []
+    for given in args.checkpoints:
+        label, sep, path = given.partition("=")
+        if not sep or not label or not path:
+            raise WsolbenchError(f"--checkpoint {given}: expected LABEL=PATH")
+        if label not in labels:
+            raise WsolbenchError(
+                f"--checkpoint {given}: suite {suite.name} has no method {label!r} "
+                f"(its methods: {', '.join(labels) or 'none'})"
+            )
+        out.append(f"methods.{label}.checkpoint={json.dumps(path)}")
+    return out

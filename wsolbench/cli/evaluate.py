@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--dataset",
-        choices=("cub", "ilsvrc"),
+        choices=defaults.FAMILY_DATASETS,
         default=None,
         help="the dataset defaults of a family's protocol: its box threshold and box "
         "conventions (default: the protocol's own, cub)",
