@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from wsolbench.engine import distributed
+from wsolbench.engine import distributed, numerics
 from wsolbench.engine.checkpoint import (
     build_from_checkpoint,
     check_resume_fields,
@@ -176,6 +176,12 @@ def train(
     ``train_split``: the train split, if the caller has read it already.
     """
     device = run_device(config.device)
+    # On the CPU the run's thread count, set again at every epoch (a callback may launch numba).
+    with numerics.training_threads(device, config.threads) as pin_threads:
+        return _train(config, device, pin_threads, on_epoch_end, train_split)
+
+
+def _train(config, device, pin_threads, on_epoch_end, train_split) -> TrainResult:
     rank, world = distributed.rank(), distributed.world_size()
     # config.batch_size is the total batch (as the references count it): each process takes its
     # share, and DDP's gradient average makes the step that of the whole batch.
@@ -251,6 +257,7 @@ def train(
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
         progress.skip_to(start_epoch)
         for epoch in range(start_epoch, config.epochs):
+            pin_threads()
             seed_everything(derive_seed(config.seed, epoch, rank))
             loader_generator.manual_seed(derive_seed(config.seed, epoch, rank, 1))
             sampler.set_epoch(epoch)
