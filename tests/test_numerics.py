@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -30,9 +31,7 @@ def _numba_launch() -> None:
     batch_level_hits(levels, gt, np.array([0, 1, 2]), np.array([50]), 2)
 
 
-def test_training_bits_do_not_depend_on_the_callers_threads_or_a_numba_launch(
-    tiny_data, tmp_path
-):
+def test_training_bits_do_not_depend_on_the_callers_threads_or_a_numba_launch(tiny_data, tmp_path):
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -74,7 +73,7 @@ def test_mkl_runs_in_its_reproducible_mode_once_wsolbench_is_imported():
         "torch.nn.Linear(8, 4)(torch.ones(2, 8))\n"
         "print(numerics.mkl_branch())\n"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k != "MKL_CBWR"}
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout.split()

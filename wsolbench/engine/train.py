@@ -116,8 +116,8 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 def check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
     run can also be extended), and so must the execution (device, dtype, processes), which
-    changes the numbers, as does the worker count (augmentation draws from the RNG of the
-    process that loads the image)."""
+    changes the numbers (CPU threads and MKL branch included), as does the worker count
+    (augmentation draws from the RNG of the process that loads the image)."""
     check_resume_fields(checkpoint, path)
     if "recipe" not in checkpoint["config"]:
         raise WsolbenchError(
@@ -143,7 +143,7 @@ def check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
         changes = changes or "a different execution"
         raise WsolbenchError(
             f"cannot resume: it would change the results ({changes}); resume on "
-            "the same kind of device and dtype, or start a new run",
+            "the same kind of device, dtype and CPU threads, or start a new run",
             path=path,
         )
     if differing:
