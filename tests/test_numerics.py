@@ -35,15 +35,15 @@ def test_training_bits_do_not_depend_on_the_callers_threads_or_a_numba_launch(ti
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = _weights(tiny_config(tiny_data, tmp_path / "one", threads=1))
+        one = _weights(tiny_config(tiny_data, tmp_path / "one", threads=1, epochs=1))
         assert torch.get_num_threads() == 1  # the caller's count is put back
-        two = _weights(tiny_config(tiny_data, tmp_path / "two", threads=2))
+        two = _weights(tiny_config(tiny_data, tmp_path / "two", threads=2, epochs=1))
         # The premise: the thread count changes the weights (oneDNN's convolution backward
         # splits its batch sum among the threads), so the pin below is what keeps them.
         assert not _equal(one, two)
         torch.set_num_threads(2)
         _numba_launch()
-        again = _weights(tiny_config(tiny_data, tmp_path / "again", threads=1))
+        again = _weights(tiny_config(tiny_data, tmp_path / "again", threads=1, epochs=1))
         assert torch.get_num_threads() == numerics.cpu_threads(0)
         assert _equal(one, again)
     finally:
@@ -59,7 +59,7 @@ def test_the_thread_count_and_mkl_branch_are_part_of_a_cpu_runs_identity(tiny_da
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(3)  # threads = 0: the count torch has when the run starts
-        assert tiny_config(tiny_data, tmp_path / "a").execution()["threads"] == 3
+        assert tiny_config(tiny_data, tmp_path / "a", threads=0).execution()["threads"] == 3
     finally:
         torch.set_num_threads(previous)
 
