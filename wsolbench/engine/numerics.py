@@ -12,7 +12,7 @@ training step, docs/protocols.md sec. 9):
   dynamic thread scheduling. Convolutions (oneDNN) never call MKL.
 
 Training pins both: ``training_threads`` sets the run's thread count (``TrainConfig.threads``,
-recorded in its execution and so in its hash) at every epoch; MKL runs in CNR mode on the branch
+recorded in its execution and so in its hash; a resume keeps the run's) at every epoch; MKL runs in CNR mode on the branch
 ``MKL_BRANCH``, requested through ``MKL_CBWR`` when wsolbench is imported (MKL reads it at its
 first call and cannot change branch afterwards), and ``mkl_branch`` reports the branch in force.
 """
@@ -86,23 +86,22 @@ def cpu_threads(threads: int) -> int:
 
 
 @contextlib.contextmanager
-def training_threads(device, threads: int):
-    """Run a training on ``device`` with ``cpu_threads(threads)`` intra-op threads (CPU only);
-    the caller's count is put back afterwards. Yields a function that sets the count again
-    (at every epoch: a callback's numba launch may have reset it)."""
+def training_threads(device):
+    """A training on ``device``: yields ``pin(threads)``, which sets ``cpu_threads(threads)``
+    intra-op threads on the CPU (0: the count at entry); the training calls it at every epoch
+    (a callback's numba launch may have reset the count). The caller's count is put back."""
     import torch
 
     if device.type != "cpu":
-        yield lambda: None
+        yield lambda threads: None
         return
     previous = torch.get_num_threads()
-    wanted = cpu_threads(threads)
 
-    def pin() -> None:
+    def pin(threads: int) -> None:
+        wanted = threads or previous
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
 
-    pin()
     try:
         yield pin
     finally:

@@ -9,6 +9,7 @@ to exactly the weights an uninterrupted run reaches (on CPU, with the same seed)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ def train(
     """
     device = run_device(config.device)
     # On the CPU the run's thread count, set again at every epoch (a callback may launch numba).
-    with numerics.training_threads(device, config.threads) as pin_threads:
+    with numerics.training_threads(device) as pin_threads:
         return _train(config, device, pin_threads, on_epoch_end, train_split)
 
 
@@ -198,7 +199,13 @@ def _train(config, device, pin_threads, on_epoch_end, train_split) -> TrainResul
     resumed = None
     if config.resume and checkpoint_path.is_file():  # read and checked before any data
         resumed = load_checkpoint(checkpoint_path)
+        if not config.threads:  # unless told otherwise, a resume keeps the run's CPU threads
+            execution = resumed.get("execution")
+            threads = execution.get("threads") if isinstance(execution, dict) else None
+            if isinstance(threads, int) and threads > 0:
+                config = dataclasses.replace(config, threads=threads)
         check_resumable(resumed, config, checkpoint_path)
+    pin_threads(config.threads)
 
     dataset, num_classes = load_train_split(config, train_split)
     seed_everything(config.seed)  # the same initial weights on every rank
@@ -258,7 +265,7 @@ def _train(config, device, pin_threads, on_epoch_end, train_split) -> TrainResul
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
         progress.skip_to(start_epoch)
         for epoch in range(start_epoch, config.epochs):
-            pin_threads()
+            pin_threads(config.threads)
             seed_everything(derive_seed(config.seed, epoch, rank))
             loader_generator.manual_seed(derive_seed(config.seed, epoch, rank, 1))
             sampler.set_epoch(epoch)
