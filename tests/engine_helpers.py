@@ -39,6 +39,7 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
         lr=0.02,
         lr_step=10,
         workers=0,
+        threads=1,  # the suite's convention (CPU float sums depend on the count)
         device="cpu",
         out_dir=str(out),
         progress=False,
@@ -65,6 +66,7 @@ epochs = 2
 batch_size = 8
 lr = 0.01
 workers = 0
+threads = 1
 [methods.cam]
 [postprocessors.none]
 [postprocessors.scg]

@@ -15,6 +15,7 @@ from engine_helpers import NUM_CLASSES, every_class_map, small_backbone, tiny_co
 from wsolbench.cli import main
 from wsolbench.data.datasets import EvalDataset
 from wsolbench.data.metadata import read_split
+from wsolbench.engine import numerics
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, load_model
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict
@@ -47,6 +48,8 @@ def test_config_hash_ignores_run_only_fields_but_not_hyperparameters(tmp_path):
         "dtype": "float32",
         "channels_last": False,
         "world_size": 1,
+        "threads": 1,  # CPU float sums depend on both (test_numerics)
+        "mkl": numerics.mkl_branch(),
     }
     assert base.config_hash() != tiny_config(tmp_path, tmp_path / "a", lr=0.5).config_hash()
     assert (

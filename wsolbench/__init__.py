@@ -1,5 +1,6 @@
 """wsolbench: weakly supervised object localization under one exact, fast protocol."""
 
+from wsolbench.engine import numerics
 from wsolbench.errors import WsolbenchError
 from wsolbench.registry import (
     create_backbone,
@@ -15,6 +16,8 @@ from wsolbench.registry import (
     register_method,
     register_postprocessor,
 )
+
+numerics.request_mkl_branch()  # before MKL's first call: it cannot change branch afterwards
 
 __version__ = "0.1.0"
 

@@ -146,7 +146,7 @@ def run_bench(
         if job.cached is not None:
             result = job.cached
         elif job.config is not None:
-            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
+            # (training sets its own thread count: engine/numerics.training_threads)
             result = _train_and_score(suite, job, data, console, progress)
         elif job.checkpoint is not None:
             result = _score_checkpoint(suite, job, data, device, console, progress)

@@ -200,6 +200,15 @@ class TrainConfig:
     device: str = _field(
         "auto", "auto, cpu, cuda or cuda:N", DEVICE_OPTION, suite=False, hashed=False
     )
+    # CPU float sums depend on the thread count: it enters the hash through `execution()`.
+    threads: int = _field(
+        0,
+        "CPU threads of a CPU training (0: torch's count, by default the physical cores); part "
+        "of the run's identity: float sums depend on it",
+        Option(int, low=0, high=4096),
+        hashed=False,
+        metavar="N",
+    )
     amp: bool = _field(
         False, "bf16 autocast, CUDA only; the references train in fp32", Option(bool), hashed=False
     )
@@ -304,17 +313,24 @@ class TrainConfig:
     # -- identity ----------------------------------------------------------------------------
     def execution(self) -> dict[str, Any]:
         """What about the machine changes the numbers: device type, compute dtype, memory
-        format and process count (recorded in checkpoints; a resume must match it)."""
+        format and process count, and on the CPU the thread count and MKL's code branch
+        (``engine/numerics.py``) (recorded in checkpoints; a resume must match it)."""
         import os
+
+        from wsolbench.engine import numerics
 
         kind = device_type(self.device)
         on_cuda = kind == "cuda"
-        return {
+        execution = {
             "device": kind,
             "dtype": "bfloat16" if on_cuda and self.amp else "float32",
             "channels_last": on_cuda and self.channels_last,
             "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         }
+        if not on_cuda:
+            execution["threads"] = numerics.cpu_threads(self.threads)
+            execution["mkl"] = numerics.mkl_branch()
+        return execution
 
     # -- serialization -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

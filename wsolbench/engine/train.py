@@ -9,6 +9,7 @@ to exactly the weights an uninterrupted run reaches (on CPU, with the same seed)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from wsolbench.engine import distributed
+from wsolbench.engine import distributed, numerics
 from wsolbench.engine.checkpoint import (
     build_from_checkpoint,
     check_resume_fields,
@@ -117,8 +118,8 @@ def method_hparams(method, config: TrainConfig) -> dict[str, Any]:
 def check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
     """Resume only the same run: every hashed field but `epochs` must agree (so a finished
     run can also be extended), and so must the execution (device, dtype, processes), which
-    changes the numbers, as does the worker count (augmentation draws from the RNG of the
-    process that loads the image)."""
+    changes the numbers (CPU threads and MKL branch included), as does the worker count
+    (augmentation draws from the RNG of the process that loads the image)."""
     check_resume_fields(checkpoint, path)
     if "recipe" not in checkpoint["config"]:
         raise WsolbenchError(
@@ -144,7 +145,7 @@ def check_resumable(checkpoint: dict, config: TrainConfig, path: Path) -> None:
         changes = changes or "a different execution"
         raise WsolbenchError(
             f"cannot resume: it would change the results ({changes}); resume on "
-            "the same kind of device and dtype, or start a new run",
+            "the same kind of device, dtype and CPU threads, or start a new run",
             path=path,
         )
     if differing:
@@ -177,6 +178,12 @@ def train(
     ``train_split``: the train split, if the caller has read it already.
     """
     device = run_device(config.device)
+    # On the CPU the run's thread count, set again at every epoch (a callback may launch numba).
+    with numerics.training_threads(device) as pin_threads:
+        return _train(config, device, pin_threads, on_epoch_end, train_split)
+
+
+def _train(config, device, pin_threads, on_epoch_end, train_split) -> TrainResult:
     rank, world = distributed.rank(), distributed.world_size()
     # config.batch_size is the total batch (as the references count it): each process takes its
     # share, and DDP's gradient average makes the step that of the whole batch.
@@ -192,7 +199,13 @@ def train(
     resumed = None
     if config.resume and checkpoint_path.is_file():  # read and checked before any data
         resumed = load_checkpoint(checkpoint_path)
+        if not config.threads:  # unless told otherwise, a resume keeps the run's CPU threads
+            execution = resumed.get("execution")
+            threads = execution.get("threads") if isinstance(execution, dict) else None
+            if isinstance(threads, int) and threads > 0:
+                config = dataclasses.replace(config, threads=threads)
         check_resumable(resumed, config, checkpoint_path)
+    pin_threads(config.threads)
 
     dataset, num_classes = load_train_split(config, train_split)
     seed_everything(config.seed)  # the same initial weights on every rank
@@ -252,6 +265,7 @@ def train(
     with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
         progress.skip_to(start_epoch)
         for epoch in range(start_epoch, config.epochs):
+            pin_threads(config.threads)
             seed_everything(derive_seed(config.seed, epoch, rank))
             loader_generator.manual_seed(derive_seed(config.seed, epoch, rank, 1))
             sampler.set_epoch(epoch)
