@@ -37,7 +37,7 @@ from wsolbench.engine.train import check_resumable, train
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation import create_protocols
 from wsolbench.explainers.suite import DEFAULT_EXPLAINERS, ClassifierSpec
-from wsolbench.identity import config_hash
+from wsolbench.identity import config_hash, weights_hash
 from wsolbench.io import claim_folder
 from wsolbench.overlays import OverlayCollector, write_overlay_maps
 from wsolbench.registry import create_postprocessor
@@ -170,7 +170,7 @@ def run_bench(
         per_image=per_image,
         bootstrap=bootstrap,
         title=suite.description or suite.name,
-        notes=_reproduction_note(suite, scores),
+        notes=_reproduction_note(suite),
     )
     print_leaderboard(results, console, bootstrap=bootstrap)
     console.print(
@@ -311,17 +311,23 @@ def _describe(device: torch.device) -> str:
     return name
 
 
-def _reproduction_note(suite: Suite, scores: list[Scores]) -> str:
+def _reproduction_note(suite: Suite) -> str:
+    """The committed report's note: how to reproduce it. Wall times are this machine's, not the
+    results', so they go to the terminal (``_cost_line``), and a rerun leaves the files alike."""
     source = suite.name if suite.source.startswith("<built-in") else suite.source
     command = " ".join(
         ["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)]
     )
+    return f"Reproduce with `{command}`."
+
+
+def _cost_line(scores: list[Scores]) -> str:
     train_seconds = sum(s.train_seconds or 0.0 for s in scores)
     score_seconds = sum(s.score_seconds for s in scores)
     devices = ", ".join(sorted({s.device for s in scores}))
     return (
-        f"Reproduce with `{command}`. Training took {train_seconds / 60:.1f} min and inference with "
-        f"scoring {score_seconds / 60:.1f} min on {devices}."
+        f"training took {train_seconds / 60:.1f} min and inference with scoring "
+        f"{score_seconds / 60:.1f} min on {devices}"
     )
 
 
@@ -362,7 +368,7 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
         backbone=config.backbone,
         seed=config.seed,
         config_hash=trained.config_hash,
-        checkpoint_hash=checkpoint_hash(trained.checkpoint),
+        checkpoint_hash=checkpoint_hash(checkpoint),  # of the weights, not the file
         versions=report_results.package_versions(),
     )
     rows, curves, records = score_model(
@@ -466,14 +472,14 @@ def _score_classifier(suite, job: Job, data: BenchData, device, console, progres
         classifier.tap_layers,
         torch_device,
     )
-    weights = Path(classifier.weights)
     common = {
         "dataset": data.name,
         "split": "test",
         "backbone": classifier.model,
         "seed": 0,
         "config_hash": config_hash({"dataset": suite.dataset, "classifier": vars(classifier)}),
-        "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
+        # the weights as built (a local file or torchvision's); "" for a random initialization
+        "checkpoint_hash": weights_hash(model.state_dict()) if classifier.weights else "",
         "versions": report_results.package_versions(),
     }
     rows, curves, records = score_model(
