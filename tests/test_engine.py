@@ -227,8 +227,10 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny_run):
     assert torch.equal(first["logits"], second["logits"])
     assert torch.equal(every_class_map(model, first), every_class_map(again, second))
     # The provenance hash is that of the weights (identity.weights_hash), not of the file.
-    assert checkpoint_hash(path) == weights_hash(checkpoint["model"]) == weights_hash(
-        model.state_dict()
+    assert (
+        checkpoint_hash(path)
+        == weights_hash(checkpoint["model"])
+        == weights_hash(model.state_dict())
     )
     assert checkpoint_hash(path) != hashlib.sha256(path.read_bytes()).hexdigest()
 
