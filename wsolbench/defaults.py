@@ -14,3 +14,6 @@ IOU_THRESHOLDS = (30, 50, 70)  # config.py:181-182 `--iou_threshold_list ... def
 
 # spa (Panxjia/SPA_CVPR2021 @ 32bf2d5)
 BOX_THRESHOLDS = (0.2,)  # utils/localization.py:54 `get_topk_boxes_hier(..., threshold=0.2, ...)`
+
+# wsolbench's own (no reference fixes them)
+EVAL_BATCH_SIZE = 32  # images per inference batch (infer, bench's [evaluation] batch_size)

@@ -104,7 +104,7 @@ EVALUATION = Keys(
         "map_size": (_SIZE, defaults.MAP_SIZE),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
-        "batch_size": (Option(int, low=1, high=65536), 32),
+        "batch_size": (Option(int, low=1, high=65536), defaults.EVAL_BATCH_SIZE),
         # Scored under these protocols (names of `wsolbench list protocols`); with two that
         # measure one quantity, the leaderboard gets the cross-protocol table.
         "protocols": (Option(list, item=str, min_items=1), list(DEFAULT_PROTOCOLS)),
@@ -193,6 +193,33 @@ class Suite:
             names,
             self.source,
         )
+
+    def scoring_settings(self, postprocessor: str | None = None) -> dict[str, Any]:
+        """What the bench scores a model of this suite with, for the commands' ``--suite``
+        (``infer``, ``evaluate``, ``scg figures``): the post-processor's options (its
+        ``[postprocessors.<name>]`` table), the network input size, the map size, batch size and
+        the MaxBoxAccV2 settings. A post-processor the suite does not use is an error."""
+        from wsolbench.registry import POSTPROCESSORS
+
+        options = {}
+        if postprocessor is not None:
+            name = POSTPROCESSORS.canonical(postprocessor)
+            if name not in self.postprocessors:
+                raise WsolbenchError(
+                    f"--suite {self.name} has no [postprocessors.{name}] "
+                    f"(it has: {', '.join(self.postprocessors)})",
+                    self.source,
+                )
+            options = dict(self.postprocessors[name])
+        evaluation = self.evaluation
+        return {
+            "pp_options": options,
+            "image_size": self.dataset["image_size"],
+            "map_size": evaluation["map_size"],
+            "batch_size": evaluation["batch_size"],
+            "cam_curve_interval": evaluation["cam_curve_interval"],
+            "iou_thresholds": list(evaluation["iou_thresholds"]),
+        }
 
     def run_hash(self, spec: MethodSpec, **run: Any) -> str:
         """The method's configuration hash (TrainConfig.config_hash): cache key and provenance."""
