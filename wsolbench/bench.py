@@ -85,6 +85,15 @@ def prepare_data(suite: Suite, console: Console) -> BenchData:
                 generate(root, **options)
             distributed.barrier()
         check_recorded(root, options)
+    return locate_data(suite)
+
+
+def locate_data(suite: Suite, root: Path | None = None) -> BenchData:
+    """Where the suite's dataset is (nothing generated or written); ``root`` stands for a
+    synthetic benchmark's ``dataset.root`` (a dry run's temporary copy)."""
+    ds = suite.dataset
+    if ds["kind"] == "synthetic":
+        root = Path(ds["root"]) if root is None else root
         return BenchData("synthetic", root / "images", root / "metadata", root / "masks")
     mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
     name = Path(ds["metadata_root"]).name or "dataset"
