@@ -47,7 +47,7 @@ def test_bench_help_lists_every_builtin_suite_within_80_columns(capsys, monkeypa
     out = capsys.readouterr().out
     words = set(out.translate(str.maketrans(",():", "    ")).split())
     assert set(BUILTIN_SUITES) <= words, set(BUILTIN_SUITES) - words
-    assert "--dry-run" in out
+    assert "--dry-run" in out and "--verbose" in out
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
 
 

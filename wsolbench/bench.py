@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from wsolbench.data.datasets import EvalDataset, check_images, load_image
 from wsolbench.data.metadata import Split, check_labels, read_split, validate_files
@@ -33,6 +34,7 @@ from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.device import run_device
 from wsolbench.engine.evaluate import score_split
+from wsolbench.engine.progress import describe, stage
 from wsolbench.engine.train import check_resumable, train
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation import create_protocols
@@ -123,11 +125,13 @@ def run_bench(
     console: Console | None = None,
     progress: bool = True,
     only: list[str] | None = None,
+    verbose: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the suite and write its leaderboard; returns the results table.
 
     `only` runs just these labels; the suite's other methods keep their place in the
-    leaderboard from their cached scores (a partial run never replaces it with less)."""
+    leaderboard from their cached scores (a partial run never replaces it with less). The
+    terminal gets the headline table and where the report is (`verbose`: every table)."""
     console = console or Console()
     started = time.perf_counter()
     if not (suite.methods or suite.classifiers) or only is not None and not only:
@@ -147,14 +151,18 @@ def run_bench(
         )
     scores: list[Scores] = []
     overlays = OverlayCollector(suite.postprocessors, data.image_root, data.split("test"))
-    for job in jobs:
-        if job.cached is not None:
-            result = job.cached
-        elif job.config is not None:
-            # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
-            result = _train_and_score(suite, job, data, console, progress)
-        else:
-            result = _score_classifier(suite, job, data, device, console, progress)
+    for number, job in enumerate(jobs, 1):
+        with stage(f"model {number} of {len(jobs)} ({job.label})"):
+            if job.cached is not None:
+                if distributed.is_main():
+                    line = escape(describe(f"cached: {job.folder.path}"))
+                    console.print(line, soft_wrap=True, highlight=False)
+                result = job.cached
+            elif job.config is not None:
+                # (scoring keeps torch's thread count: evaluation/box_metrics.torch_threads_kept)
+                result = _train_and_score(suite, job, data, console, progress)
+            else:
+                result = _score_classifier(suite, job, data, device, console, progress)
         scores.append(result)
         if job.config is not None:
             overlays.add(job.label, job.folder.overlays_file)
@@ -181,11 +189,13 @@ def run_bench(
         title=suite.description or suite.name,
         notes=_reproduction_note(suite),
     )
-    print_leaderboard(results, console, bootstrap=bootstrap)
-    console.print(
-        f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
-        f"in {time.perf_counter() - started:.0f} s"
-    )
+    print_leaderboard(results, console, bootstrap=bootstrap, verbose=verbose)
+    seconds = time.perf_counter() - started
+    written = escape(str(leaderboard_dir))
+    console.print(f"[green]leaderboard written to[/] {written} in {seconds:.0f} s", soft_wrap=True)
+    report = escape(str(leaderboard_dir / "report.html"))
+    console.print(f"the full report: [bold]{report}[/]", soft_wrap=True, highlight=False)
+    console.print(_cost_line(scores), highlight=False)
     return results
 
 
@@ -365,7 +375,7 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
     config = job.config
     config.progress = progress
     if distributed.is_main():
-        console.rule(f"[bold]{job.label}[/] ({job.spec.method} on {config.backbone})")
+        console.rule(f"[bold]{escape(describe(f'{job.spec.method} on {config.backbone}'))}")
     trained = train(config, train_split=data.split("train"))
     started = time.perf_counter()
     checkpoint = load_checkpoint(trained.checkpoint)
@@ -422,8 +432,18 @@ def score_model(
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
+        named = f" ({explainer_spec.label})" if explained else ""
         val = score_data_split(
-            model, data, "val", pps, protocols, suite, device, progress, explainer
+            model,
+            data,
+            "val",
+            pps,
+            protocols,
+            suite,
+            device,
+            progress,
+            explainer,
+            description=f"infer val{named}",
         )
         choices = {name: scorer.choose() for name, scorer in val.items()}  # never on test
         timings: dict[str, float] = {}
@@ -439,6 +459,7 @@ def score_model(
             explainer,
             per_image=True,
             timings=timings,
+            description=f"infer test{named}",
         )
         for name, scorer in test.items():
             setting = dict(common, method=label, postprocessor=name)
@@ -466,10 +487,8 @@ def _score_classifier(suite, job: Job, data: BenchData, device, console, progres
 
     classifier = job.spec
     if distributed.is_main():
-        console.rule(
-            f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: "
-            f"{classifier.weights or 'random'})"
-        )
+        what = f"{classifier.model} as it is, weights: {classifier.weights or 'random'}"
+        console.rule(f"[bold]{escape(describe(what))}")
     started = time.perf_counter()
     torch_device = run_device(device, "--device")
     num_classes = suite.dataset["num_classes"] or int(data.split("test").labels.max()) + 1
@@ -539,6 +558,7 @@ def score_data_split(
     explainer,
     per_image: bool = False,
     timings: dict[str, float] | None = None,
+    description: str | None = None,
 ) -> dict[str, Scorer]:
     """One inference pass (`engine.evaluate.score_split`); with ``per_image`` the scorers keep
     every image's outcome, and pictures for the report's failure browser."""
@@ -557,4 +577,5 @@ def score_data_split(
         thumbnails=shown.__contains__ if shown is not None else None,
         explainer=explainer,
         timings=timings,
+        description=description,
     )

@@ -58,6 +58,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every leaderboard table at the end (default: the headline table and "
+        "where the full report is)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print the resolved settings, which models are cached and the estimated time on "
@@ -100,6 +106,7 @@ def run(args) -> int:
         device=args.device,
         progress=not args.no_progress,
         only=wanted,
+        verbose=args.verbose,
     )
     distributed.shutdown()  # under torchrun: leave the process group while Python is alive
     return 0
