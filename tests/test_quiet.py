@@ -25,6 +25,8 @@ def test_bench_output_is_short_names_stages_and_says_cached(
 ):
     monkeypatch.setenv("COLUMNS", "80")
     copy = tiny_bench.copy_to(tmp_path / "copy")
+    for scores in copy.runs.glob("tiny/spa-*/scores-*.json"):
+        scores.unlink()  # spa: trained, scored again
     args = ["bench", "--suite", str(tiny_bench.suite.source), "--device", "cpu"]
     args += ["--runs-dir", str(copy.runs), "--out", str(copy.root / "lb")]
     args += ["--set", "methods.spa={}", "--set", "methods.has={}"]  # has: trained now
@@ -46,6 +48,8 @@ def test_bench_output_is_short_names_stages_and_says_cached(
     for stage in ("train (2) ...", "train done in", "infer val (", "infer test ("):
         assert f"model 3 of 3 (has): {stage}" in log, (stage, log)
     assert "epoch 2 of 2 done in" in log and "━" not in log
+    assert "model 2 of 3 (spa): trained (every epoch is in the checkpoint)\n" in log
+    assert "model 2 of 3 (spa): infer test (" in log
 
 
 def test_bench_verbose_prints_every_table_with_each_note_once(

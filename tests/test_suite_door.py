@@ -104,3 +104,37 @@ def test_unknown_suite_is_one_line(capsys, tmp_path):
     )
     err = capsys.readouterr().err
     assert code == 2 and "unknown suite 'no-such-suite'" in err and "Traceback" not in err
+
+
+def test_scg_figures_take_the_suites_thresholds_unless_a_preset_is_given(
+    tiny_bench, tmp_path, monkeypatch
+):
+    import wsolbench.report.scg_figures as figures
+
+    used = []
+    monkeypatch.setattr(
+        figures,
+        "render_scg_figures",
+        lambda model, dataset, out, scg, *a, **k: used.append(scg) or [],
+    )
+    data = tiny_bench.suite.dataset["root"]
+    base = ["scg", "figures", "--checkpoint", str(tiny_bench.checkpoint("cam")), "--data", data]
+    base += ["--num-images", "1", "--no-progress", "--device", "cpu"]
+    source = str(tiny_bench.suite.source)
+    assert main([*base, "--out", str(tmp_path / "a"), "--suite", source]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--suite", source, "--preset", "ilsvrc"]) == 0
+    assert main([*base, "--out", str(tmp_path / "c")]) == 0
+    suite_scg, preset_scg, plain_scg = used
+    assert suite_scg.fo_th == tiny_bench.suite.postprocessors["scg"]["fo_th"] == 0.1
+    assert preset_scg.fo_th == plain_scg.fo_th == 0.2  # the preset given wins; SCG's own
+
+
+def test_the_plain_post_processor_is_none_in_list_and_help(capsys):
+    assert main(["list", "postprocessors"]) == 0
+    listed = capsys.readouterr().out
+    assert "none" in listed and "identity" not in listed
+    with pytest.raises(SystemExit):
+        main(["infer", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--postprocessor NAME" in help_text and "(default: none)" in help_text
+    assert "identity" not in help_text

@@ -76,17 +76,22 @@ class LineProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+    def add_task(
+        self, description: str, total: float | None = None, completed: float = 0, **fields
+    ) -> int:
         task = len(self.tasks)
+        done = bool(total) and completed >= total  # nothing left: one line, no "done in"
         self.tasks[task] = dict(
             description=description,
             total=total,
-            completed=0,
+            completed=completed,
             started=time.perf_counter(),
-            done=False,
+            done=done,
             fields=fields,
         )
-        if fields.get("log_start", True):
+        if done:
+            self._line(description)
+        elif fields.get("log_start", True):
             size = f" ({int(total):,})" if total else ""
             self._line(f"{description}{size} ...")
         return task
@@ -124,12 +129,18 @@ class TrainProgress:
     """One bar for the run (epochs) and one for the current epoch (steps, loss, acc, img/s);
     in a log, a line per epoch."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True):
+    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, start: int = 0):
         self.enabled = enabled
         self.steps = steps_per_epoch
         self.epochs = epochs
         self.progress = make_progress(TextColumn("{task.fields[stats]}"), enabled=enabled)
-        self.run_task = self.progress.add_task(describe("train"), total=epochs, stats="")
+        if start >= epochs:
+            label = "trained (every epoch is in the checkpoint)"
+        else:
+            label = f"train, from epoch {start + 1} of {epochs}" if start else "train"
+        self.run_task = self.progress.add_task(
+            describe(label), total=epochs, completed=start, stats=""
+        )
         self.epoch_task = None
 
     def __enter__(self) -> TrainProgress:

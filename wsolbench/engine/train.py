@@ -248,8 +248,7 @@ def train(
     }
 
     show = config.progress and distributed.is_main()
-    with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
-        progress.skip_to(start_epoch)
+    with TrainProgress(config.epochs, len(loader), enabled=show, start=start_epoch) as progress:
         for epoch in range(start_epoch, config.epochs):
             seed_everything(derive_seed(config.seed, epoch, rank))
             loader_generator.manual_seed(derive_seed(config.seed, epoch, rank, 1))
