@@ -133,7 +133,7 @@ def test_results_carry_provenance(tiny_bench):
     assert (results["versions"].str.contains('"torch"')).all()
     assert results["seed"].eq(0).all() and results["protocol"].notna().all()
     # One configuration hash per method: the run folder's name, the checkpoint's and every
-    # row's; the checkpoint hash is that of the file.
+    # row's; the checkpoint hash is that of the weights (checkpoint_hash).
     from wsolbench.engine.checkpoint import checkpoint_hash
 
     for method, rows in results.groupby("method"):

@@ -21,6 +21,7 @@ from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.infer import predict
 from wsolbench.engine.train import train
 from wsolbench.errors import WsolbenchError
+from wsolbench.identity import weights_hash
 from wsolbench.options import parse_key_values, parse_text
 from wsolbench.registry import check_method, create_method, list_methods
 
@@ -201,6 +202,8 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+    # Two trainings with the same weights (their files differ: wall times) hash alike.
+    assert checkpoint_hash(straight) == checkpoint_hash(resumed)
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
@@ -226,8 +229,36 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny_run):
         first, second = model(images), again(images)
     assert torch.equal(first["logits"], second["logits"])
     assert torch.equal(every_class_map(model, first), every_class_map(again, second))
-    # The provenance hash is the sha256 of the file's bytes.
-    assert checkpoint_hash(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    # The provenance hash is that of the weights (identity.weights_hash), not of the file.
+    assert (
+        checkpoint_hash(path)
+        == weights_hash(checkpoint["model"])
+        == weights_hash(model.state_dict())
+    )
+    assert checkpoint_hash(path) != hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_weights_hash_is_that_of_the_weights_not_of_the_file(tiny_run, tmp_path):
+    """Two checkpoints with the same weights but another history (per-epoch seconds), optimizer
+    state and RNG state hash alike; one changed weight, or a renamed or retyped tensor, differs."""
+    from wsolbench.engine.checkpoint import save_checkpoint
+
+    checkpoint = load_checkpoint(tiny_run.checkpoint)
+    other = dict(checkpoint)
+    other["history"] = [dict(epoch, seconds=epoch["seconds"] + 1.5) for epoch in other["history"]]
+    other["optimizer"] = {"state": {}, "param_groups": []}
+    other["model"] = {k: v.clone() for k, v in reversed(checkpoint["model"].items())}
+    copy = save_checkpoint(tmp_path / "other.pt", other)
+    assert copy.read_bytes() != tiny_run.checkpoint.read_bytes()
+    assert checkpoint_hash(copy) == checkpoint_hash(tiny_run.checkpoint)
+    assert checkpoint_hash(other) == checkpoint_hash(copy)  # a loaded checkpoint, too
+    name, tensor = next((k, v) for k, v in checkpoint["model"].items() if v.is_floating_point())
+    changed = dict(checkpoint["model"])
+    changed[name] = tensor.clone()
+    changed[name].view(-1)[0] += 1e-6
+    assert weights_hash(changed) != weights_hash(checkpoint["model"])
+    assert weights_hash({name: tensor}) != weights_hash({name + "x": tensor})
+    assert weights_hash({name: tensor}) != weights_hash({name: tensor.double()})
 
 
 def test_unsafe_checkpoint_is_refused_with_the_file_named(tmp_path):

@@ -374,6 +374,10 @@ def test_cli_renders_from_results_files(tmp_path, capsys):
     pd.testing.assert_frame_equal(
         read_results(out / "results.csv"), make_results(), check_dtype=False
     )
+    terminal = capsys.readouterr().out  # by default: the headline only
+    assert "Headline" in terminal and "Localization error analysis" not in terminal
+    again = ["leaderboard", str(run_dir / "results.csv"), "--out", str(out), "--verbose"]
+    assert main(again) == 0
     assert "Localization error analysis" in capsys.readouterr().out
 
 

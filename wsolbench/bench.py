@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from wsolbench.data.datasets import EvalDataset, check_images, load_image
 from wsolbench.data.metadata import Split, check_labels, read_split, validate_files
@@ -34,11 +35,12 @@ from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.device import run_device
 from wsolbench.engine.evaluate import score_split
+from wsolbench.engine.progress import describe, stage
 from wsolbench.engine.train import check_resumable, train
 from wsolbench.errors import WsolbenchError
 from wsolbench.evaluation import create_protocols
 from wsolbench.explainers.suite import DEFAULT_EXPLAINERS, ClassifierSpec
-from wsolbench.identity import config_hash
+from wsolbench.identity import config_hash, weights_hash
 from wsolbench.io import claim_folder
 from wsolbench.overlays import OverlayCollector, write_overlay_maps
 from wsolbench.registry import create_postprocessor
@@ -86,6 +88,15 @@ def prepare_data(suite: Suite, console: Console) -> BenchData:
                 generate(root, **options)
             distributed.barrier()
         check_recorded(root, options)
+    return locate_data(suite)
+
+
+def locate_data(suite: Suite, root: Path | None = None) -> BenchData:
+    """Where the suite's dataset is (nothing generated or written); ``root`` stands for a
+    synthetic benchmark's ``dataset.root`` (a dry run's temporary copy)."""
+    ds = suite.dataset
+    if ds["kind"] == "synthetic":
+        root = Path(ds["root"]) if root is None else root
         return BenchData("synthetic", root / "images", root / "metadata", root / "masks")
     mask_root = Path(ds["mask_root"]) if ds["mask_root"] else None
     name = Path(ds["metadata_root"]).name or "dataset"
@@ -118,11 +129,13 @@ def run_bench(
     console: Console | None = None,
     progress: bool = True,
     only: list[str] | None = None,
+    verbose: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the suite and write its leaderboard; returns the results table.
 
     `only` runs just these labels; the suite's other methods keep their place in the
-    leaderboard from their cached scores (a partial run never replaces it with less)."""
+    leaderboard from their cached scores (a partial run never replaces it with less). The
+    terminal gets the headline table and where the report is (`verbose`: every table)."""
     console = console or Console()
     started = time.perf_counter()
     if not (suite.methods or suite.classifiers) or only is not None and not only:
@@ -142,16 +155,20 @@ def run_bench(
         )
     scores: list[Scores] = []
     overlays = OverlayCollector(suite.postprocessors, data.image_root, data.split("test"))
-    for job in jobs:
-        if job.cached is not None:
-            result = job.cached
-        elif job.config is not None:
-            # (training sets its own thread count: engine/numerics.training_threads)
-            result = _train_and_score(suite, job, data, console, progress)
-        elif job.checkpoint is not None:
-            result = _score_checkpoint(suite, job, data, device, console, progress)
-        else:
-            result = _score_classifier(suite, job, data, device, console, progress)
+    for number, job in enumerate(jobs, 1):
+        with stage(f"model {number} of {len(jobs)} ({job.label})"):
+            if job.cached is not None:
+                if distributed.is_main():
+                    line = escape(describe(f"cached: {job.folder.path}"))
+                    console.print(line, soft_wrap=True, highlight=False)
+                result = job.cached
+            elif job.config is not None:
+                # (training sets its own thread count: engine/numerics.training_threads)
+                result = _train_and_score(suite, job, data, console, progress)
+            elif job.checkpoint is not None:
+                result = _score_checkpoint(suite, job, data, device, console, progress)
+            else:
+                result = _score_classifier(suite, job, data, device, console, progress)
         scores.append(result)
         if job.config is not None or job.checkpoint is not None:
             overlays.add(job.label, job.folder.overlays_file)
@@ -176,13 +193,15 @@ def run_bench(
         per_image=per_image,
         bootstrap=bootstrap,
         title=suite.description or suite.name,
-        notes=_reproduction_note(suite, scores),
+        notes=_reproduction_note(suite),
     )
-    print_leaderboard(results, console, bootstrap=bootstrap)
-    console.print(
-        f"[green]leaderboard written to[/] [bold]{leaderboard_dir}[/] "
-        f"in {time.perf_counter() - started:.0f} s"
-    )
+    print_leaderboard(results, console, bootstrap=bootstrap, verbose=verbose)
+    seconds = time.perf_counter() - started
+    written = escape(str(leaderboard_dir))
+    console.print(f"[green]leaderboard written to[/] {written} in {seconds:.0f} s", soft_wrap=True)
+    report = escape(str(leaderboard_dir / "report.html"))
+    console.print(f"the full report: [bold]{report}[/]", soft_wrap=True, highlight=False)
+    console.print(_cost_line(scores), highlight=False)
     return results
 
 
@@ -413,17 +432,23 @@ def _describe(device: torch.device) -> str:
     return name
 
 
-def _reproduction_note(suite: Suite, scores: list[Scores]) -> str:
+def _reproduction_note(suite: Suite) -> str:
+    """The committed report's note: how to reproduce it. Wall times are this machine's, not the
+    results', so they go to the terminal (``_cost_line``), and a rerun leaves the files alike."""
     source = suite.name if suite.source.startswith("<built-in") else suite.source
     command = " ".join(
         ["wsolbench bench --suite", source, *(f"--set {o}" for o in suite.overrides)]
     )
+    return f"Reproduce with `{command}`."
+
+
+def _cost_line(scores: list[Scores]) -> str:
     train_seconds = sum(s.train_seconds or 0.0 for s in scores)
     score_seconds = sum(s.score_seconds for s in scores)
     devices = ", ".join(sorted({s.device for s in scores}))
     return (
-        f"Reproduce with `{command}`. Training took {train_seconds / 60:.1f} min and inference with "
-        f"scoring {score_seconds / 60:.1f} min on {devices}."
+        f"training took {train_seconds / 60:.1f} min and inference with scoring "
+        f"{score_seconds / 60:.1f} min on {devices}"
     )
 
 
@@ -452,7 +477,7 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
     config = job.config
     config.progress = progress
     if distributed.is_main():
-        console.rule(f"[bold]{job.label}[/] ({job.spec.method} on {config.backbone})")
+        console.rule(f"[bold]{escape(describe(f'{job.spec.method} on {config.backbone}'))}")
     trained = train(config, train_split=data.split("train"))
     started = time.perf_counter()
     checkpoint = load_checkpoint(trained.checkpoint)
@@ -464,7 +489,7 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
         backbone=config.backbone,
         seed=config.seed,
         config_hash=trained.config_hash,
-        checkpoint_hash=checkpoint_hash(trained.checkpoint),
+        checkpoint_hash=checkpoint_hash(checkpoint),  # of the weights, not the file
         versions=report_results.package_versions(),
     )
     rows, curves, records = score_model(
@@ -547,8 +572,18 @@ def score_model(
         if not explainer.applies_to(model):  # e.g. no CAM for a classifier with two fc layers
             continue
         explainer.check_model(model)
+        named = f" ({explainer_spec.label})" if explained else ""
         val = score_data_split(
-            model, data, "val", pps, protocols, suite, device, progress, explainer
+            model,
+            data,
+            "val",
+            pps,
+            protocols,
+            suite,
+            device,
+            progress,
+            explainer,
+            description=f"infer val{named}",
         )
         choices = {name: scorer.choose() for name, scorer in val.items()}  # never on test
         timings: dict[str, float] = {}
@@ -564,6 +599,7 @@ def score_model(
             explainer,
             per_image=True,
             timings=timings,
+            description=f"infer test{named}",
         )
         for name, scorer in test.items():
             setting = dict(common, method=label, postprocessor=name)
@@ -591,10 +627,8 @@ def _score_classifier(suite, job: Job, data: BenchData, device, console, progres
 
     classifier = job.spec
     if distributed.is_main():
-        console.rule(
-            f"[bold]{classifier.label}[/] ({classifier.model} as it is, weights: "
-            f"{classifier.weights or 'random'})"
-        )
+        what = f"{classifier.model} as it is, weights: {classifier.weights or 'random'}"
+        console.rule(f"[bold]{escape(describe(what))}")
     started = time.perf_counter()
     torch_device = run_device(device, "--device")
     num_classes = suite.dataset["num_classes"] or int(data.split("test").labels.max()) + 1
@@ -606,14 +640,14 @@ def _score_classifier(suite, job: Job, data: BenchData, device, console, progres
         classifier.tap_layers,
         torch_device,
     )
-    weights = Path(classifier.weights)
     common = {
         "dataset": data.name,
         "split": "test",
         "backbone": classifier.model,
         "seed": 0,
         "config_hash": config_hash({"dataset": suite.dataset, "classifier": vars(classifier)}),
-        "checkpoint_hash": checkpoint_hash(weights) if weights.is_file() else classifier.weights,
+        # the weights as built (a local file or torchvision's); "" for a random initialization
+        "checkpoint_hash": weights_hash(model.state_dict()) if classifier.weights else "",
         "versions": report_results.package_versions(),
     }
     rows, curves, records = score_model(
@@ -664,6 +698,7 @@ def score_data_split(
     explainer,
     per_image: bool = False,
     timings: dict[str, float] | None = None,
+    description: str | None = None,
 ) -> dict[str, Scorer]:
     """One inference pass (`engine.evaluate.score_split`); with ``per_image`` the scorers keep
     every image's outcome, and pictures for the report's failure browser."""
@@ -682,4 +717,5 @@ def score_data_split(
         thumbnails=shown.__contains__ if shown is not None else None,
         explainer=explainer,
         timings=timings,
+        description=description,
     )

@@ -20,3 +20,5 @@ BOX_THRESHOLDS = (0.2,)  # utils/localization.py:54 `get_topk_boxes_hier(..., th
 # defaults to that configuration's (None here).
 FAMILY_DATASETS = ("cub", "ilsvrc")
 FAMILY_DATASET = "cub"
+# wsolbench's own (no reference fixes them)
+EVAL_BATCH_SIZE = 32  # images per inference batch (infer, bench's [evaluation] batch_size)

@@ -27,7 +27,10 @@ from wsolbench.identity import config_hash, short_hash
 from wsolbench.io import write_json
 from wsolbench.report import per_image as report_per_image
 
-SCORES_FORMAT = 7  # bump when the cached scores' content changes, so old caches are recomputed
+# Bump when the cached scores' content changes, so old caches are recomputed (7: rows record
+# the weights hash as checkpoint_hash, no longer the checkpoint file's; metrics named by their
+# MetricSpec: Top1Loc, GTKnownLoc, ...).
+SCORES_FORMAT = 7
 CHECKPOINT_NAME = "last.pt"
 OVERLAYS_NAME = "overlays.npz"
 _SCORES_KEYS = {"rows": list, "curves": list}

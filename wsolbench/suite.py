@@ -109,7 +109,7 @@ EVALUATION = Keys(
         "box_threshold": (Option(float, low=0, high=1, high_open=True, nullable=True), None),
         "ten_crop": (_BOOL, True),
         "overlay_images": (Option(int, low=0, high=64), 6),
-        "batch_size": (Option(int, low=1, high=65536), 32),
+        "batch_size": (Option(int, low=1, high=65536), defaults.EVAL_BATCH_SIZE),
         # Scored under these protocols (names of `wsolbench list protocols`); with two that
         # measure one quantity, the leaderboard gets the cross-protocol table.
         "protocols": (Option(list, item=str, min_items=1), list(DEFAULT_PROTOCOLS)),
@@ -144,9 +144,11 @@ METHOD_TABLES = Entries(
 )
 # A post-processor's label is its registered name (the results' `postprocessor` column).
 POSTPROCESSOR_TABLES = Entries("post-processor", example="none")
+# Free text a suite describes itself with (`wsolbench list suites`, `bench --dry-run`).
+TEXT_KEYS = ("description", "reproduces", "cost")
 TOP_LEVEL = (
     "name",
-    "description",
+    *TEXT_KEYS,
     "dataset",
     "train",
     "methods",
@@ -183,6 +185,8 @@ class Suite:
     overrides: tuple[str, ...] = ()
     explainers: list[ExplainerSpec] = field(default_factory=lambda: parse_explainers(None, ""))
     classifiers: list[ClassifierSpec] = field(default_factory=list)  # scored as they are, untrained
+    reproduces: str = ""  # the published table it reproduces
+    cost: str = ""  # its expected cost, e.g. "~1.6 GPU-hours (V100-class, estimate)"
 
     def train_config(
         self, spec: MethodSpec, names: dict[str, str] | None = None, **run: Any
@@ -208,6 +212,33 @@ class Suite:
             self.source,
         )
 
+    def scoring_settings(self, postprocessor: str | None = None) -> dict[str, Any]:
+        """What the bench scores a model of this suite with, for the commands' ``--suite``
+        (``infer``, ``evaluate``, ``scg figures``): the post-processor's options (its
+        ``[postprocessors.<name>]`` table), the network input size, the map size, batch size and
+        the MaxBoxAccV2 settings. A post-processor the suite does not use is an error."""
+        from wsolbench.registry import POSTPROCESSORS
+
+        options = {}
+        if postprocessor is not None:
+            name = POSTPROCESSORS.canonical(postprocessor)
+            if name not in self.postprocessors:
+                raise WsolbenchError(
+                    f"--suite {self.name} has no [postprocessors.{name}] "
+                    f"(it has: {', '.join(self.postprocessors)})",
+                    self.source,
+                )
+            options = dict(self.postprocessors[name])
+        evaluation = self.evaluation
+        return {
+            "pp_options": options,
+            "image_size": self.dataset["image_size"],
+            "map_size": evaluation["map_size"],
+            "batch_size": evaluation["batch_size"],
+            "cam_curve_interval": evaluation["cam_curve_interval"],
+            "iou_thresholds": list(evaluation["iou_thresholds"]),
+        }
+
     def run_hash(self, spec: MethodSpec, **run: Any) -> str:
         """The method's configuration hash (TrainConfig.config_hash): cache key and provenance."""
         return self.train_config(spec, **run).config_hash()
@@ -230,6 +261,17 @@ def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
 
 def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()) -> Suite:
     """Load a built-in suite by name or a TOML file by path, then apply `section.key=value` overrides."""
+    raw, source = read_suite_table(name_or_path)
+    origins = {}
+    for override in overrides:
+        origins[_apply_override(raw, override, source)] = override
+    suite = parse_suite(raw, source, origins)
+    suite.overrides = tuple(overrides)
+    return suite
+
+
+def read_suite_table(name_or_path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """A suite's TOML table as written (unchecked: `parse_suite` checks it) and its source."""
     name_or_path = name_or_path or "synthetic-default"
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
@@ -253,17 +295,30 @@ def load_suite(name_or_path: str | Path | None = None, overrides: list[str] = ()
             f"unknown suite '{name_or_path}' (built-in: {', '.join(BUILTIN_SUITES)}; or a .toml path)"
         )
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), source
     except tomllib.TOMLDecodeError as error:
         raise WsolbenchError(f"invalid TOML: {error}", source) from None
     except RecursionError:
         raise WsolbenchError("invalid TOML: nested too deeply", source) from None
-    origins = {}
-    for override in overrides:
-        origins[_apply_override(raw, override, source)] = override
-    suite = parse_suite(raw, source, origins)
-    suite.overrides = tuple(overrides)
-    return suite
+
+
+def suite_summary(name: str) -> dict[str, str]:
+    """What `wsolbench list suites` shows of a built-in suite, read from its own fields
+    without building anything (every built-in suite is checked by the tests): name, the table
+    it reproduces, dataset, backbone with methods, cost."""
+    raw, _ = read_suite_table(name)
+    dataset = raw.get("dataset", {})
+    root = dataset.get("metadata_root", "")
+    methods = [*raw.get("methods", {}), *raw.get("classifiers", {})]
+    backbone = raw.get("train", {}).get("backbone", "")
+    return {
+        "name": str(raw.get("name", name)),
+        "reproduces": str(raw.get("reproduces", "")),
+        "dataset": Path(root).name if root else "synthetic",
+        "methods": (f"{backbone}: " if backbone and raw.get("methods") else "")
+        + ", ".join(methods),
+        "cost": str(raw.get("cost", "")),
+    }
 
 
 def _apply_override(raw: dict[str, Any], override: str, source: str) -> str:
@@ -318,8 +373,9 @@ def parse_suite(
                 )
     _check_protocols(evaluation["protocols"], name_of("evaluation.protocols"), source)
     name = check_label(raw.get("name"), name_of("name"), source)
-    if not isinstance(raw.get("description", ""), str):
-        raise WsolbenchError(f"{name_of('description')} must be a string", source)
+    for key in TEXT_KEYS:
+        if not isinstance(raw.get(key, ""), str):
+            raise WsolbenchError(f"{name_of(key)} must be a string", source)
     # A method's hyperparameters are probed on the suite's backbone.
     build = {
         "backbone": train["backbone"],
@@ -341,6 +397,8 @@ def parse_suite(
     suite = Suite(
         name=name,
         description=str(raw.get("description", "")),
+        reproduces=str(raw.get("reproduces", "")),
+        cost=str(raw.get("cost", "")),
         dataset=dataset,
         train=train,
         methods=[MethodSpec(e.label, e.name, e.options, e.extra["checkpoint"]) for e in methods],

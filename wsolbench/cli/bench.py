@@ -20,9 +20,10 @@ def register(subparsers) -> None:
 
     parser.add_argument(
         "--suite",
+        metavar="NAME",
         default="synthetic-default",
-        help=f"a built-in suite name ({', '.join(BUILTIN_SUITES)}) "
-        "or the path of a suite TOML file (default: %(default)s)",
+        help=f"a built-in suite ({', '.join(BUILTIN_SUITES)}: `wsolbench list suites` says "
+        "what each reproduces and costs) or the path of a suite TOML file (default: %(default)s)",
     )
     parser.add_argument(
         "--set",
@@ -66,6 +67,19 @@ def register(subparsers) -> None:
         help="auto, cpu, cuda or cuda:N (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every leaderboard table at the end (default: the headline table and "
+        "where the full report is)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved settings, which models are cached and the estimated time on "
+        "this machine (one training and one evaluation batch measured per method); write "
+        "nothing",
+    )
     parser.set_defaults(func=run)
 
 
@@ -90,6 +104,11 @@ def run(args) -> int:
             raise WsolbenchError(
                 f"--methods: {', '.join(unknown)} not in suite {suite.name} (has: {', '.join(sorted(known))})"
             )
+    if args.dry_run:
+        from wsolbench.dry_run import dry_run
+
+        dry_run(suite, runs_dir=args.runs_dir, device=args.device, only=wanted)
+        return 0
     from wsolbench.engine import distributed
 
     run_bench(
@@ -99,6 +118,7 @@ def run(args) -> int:
         device=args.device,
         progress=not args.no_progress,
         only=wanted,
+        verbose=args.verbose,
     )
     distributed.shutdown()  # under torchrun: leave the process group while Python is alive
     return 0

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from wsolbench import defaults
 from wsolbench.cli import add_command
+from wsolbench.cli.suite_flag import add_suite_flag, resolve
 from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.io import claim_file, declare_inputs, write_json
 from wsolbench.options import Option, flag_type
@@ -102,7 +103,8 @@ def register(subparsers) -> None:
         type=flag_type(Option(float, low=1e-4, high=1, high_open=True)),
         default=None,
         metavar="STEP",
-        help="step of the CAM thresholds arange(0, 1, step) (default: the protocol's own; "
+        help="step of the CAM thresholds arange(0, 1, step) (default: --suite's, else the "
+        "protocol's own; "
         f"wsolevaluation: {defaults.CAM_CURVE_INTERVAL}, as its main.py; its evaluation.py "
         "command line uses 0.01)",
     )
@@ -112,9 +114,10 @@ def register(subparsers) -> None:
         nargs="+",
         default=None,
         metavar="PERCENT",
-        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: the protocol's own, "
-        "30 50 70)",
+        help="IoU thresholds in percent averaged by MaxBoxAccV2 (default: --suite's, else the "
+        "protocol's own, 30 50 70)",
     )
+    add_suite_flag(parser, "--cam-curve-interval, --iou-thresholds and the map size")
     parser.add_argument(
         "--normalize",
         choices=("none", "minmax"),
@@ -150,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from wsolbench.engine.map_loader import ScoreMapLoader
     from wsolbench.evaluation import Evaluator, create_protocols
 
+    settings = protocol_settings(args)  # --suite read and checked before any input
     declare_inputs(args.metadata_root, args.scoremap_root, args.mask_root)
     if args.output is not None:
         claim_file(args.output, "results file (--output)", recognize=is_results_file)
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     # The maps on disk are score maps already (or prepared here by --normalize): the
     # wsolevaluation protocol's rules for the ground truth, and Peak-IoU where masks are given.
-    protocols = create_protocols(protocol_settings(args), names=PROTOCOLS)
+    protocols = create_protocols(settings, names=PROTOCOLS)
     evaluator = Evaluator(protocols.values(), boxes=split.boxes is not None, masks=use_masks)
 
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -210,14 +214,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def protocol_settings(args: argparse.Namespace) -> dict:
-    """The protocol settings the command line gives (the rest are each protocol's defaults)."""
+    """The protocol settings the command line gives, directly or through ``--suite`` (the rest
+    are each protocol's defaults)."""
+    keys = ("cam_curve_interval", "iou_thresholds")
+    resolved = resolve(args, keys + (("map_size",) if getattr(args, "suite", None) else ()))
     given = {
-        "cam_curve_interval": args.cam_curve_interval,
-        "iou_thresholds": args.iou_thresholds,
+        **resolved,
         "dataset": getattr(args, "dataset", None),
         "box_threshold": getattr(args, "box_threshold", None),
     }
     settings = {key: value for key, value in given.items() if value is not None}
+    settings.pop("pp_options", None)
     if "box_threshold" in settings:  # the spa protocol's list of one
         settings["box_thresholds"] = (settings["box_threshold"],)
     return settings

@@ -120,7 +120,7 @@ def _batch(split, indices, args, use_masks, topk, at_original_size, torch):
     batch_topk = None if topk is None else topk[list(indices)]
     maps = None
     if at_original_size:  # the spa / peak protocols' maps: identity's, at the original size
-        identity = create_postprocessor("identity")
+        identity = create_postprocessor("none")
         maps = []
         for k, source in enumerate(sources):
             width, height = sizes[k]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsolbench import defaults
 from wsolbench.cli import add_command
+from wsolbench.cli.suite_flag import DEFAULTS, add_suite_flag, resolve
 from wsolbench.errors import WsolbenchError
 from wsolbench.options import Option, flag_type, parse_bool
 
@@ -93,28 +93,30 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: none)",
+        help="post-processor option, repeatable, e.g. fo_th=0.1 for scg (default: --suite's "
+        "postprocessors.<name> table, else the post-processor's own)",
     )
+    add_suite_flag(parser, "the post-processor's options, --image-size, --map-size, --batch-size")
     parser.add_argument(
         "--map-size",
         metavar="PX",
         type=SIZE,
-        default=defaults.MAP_SIZE,
-        help="side of the written maps in pixels (default: %(default)s)",
+        default=None,
+        help=f"side of the written maps in pixels (default: --suite's, else {DEFAULTS['map_size']})",
     )
     parser.add_argument(
         "--image-size",
         metavar="PX",
         type=SIZE,
         default=None,
-        help="network input size (default: the checkpoint's training image size)",
+        help="network input size (default: --suite's, else the checkpoint's training image size)",
     )
     parser.add_argument(
         "--batch-size",
         metavar="N",
         type=flag_type(Option(int, low=1, high=65536)),
-        default=32,
-        help="images per batch (default: %(default)s)",
+        default=None,
+        help=f"images per batch (default: --suite's, else {DEFAULTS['batch_size']})",
     )
     parser.add_argument(
         "--workers",
@@ -153,12 +155,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_infer)
 
 
-def parse_options(items: list[str], postprocessor: str = "none") -> dict:
-    """`--pp-option` values, checked against the post-processor (keys, types, its ranges)."""
+def parse_options(items: list[str], postprocessor: str = "none", base: dict | None = None) -> dict:
+    """`--pp-option` values over ``base`` (a suite's options), checked against the
+    post-processor (keys, types, its ranges)."""
     from wsolbench.options import parse_key_values
     from wsolbench.registry import check_postprocessor
 
-    options = parse_key_values(items, "--pp-option")
+    options = {**(base or {}), **parse_key_values(items, "--pp-option")}
     return check_postprocessor(postprocessor, options, "--pp-option", None)
 
 
@@ -199,7 +202,8 @@ def run_infer(args: argparse.Namespace) -> int:
     postprocessor_name = check(
         args.postprocessor, Option(str, registry="post-processor"), "--postprocessor"
     )
-    options = parse_options(args.pp_option, postprocessor_name)
+    settings = resolve(args, ("map_size", "image_size", "batch_size"), postprocessor_name)
+    options = parse_options(args.pp_option, postprocessor_name, settings["pp_options"])
     explainer = create_explainer(
         args.explainer, **explainer_options(args.explainer_option, args.explainer)
     )
@@ -214,14 +218,14 @@ def run_infer(args: argparse.Namespace) -> int:
     split = read_split(args.metadata_root)
     if checkpoint is not None:
         check_labels(split, int(checkpoint["num_classes"]), what="the checkpoint's num_classes")
-        image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+        image_size = settings["image_size"] or trained_image_size(checkpoint, args.checkpoint)
         check_images(split, args.image_root)
         model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     else:
         from wsolbench.explainers import build_classifier
 
         check_labels(split, args.num_classes, what="--num-classes")
-        image_size = args.image_size or 224
+        image_size = settings["image_size"] or 224
         check_images(split, args.image_root)
         model = build_classifier(
             args.classifier, args.weights, args.num_classes, image_size, device=device
@@ -232,7 +236,7 @@ def run_infer(args: argparse.Namespace) -> int:
         raise WsolbenchError(f"--explainer {args.explainer}: {error.message}") from None
     postprocessor = create_postprocessor(postprocessor_name, **options)
     dataset = EvalDataset(split, args.image_root, image_size)
-    protocol = WsolEvaluation(map_size=args.map_size)  # the layout `evaluate` reads
+    protocol = WsolEvaluation(map_size=settings["map_size"])  # the layout `evaluate` reads
 
     def write_batch(sources, image_ids) -> int:
         maps = sources if args.raw else protocol.scoremaps(sources)
@@ -248,7 +252,7 @@ def run_infer(args: argparse.Namespace) -> int:
         for batch in predict(
             model,
             dataset,
-            batch_size=args.batch_size,
+            batch_size=settings["batch_size"],
             device=device,
             ten_crop=False,
             workers=args.workers,
@@ -277,7 +281,8 @@ def run_infer(args: argparse.Namespace) -> int:
 
         write_text(Path(args.predictions), "".join(f"{line}\n" for line in lines))
         print(f"wrote the top-5 classes of {len(lines)} images to {args.predictions}")
-    kind = "raw maps" if args.raw else f"score maps ({args.map_size}x{args.map_size})"
+    size = settings["map_size"]
+    kind = "raw maps" if args.raw else f"score maps ({size}x{size})"
     print(f"wrote {written} {kind} to {out}")
     return 0
 

@@ -56,9 +56,15 @@ def register(subparsers) -> None:
         help="title of leaderboard.md and report.html (default: %(default)s)",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every table (published ones included) in the terminal (default: the "
+        "headline table and where the full report is)",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
-        help="do not print the tables in the terminal (default: print them)",
+        help="print no table in the terminal (default: the headline table)",
     )
     parser.set_defaults(func=run)
 
@@ -101,7 +107,14 @@ def run(args: argparse.Namespace) -> int:
     reported = read_reported(args.reported_dir) if args.with_reported else None
     console = Console()
     if not args.quiet:
-        print_leaderboard(results, console, reported=reported, bootstrap=bootstrap, records=records)
+        print_leaderboard(
+            results,
+            console,
+            reported=reported,
+            bootstrap=bootstrap,
+            records=records,
+            verbose=args.verbose,
+        )
     csv_path, json_path = write_results(results, args.out)
     written = render_leaderboard(
         results,
@@ -121,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         path.name for path in (written["markdown"], written["html"], csv_path, json_path)
     )
     console.print(
-        f"wrote {names} and {len(written) - 2} figure(s) to {args.out}",
+        f"wrote {names} and {len(written) - 2} figure(s) to {args.out} "
+        f"(the full report: {written['html']})",
         highlight=False,
         soft_wrap=True,
     )

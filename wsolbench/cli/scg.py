@@ -79,20 +79,24 @@ def register(subparsers) -> None:
     figures.add_argument(
         "--preset",
         choices=("ilsvrc", "cub"),
-        default="ilsvrc",
-        help="official SCG thresholds of this dataset (default: %(default)s)",
+        default=None,
+        help="official SCG thresholds of this dataset (default: --suite's postprocessors.scg table, "
+        "else SCG's own defaults, the ilsvrc ones)",
     )
+    from wsolbench.cli.suite_flag import add_suite_flag
+
+    add_suite_flag(figures, "SCG's thresholds (its postprocessors.scg table), --image-size")
     figures.add_argument(
         "--variant",
         choices=("official", "paper"),
-        default="official",
-        help="the released code's formulas or the paper's (default: %(default)s)",
+        default=None,
+        help="the released code's formulas or the paper's (default: --suite's, else official)",
     )
     figures.add_argument(
         "--image-size",
         type=flag_type(Option(int, low=1, high=4096)),
         default=None,
-        help="network input size (default: the checkpoint's training image size)",
+        help="network input size (default: --suite's, else the checkpoint's training image size)",
     )
     figures.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
@@ -147,6 +151,7 @@ def figure_split(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def run_figures(args: argparse.Namespace) -> int:
+    from wsolbench.cli.suite_flag import resolve
     from wsolbench.data.datasets import EvalDataset, check_images
     from wsolbench.data.metadata import read_split
     from wsolbench.engine.checkpoint import (
@@ -160,18 +165,23 @@ def run_figures(args: argparse.Namespace) -> int:
     from wsolbench.report.scg_figures import render_scg_figures
 
     points = parse_points(args.points)
+    settings = resolve(args, ("image_size",), "scg" if args.suite else None)
     check_device(args.device, "--device")
     metadata, image_root = figure_split(args)
     declare_inputs(args.checkpoint, metadata, image_root)
     claim_folder(args.out, "figures folder (--out)", "scg-figures")
     device = resolve_device(args.device, "--device")
     checkpoint = load_checkpoint(args.checkpoint)
-    image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
+    image_size = settings["image_size"] or trained_image_size(checkpoint, args.checkpoint)
     split = read_split(metadata)
     check_images(split.subset(range(min(args.num_images, len(split)))), image_root)
     model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
     dataset = EvalDataset(split, image_root, image_size)
-    scg = SCG.from_preset(args.preset, variant=args.variant)
+    variant = {"variant": args.variant} if args.variant else {}  # given: it wins
+    if args.preset is not None:  # given explicitly: it wins over the suite's thresholds
+        scg = SCG.from_preset(args.preset, **variant)
+    else:
+        scg = SCG(**{**settings["pp_options"], **variant})
     written = render_scg_figures(
         model,
         dataset,
@@ -182,7 +192,8 @@ def run_figures(args: argparse.Namespace) -> int:
         device,
         progress=not args.no_progress,
     )
-    table = Table(title=f"SCG figures ({args.preset}, {args.variant})")
+    thresholds = args.preset or (f"suite {args.suite}" if args.suite else "defaults")
+    table = Table(title=f"SCG figures ({thresholds}, {scg.variant})")
     table.add_column("image")
     table.add_column("file")
     for path in written:

@@ -171,6 +171,6 @@ def run_train(args: argparse.Namespace) -> int:
         console.print(table)
         console.print(f"checkpoint: {path}", soft_wrap=True)
         console.print(f"config hash: {config.config_hash()}", soft_wrap=True)
-        console.print(f"checkpoint sha256: {checkpoint_hash(path)}", soft_wrap=True)
+        console.print(f"weights sha256: {checkpoint_hash(path)}", soft_wrap=True)
     distributed.shutdown()
     return 0

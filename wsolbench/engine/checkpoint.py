@@ -7,7 +7,6 @@ unpickles arbitrary objects: a file that needs that is refused as unsafe.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from wsolbench.errors import WsolbenchError
+from wsolbench.identity import weights_hash
 from wsolbench.io import save_torch
 from wsolbench.registry import COMMON_ARGUMENTS
 
@@ -247,13 +247,13 @@ def trained_image_size(checkpoint: dict[str, Any], path: str | Path) -> int:
     return size
 
 
-def checkpoint_hash(path: str | Path) -> str:
-    """sha256 of the checkpoint file (recorded as provenance in every result row)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def checkpoint_hash(checkpoint: str | Path | dict[str, Any]) -> str:
+    """The weights hash (``identity.weights_hash``) of a checkpoint's model state, given its
+    path or the loaded checkpoint: recorded as provenance in every result row. Not the file's
+    hash: the file also holds per-epoch wall times, so identical trainings differ there."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = load_checkpoint(checkpoint)
+    return weights_hash(checkpoint["model"])
 
 
 def build_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:

@@ -34,6 +34,7 @@ def score_split(
     thumbnails: Callable[[int], bool] | None = None,
     explainer=None,
     timings: dict[str, float] | None = None,
+    description: str | None = None,
 ) -> dict[str, Scorer]:
     """One inference pass over this rank's shard; post-processor name -> its `Scorer`.
 
@@ -55,6 +56,7 @@ def score_split(
         workers=workers,
         progress=progress,
         explainer=explainer,
+        description=description,
     ):
         for name, postprocessor in postprocessors.items():
             started = time.perf_counter()

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from wsolbench.engine import distributed
-from wsolbench.engine.progress import make_progress
+from wsolbench.engine.progress import describe, make_progress
 from wsolbench.engine.workers import loader_workers
 from wsolbench.errors import WsolbenchError
 
@@ -70,6 +70,7 @@ def predict(
     to_cpu: bool = True,
     progress: bool = False,
     explainer=None,
+    description: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one dict per batch of an `EvalDataset` (build it with `ten_crop=True` for ten-crop).
 
@@ -82,7 +83,7 @@ def predict(
     device (the post-processor's inputs: SCG runs where the model ran); `logits`, `probs` and
     `topk` are moved to the CPU unless `to_cpu=False`.
     An `explainer` (`wsolbench.explainers`) makes `cams_gt` / `cams_topk` instead of the
-    model's own maps.
+    model's own maps. `description` names the pass in the progress (default: "infer").
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -98,9 +99,9 @@ def predict(
     use_amp = amp and device.type == "cuda"
     bar = make_progress(enabled=progress and distributed.is_main())
     with bar:
-        task = bar.add_task(
-            "infer" if explainer is None else f"infer ({explainer.name})", total=len(dataset)
-        )
+        if description is None:
+            description = "infer" if explainer is None else f"infer ({explainer.name})"
+        task = bar.add_task(describe(description), total=len(dataset))
         for batch in loader:
             yield _predict_batch(
                 model, batch, device, ten_crop, topk, names, use_amp, to_cpu, explainer

@@ -262,8 +262,7 @@ def _train(config, device, pin_threads, on_epoch_end, train_split) -> TrainResul
     }
 
     show = config.progress and distributed.is_main()
-    with TrainProgress(config.epochs, len(loader), enabled=show) as progress:
-        progress.skip_to(start_epoch)
+    with TrainProgress(config.epochs, len(loader), enabled=show, start=start_epoch) as progress:
         for epoch in range(start_epoch, config.epochs):
             pin_threads(config.threads)
             seed_everything(derive_seed(config.seed, epoch, rank))

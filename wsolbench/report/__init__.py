@@ -38,7 +38,7 @@ from wsolbench.report.results import (
 )
 from wsolbench.report.shift_figure import plot_error_shift
 from wsolbench.report.tables import Table, build_tables
-from wsolbench.report.terminal import print_tables
+from wsolbench.report.terminal import print_headline, print_tables
 
 DEFAULT_TITLE = "wsolbench leaderboard"
 
@@ -107,15 +107,32 @@ def print_leaderboard(
     reported: pd.DataFrame | None = None,
     bootstrap: Bootstrap | None = None,
     records: Sequence = (),
+    verbose: bool = True,
 ) -> list[Table]:
     """Print the leaderboard tables (and, apart, the published ones of the results' datasets)
     as rich tables that fit the console; with ``bootstrap``, significant differences are
     marked; ``records`` (per-image statistics) tell how many images each split had, for the
-    warning about a split much smaller than the published one."""
+    warning about a split much smaller than the published one. Without ``verbose``: only the
+    headline (``print_headline``), the warnings and how many tables the report has besides."""
     console = console or Console()
     tables = build_tables(results, bootstrap=bootstrap)
     if not tables:
         console.print("[yellow]no results to show[/]")
+    if not verbose:
+        published, comparison, warnings = _published(results, reported, records)
+        if tables:
+            print_headline(tables, console)
+        others = len(tables) - 1 + len(comparison) + len(published)
+        if others > 0:
+            console.print(
+                f"{others} more table(s) in the report"
+                + (" (reproduced vs reported and published ones included)" if published else "")
+                + "; --verbose prints them here",
+                highlight=False,
+            )
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        return tables + comparison + published
     print_tables(tables, console)
     if reported is not None:
         published, comparison, warnings = _published(results, reported, records)
