@@ -30,7 +30,7 @@ from rich.markup import escape
 
 from wsolbench.data.datasets import EvalDataset, check_images, load_image
 from wsolbench.data.metadata import Split, check_labels, read_split, validate_files
-from wsolbench.engine import distributed
+from wsolbench.engine import distributed, numerics
 from wsolbench.engine.checkpoint import checkpoint_hash, load_checkpoint, model_from_checkpoint
 from wsolbench.engine.config import TrainConfig
 from wsolbench.engine.device import run_device
@@ -163,7 +163,7 @@ def run_bench(
                     console.print(line, soft_wrap=True, highlight=False)
                 result = job.cached
             elif job.config is not None:
-                # (training sets its own thread count: engine/numerics.training_threads)
+                # (training sets its own thread count: engine/numerics.pinned_threads)
                 result = _train_and_score(suite, job, data, console, progress)
             elif job.checkpoint is not None:
                 result = _score_checkpoint(suite, job, data, device, console, progress)
@@ -492,9 +492,11 @@ def _train_and_score(suite: Suite, job: Job, data: BenchData, console, progress)
         checkpoint_hash=checkpoint_hash(checkpoint),  # of the weights, not the file
         versions=report_results.package_versions(),
     )
-    rows, curves, records = score_model(
-        model, job.label, common, pps, suite, data, trained.device, progress
-    )
+    with numerics.pinned_threads(trained.device) as pin:  # the run's own CPU float sums
+        pin(config.threads)
+        rows, curves, records = score_model(
+            model, job.label, common, pps, suite, data, trained.device, progress
+        )
     scores = Scores(
         rows,
         curves,

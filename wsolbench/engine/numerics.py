@@ -11,8 +11,9 @@ training step, docs/protocols.md sec. 9):
   and, outside its conditional numerical reproducibility (CNR) mode, also by cache sizes, with
   dynamic thread scheduling. Convolutions (oneDNN) never call MKL.
 
-Training pins both: ``training_threads`` sets the run's thread count (``TrainConfig.threads``,
-recorded in its execution and so in its hash; a resume keeps the run's) at every epoch; MKL runs in CNR mode on the branch
+Training pins both: ``pinned_threads`` sets the run's thread count (``TrainConfig.threads``,
+recorded in its execution and so in its hash; a resume keeps the run's) at every epoch, and
+the bench scores the run under the same count (SCG's products and sums are torch's too); MKL runs in CNR mode on the branch
 ``MKL_BRANCH``, requested through ``MKL_CBWR`` when wsolbench is imported (MKL reads it at its
 first call and cannot change branch afterwards), and ``mkl_branch`` reports the branch in force.
 """
@@ -86,8 +87,8 @@ def cpu_threads(threads: int) -> int:
 
 
 @contextlib.contextmanager
-def training_threads(device):
-    """A training on ``device``: yields ``pin(threads)``, which sets ``cpu_threads(threads)``
+def pinned_threads(device):
+    """A training (or the bench's scoring of its run) on ``device``: yields ``pin(threads)``, which sets ``cpu_threads(threads)``
     intra-op threads on the CPU (0: the count at entry); the training calls it at every epoch
     (a callback's numba launch may have reset the count). The caller's count is put back."""
     import torch

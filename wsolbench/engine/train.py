@@ -179,7 +179,7 @@ def train(
     """
     device = run_device(config.device)
     # On the CPU the run's thread count, set again at every epoch (a callback may launch numba).
-    with numerics.training_threads(device) as pin_threads:
+    with numerics.pinned_threads(device) as pin_threads:
         return _train(config, device, pin_threads, on_epoch_end, train_split)
 
 
