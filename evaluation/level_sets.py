@@ -214,8 +214,6 @@ def _level_hits_into(s, gt, deltas, ws, v1, v2):
         v2,
     )
     _flood_exterior(height, width, levels, enter, flooded)
-    inside = enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1]
-    starts = _hole_order(u, inside, order, xs, ys)  # the outer pass is done with the order
     label[:] = -1
     alive[:] = 0
     _hole_pass(
@@ -240,6 +238,7 @@ def _level_hits_into(s, gt, deltas, ws, v1, v2):
         leaving,
         v2,
     )
+    inside = enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1]
     starts = _counting_order(inside, order, xs, ys)
     label[:] = -1
     _filled_pass(
@@ -412,31 +411,6 @@ def _flood_exterior(height, width, levels, enter, flooded):
 
 
 @njit(cache=True)
-def _hole_order(u, enter, order, xs, ys):
-    """``_counting_order`` of the pixels that are in a hole at some level (u < enter), by u:
-    the hole pass visits those only (a tenth of a CAM's pixels), in raster order per level."""
-    height, width = u.shape
-    counts = np.zeros(LEVELS + 1, np.int64)
-    for y in range(height):
-        for x in range(width):
-            if enter[y, x] > u[y, x]:
-                counts[u[y, x] + 1] += 1
-    for v in range(LEVELS):
-        counts[v + 1] += counts[v]
-    starts = counts.copy()
-    for y in range(height):
-        for x in range(width):
-            if enter[y, x] > u[y, x]:
-                v = u[y, x]
-                k = starts[v]
-                order[k] = (y + 1) * (width + 2) + x + 1
-                xs[k] = x
-                ys[k] = y
-                starts[v] = k + 1
-    return counts
-
-
-@njit(cache=True)
 def _hole_pass(
     order,
     xs,
@@ -460,7 +434,7 @@ def _hole_pass(
     v2,
 ):
     """Holes, increasing u, 4-connectivity: the background pixels not yet connected to the
-    border (u <= T < enter), which the flood found (``order`` holds those only). A hole's 4-neighbours in the background
+    border (u <= T < enter), which the flood found. A hole's 4-neighbours in the background
     are in the same hole, so only hole pixels are joined; a hole reaches the border as a whole
     (its pixels share ``enter``) and its box stops counting at that level."""
     offsets = _neighbour_offsets(width, 4)
@@ -474,7 +448,9 @@ def _hole_pass(
             s = leaving[s]
         count = 0
         for k in range(starts[value], starts[value + 1]):
-            p = order[k]  # a hole pixel (u < enter), in the grid padded by a never-added frame
+            p = order[k]  # index in the grid padded by a never-added frame
+            if enter[p] <= value:
+                continue  # background connected to the border: no hole
             x = xs[k]
             y = ys[k]
             root = -1
