@@ -45,7 +45,11 @@ def torch_threads_kept():
 
 class BoxAccumulator(CountMetric):
     """Correct-image counts per (CAM threshold, IoU threshold) for V1 and V2 boxes; ``compute``
-    returns MaxBoxAcc, MaxBoxAccV2, their curves and best thresholds (a dict)."""
+    returns MaxBoxAcc, MaxBoxAccV2 (in %), their curves and best thresholds (a dict).
+
+    ``update(scoremaps, gt_boxes)``: (N, H, W) maps in [0, 1] and N (k, 4) arrays of inclusive
+    ``(x0, y0, x1, y1)`` boxes in the map's pixels. ``cam_curve_interval``: the CAM thresholds'
+    step; ``iou_thresholds``: MaxBoxAccV2's IoU thresholds in %."""
 
     higher_is_better = True
     record_fields = {"correct_v1": np.uint8, "correct_v2": np.uint8}

@@ -132,10 +132,24 @@ def evaluate_scoremaps(
     cam_curve_interval: float = defaults.CAM_CURVE_INTERVAL,
     iou_thresholds: Sequence[int] = defaults.IOU_THRESHOLDS,
 ) -> dict:
-    """Score maps in [0, 1] (N, H, W) against GT boxes in map pixels (-> ``MaxBoxAcc``,
-    ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou``, curves and best thresholds) and/or binary GT masks
-    at map size (-> ``PxAP`` and ``PeakIoU`` / ``PeakT``): the wsolevaluation and peak
-    protocols with the ground truth already at the maps' size."""
+    """Score prepared maps under the wsolevaluation and peak protocols, the ground truth being
+    already at the maps' size.
+
+    Args:
+        scoremaps: (N, H, W) float maps in [0, 1] (numpy array or torch tensor on any device),
+            or a list of N 2-D maps of different sizes.
+        gt_boxes: N arrays (k_i, 4) of integer boxes ``(x0, y0, x1, y1)`` in the map's pixels,
+            both corners inclusive (x: column, y: row, 0-based; ``x1 <= W - 1``).
+        gt_masks: (N, H, W) binary foreground masks (bool, or 0/1; > 0.5 is foreground).
+        gt_ignore: (N, H, W) binary masks of pixels PxAP ignores (wsolevaluation's), or None.
+        cam_curve_interval: step of the CAM thresholds in (0, 1) (0.001: wsolevaluation's).
+        iou_thresholds: IoU thresholds in % of MaxBoxAccV2 (default 30, 50, 70).
+
+    Returns:
+        A dict of floats in % (``MaxBoxAcc``, ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou`` with boxes;
+        ``PxAP``, ``PeakIoU`` with masks), ``PeakT`` (the best map level, 0..255), curves and
+        best thresholds. Give boxes, masks or both.
+    """
     if gt_boxes is None and gt_masks is None:
         raise WsolbenchError("give gt_boxes and/or gt_masks")
     protocols = create_protocols(

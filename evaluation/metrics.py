@@ -27,28 +27,32 @@ def _scalar(value: float) -> torch.Tensor:
 
 
 class MaxBoxAcc(BoxAccumulator):
-    """MaxBoxAcc (V1: largest contour, IoU 50), in %."""
+    """MaxBoxAcc (V1: largest contour, IoU 50), in %. ``update(maps, boxes)``: (N, H, W) maps
+    in [0, 1], N (k, 4) arrays of inclusive ``(x0, y0, x1, y1)`` boxes in map pixels."""
 
     def compute(self) -> torch.Tensor:
         return _scalar(super().compute()["MaxBoxAcc"])
 
 
 class MaxBoxAccV2(BoxAccumulator):
-    """MaxBoxAccV2 (all contours, mean over the IoU thresholds), in %."""
+    """MaxBoxAccV2 (all contours, mean over the IoU thresholds), in %. ``update(maps, boxes)``:
+    (N, H, W) maps in [0, 1], N (k, 4) arrays of inclusive ``(x0, y0, x1, y1)`` map-pixel boxes."""
 
     def compute(self) -> torch.Tensor:
         return _scalar(super().compute()["MaxBoxAccV2"])
 
 
 class PxAP(PxAPAccumulator):
-    """Pixel average precision, in %."""
+    """Pixel average precision, in %. ``update(maps, masks, gt_ignore=None)``: (N, H, W) maps in
+    [0, 1], (N, H, W) bool foreground masks, optional (N, H, W) bool pixels to ignore."""
 
     def compute(self) -> torch.Tensor:
         return _scalar(super().compute()["PxAP"])
 
 
 class PeakIoU(PeakAccumulator):
-    """Peak-IoU (the best pooled IoU over the 256 map levels), in %."""
+    """Peak-IoU (the best pooled IoU over the 256 map levels), in %. ``update(maps, masks)``:
+    maps of any range and size (each resized to its mask), bool masks (H_i, W_i)."""
 
     def compute(self) -> torch.Tensor:
         return _scalar(super().compute()["PeakIoU"])

@@ -97,8 +97,13 @@ def normalize_cam(cam: torch.Tensor) -> torch.Tensor:
 
 
 class SCG(PostProcessor):
-    """Self-correlation map generation; ``scg(cams, taps, image_size)`` gives maps in [0, 1]:
-    (N, K, H, W) for (N, K, h, w) class maps, (N, H, W) for one (N, h, w) map (docs/interfaces.md).
+    """Self-correlation map generation (SPA, CVPR 2021); ``scg(cams, taps, image_size)``.
+
+    ``cams``: (N, K, h, w) raw class maps of K classes, or one (N, h, w) map per image, of any
+    range (min-max normalized per map inside); ``taps``: a list of (N, C_i, h_i, w_i) float
+    feature maps (two in the paper, resized to the finest grid); ``image_size``: ``(H, W)`` of the
+    output, or one ``(H, W)`` per image. Returns float32 maps in [0, 1] on the maps' device:
+    (N, K, H, W), resp. (N, H, W); a list of maps when the sizes differ (docs/interfaces.md).
 
     Args:
         fo_th: first-order threshold: cosine similarities below it are zeroed.

@@ -27,7 +27,9 @@ ClassMaps = torch.Tensor | Sequence[int] | Callable[[object, list], torch.Tensor
 
 
 class SCGExtractor:
-    """Capture ``target_layers``' outputs during ``model``'s forward pass and apply ``scg``.
+    """Capture ``target_layers``' outputs during ``model``'s forward pass and apply ``scg``:
+    SCG on any model. Use it as a context manager (``with SCGExtractor(...) as extract``) so the
+    forward hooks are removed on exit; ``extract(images, targets)`` gives the maps.
 
     Args:
         model: any ``nn.Module``; it is run as it is (call ``model.eval()`` first).
@@ -85,7 +87,10 @@ class SCGExtractor:
         self._handles = []
 
     def __call__(self, images: torch.Tensor, targets: ClassMaps = None, image_size=None):
-        """(N, H, W) SCG maps for ``images`` (image size by default) and the given class maps."""
+        """(N, H, W) float32 SCG maps in [0, 1] for ``images`` (N, 3, H, W), at the images' size
+        unless ``image_size`` ``(H, W)`` is given. ``targets``: None (the top-1 class), N class
+        indices, (N, h, w) class maps or (N, K, h, w) maps (then (N, K, H, W) maps result),
+        or a function ``(model output, taps) -> class maps``."""
         return self.explain(images, targets, image_size)["final"]
 
     def explain(

@@ -195,3 +195,20 @@ def test_spa_from_gt_class_maps_and_predictions_equals_scoring_every_class_map(c
     assert {k: result[k] for k in expected} == expected
     assert 0 < result["top1_loc"] < result["gt_known_loc"] and result["err_cls"] > 0
     assert set(result["gt_known_loc_per_threshold"]) == {"0.3"}
+
+
+def test_predictions_of_a_model_with_fewer_than_five_classes(tmp_path):
+    """`infer --predictions` of a 3-class model writes three classes per line; they read back
+    with the absent ranks empty (-1, never a label), and a line of seven fields is refused."""
+    from wsolbench.data.predictions import is_predictions_file, read_predictions
+    from wsolbench.errors import MetadataError
+
+    path = tmp_path / "top.csv"
+    path.write_text("a,2,0,1\nb,1,2,0\n", encoding="utf-8")
+    assert is_predictions_file(path)
+    got = read_predictions(path, ["b", "a"])
+    np.testing.assert_array_equal(got, [[1, 2, 0, -1, -1], [2, 0, 1, -1, -1]])
+    path.write_text("a,1,2,3,4,5,6\n", encoding="utf-8")
+    assert not is_predictions_file(path)
+    with pytest.raises(MetadataError, match="1 to 5 classes"):
+        read_predictions(path, ["a"])

@@ -58,9 +58,11 @@ def test_minimal_suite_takes_defaults(tmp_path):
     from wsolbench.engine.config import TrainConfig
 
     suite = load_suite(write(tmp_path, MINIMAL))
-    # One training configuration: the suite's [train] defaults are TrainConfig's.
+    # One training configuration: the suite's [train] defaults resolve to TrainConfig's
+    # (workers included, capped at the machine's CPUs on both paths).
     defaults = TrainConfig(data=".")
-    assert all(suite.train[key] == getattr(defaults, key) for key in suite.train)
+    resolved = TrainConfig(data=".", **suite.train)
+    assert all(getattr(resolved, key) == getattr(defaults, key) for key in suite.train)
     assert suite.train["epochs"] == 40 and suite.postprocessors == {"none": {}}
     assert suite.methods[0].label == "cam" and suite.methods[0].hparams == {}
 
@@ -93,11 +95,11 @@ def test_overrides_apply_and_change_the_run_hash(tmp_path):
         (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
         (
             MINIMAL + "[train]\nrecipe = 'caffe'\n",
-            "train.recipe: unknown recipe 'caffe' (available: spa, wsolevaluation)",
+            "train.recipe: unknown recipe 'caffe' (available: bas, scm, spa, tscam, wsolevaluation)",
         ),
         (
             MINIMAL + "[train]\nrecipe = 1\n",
-            "train.recipe = 1 is not allowed: expected a registered recipe (spa, wsolevaluation)",
+            "train.recipe = 1 is not allowed: expected a registered recipe (bas, scm, spa, tscam, wsolevaluation)",
         ),
         (MINIMAL + "[evaluation]\nbox_thresholds = [1.5]\n", "evaluation.box_thresholds"),
         (MINIMAL + "[postprocessors.blur]\n", "postprocessors.blur: unknown post-processor"),

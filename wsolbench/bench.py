@@ -215,6 +215,7 @@ def plan(
     training = [job for job in pending if job.config is not None]
     for job in training:
         _check_model(suite, job, data)
+    _check_pretrained(suite, training)
     for job in pending:
         if job.config is None:
             _check_classifier(suite, job.spec, data)
@@ -270,6 +271,27 @@ def _check_model(suite: Suite, job: Job, data: BenchData) -> None:
             **config.hparams,
         )
     _check_explainers(suite, model, job.label)
+
+
+def _check_pretrained(suite: Suite, jobs: list[Job]) -> None:
+    """The ImageNet weights every training job starts from can be had now (the torch hub
+    cache, or one download, as training would): offline, the error names bench's settings,
+    before the first model starts."""
+    from wsolbench.errors import MissingWeights
+    from wsolbench.registry import create_backbone
+
+    backbones = {
+        job.config.backbone for job in jobs if job.config.pretrained and not job.config.weights
+    }
+    for backbone in sorted(backbones):
+        try:
+            create_backbone(backbone, pretrained=True)  # loaded once, then dropped
+        except MissingWeights as error:
+            raise error.in_terms_of(
+                "--set train.weights=PATH",
+                "--set train.pretrained=false",
+                suite.source,
+            ) from None
 
 
 def _check_explainers(suite: Suite, model, label: str) -> None:

@@ -36,6 +36,35 @@ def _unwrap_worker_message(message: str) -> str:
     return text if sep and prefix.rsplit(".", 1)[-1].endswith("Error") else last
 
 
+class MissingWeights(WsolbenchError):
+    """Pretrained weights that cannot be had (the backbone has none, or the download failed).
+
+    The message names the settings that give weights another way, in the terms of the command
+    at hand: ``flags`` by default (``train``, the Python API), ``in_terms_of`` for another
+    (``bench``: ``--set train.weights=PATH``)."""
+
+    FLAGS = ("--weights PATH (weights=PATH)", "--pretrained false (pretrained=False)")
+
+    def __init__(self, problem: str, url: str | None = None, cache: str | None = None):
+        self.problem, self.url, self.cache = problem, url, cache
+        super().__init__(self.advice(*self.FLAGS))
+
+    def advice(self, weights: str, no_pretrained: str) -> str:
+        """The message, with ``weights`` and ``no_pretrained`` naming the two settings."""
+        if self.url is None:
+            return f"{self.problem}: use {no_pretrained} for random initialization, or {weights}"
+        cache = f", put it in the torch hub cache ({self.cache})" if self.cache else ""
+        return (
+            f"{self.problem}. Download {self.url} on a machine with internet and pass it with "
+            f"{weights}{cache}, or use {no_pretrained} for random initialization"
+        )
+
+    def in_terms_of(
+        self, weights: str, no_pretrained: str, path: str | Path | None = None
+    ) -> WsolbenchError:
+        return WsolbenchError(self.advice(weights, no_pretrained), path)
+
+
 class MetadataError(WsolbenchError):
     """Malformed or inconsistent metadata (file and line always given when known)."""
 

@@ -164,40 +164,77 @@ def registry_of(kind: str) -> Registry:
 
 
 def create_method(name: str, **kwargs: Any):
-    """Build a registered method, e.g. ``create_method("cam", backbone="vgg16", num_classes=200)``."""
+    """Build a registered method (an ``nn.Module``), e.g.
+    ``create_method("cam", backbone="vgg16", num_classes=200)``.
+
+    Keywords: ``backbone`` (``list_backbones()``), ``num_classes``, ``pretrained`` (torchvision's
+    or timm's ImageNet weights: a download, else a ``WsolbenchError`` naming the file to fetch),
+    ``weights`` (a local state-dict file instead), ``large_feature_map``, then the method's own
+    hyperparameters (``wsolbench list methods`` shows them with their defaults).
+
+    The model takes ``images`` (N, 3, H, W) float32, ImageNet-normalized (any H, W the backbone
+    accepts; 224 as the references), and returns a dict: ``logits`` (N, num_classes) float32,
+    ``taps`` (name -> (N, C, h, w) features, SCG's inputs) and the method's own outputs.
+    ``model.class_maps(outputs, classes)`` with ``classes`` (N, k) int64 gives (N, k, h, w)
+    float32 raw class maps at feature resolution (any range: min-max them or pass them to a
+    post-processor), each computed as the reference computes that class's map.
+    """
     return METHODS.create(name, **kwargs)
 
 
 def create_backbone(name: str, **kwargs: Any):
+    """Build a registered backbone (``pretrained``, ``weights``, ``large_feature_map``,
+    ``inserts``). ``backbone(images)`` with (N, 3, H, W) float32 images returns
+    ``(features, taps)``: the last (N, C, h, w) feature map and a dict of named (N, C_i, h_i, w_i)
+    feature taps."""
     return BACKBONES.create(name, **kwargs)
 
 
 def create_postprocessor(name: str, **kwargs: Any):
+    """Build a registered post-processor (``none``, ``scg``), e.g.
+    ``create_postprocessor("scg", fo_th=0.1)``.
+
+    ``pp(cams, taps, image_size)``: ``cams`` (N, K, h, w) raw class maps of any range (or one
+    (N, h, w) map per image), ``taps`` a list of (N, C, h', w') features (SCG's; ignored by
+    ``none``), ``image_size`` ``(H, W)`` (or one per image) -> float32 maps in [0, 1] of shape
+    (N, K, H, W) (resp. (N, H, W)); a list of maps when the images' sizes differ.
+    """
     return POSTPROCESSORS.create(name, **kwargs)
 
 
 def create_explainer(name: str, **kwargs: Any):
-    """Build a registered explainer, e.g. ``create_explainer("gradcam++", target_layers=["layer4"])``."""
+    """Build a registered explainer, e.g. ``create_explainer("gradcam++", target_layers=["layer4"])``.
+
+    ``explainer(model, images, classes, outputs)``: ``images`` (N, 3, H, W) float32, ``classes``
+    (N, k) int64, ``outputs`` the model's forward dict -> (N, k, h, w) float32 class maps on the
+    model's device (pytorch-grad-cam's and torch-cam's in [0, 1] at input size; ``cam``: the
+    model's raw maps at feature resolution), ready for a post-processor and the protocols.
+    """
     return EXPLAINERS.create(name, **kwargs)
 
 
 def list_methods() -> list[str]:
+    """The registered methods' names, sorted."""
     return METHODS.names()
 
 
 def list_backbones() -> list[str]:
+    """The registered backbones' names, sorted."""
     return BACKBONES.names()
 
 
 def list_postprocessors() -> list[str]:
+    """The registered post-processors' names, sorted."""
     return POSTPROCESSORS.names()
 
 
 def list_explainers() -> list[str]:
+    """The registered explainers' names, sorted."""
     return EXPLAINERS.names()
 
 
 def list_protocols() -> list[str]:
+    """The registered evaluation protocols' names, sorted."""
     return PROTOCOLS.names()
 
 

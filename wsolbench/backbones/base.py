@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from wsolbench.errors import WsolbenchError
+from wsolbench.errors import MissingWeights, WsolbenchError
 
 # Keys of torchvision's full-model checkpoints that belong to the parts wsolevaluation drops
 # (classifier heads, auxiliary heads, removed blocks): ignored when loading a backbone.
@@ -188,19 +188,15 @@ def load_weights(
     if not pretrained:
         return None
     if torchvision_weights is None:
-        raise WsolbenchError(
-            f"backbone '{name}' has no pretrained weights: use pretrained=False "
-            "(--pretrained false) for random initialization, or weights=PATH (--weights PATH)"
-        )
+        raise MissingWeights(f"backbone '{name}' has no pretrained weights")
     try:
         state = torchvision_weights.get_state_dict(progress=False, check_hash=True)
     except Exception as error:  # offline, proxy, corrupted cache: all mean "no weights"
-        raise WsolbenchError(
+        raise MissingWeights(
             f"cannot get pretrained weights for backbone '{name}' ({type(error).__name__}: "
-            f"{error}). Download {torchvision_weights.url} on a machine with internet and pass "
-            "it with --weights PATH (weights=PATH), put it in the torch hub cache "
-            f"({torch.hub.get_dir()}/checkpoints), or use --pretrained false for random "
-            "initialization"
+            f"{error})",
+            url=torchvision_weights.url,
+            cache=f"{torch.hub.get_dir()}/checkpoints",
         ) from None
     _load_state(backbone, state, source=torchvision_weights.url)
     return state

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from wsolbench.backbones.base import Backbone, load_weights
-from wsolbench.errors import WsolbenchError
+from wsolbench.errors import MissingWeights, WsolbenchError
 from wsolbench.registry import register_backbone
 
 DEIT_SMALL_URL = "https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth"
@@ -121,11 +121,10 @@ class VisionTransformer(Backbone):
         except Exception as error:  # offline, proxy, hub errors: all mean "no weights"
             if not pretrained:
                 raise
-            raise WsolbenchError(
+            raise MissingWeights(
                 f"cannot get pretrained weights for backbone '{self.backbone_name}' "
-                f"({type(error).__name__}: {error}). Download {self.pretrained_url} on a "
-                "machine with internet and pass it with --weights PATH (weights=PATH), or use "
-                "--pretrained false for random initialization"
+                f"({type(error).__name__}: {error})",
+                url=self.pretrained_url,
             ) from None
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -202,8 +201,5 @@ class TinyViT(VisionTransformer):
 
     def _create(self, pretrained: bool) -> nn.Module:
         if pretrained:
-            raise WsolbenchError(
-                "backbone 'tinyvit' has no pretrained weights: use pretrained=False "
-                "(--pretrained false), or weights=PATH (--weights PATH)"
-            )
+            raise MissingWeights("backbone 'tinyvit' has no pretrained weights")
         return super()._create(False)

@@ -262,31 +262,37 @@ def _register_validate(commands) -> None:
         commands,
         "validate",
         help="Check a split folder (and optionally its files).",
-        description="Read and validate one metadata split folder; exits 0 with a summary "
-        "when valid, 2 with the offending file and line otherwise.",
+        description="Read and validate a metadata split folder, or each split of a folder "
+        "of splits (metadata/CUB: train, val, test); exits 0 with a summary when valid, 2 with "
+        "the offending file and line otherwise.",
     )
     p.add_argument(
         "--metadata-root",
         type=Path,
         required=True,
-        help="the split folder (e.g. metadata/CUB/test)",
+        metavar="DIR",
+        help="a split folder (e.g. metadata/CUB/test) or a folder of splits "
+        "(e.g. metadata/CUB: each split is validated)",
     )
     p.add_argument(
         "--image-root",
         type=Path,
         default=None,
+        metavar="DIR",
         help="check that every image exists here (default: not checked)",
     )
     p.add_argument(
         "--mask-root",
         type=Path,
         default=None,
+        metavar="DIR",
         help="open every mask here and check its size against its image (default: not checked)",
     )
     p.add_argument(
         "--num-classes",
         type=flag_type(Option(int, low=1, high=100_000)),
         default=None,
+        metavar="N",
         help="check every label is in 0..N-1 (default: labels are only checked to be >= 0)",
     )
     p.set_defaults(func=_validate)
@@ -418,23 +424,25 @@ def _swapped_note(names) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from wsolbench.data.metadata import check_labels, validate_files
+    from wsolbench.data.metadata import check_labels, read_split, split_folders, validate_files
 
-    split = _summaries(
-        args.metadata_root.parent, (args.metadata_root.name,), title=None, show=False
-    )[0]
-    check_labels(split, args.num_classes, what="--num-classes")
-    checked = []
-    if args.image_root is not None or args.mask_root is not None:
-        swapped = validate_files(split, args.image_root, args.mask_root)
-        _swapped_note([split.image_ids[i] for i in swapped])
-        checked = [
-            name
-            for name, root in (("images found", args.image_root), ("masks read", args.mask_root))
-            if root
-        ]
+    folders = split_folders(args.metadata_root)
+    rows = []
+    for folder in folders:
+        split = read_split(folder)
+        check_labels(split, args.num_classes, what="--num-classes")
+        if args.image_root is not None or args.mask_root is not None:
+            swapped = validate_files(split, args.image_root, args.mask_root)
+            _swapped_note([split.image_ids[i] for i in swapped])
+        rows.append((folder.name, split))
+    checked = [
+        name
+        for name, root in (("images found", args.image_root), ("masks read", args.mask_root))
+        if root
+    ]
     files = f"; {' and '.join(checked)}" if checked else ""
-    _print_table([(args.metadata_root.name, split)], f"valid: {args.metadata_root}{files}")
+    which = "" if folders == [args.metadata_root] else f" ({len(folders)} splits, each checked)"
+    _print_table(rows, f"valid: {args.metadata_root}{which}{files}")
     return 0
 
 

@@ -139,7 +139,8 @@ def register(subparsers) -> None:
         type=flag_type(Option(int, low=1, high=64)),
         default=4,
         metavar="N",
-        help="threads reading maps and masks ahead of scoring (default: %(default)s)",
+        help="threads reading maps and masks ahead of scoring, at most one per CPU "
+        "(default: %(default)s)",
     )
     parser.set_defaults(func=run)
 

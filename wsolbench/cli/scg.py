@@ -39,13 +39,25 @@ def register(subparsers) -> None:
         help="a checkpoint written by `wsolbench train` (required)",
     )
     figures.add_argument(
-        "--data",
-        required=True,
-        metavar="DIR",
-        help="dataset root with images/ and metadata/<split>/ (the synthetic layout) (required)",
+        "--metadata-root",
+        metavar="SPLIT",
+        default=None,
+        help="the split's metadata folder, e.g. metadata/CUB/test (with --image-root; or --data)",
     )
     figures.add_argument(
-        "--split", default="test", help="metadata split to draw from (default: %(default)s)"
+        "--image-root",
+        metavar="DIR",
+        default=None,
+        help="root the split's image ids are relative to (with --metadata-root)",
+    )
+    figures.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="instead: a dataset root with images/ and metadata/<split>/ (the synthetic layout)",
+    )
+    figures.add_argument(
+        "--split", default="test", help="--data's split to draw from (default: %(default)s)"
     )
     figures.add_argument(
         "--out", required=True, metavar="DIR", help="folder for the PNG files (required)"
@@ -108,6 +120,32 @@ def parse_points(items: list[str] | None) -> list[tuple[float, float]] | None:
     return points
 
 
+def figure_split(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The split's metadata folder and image root: ``--metadata-root`` with ``--image-root``
+    (any dataset, as `infer` and `evaluate` take it), or ``--data`` with ``--split``."""
+    if args.metadata_root is not None or args.image_root is not None:
+        if args.data is not None:
+            raise WsolbenchError(
+                "give --metadata-root with --image-root, or --data (with --split), not both"
+            )
+        if args.metadata_root is None or args.image_root is None:
+            missing = "--image-root" if args.image_root is None else "--metadata-root"
+            raise WsolbenchError(
+                f"{missing} is missing: --metadata-root SPLIT and --image-root DIR go together"
+            )
+        return Path(args.metadata_root), Path(args.image_root)
+    if args.data is None:
+        raise WsolbenchError(
+            "which images? give --metadata-root SPLIT --image-root DIR (e.g. metadata/CUB/test "
+            "and CUB_200_2011/images), or --data DIR of the synthetic layout"
+        )
+    data = Path(args.data)
+    metadata = data / "metadata" / args.split
+    if not metadata.is_dir():
+        raise WsolbenchError(f"no metadata folder for split '{args.split}'", metadata)
+    return metadata, data / "images"
+
+
 def run_figures(args: argparse.Namespace) -> int:
     from wsolbench.data.datasets import EvalDataset, check_images
     from wsolbench.data.metadata import read_split
@@ -123,19 +161,16 @@ def run_figures(args: argparse.Namespace) -> int:
 
     points = parse_points(args.points)
     check_device(args.device, "--device")
-    data = Path(args.data)
-    metadata = data / "metadata" / args.split
-    if not metadata.is_dir():
-        raise WsolbenchError(f"no metadata folder for split '{args.split}'", metadata)
-    declare_inputs(args.checkpoint, data)
+    metadata, image_root = figure_split(args)
+    declare_inputs(args.checkpoint, metadata, image_root)
     claim_folder(args.out, "figures folder (--out)", "scg-figures")
     device = resolve_device(args.device, "--device")
     checkpoint = load_checkpoint(args.checkpoint)
     image_size = args.image_size or trained_image_size(checkpoint, args.checkpoint)
     split = read_split(metadata)
-    check_images(split.subset(range(min(args.num_images, len(split)))), data / "images")
+    check_images(split.subset(range(min(args.num_images, len(split)))), image_root)
     model = model_from_checkpoint(checkpoint, args.checkpoint, device=device)
-    dataset = EvalDataset(split, data / "images", image_size)
+    dataset = EvalDataset(split, image_root, image_size)
     scg = SCG.from_preset(args.preset, variant=args.variant)
     written = render_scg_figures(
         model,

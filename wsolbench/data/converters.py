@@ -129,12 +129,23 @@ def convert_cub(
     else:
         splits["val"] = _wsolevaluation_val(Path(val_metadata), root / "images")
     splits["test"] = everything.subset(np.flatnonzero(~train_flags))
-    for name, split in splits.items():
-        if not len(split):
-            raise MetadataError(
-                f"the {name} split would be empty (check the split flags and --val-per-class)",
-                root / "train_test_split.txt",
-            )
+    # Why a split would be empty, and what to change. The spa style's val is drawn from train
+    # and stays in it (SPA trains on every training image), so --val-per-class never empties
+    # train: only the split flags (or the val metadata given) can.
+    flags = root / "train_test_split.txt"
+    reasons = {
+        "train": ("no image is marked 1 (train) in this file", flags),
+        "test": ("no image is marked 0 (test) in this file", flags),
+        "val": (
+            ("no image is marked 1 (train) in this file, and val is drawn from train", flags)
+            if style == "spa"
+            else ("the --val-metadata split lists no image", val_metadata)
+        ),
+    }
+    for name in ("train", "test", "val"):
+        if not len(splits[name]):
+            reason, path = reasons[name]
+            raise MetadataError(f"the {name} split would be empty: {reason}", path)
     for name, split in splits.items():
         write_split(split, Path(out_dir) / name)
     write_text(Path(out_dir) / STYLE_FILE, style + "\n")

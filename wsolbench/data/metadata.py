@@ -85,6 +85,36 @@ class Split:
 # ----------------------------------------------------------------------------- reading
 
 
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def split_folders(root: str | Path) -> list[Path]:
+    """The split folders ``root`` names: itself when it is one (it holds ``image_ids.txt``),
+    else its subfolders that are (``metadata/CUB`` -> train, val, test), train / val / test
+    first; an error with a hint when it is neither."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MetadataError("metadata folder not found", root)
+    if (root / IMAGE_IDS).exists():
+        return [root]
+    found = sorted(
+        (child for child in root.iterdir() if child.is_dir() and (child / IMAGE_IDS).exists()),
+        key=lambda child: (
+            SPLIT_ORDER.index(child.name) if child.name in SPLIT_ORDER else len(SPLIT_ORDER),
+            child.name,
+        ),
+    )
+    if not found:
+        inside = " (here: its metadata/ folder)" if (root / "metadata").is_dir() else ""
+        raise MetadataError(
+            f"neither a split nor a folder of splits: no {IMAGE_IDS} here or in a subfolder; "
+            "give a split folder (e.g. metadata/CUB/test) or the folder holding the splits "
+            f"(e.g. metadata/CUB){inside}",
+            root,
+        )
+    return found
+
+
 def read_split(metadata_dir: str | Path, require_localization: bool | None = None) -> Split:
     """Read and validate one split folder.
 

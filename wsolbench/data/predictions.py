@@ -14,8 +14,9 @@ TOP_K = 5
 
 
 def read_predictions(path: str | Path, image_ids: list[str]) -> np.ndarray:
-    """(N, 5) int64 predicted classes, best first, in the split's order; every image of the
-    split must have exactly one line, and every line an image of the split."""
+    """(N, 5) int64 predicted classes, best first, in the split's order (-1 past the classes a
+    line gives: a model of fewer than five classes has fewer); every image of the split must
+    have exactly one line, and every line an image of the split."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -30,9 +31,11 @@ def read_predictions(path: str | Path, image_ids: list[str]) -> np.ndarray:
         if not line.strip():
             continue
         fields = line.split(",")
-        if len(fields) != TOP_K + 1:
+        if not 2 <= len(fields) <= TOP_K + 1:  # fewer classes: a model with fewer than five
             raise MetadataError(
-                f"expected image_id and {TOP_K} classes, got {len(fields)} fields", path, number
+                f"expected image_id and 1 to {TOP_K} classes, got {len(fields)} fields",
+                path,
+                number,
             )
         image_id = fields[0]
         if image_id not in index:
@@ -45,7 +48,7 @@ def read_predictions(path: str | Path, image_ids: list[str]) -> np.ndarray:
             raise MetadataError("classes must be integers", path, number) from None
         if min(classes) < 0:
             raise MetadataError("classes must be non-negative", path, number)
-        out[index[image_id]] = classes
+        out[index[image_id], : len(classes)] = classes  # absent ranks stay -1 (no class)
         seen[index[image_id]] = True
     if not seen.all():
         missing = image_ids[int(np.flatnonzero(~seen)[0])]
@@ -64,6 +67,6 @@ def is_predictions_file(path: Path) -> bool:
         return False
     for line in lines:
         fields = line.split(",")
-        if len(fields) != TOP_K + 1 or not all(v.strip().isdigit() for v in fields[1:]):
+        if not 2 <= len(fields) <= TOP_K + 1 or not all(v.strip().isdigit() for v in fields[1:]):
             return False
     return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wsolbench.engine.device import DEVICE_OPTION, device_type
+from wsolbench.engine.workers import loader_workers
 from wsolbench.errors import WsolbenchError
 from wsolbench.identity import config_hash
 from wsolbench.options import Option, check
@@ -191,7 +192,8 @@ class TrainConfig:
     # its own RNG), so it is hashed; device and dtype enter the hash through `execution()`.
     workers: int = _field(
         4,
-        "data-loading processes (part of the run's identity: it changes augmentation)",
+        "data-loading processes, at most one per CPU (part of the run's identity: it "
+        "changes augmentation)",
         Option(int, low=0, high=256),
         metavar="N",
     )
@@ -283,6 +285,8 @@ class TrainConfig:
             )
         if self.resume and self.overwrite:
             raise WsolbenchError("resume and overwrite exclude each other", source)
+        # The workers this machine runs (its augmentation stream): what the hash records.
+        self.workers = loader_workers(self.workers)
 
     # -- locations ---------------------------------------------------------------------------
     def resolved_image_root(self) -> Path:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from wsolbench.engine import distributed
 from wsolbench.engine.progress import make_progress
+from wsolbench.engine.workers import loader_workers
 from wsolbench.errors import WsolbenchError
 
 
@@ -90,7 +91,7 @@ def predict(
         dataset,
         batch_size=batch_size,
         shuffle=False,
-        num_workers=workers,
+        num_workers=loader_workers(workers),
         collate_fn=_collate(),
         pin_memory=device.type == "cuda",
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wsolbench.engine.workers import loader_workers
 from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.evaluation import GroundTruth, MapBatch
 
@@ -58,7 +59,7 @@ class ScoreMapLoader:
     def __iter__(self) -> Iterator[MapBatch]:
         starts = list(range(0, len(self.split), self.batch_size))
         self._free: list[np.ndarray] = []  # batch arrays to reuse
-        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+        with ThreadPoolExecutor(max(1, loader_workers(self.workers))) as pool:
             pending: deque[tuple[int, np.ndarray | None, list[Future]]] = deque()
             queued = 0
             while queued < min(self.prefetch, len(starts)):

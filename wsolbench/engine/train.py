@@ -33,6 +33,7 @@ from wsolbench.engine.device import resolve_device, run_device  # noqa: F401  (r
 from wsolbench.engine.optim import build_optimizer, build_scheduler
 from wsolbench.engine.progress import TrainProgress
 from wsolbench.engine.seeding import derive_seed, seed_everything, seed_worker
+from wsolbench.engine.workers import loader_workers
 from wsolbench.errors import WsolbenchError
 from wsolbench.io import claim_folder, write_json
 from wsolbench.registry import COMMON_ARGUMENTS
@@ -227,7 +228,7 @@ def train(
         dataset,
         batch_size=config.batch_size // world,
         sampler=sampler,
-        num_workers=config.workers,
+        num_workers=loader_workers(config.workers),
         pin_memory=on_cuda,
         worker_init_fn=seed_worker,
         generator=loader_generator,
