@@ -38,7 +38,8 @@ oracle by ``tests/test_box_metrics.py`` on every family of ``tests/map_families.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from wsolbench.evaluation.union_find import (  # noqa: F401 (LEVELS re-exported)
     LEVELS,
@@ -84,9 +85,8 @@ def workspace(n, ndelta):
         np.empty(n, np.int32),  # xs, ys: their coordinates in that order
         np.empty(n, np.int32),
         np.empty(n, np.uint8),  # levels: u on the padded grid
-        np.empty(n, np.int32),  # enter: the level at which a pixel joins the exterior
+        np.zeros(n, np.int32),  # enter: the level at which a pixel joins the exterior (frame 0)
         np.empty(n, np.int32),  # flooded: the next pixel in its level's bucket (the flood)
-        np.zeros(n, np.int8),  # window: pixels in each 2x2 window
         np.empty(n, np.int32),  # parent
         np.empty(n, np.int32),  # size
         np.empty((n, 4), np.int32),  # box: x0, y0, x1, y1
@@ -103,20 +103,61 @@ def workspace(n, ndelta):
 @njit(cache=True)
 def level_hits(u, gt, deltas):
     """Per threshold T in 0..255 (mask ``u > T``) and IoU threshold: is the box correct?
+    ``u``: uint8 levels, or a float map in [0, 1] (then ``u = floor(s * 255)``, in its dtype).
 
-    Returns ``v1 (256, D) uint8`` (the largest contour's box) and ``v2 (256, D) uint8`` (any
-    contour's box).
+    Returns ``v1 (256, D) uint8`` (the largest contour's box), ``v2 (256, D) uint8`` (any
+    contour's box) and the largest level (-1: a value outside [0, 1] or NaN, nothing scored).
     """
     v1 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
     v2 = np.zeros((LEVELS, deltas.shape[0]), np.uint8)
     ws = workspace((u.shape[0] + 2) * (u.shape[1] + 2), deltas.shape[0])
-    _level_hits_into(u, gt, deltas, ws, v1, v2)
-    return v1, v2
+    top = _level_hits_into(u, gt, deltas, ws, v1, v2)
+    return v1, v2, top
+
+
+def _level_of(value):
+    """A map value's level: ``floor(value * 255)`` in its own float type, or -1 outside [0, 1]
+    or NaN; uint8 values are levels already."""
+
+
+@overload(_level_of, inline="always")
+def _level_of_typed(value):
+    if isinstance(value, types.Integer):
+        return lambda value: np.int64(value)
+    scale = np.float32(255) if value == types.float32 else np.float64(255)
+
+    def level(value):
+        if value >= 0 and value <= 1:
+            return np.int64(value * scale)
+        return np.int64(-1)
+
+    return level
 
 
 @njit(cache=True)
-def _level_hits_into(u, gt, deltas, ws, v1, v2):
-    height, width = u.shape
+def _pad_levels(s, levels, enter):
+    """One pass over a map: its levels on the padded grid (``floor(s * 255)`` in the map's own
+    dtype, as upstream's ``(scoremap * 255).astype(np.uint8)``; uint8 maps are levels already),
+    ``enter`` -1 inside for the flood, and the largest level; -1 if a value is outside [0, 1] or
+    NaN (checked before it is used as an index)."""
+    height, width = s.shape
+    wp = width + 2
+    top = 0
+    for y in range(height):
+        row = (y + 1) * wp + 1
+        for x in range(width):
+            level = _level_of(s[y, x])
+            if level < 0:
+                return -1
+            levels[row + x] = level
+            enter[row + x] = -1
+            top = max(top, level)
+    return top
+
+
+@njit(cache=True)
+def _level_hits_into(s, gt, deltas, ws, v1, v2):
+    height, width = s.shape
     (
         label,
         order,
@@ -125,7 +166,6 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         levels,
         enter,
         flooded,
-        window,
         parent,
         size,
         box,
@@ -146,6 +186,10 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
     if gt.shape[0] > 0:
         floor = deltas.min() * ((gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)).min()
     alive = np.zeros(deltas.shape[0], np.int64)
+    top = _pad_levels(s, levels, enter)
+    if top < 0:
+        return top
+    u = levels.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1]
     starts = _counting_order(u, order, xs, ys)
     label[:] = -1
     _outer_pass(
@@ -169,7 +213,7 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         empty_hits,
         v2,
     )
-    _flood_exterior(u, levels, enter, flooded)
+    _flood_exterior(height, width, levels, enter, flooded)
     label[:] = -1
     alive[:] = 0
     _hole_pass(
@@ -194,11 +238,9 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         leaving,
         v2,
     )
-    starts = _counting_order(
-        enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1], order, xs, ys
-    )
+    inside = enter.reshape(height + 2, width + 2)[1 : height + 1, 1 : width + 1]
+    starts = _counting_order(inside, order, xs, ys)
     label[:] = -1
-    window[:] = 0
     _filled_pass(
         order,
         xs,
@@ -216,10 +258,10 @@ def _level_hits_into(u, gt, deltas, ws, v1, v2):
         first,
         queue,
         tie_slot,
-        window,
         empty_hits,
         v1,
     )
+    return top
 
 
 @njit(cache=True, inline="always")
@@ -335,29 +377,25 @@ def _outer_pass(
 
 
 @njit(cache=True)
-def _flood_exterior(u, levels, enter, flooded):
-    """``enter`` (padded grid): for every pixel, the first level T at which it is background
-    (u <= T) connected to the border, i.e. the least, over 4-paths from it to the border, of the
-    largest u on the path. A priority flood from the border, level by level (one bucket list per
-    level, in ``flooded``): a pixel's level is final when it is first reached, as levels are
-    taken in increasing order, so every pixel is pushed and popped once, by neighbours."""
-    height, width = u.shape
+def _flood_exterior(height, width, levels, enter, flooded):
+    """``enter`` (padded grid, -1 inside and 0 on the frame on entry): for every pixel, the
+    first level T at which it is background (u <= T) connected to the border, i.e. the least,
+    over 4-paths from it to the border, of the largest u on the path. A priority flood from the
+    border, level by level (one bucket list per level, in ``flooded``): a pixel's level is final
+    when it is first reached, as levels are taken in increasing order, so every pixel is pushed
+    and popped once, by neighbours."""
     wp = width + 2
-    enter[:] = 0  # the frame: never pushed
     heads = np.full(LEVELS, -1, np.int32)
-    for y in range(height):
-        for x in range(width):
-            p = (y + 1) * wp + x + 1
-            levels[p] = u[y, x]
-            enter[p] = -1
-    for y in range(height):
-        for x in range(width):
-            if y == 0 or x == 0 or y == height - 1 or x == width - 1:
-                p = (y + 1) * wp + x + 1
-                level = u[y, x]
-                enter[p] = level
-                flooded[p] = heads[level]
-                heads[level] = p
+    for k in range(2 * (height + width)):  # the border pixels, each pushed once
+        if k < 2 * width:
+            p = (1 + (k % 2) * (height - 1)) * wp + 1 + k // 2
+        else:
+            p = (1 + (k - 2 * width) // 2) * wp + 1 + (k % 2) * (width - 1)
+        if enter[p] < 0:
+            level = levels[p]
+            enter[p] = level
+            flooded[p] = heads[level]
+            heads[level] = p
     offsets = _neighbour_offsets(width, 4)
     for level in range(LEVELS):
         while heads[level] >= 0:
@@ -450,12 +488,18 @@ def _hole_pass(
                 v2[value, d] = 1
 
 
-@njit(cache=True, inline="always")
-def _fill(window, w):
-    """One more pixel in window ``w``; 1 if it now holds 3 or 4 (half a pixel of area)."""
-    count = window[w] + 1
-    window[w] = count
-    return np.int64(count >= 3)
+def _window_growth() -> np.ndarray:
+    """For each mask of added 8-neighbours (ring NW N NE E SE S SW W), how much a new pixel adds
+    to the doubled contour area: each of its four 2x2 windows that then holds 3 or 4 pixels
+    (2 or 3 others already in) adds 1, i.e. half a pixel of area."""
+    windows = ((0, 1, 7), (1, 2, 3), (3, 4, 5), (5, 6, 7))  # the other three pixels of each
+    table = np.zeros(256, np.int64)
+    for mask in range(256):
+        table[mask] = sum(sum((mask >> j) & 1 for j in w) >= 2 for w in windows)
+    return table
+
+
+GROWTH8 = _window_growth()
 
 
 @njit(cache=True, inline="always")
@@ -508,7 +552,6 @@ def _filled_pass(
     first,
     tied,
     tie_slot,
-    window,
     empty_hits,
     v1,
 ):
@@ -570,12 +613,9 @@ def _filled_pass(
                     if winner == root:
                         winner = -1
             label[p] = root
-            # The 2x2 windows of the (H + 1) x (W + 1) grid that hold the pixel; one that
-            # now holds 3 or 4 pixels adds 1/2 to the area (a window over the frame holds 2 or
-            # fewer: no bounds to check).
-            w = y * (width + 1) + x
-            grown = _fill(window, w) + _fill(window, w + 1)
-            grown += _fill(window, w + width + 1) + _fill(window, w + width + 2)
+            # The four 2x2 windows that hold the pixel: one that now holds 3 or 4 added pixels
+            # adds 1/2 to the area (the frame is never added: no bounds to check).
+            grown = GROWTH8[mask]
             if grown:
                 area = area2[root] + grown
                 area2[root] = area
@@ -590,13 +630,17 @@ def _filled_pass(
 
 @njit(cache=True, parallel=True, nogil=True)  # nogil: maps load while a batch is scored
 def batch_level_hits(u, gt, gt_offsets, deltas, chunks=2):
-    """``level_hits`` for a batch ``u (N, H, W)``; GT boxes of image i are
-    ``gt[gt_offsets[i]:gt_offsets[i + 1]]``. ``chunks`` threads each reuse one workspace."""
+    """``level_hits`` for a batch ``u (N, H, W)`` (uint8 levels or float maps); GT boxes of
+    image i are ``gt[gt_offsets[i]:gt_offsets[i + 1]]``. ``chunks`` threads each reuse one
+    workspace. Returns v1, v2 and each map's largest level (-1: not in [0, 1], not scored)."""
     count = u.shape[0]
     v1 = np.zeros((count, LEVELS, deltas.shape[0]), np.uint8)
     v2 = np.zeros((count, LEVELS, deltas.shape[0]), np.uint8)
+    tops = np.zeros(count, np.int64)
     for c in prange(chunks):
         ws = workspace((u.shape[1] + 2) * (u.shape[2] + 2), deltas.shape[0])
         for i in range(c, count, chunks):
-            _level_hits_into(u[i], gt[gt_offsets[i] : gt_offsets[i + 1]], deltas, ws, v1[i], v2[i])
-    return v1, v2
+            tops[i] = _level_hits_into(
+                u[i], gt[gt_offsets[i] : gt_offsets[i + 1]], deltas, ws, v1[i], v2[i]
+            )
+    return v1, v2, tops

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numba import njit
 
 from wsolbench.errors import ScoreMapError
 
@@ -48,6 +49,56 @@ def load_scoremap(
             path,
         )
     return scoremap
+
+
+def layout_header(path: str | Path, shape: tuple[int, ...], dtype=np.float64) -> bytes | None:
+    """The bytes before the data of a .npy file (magic, version, header) when they describe a
+    C-order array of ``shape`` and the native ``dtype``, for ``read_scoremap_into`` to recognise
+    the files of that layout; None otherwise (or unreadable: the safe path reports it)."""
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            found, fortran, found_dtype = read(file)
+            size = file.tell()
+            file.seek(0)
+            header = file.read(size)
+    except (OSError, ValueError):
+        return None
+    if fortran or tuple(found) != tuple(shape) or found_dtype != np.dtype(dtype).newbyteorder("="):
+        return None
+    return header
+
+
+def read_scoremap_into(path: str | Path, out: np.ndarray, header: bytes) -> bool:
+    """The fast path of ``load_scoremap`` for maps of one layout (wsolevaluation writes every map
+    alike): when the file starts with ``header`` (that of a map ``load_scoremap`` accepted, whose
+    dtype and shape are ``out``'s), read its data straight into ``out`` and check it in one pass.
+    False when anything differs (another header, a short file, a value outside [0, 1] or NaN):
+    then ``load_scoremap`` reads the file and names what is wrong."""
+    try:
+        with open(path, "rb", buffering=0) as file:
+            if file.read(len(header)) != header:
+                return False
+            data = memoryview(out).cast("B")
+            if file.readinto(data) != len(data):
+                return False
+    except OSError:
+        return False
+    return in_unit_range(out)
+
+
+@njit(cache=True, nogil=True)
+def in_unit_range(values) -> bool:
+    """Every value finite and in [0, 1] (one pass, no temporaries; NaN fails the test)."""
+    for v in values.ravel():
+        if not (v >= 0 and v <= 1):
+            return False
+    return True
 
 
 MAX_SIDE = 16384  # a larger map is a corrupt header, not a score map

@@ -243,3 +243,26 @@ def test_quantize_in_chunks_equals_the_whole_batch(dtype):
     maps[0, 0, 0], maps[69, 8, 6] = 1.0, 0.0
     assert torch.equal(quantize(maps, chunk=32), (maps * 255).to(torch.uint8))
     assert quantize(maps[:0]).shape == (0, 9, 7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_quantization_equals_torchs(dtype):
+    """CPU maps are quantized inside the kernel; maps on another device by ``quantize``: both
+    give ``floor(s * 255)`` in the map's dtype, also at the edges of every level."""
+    from wsolbench.evaluation.boxes import quantize
+    from wsolbench.evaluation.level_sets import batch_level_hits
+
+    edges = (np.arange(256) / 255).astype(dtype)
+    values = np.concatenate(
+        [edges, np.nextafter(edges, dtype(0)), np.nextafter(edges, dtype(1)), [0.0, 1.0]]
+    ).astype(dtype)
+    rng = np.random.default_rng(0)
+    maps = np.stack([rng.permutation(values)[:400].reshape(20, 20) for _ in range(4)])
+    gt, offsets, deltas = np.array([[2, 2, 12, 15]] * 4), np.arange(5), np.array([30, 50, 70])
+    levels = quantize(torch.from_numpy(maps)).numpy()
+    v1, v2, tops = batch_level_hits(maps, gt, offsets, deltas, 2)
+    w1, w2, levels_top = batch_level_hits(levels, gt, offsets, deltas, 2)
+    assert np.array_equal(tops, levels.reshape(4, -1).max(1)) and np.array_equal(tops, levels_top)
+    assert np.array_equal(v1, w1) and np.array_equal(v2, w2) and v2.any()
+    maps[2, 3, 4] = np.nan
+    assert batch_level_hits(maps, gt, offsets, deltas, 2)[2].tolist() == [255, 255, -1, 255]

@@ -7,6 +7,7 @@ import torch
 
 from wsolbench.data.metadata import read_split
 from wsolbench.engine.map_loader import ScoreMapLoader
+from wsolbench.errors import ScoreMapError
 from wsolbench.evaluation import Evaluator, create_protocols, evaluate_scoremaps, rescale_boxes
 
 
@@ -72,3 +73,26 @@ def test_maps_of_several_sizes_are_scored_per_size(tmp_path):
     expected = evaluate_scoremaps(arrays, gt, cam_curve_interval=0.01)
     got = _counts(ScoreMapLoader(split, root, batch_size=3))
     assert got["box_correct_counts_v1"] == expected["box_correct_counts_v1"]
+
+
+def test_maps_of_another_layout_or_bad_are_read_by_the_safe_path(tmp_path):
+    """Maps laid out as the first one are read straight into the batch; any other file (another
+    byte order, order or dtype) goes through ``load_scoremap``, and a bad one is named."""
+    split, root, arrays, _ = _split(tmp_path, [(16, 20)] * 5)
+    np.save(root / "img1.jpg.npy", arrays[1].astype(">f8"))
+    np.save(root / "img2.jpg.npy", np.asfortranarray(arrays[2]))
+    arrays[3] = arrays[3].astype(np.float32)
+    np.save(root / "img3.jpg.npy", arrays[3])
+    (batch,) = list(ScoreMapLoader(split, root, batch_size=8))
+    assert torch.equal(batch.scoremaps, torch.from_numpy(np.stack(arrays).astype(np.float64)))
+    bad = arrays[4].copy()
+    bad[5, 5] = np.nan
+    np.save(root / "img4.jpg.npy", bad)
+    with pytest.raises(ScoreMapError, match="NaN") as error:
+        list(ScoreMapLoader(split, root, batch_size=8))
+    assert "img4.jpg.npy" in str(error.value)
+    np.save(root / "img2.jpg.npy", arrays[2])  # the first layout, truncated
+    (root / "img2.jpg.npy").write_bytes((root / "img2.jpg.npy").read_bytes()[:-8])
+    with pytest.raises(ScoreMapError, match="not a valid .npy") as error:
+        list(ScoreMapLoader(split, root, batch_size=8))
+    assert "img2.jpg.npy" in str(error.value)

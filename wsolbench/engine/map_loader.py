@@ -7,7 +7,9 @@ the split's order, so the results do not depend on the number of threads. Maps o
 read straight into one (N, H, W) array per batch, from a ring of ``prefetch + 1`` arrays reused
 for the whole split: fresh memory costs a page fault per 4 KiB, about as much as reading the map.
 A batch's maps are therefore valid until the next batch is asked for (the evaluator keeps counts,
-not maps).
+not maps). Maps laid out as the first one (same .npy header: float64, C order, one shape) are read
+with one ``readinto`` each and checked in one pass (``read_scoremap_into``); any other file
+goes through ``load_scoremap``, which names what is wrong with it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from wsolbench.errors import ScoreMapError, WsolbenchError
 from wsolbench.evaluation import GroundTruth, MapBatch
 
 BATCH = 256
+CHUNK = 16  # maps per reading task
 
 
 class ScoreMapLoader:
@@ -70,7 +73,8 @@ class ScoreMapLoader:
                 if queued < len(starts):  # keep `prefetch` batches in flight
                     pending.append(self._submit(pool, starts[queued]))
                     queued += 1
-                yield self._collate([future.result() for future in futures], start, stack)
+                items = [item for future in futures for item in future.result()]
+                yield self._collate(items, start, stack)
                 previous = stack
 
     def _submit(self, pool: ThreadPoolExecutor, start: int):
@@ -82,8 +86,13 @@ class ScoreMapLoader:
         if shape is not None:
             stack = self._free.pop() if self._free else np.empty((self.batch_size, *shape))
             stack = stack[: stop - start]
-        futures = [pool.submit(self._load, i, stack, i - start) for i in range(start, stop)]
+        chunks = [range(i, min(i + CHUNK, stop)) for i in range(start, stop, CHUNK)]
+        futures = [pool.submit(self._load_chunk, chunk, stack, start) for chunk in chunks]
         return start, stack, futures
+
+    def _load_chunk(self, indices: range, stack: np.ndarray | None, start: int) -> list[dict]:
+        """A few maps per task: a task per map costs as much as reading the map."""
+        return [self._load(i, stack, i - start) for i in indices]
 
     def _shape(self) -> tuple[int, int] | None:
         """The shape every map will have ('minmax' resizes to it), or the first map's shape
@@ -91,17 +100,33 @@ class ScoreMapLoader:
         if self.normalize == "minmax":
             return (self.map_size, self.map_size)
         if not hasattr(self, "_first_shape"):
-            from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+            from wsolbench.evaluation.scoremaps import layout_header, load_scoremap, scoremap_path
 
             first = scoremap_path(self.root, self.split.image_ids[0]) if len(self.split) else None
             self._first_shape = load_scoremap(first).shape if first is not None else None
+            # Maps laid out as the first one (checked) are read straight into the batch.
+            self._header = None if first is None else layout_header(first, self._first_shape)
         return self._first_shape
 
     def _load(self, index: int, stack: np.ndarray | None, row: int) -> dict:
         from wsolbench.data.datasets import read_masks
-        from wsolbench.evaluation.scoremaps import load_scoremap, scoremap_path
+        from wsolbench.evaluation.scoremaps import (
+            load_scoremap,
+            read_scoremap_into,
+            scoremap_path,
+        )
 
         path = scoremap_path(self.root, self.split.image_ids[index])
+        item = {"scoremap": None}
+        if self.mask_root is not None:
+            item["mask"], item["ignore"] = read_masks(self.split, index, self.mask_root)
+        header = getattr(self, "_header", None)  # set for 'none' only
+        if (
+            stack is not None
+            and header is not None
+            and read_scoremap_into(path, stack[row], header)
+        ):
+            return item  # the usual case: in the batch's array, checked
         scoremap = load_scoremap(path, self.normalize, size=(self.map_size,) * 2)
         if self.normalize != "none" and (  # ('none': load_scoremap checked it)
             not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1
@@ -110,9 +135,7 @@ class ScoreMapLoader:
         if stack is not None and scoremap.shape == stack.shape[1:]:
             stack[row] = scoremap
             scoremap = None  # in the batch's array
-        item = {"scoremap": scoremap}
-        if self.mask_root is not None:
-            item["mask"], item["ignore"] = read_masks(self.split, index, self.mask_root)
+        item["scoremap"] = scoremap
         return item
 
     def _collate(self, items: list[dict], start: int, stack: np.ndarray | None) -> MapBatch:
