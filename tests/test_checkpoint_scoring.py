@@ -1,10 +1,9 @@
 """A method entry given a checkpoint (``checkpoint = PATH`` in a suite, ``bench --checkpoint
 LABEL=PATH``): scored as it is under every protocol of the suite, nothing trained, the weights'
-sha256 in every row; a checkpoint that disagrees with its entry is refused before any work."""
+hash in every row; a checkpoint that disagrees with its entry is refused before any work."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from engine_helpers import TINY_SUITE
 
 from wsolbench.cli import main
+from wsolbench.engine.checkpoint import checkpoint_hash
 from wsolbench.suite import load_suite
 
 VALUES = ["dataset", "split", "backbone", "method", "postprocessor", "protocol", "metric"]
@@ -45,10 +45,6 @@ def bench(tmp_path: Path, data: Path, *extra) -> list:
     ]
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_a_checkpoint_entry_is_scored_as_the_trained_run_is_without_training(
     tiny_bench, tmp_path, capsys
 ):
@@ -69,7 +65,8 @@ def test_a_checkpoint_entry_is_scored_as_the_trained_run_is_without_training(
     assert len(merged) == len(ours) == len(trained)
     assert (merged["value"] == merged["value_trained"]).all()
     for label, path in (("cam", cam), ("spa", spa)):
-        assert set(ours.loc[ours["method"] == label, "checkpoint_hash"]) == {sha256(path)}
+        # the hash of the weights themselves (identity.weights_hash), as a trained run's
+        assert set(ours.loc[ours["method"] == label, "checkpoint_hash"]) == {checkpoint_hash(path)}
     # A second run reads the cached scores; another checkpoint is another run folder.
     code, err = run(argv, capsys)
     assert code == 0, err

@@ -139,7 +139,7 @@ def test_a_new_protocol_flows_through_bench_bootstrap_and_every_report(
     console = Console(width=200, record=True)
     results = bench_module.run_bench(
         suite, runs_dir=bench.runs, out_dir=tmp_path / "lb", device="cpu", console=console,
-        progress=False,
+        progress=False, verbose=True,  # every table in the terminal, the toy's included
     )  # fmt: skip
     rows = results[results["protocol"] == "pointing"]
     assert set(rows["metric"]) == {"PeakInBox"} and len(rows) == 4  # 2 methods x 2 pp
