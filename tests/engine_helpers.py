@@ -79,6 +79,26 @@ batch_size = 8
 """.replace("SYNTHETIC", _SYNTHETIC)
 
 
+def tiny_bench_argv(folder: Path, data: Path, *flags, toml: str = "") -> list:
+    """`wsolbench bench` on TINY_SUITE over `data` (plus `toml` appended to the suite file), its
+    runs, leaderboard and suite file under `folder`, on the CPU without progress bars."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "suite.toml").write_text(TINY_SUITE.format(root=data) + toml)
+    return [
+        "bench",
+        "--suite",
+        folder / "suite.toml",
+        "--runs-dir",
+        folder / "runs",
+        "--out",
+        folder / "lb",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *flags,
+    ]
+
+
 def load_tiny_suite(folder: Path, data: Path, overrides: list[str] = ()):
     """The tiny suite on the dataset at `data`, written to `folder`/tiny.toml and loaded."""
     from wsolbench.suite import load_suite

@@ -5,12 +5,11 @@ hash in every row; a checkpoint that disagrees with its entry is refused before 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from engine_helpers import TINY_SUITE
+from engine_helpers import TINY_SUITE, tiny_bench_argv
 
 from wsolbench.cli import main
 from wsolbench.engine.checkpoint import checkpoint_hash
@@ -27,24 +26,6 @@ def run(argv, capsys) -> tuple[int, str]:
     return code, captured.err.strip()
 
 
-def bench(tmp_path: Path, data: Path, *extra) -> list:
-    tmp_path.mkdir(exist_ok=True)
-    (tmp_path / "suite.toml").write_text(TINY_SUITE.format(root=data))
-    return [
-        "bench",
-        "--suite",
-        tmp_path / "suite.toml",
-        "--runs-dir",
-        tmp_path / "runs",
-        "--out",
-        tmp_path / "lb",
-        "--device",
-        "cpu",
-        "--no-progress",
-        *extra,
-    ]
-
-
 def test_a_checkpoint_entry_is_scored_as_the_trained_run_is_without_training(
     tiny_bench, tmp_path, capsys
 ):
@@ -53,7 +34,7 @@ def test_a_checkpoint_entry_is_scored_as_the_trained_run_is_without_training(
     cam, spa = tmp_path / "cam.pt", tmp_path / "spa.pt"
     shutil.copy(tiny_bench.checkpoint("cam"), cam)
     shutil.copy(tiny_bench.checkpoint("spa"), spa)
-    argv = bench(tmp_path, tiny_bench.suite.dataset["root"], "--set", "methods.spa={}")
+    argv = tiny_bench_argv(tmp_path, tiny_bench.suite.dataset["root"], "--set", "methods.spa={}")
     argv += ["--checkpoint", f"cam={cam}", "--checkpoint", f"spa={spa}"]
     code, err = run(argv, capsys)
     assert code == 0, err
@@ -102,7 +83,7 @@ def test_a_checkpoint_that_is_not_the_entrys_model_is_refused_up_front(
 ):
     weights = tmp_path / "cam.pt"
     shutil.copy(tiny_bench.checkpoint("cam"), weights)
-    argv = bench(tmp_path, tiny_bench.suite.dataset["root"], *extra)
+    argv = tiny_bench_argv(tmp_path, tiny_bench.suite.dataset["root"], *extra)
     code, err = run([*argv, "--checkpoint", f"cam={weights}"], capsys)
     assert code == 2 and "methods.cam.checkpoint" in err and message in err, err
     assert str(weights) in err  # names the file
@@ -116,7 +97,7 @@ def test_the_entrys_hyperparameters_build_the_model_and_its_tensors_must_fit(
     model, the checkpoint gives the weights; weights that do not fit it are refused up front."""
     weights = tmp_path / "spa.pt"
     shutil.copy(tiny_bench.checkpoint("spa"), weights)
-    argv = bench(
+    argv = tiny_bench_argv(
         tmp_path / "a", tiny_bench.suite.dataset["root"], "--set", "methods.spa={alpha=0.0}"
     )
     code, err = run([*argv, "--methods", "spa", "--checkpoint", f"spa={weights}"], capsys)
@@ -130,7 +111,9 @@ def test_the_entrys_hyperparameters_build_the_model_and_its_tensors_must_fit(
     dropped = sorted(payload["model"])[-1]
     del payload["model"][dropped]
     torch.save(payload, tmp_path / "partial.pt")
-    argv = bench(tmp_path / "b", tiny_bench.suite.dataset["root"], "--set", "methods.spa={}")
+    argv = tiny_bench_argv(
+        tmp_path / "b", tiny_bench.suite.dataset["root"], "--set", "methods.spa={}"
+    )
     code, err = run([*argv, "--checkpoint", f"spa={tmp_path / 'partial.pt'}"], capsys)
     assert code == 2 and f"{dropped}: absent in the checkpoint" in err, err
     assert not (tmp_path / "b" / "runs").exists()
@@ -153,7 +136,8 @@ def test_a_bad_checkpoint_flag_is_one_line(tiny_bench, tmp_path, capsys, given, 
         garbage=tmp_path / "garbage.pt",
     )
     code, err = run(
-        [*bench(tmp_path, tiny_bench.suite.dataset["root"]), "--checkpoint", given], capsys
+        [*tiny_bench_argv(tmp_path, tiny_bench.suite.dataset["root"]), "--checkpoint", given],
+        capsys,
     )
     assert code == 2 and message in err, err
     assert not (tmp_path / "runs").exists()
@@ -164,7 +148,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_before_scoring(tiny_bench, tmp
     key = next(iter(payload["model"]))
     payload["model"][key] = payload["model"][key].clone().fill_(float("nan"))
     torch.save(payload, tmp_path / "nan.pt")
-    argv = bench(
+    argv = tiny_bench_argv(
         tmp_path, tiny_bench.suite.dataset["root"], "--checkpoint", f"cam={tmp_path / 'nan.pt'}"
     )
     code, err = run(argv, capsys)

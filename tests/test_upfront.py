@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_helpers import TINY_SUITE, snapshot
+from engine_helpers import TINY_SUITE, snapshot, tiny_bench_argv
 from PIL import Image
 
 from wsolbench.cli import main
@@ -30,22 +30,6 @@ def data(tiny_data, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_data, tmp_path / "data"))
 
 
-def bench_argv(tmp_path: Path, data: Path, extra: str = "") -> list:
-    (tmp_path / "suite.toml").write_text(TINY_SUITE.format(root=data) + extra)
-    return [
-        "bench",
-        "--suite",
-        tmp_path / "suite.toml",
-        "--runs-dir",
-        tmp_path / "runs",
-        "--out",
-        tmp_path / "lb",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
-
-
 def first(data: Path, split: str) -> str:
     return (data / "metadata" / split / "image_ids.txt").read_text().splitlines()[0]
 
@@ -59,7 +43,7 @@ def assert_nothing_trained(tmp_path: Path) -> None:
 
 def test_a_missing_test_image_is_found_before_training(data, tmp_path, capsys):
     (data / "images" / first(data, "test")).unlink()
-    code, err = run(bench_argv(tmp_path, data), capsys)
+    code, err = run(tiny_bench_argv(tmp_path, data), capsys)
     assert code == 2 and "not found" in err and "test/image_ids.txt:1" in err, err
     assert_nothing_trained(tmp_path)
 
@@ -68,20 +52,20 @@ def test_an_image_of_another_size_than_image_sizes_says_is_found_before_training
     data, tmp_path, capsys
 ):
     Image.new("RGB", (7, 5)).save(data / "images" / first(data, "val"))
-    code, err = run(bench_argv(tmp_path, data), capsys)
+    code, err = run(tiny_bench_argv(tmp_path, data), capsys)
     assert code == 2 and "is 7x5, image_sizes.txt says" in err and "val/image_ids.txt:1" in err
     assert_nothing_trained(tmp_path)
 
 
 def test_an_unknown_explainer_layer_is_found_before_training(data, tmp_path, capsys):
     extra = '[explainers.cam]\n[explainers.g]\nexplainer = "gradcam"\ntarget_layers = ["backbone.nope"]\n'
-    code, err = run(bench_argv(tmp_path, data, extra), capsys)
+    code, err = run(tiny_bench_argv(tmp_path, data, toml=extra), capsys)
     assert code == 2 and "explainers.g on cam" in err and "no layer 'backbone.nope'" in err, err
     assert_nothing_trained(tmp_path)
 
 
 def test_a_missing_mask_root_is_found_before_training(data, tmp_path, capsys):
-    argv = bench_argv(tmp_path, data)
+    argv = tiny_bench_argv(tmp_path, data)
     text = (tmp_path / "suite.toml").read_text()
     text = text.replace(
         'kind = "synthetic"',
@@ -97,7 +81,7 @@ def test_a_missing_mask_root_is_found_before_training(data, tmp_path, capsys):
 def test_a_checkpoint_to_resume_with_malformed_fields_is_refused_before_training(
     data, tmp_path, capsys, tiny_run
 ):
-    argv = bench_argv(tmp_path, data)
+    argv = tiny_bench_argv(tmp_path, data)
     from wsolbench.bench import prepare_data
     from wsolbench.runs import RunFolder
     from wsolbench.suite import load_suite
@@ -175,7 +159,7 @@ def test_bench_never_assumes_a_named_root_is_synthetic(tmp_path, capsys):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "photo.png").write_bytes(b"mine")
-    argv = bench_argv(tmp_path, theirs)
+    argv = tiny_bench_argv(tmp_path, theirs)
     text = (tmp_path / "suite.toml").read_text().replace('kind = "synthetic"\n', "")
     (tmp_path / "suite.toml").write_text(text)
     code, err = run(argv, capsys)
